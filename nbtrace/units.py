@@ -1,0 +1,169 @@
+"""Units a tap can hold, their dimensions, and the conversion factors that explain a scale error.
+
+A spec declares the unit a value *actually* holds (``scattering_vec_A_inv`` holds m⁻¹).
+When port/reference is a constant ratio, :func:`explain_factor` names it: 1e10 is "Å where m
+was expected" for a length, 1e-10 is "Å⁻¹ vs m⁻¹" for an inverse length, and so on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from nbtrace.errors import SpecError
+
+
+class Unit(NamedTuple):
+    name: str
+    dimension: str  # "length", "inverse_length", "area", "angle", "solid_angle", ...
+    to_si: float  # value_in_si = value * to_si
+
+
+_UNITS: dict[str, Unit] = {}
+
+
+def _add(dimension: str, to_si: float, *names: str) -> None:
+    for n in names:
+        _UNITS[n] = Unit(names[0], dimension, to_si)
+
+
+_add("dimensionless", 1.0, "1", "-", "", "dimensionless", "unit", "unit_vector", "ratio", "fraction")
+_add("count", 1.0, "count", "int", "flag", "index")
+_add("length", 1.0, "m", "meter", "meters", "metre", "metres")
+_add("length", 1e-3, "mm", "millimeter", "millimeters")
+_add("length", 1e-6, "um", "µm", "micron", "microns")
+_add("length", 1e-9, "nm")
+_add("length", 1e-10, "A", "Å", "angstrom", "angstroms", "Angstrom")
+_add("inverse_length", 1.0, "m^-1", "1/m", "m-1", "m⁻¹")
+_add("inverse_length", 1e3, "mm^-1", "1/mm", "mm-1", "mm⁻¹")
+_add("inverse_length", 1e10, "A^-1", "1/A", "A-1", "Å^-1", "Å⁻¹", "A_inv")
+_add("area", 1.0, "m^2", "m2", "m²")
+_add("area", 1e-6, "mm^2", "mm2", "mm²")
+_add("area", 1e-20, "A^2", "A2", "Å²")
+_add("angle", 1.0, "rad", "radian", "radians")
+_add("angle", math.pi / 180.0, "deg", "degree", "degrees", "°")
+_add("angle", 1e-3, "mrad")
+_add("solid_angle", 1.0, "sr", "steradian")
+_add("photons", 1.0, "photons", "photon", "counts")
+_add("fluence", 1.0, "photons/m^2", "photons/m2", "ph/m^2", "ph/m2")
+_add("fluence", 1e6, "photons/mm^2", "photons/mm2", "ph/mm^2")
+_add("electrons", 1.0, "electrons", "e", "e-")
+_add("intensity", 1.0, "electrons^2", "F^2")
+_add("time", 1.0, "s", "second", "seconds")
+_add("string", 1.0, "string", "text")
+
+
+def parse_unit(text: str) -> Unit:
+    """The unit named ``text``; raises SpecError listing known names when unknown."""
+    key = str(text).strip()
+    if key in _UNITS:
+        return _UNITS[key]
+    raise SpecError(
+        f"unknown unit {text!r}",
+        hint="use one of: " + ", ".join(sorted({u.name for u in _UNITS.values()})),
+    )
+
+
+def known_units() -> list[str]:
+    return sorted({u.name for u in _UNITS.values()})
+
+
+# Name suffixes real traces use, for scaffolding a spec from a trace (`nbtrace taps init`).
+SUFFIX_UNITS: tuple[tuple[str, str], ...] = (
+    ("_A_inv", "A^-1"),
+    ("_meters", "m"),
+    ("_metres", "m"),
+    ("_m", "m"),
+    ("_mm", "mm"),
+    ("_um", "um"),
+    ("_angstroms", "A"),
+    ("_angstrom", "A"),
+    ("_A", "A"),
+    ("_sr", "sr"),
+    ("_rad", "rad"),
+    ("_deg", "deg"),
+    ("_mrad", "mrad"),
+    ("_per_m2", "photons/m^2"),
+    ("_vec", "1"),
+    ("_sqr", "m^2"),
+)
+
+
+def guess_unit(name: str) -> str:
+    """A unit guessed from a tap name's suffix ("1" when nothing matches)."""
+    for suffix, unit in SUFFIX_UNITS:
+        if name.endswith(suffix):
+            return unit
+    return "1"
+
+
+class NamedFactor(NamedTuple):
+    factor: float  # port / reference
+    meaning: str
+
+
+def _unit_pairs(dimension: str) -> list[NamedFactor]:
+    """Every ratio between two distinct units of one dimension, with its meaning."""
+    units = {u.name: u for u in _UNITS.values() if u.dimension == dimension}
+    out: list[NamedFactor] = []
+    for a in units.values():
+        for b in units.values():
+            if a.name == b.name:
+                continue
+            # a value meant in unit b but held in unit a is multiplied by b.to_si / a.to_si
+            factor = b.to_si / a.to_si
+            out.append(NamedFactor(factor, f"{_pretty(a.name)} where {_pretty(b.name)} was expected"))
+    return out
+
+
+_PRETTY = {"A": "Å", "A^-1": "Å⁻¹", "m^-1": "m⁻¹", "mm^-1": "mm⁻¹", "um": "µm", "m^2": "m²",
+           "mm^2": "mm²", "A^2": "Å²", "deg": "degrees", "rad": "radians"}
+
+
+def _pretty(name: str) -> str:
+    return _PRETTY.get(name, name)
+
+
+# Dimensions whose conversions also explain squared factors of another dimension.
+_SQUARE_OF = {"area": "length", "fluence": "length", "solid_angle": "length", "intensity": "length"}
+
+
+def named_factors(dimension: str) -> list[NamedFactor]:
+    """Factors that a unit or convention mistake in a value of ``dimension`` produces.
+
+    Always includes the pure conventions (2π, its inverse, sign handled elsewhere); for a
+    dimension with units, every cross-unit ratio; for areas and fluences the squares of the
+    length conversions ("(mm→m)²: a squared unit").
+    """
+    out = list(_unit_pairs(dimension))
+    if dimension in ("length", "inverse_length"):
+        # crystallographic (1/d) vs physics (2π/d) convention
+        out.append(NamedFactor(2 * math.pi, "an extra 2π: physics (q = 2π/d) vs crystallographic (1/d) convention"))
+        out.append(NamedFactor(1 / (2 * math.pi), "a missing 2π: crystallographic vs physics convention"))
+    if dimension in ("dimensionless", "angle"):
+        out.append(NamedFactor(2 * math.pi, "an extra 2π"))
+        out.append(NamedFactor(1 / (2 * math.pi), "a missing 2π"))
+        out.append(NamedFactor(math.pi / 180, "degrees converted twice (×π/180)"))
+        out.append(NamedFactor(180 / math.pi, "radians read as degrees (×180/π)"))
+    base = _SQUARE_OF.get(dimension)
+    if base:
+        for nf in _unit_pairs(base):
+            out.append(NamedFactor(nf.factor**2, f"({nf.meaning})²: a squared unit"))
+            out.append(NamedFactor(1 / nf.factor**2, f"(inverse of {nf.meaning})²: a squared unit"))
+    return out
+
+
+def explain_factor(ratio: float, dimension: str, rel: float = 1e-6) -> NamedFactor | None:
+    """The named conversion that ``ratio`` (port/reference) equals within ``rel``, else None.
+
+    A bare power of ten that matches no unit pair is still reported as ×10^k.
+    """
+    if not math.isfinite(ratio) or ratio == 0:
+        return None
+    for nf in named_factors(dimension):
+        if math.isclose(ratio, nf.factor, rel_tol=rel):
+            return nf
+    k = round(math.log10(abs(ratio)))
+    if k != 0 and ratio > 0 and math.isclose(ratio, 10.0**k, rel_tol=rel):
+        return NamedFactor(10.0**k, f"a factor 1e{k}: a unit prefix of 10^{k}")
+    return None
