@@ -1,0 +1,373 @@
+"""Detector images: reading (raw float32, SMV, .npy) and comparison metrics.
+
+Images are numpy float64 arrays of shape (spixels, fpixels) — slow rows, fast columns —
+holding photons per pixel. Pixel coordinates everywhere are (slow, fast), the order of
+``-trace_pixel``; ROIs follow nanoBragg's ``-roi`` (fast min, fast max, slow min, slow max),
+inclusive on both ends.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nbtrace.errors import ImageError, UsageError
+
+SMV_MIN_HEADER = 512
+_SMV_TYPES = {
+    "unsigned_short": "u2",
+    "signed_short": "i2",
+    "unsigned_int": "u4",
+    "signed_int": "i4",
+    "unsigned_long": "u4",
+    "signed_long": "i4",
+    "float": "f4",
+}
+
+
+# --------------------------------------------------------------------------- shape from args
+
+
+def _number_after(args: list[str], i: int) -> float:
+    if i + 1 >= len(args):
+        raise UsageError(f"{args[i]} needs a number", "nanoBragg args", f"write {args[i]} VALUE")
+    try:
+        return float(args[i + 1])
+    except ValueError:
+        raise UsageError(
+            f"{args[i]} needs a number, got {args[i + 1]!r}", "nanoBragg args", f"write {args[i]} VALUE"
+        ) from None
+
+
+def shape_from_nb_args(args: list[str]) -> tuple[int, int]:
+    """(spixels, fpixels) that a nanoBragg run with ``args`` renders (physics.md §5.1).
+
+    Pixel counts win over sizes: ``detsize = pixel · count`` on an axis with a count, then
+    ``n = ceil(detsize / pixel − 0.5)``. Defaults: pixel 0.1 mm, detsize 102.4 mm.
+    """
+    pixel_mm = 0.1
+    size = {"f": 102.4, "s": 102.4}
+    count: dict[str, float] = {}
+    aliases = {
+        "-detpixels": "fs", "-detpixels_f": "f", "-detpixels_x": "f", "-detpixels_s": "s", "-detpixels_y": "s",
+    }
+    size_aliases = {"-detsize": "fs", "-detsize_f": "f", "-detsize_s": "s"}
+    for i, tok in enumerate(args):
+        if tok in ("-pixel", "-pixel_size"):
+            pixel_mm = _number_after(args, i)
+        elif tok in aliases:
+            for axis in aliases[tok]:
+                count[axis] = _number_after(args, i)
+        elif tok in size_aliases:
+            for axis in size_aliases[tok]:
+                size[axis] = _number_after(args, i)
+    if pixel_mm <= 0:
+        raise UsageError(f"-pixel must be > 0 mm, got {pixel_mm}", "nanoBragg args")
+    for axis, n in count.items():
+        size[axis] = pixel_mm * n
+    # the C rounds this way: a detsize that is not a pixel multiple loses the partial pixel
+    spix = math.ceil(size["s"] / pixel_mm - 0.5)
+    fpix = math.ceil(size["f"] / pixel_mm - 0.5)
+    if spix < 1 or fpix < 1:
+        raise UsageError(f"detector of {fpix}x{spix} pixels from these args", "nanoBragg args")
+    return spix, fpix
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _parse_smv_header(head: bytes, path: Path) -> dict[str, str]:
+    end = head.find(b"}")
+    if not head.startswith(b"{") or end < 0:
+        raise ImageError("not an SMV header (no '{ ... }' block)", str(path), "pass a .img SMV file")
+    text = head[1:end].decode("ascii", errors="replace")
+    fields: dict[str, str] = {}
+    # DIALS_ORIGIN has no semicolon in nanoBragg's header: split on newlines as well
+    for item in re.split(r"[;\n]", text):
+        if "=" in item:
+            key, _, value = item.partition("=")
+            fields[key.strip().upper()] = value.strip()
+    return fields
+
+
+def _smv_int(fields: dict[str, str], key: str, path: Path) -> int:
+    if key not in fields:
+        raise ImageError(f"SMV header has no {key}", str(path), "is this file truncated or not SMV?")
+    try:
+        return int(fields[key])
+    except ValueError:
+        raise ImageError(f"SMV header {key}={fields[key]!r} is not an integer", str(path)) from None
+
+
+def read_smv(path: Path) -> np.ndarray:
+    """An SMV (.img) image as float64 (spixels, fpixels) in stored units (ADUs)."""
+    data = path.read_bytes()
+    fields = _parse_smv_header(data[:8192], path)
+    header_bytes = _smv_int(fields, "HEADER_BYTES", path)
+    fpix = _smv_int(fields, "SIZE1", path)
+    spix = _smv_int(fields, "SIZE2", path)
+    order = fields.get("BYTE_ORDER", "little_endian").lower()
+    kind = fields.get("TYPE", "unsigned_short").lower()
+    if kind not in _SMV_TYPES:
+        raise ImageError(f"SMV TYPE={kind} is not supported", str(path), f"one of {', '.join(_SMV_TYPES)}")
+    endian = ">" if order.startswith("big") else "<"
+    dtype = np.dtype(endian + _SMV_TYPES[kind])
+    need = header_bytes + fpix * spix * dtype.itemsize
+    if len(data) < need:
+        raise ImageError(
+            f"SMV file holds {len(data)} bytes, header says {need} ({fpix}x{spix} {kind} + {header_bytes})",
+            str(path), "the file is truncated",
+        )
+    arr = np.frombuffer(data, dtype=dtype, count=fpix * spix, offset=header_bytes)
+    return arr.reshape(spix, fpix).astype(np.float64)
+
+
+def read_raw(path: Path, shape: tuple[int, int] | None) -> np.ndarray:
+    """A raw little-endian float32 file (nanoBragg -floatfile) as float64 (spixels, fpixels)."""
+    size = path.stat().st_size
+    if shape is None:
+        raise ImageError(
+            f"raw float32 file of {size} bytes needs a shape", str(path),
+            "give --shape SLOW FAST or the nanoBragg args after --",
+        )
+    spix, fpix = shape
+    if size != 4 * spix * fpix:
+        got = f"{size // 4} float32 values" if size % 4 == 0 else f"{size} bytes (not a multiple of 4)"
+        side = math.isqrt(size // 4) if size % 4 == 0 else 0
+        hint = f"it would be {side}x{side} if square" if side * side * 4 == size else "check the shape"
+        raise ImageError(
+            f"holds {got}, shape {spix}x{fpix} needs {spix * fpix}", str(path), hint,
+        )
+    return np.fromfile(path, dtype="<f4").reshape(spix, fpix).astype(np.float64)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"not a readable .npy file ({exc})", str(path)) from None
+    if arr.ndim != 2:
+        raise ImageError(f".npy array has shape {arr.shape}, expected 2-D (slow, fast)", str(path))
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ImageError(f".npy dtype {arr.dtype} is not numeric", str(path))
+    return arr.astype(np.float64)
+
+
+def sniff_format(path: Path) -> str:
+    """'npy', 'smv' or 'raw', from the magic bytes first and the extension second."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"{") and b"HEADER_BYTES" in path.open("rb").read(1024):
+        return "smv"
+    if path.suffix.lower() in (".npy",):
+        return "npy"
+    if path.suffix.lower() in (".img", ".smv"):
+        return "smv"
+    return "raw"
+
+
+def read_image(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Any supported image as float64 (spixels, fpixels); raises ImageError on bad input."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError("no such file", str(p), "check the path")
+    if not p.is_file():
+        raise ImageError("not a regular file", str(p))
+    if p.stat().st_size == 0:
+        raise ImageError("file is empty", str(p), "did the producer fail?")
+    fmt = sniff_format(p)
+    try:
+        arr = {"npy": read_npy, "smv": read_smv}.get(fmt, lambda q: read_raw(q, shape))(p)
+    except PermissionError:
+        raise ImageError("permission denied", str(p)) from None
+    if fmt != "raw" and shape is not None and arr.shape != tuple(shape):
+        raise ImageError(f"{fmt} image is {arr.shape[0]}x{arr.shape[1]}, --shape says {shape[0]}x{shape[1]}", str(p))
+    if not np.isfinite(arr).any():
+        raise ImageError("image holds no finite value (all NaN/inf)", str(p), "the producer failed")
+    return arr
+
+
+# --------------------------------------------------------------------------- ROI
+
+
+@dataclass(frozen=True)
+class Roi:
+    """Inclusive pixel box in nanoBragg -roi order: fast min, fast max, slow min, slow max."""
+
+    xmin: int
+    xmax: int
+    ymin: int
+    ymax: int
+
+    def check(self, shape: tuple[int, int]) -> Roi:
+        spix, fpix = shape
+        if not (0 <= self.xmin <= self.xmax < fpix and 0 <= self.ymin <= self.ymax < spix):
+            raise UsageError(
+                f"--roi {self.xmin} {self.xmax} {self.ymin} {self.ymax} is outside the {spix}x{fpix} image",
+                "--roi", f"fast in 0..{fpix - 1}, slow in 0..{spix - 1}, min <= max (inclusive)",
+            )
+        return self
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.ymin, self.ymax + 1), slice(self.xmin, self.xmax + 1)
+
+    def __str__(self) -> str:
+        return f"fast {self.xmin}..{self.xmax}, slow {self.ymin}..{self.ymax} (inclusive)"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class PeakMatch:
+    n_a: int
+    n_b: int
+    matched: int
+    mean_offset_px: float | None  # mean Euclidean distance of matched pairs
+
+
+@dataclass(frozen=True)
+class ImageMetrics:
+    """Comparison of B (port) against A (reference); every field is JSON-ready."""
+
+    shape: tuple[int, int]
+    roi: tuple[int, int, int, int] | None
+    n_pixels: int
+    sum_a: float
+    sum_b: float
+    sum_ratio: float | None  # B/A; None when sum A is 0
+    correlation: float | None  # Pearson; None when either image has zero variance
+    correlation_note: str | None
+    rmse: float
+    max_abs_diff: float
+    max_abs_diff_at: tuple[int, int]  # (slow, fast) in full-image coordinates
+    max_a: float
+    max_b: float
+    nonfinite_a: int
+    nonfinite_b: int
+    peaks: PeakMatch
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> tuple[float | None, str | None]:
+    """Pearson correlation of two equal-shape arrays, or (None, why) when undefined."""
+    da = a - a.mean()
+    db = b - b.mean()
+    va = float(np.dot(da.ravel(), da.ravel()))
+    vb = float(np.dot(db.ravel(), db.ravel()))
+    if va == 0.0 or vb == 0.0:
+        which = " and ".join(n for n, v in (("A", va), ("B", vb)) if v == 0.0)
+        return None, f"correlation undefined: {which} has zero variance (constant image)"
+    return float(np.dot(da.ravel(), db.ravel()) / math.sqrt(va * vb)), None
+
+
+def local_maxima(img: np.ndarray, n: int) -> np.ndarray:
+    """Top-n strict-ish local maxima (≥ all 8 neighbours, > 0) as int array (k, 2) of (slow, fast)."""
+    if n <= 0 or img.size == 0:
+        return np.zeros((0, 2), dtype=int)
+    pad = np.pad(img, 1, mode="constant", constant_values=-np.inf)
+    centre = pad[1:-1, 1:-1]
+    is_max = centre > 0
+    for ds in (-1, 0, 1):
+        for df in (-1, 0, 1):
+            if ds == 0 and df == 0:
+                continue
+            nb = pad[1 + ds: pad.shape[0] - 1 + ds, 1 + df: pad.shape[1] - 1 + df]
+            is_max &= centre >= nb
+    idx = np.argwhere(is_max)
+    if len(idx) > n:
+        vals = img[idx[:, 0], idx[:, 1]]
+        idx = idx[np.argsort(-vals, kind="stable")[:n]]
+    return idx
+
+
+def match_peaks(pa: np.ndarray, pb: np.ndarray, radius: float = 1.0) -> PeakMatch:
+    """One-to-one greedy matching (closest pairs first) of two peak lists within ``radius`` px."""
+    if len(pa) == 0 or len(pb) == 0:
+        return PeakMatch(len(pa), len(pb), 0, None)
+    d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
+    pairs = np.argwhere(d <= radius + 1e-9)
+    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    dists = []
+    for i, j in pairs[order]:
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(int(i))
+        used_b.add(int(j))
+        dists.append(d[i, j])
+    return PeakMatch(len(pa), len(pb), len(dists), float(np.mean(dists)) if dists else None)
+
+
+def compare_images(a: np.ndarray, b: np.ndarray, *, roi: Roi | None = None, peaks: int = 20) -> ImageMetrics:
+    """Metrics of B against A over the ROI (whole image when None). Non-finite pixels are
+    counted and excluded from every metric."""
+    if a.shape != b.shape:
+        raise ImageError(f"images differ in shape: A is {a.shape[0]}x{a.shape[1]}, B is {b.shape[0]}x{b.shape[1]}",
+                         None, "compare images of the same detector")
+    s_off, f_off = 0, 0
+    if roi is not None:
+        roi.check(a.shape)
+        ys, xs = roi.slices()
+        a, b = a[ys, xs], b[ys, xs]
+        s_off, f_off = roi.ymin, roi.xmin
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not finite.any():
+        raise ImageError("no pixel is finite in both images", None, "a producer failed")
+    fa = np.where(finite, a, 0.0)
+    fb = np.where(finite, b, 0.0)
+    av, bv = fa[finite], fb[finite]
+    corr, note = pearson(av, bv)
+    diff = np.abs(fb - fa)
+    k = int(np.argmax(diff))
+    sa, sb = float(av.sum()), float(bv.sum())
+    return ImageMetrics(
+        shape=tuple(int(x) for x in a.shape) if roi is None else (int(a.shape[0]), int(a.shape[1])),
+        roi=None if roi is None else (roi.xmin, roi.xmax, roi.ymin, roi.ymax),
+        n_pixels=int(finite.sum()),
+        sum_a=sa,
+        sum_b=sb,
+        sum_ratio=None if sa == 0.0 else sb / sa,
+        correlation=corr,
+        correlation_note=note,
+        rmse=float(np.sqrt(np.mean((bv - av) ** 2))),
+        max_abs_diff=float(diff.flat[k]),
+        max_abs_diff_at=(int(k // a.shape[1]) + s_off, int(k % a.shape[1]) + f_off),
+        max_a=float(av.max()),
+        max_b=float(bv.max()),
+        nonfinite_a=int((~np.isfinite(a)).sum()),
+        nonfinite_b=int((~np.isfinite(b)).sum()),
+        peaks=match_peaks(local_maxima(fa, peaks), local_maxima(fb, peaks)),
+    )
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    corr_min: float = 0.999
+    sum_tol: float = 5e-3
+
+
+def failures(m: ImageMetrics, t: Thresholds) -> list[str]:
+    """Reasons the metrics are outside the thresholds; [] when within."""
+    out = []
+    if m.correlation is None:
+        # two identical constant images agree; a constant vs anything else cannot be judged
+        if m.max_abs_diff > 0:
+            out.append(m.correlation_note or "correlation undefined")
+    elif m.correlation < t.corr_min:
+        out.append(f"correlation {m.correlation:.6f} < {t.corr_min}")
+    if m.sum_ratio is None:
+        if m.sum_b != 0.0:
+            out.append("sum of A is 0 but sum of B is not")
+    elif abs(m.sum_ratio - 1.0) > t.sum_tol:
+        out.append(f"|sum ratio - 1| = {abs(m.sum_ratio - 1):.3g} > {t.sum_tol}")
+    return out
