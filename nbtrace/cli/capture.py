@@ -1,0 +1,117 @@
+"""`nbtrace capture c|py|both`: run producers, keep their traces, and (both) diff them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+USAGE_EXAMPLE = "nbtrace capture both --pixel 200 300 -- -lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100"
+
+
+class _NeedsDoubleDash(click.Command):
+    """nanoBragg flags look like click options (``-osc`` would parse as ``-o sc``), so they
+    must come after ``--``; say so instead of letting click misparse them."""
+
+    def parse_args(self, ctx, args):
+        before = args[: args.index("--")] if "--" in args else args
+        wants_help = any(a in ("-h", "--help") for a in before)
+        if "--" not in args and args and not wants_help:
+            raise click.UsageError(
+                "the nanoBragg arguments must follow '--', e.g. " + USAGE_EXAMPLE, ctx=ctx
+            )
+        return super().parse_args(ctx, args)
+
+
+def _progress(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.command(cls=_NeedsDoubleDash)
+@click.argument("side", type=click.Choice(["c", "py", "both"]))
+@click.argument("nb_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--pixel", "pixels", type=(int, int), multiple=True, metavar="S F",
+              help="Pixel to trace, slow then fast (repeatable).")
+@click.option("--roi", type=(int, int, int, int), default=None, metavar="XMIN XMAX YMIN YMAX",
+              help="Region for a tap dump, inclusive, fast = x, slow = y.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Trace file (c/py). Default: a new temporary file.")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
+              help="Raw float32 image. With 'both': a file name inside --out, prefixed c_/py_.")
+@click.option("--dump", type=click.Path(dir_okay=False, path_type=Path),
+              help="Region dump .npz (needs --roi). With 'both': a name inside --out, prefixed c_/py_.")
+@click.option("--c-bin", envvar="NB_C_BIN", default=None,
+              help="Your own instrumented C build instead of the reference (env NB_C_BIN).")
+@click.option("--port-cmd", default=None, help="Your own port's command; nanoBragg args are appended.")
+@click.option("--inject", multiple=True, metavar="NAME", help="PyTorch fault injection (repeatable).")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="PyTorch dtype (the C side is always float64).")
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds per producer run.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
+@click.option("--format", "fmt", type=click.Choice(["console", "md", "json"]), default="console",
+              show_default=True, help="'both': diff report format.")
+def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, dtype, timeout, out_dir, fmt):
+    """Run the C and/or PyTorch producer once (fresh temp dir, timeout) and keep the trace.
+
+    \b
+    nbtrace capture c  --pixel 200 300 -o c.trace -- <nanoBragg args>
+    nbtrace capture py --pixel 200 300 -o py.trace --image py.bin -- <nanoBragg args>
+    nbtrace capture both --pixel 200 300 --out run1 -- <nanoBragg args>
+
+    'both' writes DIR/c.trace and DIR/py.trace, prints the diff and exits 0 (agree) or 1 (diverge).
+    """
+    from nbtrace.capture import capture
+    from nbtrace.errors import UsageError
+
+    if not nb_args:
+        raise UsageError("no nanoBragg arguments after '--'", hint="e.g. " + USAGE_EXAMPLE)
+    if not pixels and roi is None and image is None:
+        raise UsageError("nothing to capture", hint="give at least one --pixel S F (slow fast), a --roi or --image")
+    common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress)
+    if side != "both":
+        if out_dir is not None:
+            raise UsageError("--out is for 'both'", hint=f"use -o FILE with '{side}'")
+        capture(side, list(nb_args), dump=dump, image=image, out_trace=output, inject=inject, dtype=dtype,
+                **common)
+        return 0
+    if output is not None:
+        raise UsageError("-o is for 'c' or 'py'", hint="with 'both' use --out DIR")
+    return _both(list(nb_args), out_dir, image, dump, inject, dtype, fmt, common)
+
+
+def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
+    from nbtrace.capture import capture
+
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="nbtrace-both-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _progress(f"capture both: writing into {out_dir}")
+    pixels_needed = bool(common["pixels"])
+    results = {}
+    for side in ("c", "py"):
+        results[side] = capture(
+            side, nb_args,
+            out_trace=out_dir / f"{side}.trace",
+            image=(out_dir / f"{side}_{image.name}") if image else None,
+            dump=(out_dir / f"{side}_{dump.name}") if dump else None,
+            inject=inject if side == "py" else (),
+            dtype=dtype if side == "py" else None,
+            **common,
+        )
+    if not pixels_needed:
+        _progress("capture both: no --pixel given, nothing to diff")
+        return 0
+    return _diff_and_report(out_dir / "c.trace", out_dir / "py.trace", fmt)
+
+
+def _diff_and_report(c_trace: Path, py_trace: Path, fmt: str) -> int:
+    from nbtrace.diff import diff_traces
+    from nbtrace.parse import read_trace
+    from nbtrace.report import render
+
+    result = diff_traces(read_trace(c_trace), read_trace(py_trace))
+    text = render(result, fmt=fmt)
+    click.echo(text.rstrip("\n"))
+    return 0 if bool(result) else 1
