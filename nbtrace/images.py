@@ -371,3 +371,67 @@ def failures(m: ImageMetrics, t: Thresholds) -> list[str]:
     elif abs(m.sum_ratio - 1.0) > t.sum_tol:
         out.append(f"|sum ratio - 1| = {abs(m.sum_ratio - 1):.3g} > {t.sum_tol}")
     return out
+
+
+# --------------------------------------------------------------------------- comparison of two files
+
+
+@dataclass(frozen=True)
+class ImageComparison:
+    """Everything ``nbtrace compare`` judged: the full frame first, then each ROI."""
+
+    path_a: str
+    path_b: str
+    full: ImageMetrics
+    rois: tuple[ImageMetrics, ...]
+    thresholds: Thresholds
+    failures: tuple[str, ...]  # prefixed with the region ("frame: ...", "roi fast 0..9 ...: ...")
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict:
+        return {
+            "verdict": "agree" if self else "diverge",
+            "a": self.path_a,
+            "b": self.path_b,
+            "thresholds": asdict(self.thresholds),
+            "failures": list(self.failures),
+            "frame": self.full.to_json(),
+            "rois": [m.to_json() for m in self.rois],
+        }
+
+
+def compare_arrays(a: np.ndarray, b: np.ndarray, *, names=("A", "B"), rois=(), thresholds=Thresholds(),
+                   peaks: int = 20) -> ImageComparison:
+    full = compare_images(a, b, peaks=peaks)
+    per_roi = tuple(compare_images(a, b, roi=r, peaks=peaks) for r in rois)
+    fails = [f"frame: {f}" for f in failures(full, thresholds)]
+    for r, m in zip(rois, per_roi):
+        fails += [f"roi {r}: {f}" for f in failures(m, thresholds)]
+    return ImageComparison(str(names[0]), str(names[1]), full, per_roi, thresholds, tuple(fails))
+
+
+def _fmt(x: float | None, spec: str = ".6g") -> str:
+    return "undefined" if x is None else format(x, spec)
+
+
+def metrics_lines(m: ImageMetrics, t: Thresholds, indent: str = "  ") -> list[str]:
+    """Human lines for one metrics block (renderer: reads the frozen result only)."""
+    corr = m.correlation_note if m.correlation is None else f"{m.correlation:.6f}   (>= {t.corr_min} required)"
+    ratio = "undefined (sum of A is 0)" if m.sum_ratio is None else (
+        f"{m.sum_ratio:.6g}   (|ratio - 1| <= {t.sum_tol:g} required)")
+    p = m.peaks
+    off = "" if p.mean_offset_px is None else f", mean offset {p.mean_offset_px:.2f} px"
+    lines = [
+        f"{indent}correlation      {corr}",
+        f"{indent}sum ratio B/A    {ratio}   (sums {m.sum_a:.6g} / {m.sum_b:.6g} photons)",
+        f"{indent}RMSE             {m.rmse:.6g} photons",
+        f"{indent}max |B - A|      {m.max_abs_diff:.6g} photons at (slow {m.max_abs_diff_at[0]}, "
+        f"fast {m.max_abs_diff_at[1]})",
+        f"{indent}peaks            {p.matched} of {min(p.n_a, p.n_b)} matched one-to-one within 1 px "
+        f"(top {p.n_a} in A, {p.n_b} in B){off}",
+    ]
+    if m.nonfinite_a or m.nonfinite_b:
+        lines.append(f"{indent}non-finite       {m.nonfinite_a} in A, {m.nonfinite_b} in B (excluded)")
+    return lines

@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbtrace.cli import cli, main
+from nbtrace.png import decode_png
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.poisson(2, (32, 40)).astype(np.float32)
+    a[10, 10] = 500
+    a.tofile(tmp_path / "a.bin")
+    (a * 1.1).tofile(tmp_path / "b.bin")
+    np.save(tmp_path / "a.npy", a)
+    return tmp_path
+
+
+def _run(args):
+    return CliRunner().invoke(cli, ["compare", *args], standalone_mode=False)
+
+
+def test_agree_exit_0(images):
+    r = _run([str(images / "a.bin"), str(images / "a.npy"), "--shape", "32", "40"])
+    assert r.return_value == 0, r.output
+    assert r.output.startswith("images agree")
+
+
+def test_scaled_image_exit_1_json(images):
+    r = _run([str(images / "a.bin"), str(images / "b.bin"), "--json", "--", "-detpixels_f", "40", "-detpixels_s", "32"])
+    assert r.return_value == 1
+    doc = json.loads(r.output)
+    assert doc["verdict"] == "diverge"
+    assert doc["frame"]["sum_ratio"] == pytest.approx(1.1, rel=1e-6)
+    assert doc["frame"]["correlation"] == pytest.approx(1.0)
+    assert set(doc["frame"]) >= {"rmse", "max_abs_diff", "max_abs_diff_at", "peaks"}
+
+
+def test_roi_and_png(images):
+    png = images / "p.png"
+    r = _run([str(images / "a.bin"), str(images / "b.bin"), "--shape", "32", "40", "--roi", "0", "3", "0", "3",
+              "--sum-tol", "0.2", "--png", str(png)])
+    assert r.return_value == 0, r.output
+    assert "roi fast 0..3, slow 0..3 (inclusive)" in r.output
+    assert decode_png(png.read_bytes()).shape[1] > 120
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--shape", "30", "40"], "holds 1280 float32 values"),
+    ([], "needs a shape"),
+    (["--shape", "32", "40", "--roi", "0", "40", "0", "1"], "outside the 32x40 image"),
+])
+def test_bad_input_one_line_exit_2(images, capsys, extra, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", str(images / "a.bin"), str(images / "b.bin"), *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err

@@ -1,0 +1,121 @@
+import math
+
+import numpy as np
+import pytest
+
+from nbtrace.errors import ImageError, UsageError
+from nbtrace.images import (
+    Roi, Thresholds, compare_arrays, compare_images, failures, local_maxima, match_peaks, pearson,
+    read_image, shape_from_nb_args,
+)
+
+
+def _smv(path, img, order="little_endian", header=512):
+    fields = f"{{\nHEADER_BYTES={header};\nDIM=2;\nBYTE_ORDER={order};\nTYPE=unsigned_short;\n" \
+             f"SIZE1={img.shape[1]};\nSIZE2={img.shape[0]};\nDIALS_ORIGIN=1,2,3\n}}\f"
+    head = fields.encode().ljust(header, b" ")
+    dt = "<u2" if order == "little_endian" else ">u2"
+    path.write_bytes(head + img.astype(dt).tobytes())
+
+
+@pytest.mark.parametrize("args,shape", [
+    ([], (1024, 1024)),
+    (["-detpixels", "256", "-pixel", "0.2"], (256, 256)),
+    (["-pixel", "0.2", "-detpixels_f", "100", "-detpixels_s", "50"], (50, 100)),
+    (["-detsize", "51.2", "-pixel", "0.1"], (512, 512)),
+    (["-detsize_f", "10.05", "-pixel", "0.1"], (1024, 100)),  # 100.5 - 0.5 -> ceil 100
+    (["-detpixels_x", "30", "-detpixels_y", "20"], (20, 30)),
+])
+def test_shape_from_nb_args(args, shape):
+    assert shape_from_nb_args(args) == shape
+
+
+def test_shape_from_args_bad_number():
+    with pytest.raises(UsageError, match="-detpixels needs a number"):
+        shape_from_nb_args(["-detpixels", "abc"])
+
+
+def test_read_raw_npy_smv_roundtrip(tmp_path):
+    img = np.arange(12, dtype=np.float32).reshape(3, 4)
+    img.tofile(tmp_path / "a.bin")
+    np.save(tmp_path / "a.npy", img)
+    _smv(tmp_path / "a.img", img)
+    _smv(tmp_path / "big.img", img, order="big_endian", header=1024)
+    for name in ("a.npy", "a.img", "big.img"):
+        np.testing.assert_array_equal(read_image(tmp_path / name), img)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.bin", (3, 4)), img)
+
+
+def test_raw_wrong_size_names_file_and_counts(tmp_path):
+    np.zeros(12, np.float32).tofile(tmp_path / "a.bin")
+    with pytest.raises(ImageError) as exc:
+        read_image(tmp_path / "a.bin", (4, 4))
+    msg = exc.value.one_line()
+    assert "a.bin" in msg and "12 float32 values" in msg and "16" in msg
+
+
+def test_truncated_smv_and_nan_only(tmp_path):
+    img = np.ones((4, 4))
+    _smv(tmp_path / "t.img", img)
+    data = (tmp_path / "t.img").read_bytes()
+    (tmp_path / "t.img").write_bytes(data[:-4])
+    with pytest.raises(ImageError, match="truncated"):
+        read_image(tmp_path / "t.img")
+    np.full(4, np.nan, np.float32).tofile(tmp_path / "n.bin")
+    with pytest.raises(ImageError, match="no finite value"):
+        read_image(tmp_path / "n.bin", (2, 2))
+    (tmp_path / "e.bin").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty"):
+        read_image(tmp_path / "e.bin", (2, 2))
+
+
+def test_pearson_zero_variance_is_named_not_nan():
+    corr, note = pearson(np.ones(10), np.arange(10.0))
+    assert corr is None and "A has zero variance" in note
+
+
+def test_metrics_closed_form():
+    a = np.zeros((5, 6))
+    a[2, 3] = 4.0
+    b = a * 2.0
+    m = compare_images(a, b, peaks=5)
+    assert m.sum_ratio == 2.0
+    assert m.correlation == pytest.approx(1.0)
+    assert m.max_abs_diff == 4.0 and m.max_abs_diff_at == (2, 3)
+    assert m.rmse == pytest.approx(math.sqrt(16 / 30))
+    assert m.peaks.matched == 1 and m.peaks.mean_offset_px == 0.0
+
+
+def test_roi_inclusive_and_coordinates_are_full_frame():
+    a = np.zeros((10, 10))
+    b = a.copy()
+    b[7, 3] = 1.0  # slow 7, fast 3
+    roi = Roi(xmin=3, xmax=3, ymin=7, ymax=7)  # one pixel: inclusive on both ends
+    m = compare_images(a + 1, b + 1, roi=roi)
+    assert m.n_pixels == 1 and m.max_abs_diff_at == (7, 3)
+    with pytest.raises(UsageError, match="outside"):
+        compare_images(a, b, roi=Roi(0, 10, 0, 9))
+
+
+def test_peaks_one_to_one_within_one_pixel():
+    pa = np.array([[10, 10], [20, 20]])
+    pb = np.array([[10, 11], [22, 20]])
+    m = match_peaks(pa, pb)
+    assert m.matched == 1 and m.mean_offset_px == 1.0
+    # two A peaks near one B peak: only one may claim it
+    assert match_peaks(np.array([[5, 5], [5, 6]]), np.array([[5, 5]])).matched == 1
+
+
+def test_local_maxima_top_n_by_value():
+    img = np.zeros((20, 20))
+    img[3, 3], img[10, 10], img[15, 4] = 5, 9, 7
+    assert local_maxima(img, 2).tolist() == [[10, 10], [15, 4]]
+
+
+def test_failures_and_thresholds():
+    a = np.arange(100.0).reshape(10, 10)
+    res = compare_arrays(a, a * 1.01, thresholds=Thresholds(0.999, 5e-3))
+    assert not res and any("sum ratio" in f for f in res.failures)
+    assert compare_arrays(a, a * 1.01, thresholds=Thresholds(0.999, 0.02))
+    assert failures(compare_images(np.ones((3, 3)), np.ones((3, 3))), Thresholds()) == []
+    assert failures(compare_images(np.ones((3, 3)), np.eye(3)), Thresholds())
