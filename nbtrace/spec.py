@@ -1,0 +1,519 @@
+"""Tap specs: the declared list of taps two traces are compared over (YAML, see tap_specs/README.md).
+
+A spec names each tap once (its canonical name), the names each side may print instead
+(aliases), the shape and the unit the value *actually* holds, a plausible range, tolerances and
+``after:`` edges to its upstream taps. The ``after`` edges form a DAG: the root cause of a
+divergence is the divergent tap whose ancestors all agree.
+
+Every problem in a spec file is a :class:`~nbtrace.errors.SpecError` whose ``where`` is
+``file:line:col`` (1-based), taken from the YAML node marks, so users can jump to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from nbtrace.errors import SpecError
+from nbtrace.model import SourceLoc
+from nbtrace.units import parse_unit
+
+SIDES = ("a", "b", "any")
+SEMANTICS = ("per-subpixel", "per-pixel", "last-value", "first-value", "setup", "per-iteration")
+TOP_KEYS = ("spec", "description", "defaults", "taps")
+DEFAULT_KEYS = ("rtol", "atol", "semantics", "unit")
+TAP_KEYS = ("name", "aliases", "shape", "unit", "range", "rtol", "atol", "after", "loop",
+            "semantics", "hints", "note")
+SHIPPED = ("nanobragg.yaml", "scaling.yaml", "phi_loop.yaml")
+
+
+@dataclass(frozen=True)
+class TapDef:
+    """One declared tap.
+
+    aliases: side ("a" = reference, "b" = port, "any") -> extra names that side may print.
+    shape: () scalar, (3,) vector, (3, 3) matrix; None when any shape is accepted.
+    unit/dimension: the unit the printed value actually holds and its dimension.
+    range: plausible (min, max) of |value| in that unit, or None.
+    rtol/atol: the tolerance in force for this tap (its own pair, else the spec defaults),
+        both None when neither declares one.
+    after: canonical names of the upstream taps (edges of the physics DAG).
+    loop: the loop key the tap is indexed by ("phi_tic", "mos_tic", "source"), else None.
+    hints: factor (port/reference) -> what that factor means for this tap.
+    loc: where the tap is declared (file:line of its ``- name:`` item).
+    """
+
+    name: str
+    aliases: dict[str, tuple[str, ...]]
+    shape: tuple[int, ...] | None
+    unit: str
+    dimension: str
+    range: tuple[float, float] | None
+    rtol: float | None
+    atol: float | None
+    after: tuple[str, ...]
+    loop: str | None
+    semantics: str
+    hints: dict[float, str]
+    loc: SourceLoc
+    note: str | None = None
+
+    def all_names(self) -> tuple[str, ...]:
+        names = [self.name]
+        for side in SIDES:
+            names.extend(self.aliases.get(side, ()))
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class TapSpec:
+    """An ordered, validated set of taps (declared order = pipeline order)."""
+
+    name: str
+    path: str
+    taps: tuple[TapDef, ...]
+    defaults: dict
+    _by_name: dict = field(init=False, repr=False, compare=False)
+    _alias: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        by_name = {t.name: t for t in self.taps}
+        alias: dict[tuple[str, str], str] = {}
+        for t in self.taps:
+            for side, names in t.aliases.items():
+                for n in names:
+                    alias[(side, n)] = t.name
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_alias", alias)
+
+    def canonical(self, printed: str, side: str | None = None) -> str | None:
+        """The canonical name of a printed tap name as seen on ``side`` ("a", "b" or None = either)."""
+        if printed in self._by_name:
+            return printed
+        sides = (side, "any") if side in ("a", "b") else SIDES
+        for s in sides:
+            hit = self._alias.get((s, printed))
+            if hit is not None:
+                return hit
+        return None
+
+    def get(self, canonical: str) -> TapDef | None:
+        return self._by_name.get(canonical)
+
+    def ancestors(self, canonical: str) -> set[str]:
+        """Every tap upstream of ``canonical`` through ``after`` (transitively); empty if unknown."""
+        seen: set[str] = set()
+        stack = list(self._by_name[canonical].after) if canonical in self._by_name else []
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self._by_name[n].after)
+        return seen
+
+    def order(self) -> list[str]:
+        return [t.name for t in self.taps]
+
+    def __len__(self) -> int:
+        return len(self.taps)
+
+    def __contains__(self, canonical: str) -> bool:
+        return canonical in self._by_name
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_spec(path) -> TapSpec:
+    """Load and validate a spec file; any problem is a SpecError at ``file:line:col``."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a tap spec", path, "give the path of a .yaml file") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read tap spec: {exc.strerror}", path, "check the path and permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start})", path, "a tap spec is a YAML text file") from None
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: str = "<string>") -> TapSpec:
+    """Validate spec ``text`` (YAML) as if it were read from ``path``."""
+    root = _compose(text, path)
+    return _Builder(path).build(root)
+
+
+def default_spec() -> TapSpec:
+    """The shipped nanoBragg spec (tap_specs/nanobragg.yaml): pixel chain, scaling block and loops."""
+    return shipped_spec("nanobragg.yaml")
+
+
+def shipped_spec(filename: str) -> TapSpec:
+    """A spec shipped in the ``nbtrace.tap_specs`` package, by file name."""
+    ref = resources.files("nbtrace.tap_specs").joinpath(filename)
+    with resources.as_file(ref) as p:
+        return load_spec(p)
+
+
+def spec_for(trace_a, trace_b) -> TapSpec | None:
+    """The shipped spec that covers the most record names of both traces, or None if none fits.
+
+    A spec fits when it resolves at least half of the distinct names the two traces print; the
+    default nanoBragg spec is preferred on ties because it also holds the loop taps.
+    """
+    names: set[tuple[str, str]] = set()
+    for side, trace in (("a", trace_a), ("b", trace_b)):
+        if trace is not None:
+            names.update((side, n) for n in trace.names())
+    if not names:
+        return None
+    best, best_hits = None, 0
+    for filename in SHIPPED:
+        spec = shipped_spec(filename)
+        hits = sum(1 for side, n in names if spec.canonical(n, side) is not None)
+        if hits > best_hits:
+            best, best_hits = spec, hits
+    return best if best_hits * 2 >= len(names) else None
+
+
+# --------------------------------------------------------------------------- YAML with marks
+
+
+def _compose(text: str, path: str) -> yaml.Node | None:
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.compose(text, Loader=loader_cls)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _where(path, mark)
+        what = f"YAML syntax error: {exc.problem or exc.context}"
+        raise SpecError(what, where, "fix the YAML at that position (indentation, quotes, brackets)") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {exc}", path, "fix the YAML") from None
+
+
+def _where(path: str, mark) -> str:
+    if mark is None:
+        return path
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:bool": "bool",
+    "tag:yaml.org,2002:int": "int",
+    "tag:yaml.org,2002:float": "float",
+    "tag:yaml.org,2002:str": "str",
+}
+
+
+class _Builder:
+    """Turns the composed node tree into a TapSpec, raising at the first problem's mark."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    # -- small node helpers -------------------------------------------------------------
+    def err(self, node, what: str, hint: str | None = None) -> SpecError:
+        return SpecError(what, _where(self.path, node.start_mark if node is not None else None), hint)
+
+    def mapping(self, node, what: str) -> list[tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, f"{what} must be a mapping (key: value)", f"write {what} as 'key: value' lines")
+        seen: dict[str, yaml.Node] = {}
+        for k, _ in node.value:
+            key = self.string(k, "a key")
+            if key in seen:
+                prev = seen[key].start_mark
+                raise self.err(k, f"duplicate key {key!r} in {what} (first at line {prev.line + 1})",
+                               "remove one of them")
+            seen[key] = k
+        return node.value
+
+    def sequence(self, node, what: str) -> list[yaml.Node]:
+        if isinstance(node, yaml.ScalarNode) and self.kind(node) != "null":
+            return [node]  # a single name where a list is allowed
+        if isinstance(node, yaml.ScalarNode):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, f"{what} must be a list", f"write {what} as [a, b, ...]")
+        return node.value
+
+    @staticmethod
+    def kind(node) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            return "collection"
+        return _SCALAR_TAGS.get(node.tag, "str")
+
+    def string(self, node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or self.kind(node) == "null":
+            raise self.err(node, f"{what} must be a text value", None)
+        return str(node.value)
+
+    def number(self, node, what: str) -> float:
+        """A float from a scalar; YAML 1.1 reads ``1e-9`` (no dot) as a string, accept it too."""
+        if isinstance(node, yaml.ScalarNode) and self.kind(node) in ("int", "float", "str"):
+            try:
+                value = float(str(node.value).replace("_", ""))
+            except ValueError:
+                value = None
+            if value is not None and not math.isnan(value):
+                return value
+        shown = node.value if isinstance(node, yaml.ScalarNode) else "a collection"
+        raise self.err(node, f"{what} must be a number, got {shown!r}", "write e.g. 1.0e-9")
+
+    def unknown_key(self, key_node, key: str, allowed, where: str) -> SpecError:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(allowed)
+        return self.err(key_node, f"unknown key {key!r} in {where}", hint)
+
+    # -- the document -------------------------------------------------------------------
+    def build(self, root) -> TapSpec:
+        if root is None:
+            raise SpecError("empty tap spec", self.path, "a spec needs at least 'taps:' with one tap")
+        fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for k, v in self.mapping(root, "the spec"):
+            key = str(k.value)
+            if key not in TOP_KEYS:
+                raise self.unknown_key(k, key, TOP_KEYS, "the spec")
+            fields[key] = (k, v)
+        if "taps" not in fields:
+            raise self.err(root, "the spec has no 'taps:' list", "add 'taps:' with one '- name: ...' per tap")
+        name = self.string(fields["spec"][1], "spec") if "spec" in fields else os.path.basename(self.path)
+        defaults = self.defaults(fields.get("defaults", (None, None))[1])
+        taps_node = fields["taps"][1]
+        items = self.sequence(taps_node, "taps")
+        if not items:
+            raise self.err(taps_node, "'taps:' is empty", "declare at least one tap")
+        raw = [self.tap(item, defaults) for item in items]
+        taps = self.check_names(raw)
+        self.check_after(taps)
+        return TapSpec(name=name, path=self.path, taps=tuple(t for t, _ in taps), defaults=defaults)
+
+    def defaults(self, node) -> dict:
+        out: dict[str, Any] = {}
+        if node is None:
+            return out
+        for k, v in self.mapping(node, "defaults"):
+            key = str(k.value)
+            if key not in DEFAULT_KEYS:
+                raise self.unknown_key(k, key, DEFAULT_KEYS, "defaults")
+            if key in ("rtol", "atol"):
+                out[key] = self.tolerance(v, key)
+            elif key == "semantics":
+                out[key] = self.semantics(v)
+            else:
+                out[key] = self.unit(v)[0]
+        if ("rtol" in out) != ("atol" in out):
+            raise self.err(node, "defaults give only one of rtol/atol",
+                           "give both rtol and atol, or neither (a relative tolerance alone fails at zero)")
+        return out
+
+    def tolerance(self, node, what: str) -> float:
+        value = self.number(node, what)
+        if not (value >= 0 and math.isfinite(value)):
+            raise self.err(node, f"{what} must be a finite number >= 0, got {node.value}", None)
+        return value
+
+    def semantics(self, node) -> str:
+        value = self.string(node, "semantics")
+        if value not in SEMANTICS:
+            close = difflib.get_close_matches(value, SEMANTICS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "one of: " + ", ".join(SEMANTICS)
+            raise self.err(node, f"unknown semantics {value!r}", hint)
+        return value
+
+    def unit(self, node) -> tuple[str, str]:
+        text = self.string(node, "unit") if not (isinstance(node, yaml.ScalarNode) and self.kind(node) == "int") \
+            else str(node.value)
+        try:
+            unit = parse_unit(text)
+        except SpecError as exc:
+            raise self.err(node, exc.what, exc.hint) from None
+        return text, unit.dimension
+
+    # -- one tap ------------------------------------------------------------------------
+    def tap(self, node, defaults: dict) -> tuple[TapDef, dict[str, yaml.Node]]:
+        pairs = self.mapping(node, "a tap")
+        nodes: dict[str, yaml.Node] = {}
+        for k, v in pairs:
+            key = str(k.value)
+            if key not in TAP_KEYS:
+                raise self.unknown_key(k, key, TAP_KEYS, "a tap")
+            nodes[key] = v
+        if "name" not in nodes:
+            raise self.err(node, "a tap without 'name:'", "every item of 'taps:' starts with '- name: ...'")
+        name = self.identifier(nodes["name"], "tap name")
+        unit, dimension = self.unit(nodes["unit"]) if "unit" in nodes else (defaults.get("unit", "1"), None)
+        if dimension is None:
+            dimension = parse_unit(unit).dimension
+        rtol, atol = self.tap_tolerance(node, nodes, defaults)
+        tap = TapDef(
+            name=name,
+            aliases=self.aliases(nodes.get("aliases")),
+            shape=self.shape(nodes.get("shape")),
+            unit=unit,
+            dimension=dimension,
+            range=self.range(nodes.get("range")),
+            rtol=rtol,
+            atol=atol,
+            after=tuple(self.identifier(n, "an 'after' entry") for n in self.sequence(nodes.get("after"), "after"))
+            if "after" in nodes else (),
+            loop=self.identifier(nodes["loop"], "loop") if "loop" in nodes else None,
+            semantics=self.semantics(nodes["semantics"]) if "semantics" in nodes
+            else defaults.get("semantics", "per-pixel"),
+            hints=self.hints(nodes.get("hints")),
+            loc=SourceLoc(self.path, node.start_mark.line + 1),
+            note=self.string(nodes["note"], "note") if "note" in nodes else None,
+        )
+        return tap, nodes
+
+    def identifier(self, node, what: str) -> str:
+        value = self.string(node, what)
+        if not value.isidentifier():
+            raise self.err(node, f"{what} {value!r} is not a name (letters, digits, underscores)", None)
+        return value
+
+    def tap_tolerance(self, node, nodes, defaults) -> tuple[float | None, float | None]:
+        has_r, has_a = "rtol" in nodes, "atol" in nodes
+        if has_r != has_a:
+            given = nodes["rtol"] if has_r else nodes["atol"]
+            missing = "atol" if has_r else "rtol"
+            raise self.err(given, f"{'rtol' if has_r else 'atol'} without {missing}",
+                           f"give both rtol and atol (e.g. {missing}: 0), or neither to use the defaults")
+        if has_r:
+            return self.tolerance(nodes["rtol"], "rtol"), self.tolerance(nodes["atol"], "atol")
+        return defaults.get("rtol"), defaults.get("atol")
+
+    def aliases(self, node) -> dict[str, tuple[str, ...]]:
+        if node is None:
+            return {}
+        if isinstance(node, (yaml.SequenceNode, yaml.ScalarNode)):
+            return {"any": tuple(self.identifier(n, "an alias") for n in self.sequence(node, "aliases"))}
+        out: dict[str, tuple[str, ...]] = {}
+        for k, v in self.mapping(node, "aliases"):
+            side = str(k.value)
+            if side not in SIDES:
+                raise self.err(k, f"unknown alias side {side!r}",
+                               "use a (reference), b (port) or any, e.g. aliases: {b: [F_cell_interpolated]}")
+            out[side] = tuple(self.identifier(n, "an alias") for n in self.sequence(v, f"aliases.{side}"))
+        return out
+
+    def shape(self, node) -> tuple[int, ...] | None:
+        if node is None:
+            return ()
+        if isinstance(node, yaml.ScalarNode):
+            if self.kind(node) == "null" or node.value == "any":
+                return None
+            if self.kind(node) == "int":
+                return self.shape_dims([node])
+            raise self.err(node, f"bad shape {node.value!r}", "use [] (scalar), [3] (vector), [3, 3] or any")
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, "bad shape", "use [] (scalar), [3] (vector), [3, 3] or any")
+        return self.shape_dims(node.value)
+
+    def shape_dims(self, items) -> tuple[int, ...]:
+        dims = []
+        for n in items:
+            if not (isinstance(n, yaml.ScalarNode) and self.kind(n) == "int" and int(n.value) > 0):
+                raise self.err(n, f"shape entries must be positive integers, got {getattr(n, 'value', n)!r}",
+                               "use [] (scalar), [3] (vector), [3, 3] (matrix)")
+            dims.append(int(n.value))
+        return tuple(dims)
+
+    def range(self, node) -> tuple[float, float] | None:
+        if node is None or (isinstance(node, yaml.ScalarNode) and self.kind(node) == "null"):
+            return None
+        items = self.sequence(node, "range")
+        if len(items) != 2:
+            raise self.err(node, f"range needs two numbers [min, max], got {len(items)}",
+                           "write range: [0, 1.0e12] (plausible |value|)")
+        lo, hi = (self.number(n, "range bound") for n in items)
+        if lo < 0 or hi < lo:
+            raise self.err(node, f"range [{lo:g}, {hi:g}] is not 0 <= min <= max",
+                           "a range bounds |value|: give [min, max] with 0 <= min <= max")
+        return lo, hi
+
+    def hints(self, node) -> dict[float, str]:
+        if node is None:
+            return {}
+        out: dict[float, str] = {}
+        for k, v in self.mapping(node, "hints"):
+            factor = self.number(k, "a hint factor")
+            if factor == 0 or not math.isfinite(factor):
+                raise self.err(k, f"hint factor must be finite and non-zero, got {k.value}", None)
+            out[factor] = self.string(v, "a hint")
+        return out
+
+    # -- cross-tap checks -----------------------------------------------------------------
+    def check_names(self, taps: list[tuple[TapDef, dict]]) -> list[tuple[TapDef, dict]]:
+        owner: dict[str, TapDef] = {}
+        for tap, nodes in taps:
+            if tap.name in owner:
+                raise self.err(nodes["name"], f"duplicate tap {tap.name!r} (first declared at line "
+                               f"{owner[tap.name].loc.line})", "declare each tap once; use aliases for other names")
+            owner[tap.name] = tap
+        side_owner: dict[tuple[str, str], str] = {}
+        for tap, nodes in taps:
+            for side, names in tap.aliases.items():
+                for alias in names:
+                    self.check_alias(tap, nodes, side, alias, owner, side_owner)
+        return taps
+
+    def check_alias(self, tap, nodes, side, alias, owner, side_owner) -> None:
+        node = nodes["aliases"]
+        if alias in owner and alias != tap.name:
+            raise self.err(node, f"alias {alias!r} of {tap.name!r} is itself a declared tap "
+                           f"(line {owner[alias].loc.line})", "an alias must not be another tap's name")
+        clashing_sides = (side,) if side != "any" else SIDES
+        for s in clashing_sides + ("any",):
+            other = side_owner.get((s, alias))
+            if other is not None and other != tap.name:
+                raise self.err(node, f"alias {alias!r} of {tap.name!r} is also an alias of {other!r}",
+                               "a printed name must resolve to one tap per side")
+        side_owner[(side, alias)] = tap.name
+
+    def check_after(self, taps: list[tuple[TapDef, dict]]) -> None:
+        by_name = {t.name: t for t, _ in taps}
+        aliases = {a: t.name for t, _ in taps for names in t.aliases.values() for a in names}
+        for tap, nodes in taps:
+            for i, up in enumerate(tap.after):
+                if up in by_name:
+                    continue
+                where = self.sequence(nodes["after"], "after")[i]
+                if up in aliases:
+                    hint = f"'after' takes canonical names: use {aliases[up]!r}"
+                else:
+                    close = difflib.get_close_matches(up, list(by_name), n=1)
+                    hint = f"did you mean {close[0]!r}?" if close else "declare that tap or remove it from 'after'"
+                raise self.err(where, f"'after' of {tap.name!r} names unknown tap {up!r}", hint)
+        self.check_acyclic(taps, by_name)
+
+    def check_acyclic(self, taps, by_name) -> None:
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+        nodes_of = {t.name: nodes for t, nodes in taps}
+
+        def visit(name: str, path: list[str]) -> None:
+            state[name] = 1
+            for up in by_name[name].after:
+                if state.get(up) == 1:
+                    cycle = path[path.index(up):] + [name, up] if up in path else [name, up]
+                    raise self.err(nodes_of[name]["after"], "'after' edges form a cycle: "
+                                   + " -> ".join(cycle), "the after: graph must be acyclic (upstream taps only)")
+                if state.get(up) is None:
+                    visit(up, path + [name])
+            state[name] = 2
+
+        for tap, _ in taps:
+            if state.get(tap.name) is None:
+                visit(tap.name, [])
