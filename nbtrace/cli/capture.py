@@ -21,7 +21,32 @@ class _NeedsDoubleDash(click.Command):
             raise click.UsageError(
                 "the nanoBragg arguments must follow '--', e.g. " + USAGE_EXAMPLE, ctx=ctx
             )
+        _check_counted_options(before, ctx)
         return super().parse_args(ctx, args)
+
+
+# options taking several numbers: click would swallow a '--' as one of them and then
+# misread the nanoBragg flags, so check their arity before click sees them
+_COUNTED = {"--pixel": ("S F", 2), "--roi": ("XMIN XMAX YMIN YMAX", 4)}
+
+
+def _check_counted_options(before: list[str], ctx) -> None:
+    for i, token in enumerate(before):
+        if token not in _COUNTED:
+            continue
+        metavar, n = _COUNTED[token]
+        values = before[i + 1 : i + 1 + n]
+        if len(values) < n or not all(_is_int(v) for v in values):
+            got = " ".join(values) or "nothing"
+            raise click.UsageError(f"{token} needs {n} integers {metavar}, got {got}", ctx=ctx)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _progress(msg: str) -> None:

@@ -1,0 +1,279 @@
+"""Capture plumbing, driven by fake producers (tiny scripts printing contract-conformant
+trace text). The real producers are exercised by tests/test_parity.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nbtrace.capture import capture, read_meta, shape_from_args
+from nbtrace.errors import ProducerError, UsageError
+
+FAKE = r'''#!{python}
+"""Fake producer: prints a setup block and one tap per traced pixel; obeys -floatfile and
+-trace_roi/-trace_dump; FAKE_MODE in the environment selects a failure."""
+import os, sys, time
+import numpy as np
+prefix = os.environ.get("FAKE_PREFIX", "TRACE_C")
+mode = os.environ.get("FAKE_MODE", "ok")
+args = sys.argv[1:]
+pixels, image, roi, dump, i = [], None, None, None, 0
+while i < len(args):
+    a = args[i]
+    if a == "-trace_pixel":
+        pixels.append((int(args[i + 1]), int(args[i + 2]))); i += 3
+    elif a == "-floatfile":
+        image = args[i + 1]; i += 2
+    elif a == "-trace_roi":
+        roi = [int(x) for x in args[i + 1:i + 5]]; i += 5
+    elif a == "-trace_dump":
+        dump = args[i + 1]; i += 2
+    elif a == "-hkl":
+        if not os.path.exists(args[i + 1]):
+            print("fake: error: -hkl file not found: " + args[i + 1], file=sys.stderr); sys.exit(2)
+        i += 2
+    else:
+        i += 1
+if mode == "fail":
+    print("fake: computing", file=sys.stderr)
+    print("fake: error: -cell needs 6 numbers", file=sys.stderr)
+    sys.exit(2)
+if mode == "hang":
+    time.sleep(60)
+print(prefix + ":producer=fake-producer 9.9")
+print(prefix + ":dtype=" + ("float32" if "float32" in args else "float64"))
+print(prefix + ":structure_factors=default_F:100")
+print(prefix + ":detector_pixels=6 4")
+print(prefix + ":cwd=" + os.getcwd())
+print(prefix + ":fdump_seen=" + str(os.path.exists("Fdump.bin")))
+print(prefix + ":argv=" + " ".join(args))
+scale = float(os.environ.get("FAKE_SCALE", "1"))
+for s, f in pixels:
+    print("TRACE_CONFIG: tracing pixel (spixel=%d, fpixel=%d)" % (s, f))
+    print(prefix + ": R_distance_meters %r" % (0.1 + 1e-3 * s + 1e-4 * f))
+    print(prefix + ": I_pixel_final %r" % (scale * (s * 6 + f + 0.5)))
+if image and mode != "noimage":
+    np.arange(24, dtype="<f4").tofile(image)
+if dump:
+    x0, x1, y0, y1 = roi
+    np.savez(dump, R_distance_meters=np.zeros((y1 - y0 + 1, x1 - x0 + 1)), roi=np.array(roi))
+print("fake: done", file=sys.stderr)
+'''
+
+
+@pytest.fixture
+def fake(tmp_path) -> Path:
+    path = tmp_path / "bin" / "fake_producer"
+    path.parent.mkdir()
+    path.write_text(FAKE.replace("{python}", sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("NB_C_BIN", raising=False)
+    return work
+
+
+def setup_of(trace: Path) -> dict[str, str]:
+    out = {}
+    for line in trace.read_text().splitlines():
+        if line.startswith("TRACE_C:") and "=" in line:
+            key, _, value = line[len("TRACE_C:"):].partition("=")
+            out[key] = value
+    return out
+
+
+def test_capture_writes_trace_image_and_provenance(fake, in_tmp):
+    (in_tmp / "Fdump.bin").write_bytes(b"stale")  # must not be visible to the producer
+    res = capture("c", ["-cell", "100", "100", "100", "90", "90", "90"], pixels=[(1, 2), (3, 0)],
+                  image=Path("img.bin"), out_trace=Path("out/c.trace"), c_bin=str(fake))
+    assert res.side == "user-c"
+    assert res.trace_path == in_tmp / "out" / "c.trace"
+    assert res.image_path == in_tmp / "img.bin"
+    assert np.fromfile(res.image_path, dtype="<f4").tolist() == list(range(24))
+    assert res.shape == (4, 6)
+
+    setup = setup_of(res.trace_path)
+    assert Path(setup["cwd"]) != in_tmp and not Path(setup["cwd"]).exists()  # fresh dir, removed
+    assert setup["fdump_seen"] == "False"
+    words = setup["argv"].split()
+    start = words.index("-trace_pixel")
+    assert words[start:start + 6] == ["-trace_pixel", "1", "2", "-trace_pixel", "3", "0"]
+    assert words[start + 6] == "-floatfile"  # the image comes from the same process
+    text = res.trace_path.read_text()
+    assert "TRACE_CONFIG: tracing pixel (spixel=3, fpixel=0)" in text
+
+    meta = read_meta(res.trace_path)
+    assert meta == res.meta
+    assert meta["executable"] == str(fake.resolve())
+    import hashlib
+
+    assert meta["sha256"] == hashlib.sha256(fake.read_bytes()).hexdigest()
+    assert meta["producer"] == "fake-producer 9.9"
+    assert meta["dtype"] == "float64"
+    assert meta["structure_factors"] == "default_F:100"
+    assert meta["returncode"] == 0
+    assert meta["wall_s"] > 0
+    assert meta["stderr_tail"] == ["fake: done"]
+    assert meta["argv"][0] == str(fake.resolve())
+    assert meta["nb_args"] == ["-cell", "100", "100", "100", "90", "90", "90"]
+    assert meta["pixels_traced"] == [[1, 2], [3, 0]]
+
+
+def test_nb_c_bin_environment_selects_user_build(fake, in_tmp, monkeypatch):
+    monkeypatch.setenv("NB_C_BIN", str(fake))
+    res = capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("t.trace"))
+    assert res.side == "user-c"
+    assert res.meta["executable"] == str(fake.resolve())
+
+
+def test_port_cmd_gets_dtype_and_injections(fake, in_tmp, monkeypatch):
+    monkeypatch.setenv("FAKE_PREFIX", "TRACE_PY")
+    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(fake))}"
+    res = capture("py", ["-N", "5"], pixels=[(0, 1)], out_trace=Path("p.trace"), port_cmd=cmd,
+                  inject=["svec-two-pi"], dtype="float32")
+    assert res.side == "port-cmd"
+    argv = res.meta["argv"]
+    assert argv[:2] == [str(Path(sys.executable).resolve()), str(fake)]
+    assert argv[2:] == ["-N", "5", "-trace_pixel", "0", "1", "-dtype", "float32", "--inject", "svec-two-pi"]
+    assert res.meta["dtype"] == "float32"
+
+
+def test_relative_input_files_are_resolved_against_callers_cwd(fake, in_tmp):
+    (in_tmp / "data").mkdir()
+    (in_tmp / "data" / "p1.hkl").write_text("0 0 1 10\n")
+    res = capture("c", ["-hkl", "data/p1.hkl"], pixels=[(0, 0)], out_trace=Path("t"), c_bin=str(fake))
+    assert res.meta["nb_args"] == ["-hkl", "data/p1.hkl"]
+    assert str(in_tmp / "data" / "p1.hkl") in res.meta["argv"]
+
+
+def test_region_dump_is_delivered(fake, in_tmp):
+    res = capture("c", ["-x"], roi=(1, 3, 0, 1), dump=Path("d.npz"), c_bin=str(fake))
+    assert res.trace_path is None
+    with np.load(res.dump_path) as z:
+        assert z["R_distance_meters"].shape == (2, 3)
+        assert z["roi"].tolist() == [1, 3, 0, 1]
+
+
+def test_producer_failure_names_last_stderr_line(fake, in_tmp, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(ProducerError) as err:
+        capture("c", ["-cell", "1"], pixels=[(0, 0)], out_trace=Path("t"), c_bin=str(fake))
+    msg = str(err.value)
+    assert "exited with code 2" in msg and "-cell needs 6 numbers" in msg
+    assert "\n" not in msg
+    assert not Path("t").exists()
+
+
+def test_timeout_kills_producer(fake, in_tmp, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "hang")
+    with pytest.raises(ProducerError, match="did not finish within"):
+        capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(fake), timeout=1.0)
+
+
+def test_missing_image_is_an_error(fake, in_tmp, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "noimage")
+    with pytest.raises(ProducerError, match="wrote no image"):
+        capture("c", ["-x"], image=Path("i.bin"), c_bin=str(fake))
+
+
+def test_missing_binary(in_tmp):
+    with pytest.raises(ProducerError, match="does not exist"):
+        capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(in_tmp / "no_such_build"))
+    with pytest.raises(ProducerError, match="not an executable"):
+        capture("py", ["-x"], pixels=[(0, 0)], port_cmd="no-such-port-command-xyz --flag")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(nb_args=["-trace_pixel", "1", "1"], pixels=[(0, 0)]), "--pixel S F"),
+        (dict(nb_args=["-floatfile", "x.bin"], pixels=[(0, 0)]), "--image"),
+        (dict(nb_args=["-x"]), "nothing to capture"),
+        (dict(nb_args=["-x"], dump=Path("d.npz"), pixels=[(0, 0)]), "needs a region"),
+        (dict(nb_args=["-x"], roi=(3, 1, 0, 0)), "empty or negative roi"),
+        (dict(nb_args=["-x"], pixels=[(-1, 0)]), "negative index"),
+        (dict(nb_args=["-x"], pixels=[(0, 0)], inject=["float32"]), "only in the PyTorch"),
+        (dict(nb_args=["-x"], pixels=[(0, 0)], dtype="float32"), "always computes in float64"),
+    ],
+)
+def test_bad_requests_are_usage_errors(fake, in_tmp, kwargs, message):
+    nb_args = kwargs.pop("nb_args")
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        capture("c", nb_args, c_bin=str(fake), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, shape",
+    [
+        ([], (1024, 1024)),
+        (["-detpixels", "64"], (64, 64)),
+        (["-detpixels_f", "30", "-detpixels_s", "20"], (20, 30)),
+        (["-detsize", "10", "-pixel", "0.1"], (100, 100)),
+        (["-detpixels", "64", "-pixel", "0.05"], (64, 64)),
+        (["-detpixels", "abc"], None),
+    ],
+)
+def test_shape_from_args(args, shape):
+    assert shape_from_args(args) == shape
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def run_cli(argv, capsys):
+    from nbtrace.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_cli_capture_c_writes_trace(fake, in_tmp, capsys):
+    code, out, err = run_cli(["capture", "c", "--c-bin", str(fake), "--pixel", "2", "1", "-o", "c.trace",
+                              "--image", "c.bin", "--", "-cell", "100"], capsys)
+    assert code == 0, err
+    assert "TRACE_CONFIG: tracing pixel (spixel=2, fpixel=1)" in Path("c.trace").read_text()
+    assert Path("c.trace.meta.json").exists() and Path("c.bin").stat().st_size == 24 * 4
+    assert "capture user-c: done" in err  # progress goes to stderr, nothing to stdout
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["capture", "c", "--pixel", "1", "2", "-cell", "100"], "must follow '--'"),
+        (["capture", "c", "--pixel", "1", "2", "--"], "no nanoBragg arguments"),
+        (["capture", "c", "--", "-cell", "100"], "nothing to capture"),
+        (["capture", "py", "--pixel", "1", "--", "-cell", "100"], "--pixel"),
+        (["capture", "c", "--out", "d", "--pixel", "1", "2", "--", "-cell", "1"], "--out is for 'both'"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_exit_2(argv, message, in_tmp, capsys):
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_producer_failure_is_one_line_exit_2(fake, in_tmp, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    code, out, err = run_cli(["capture", "c", "--c-bin", str(fake), "--pixel", "0", "0", "--", "-cell", "1"],
+                             capsys)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("nbtrace: error:")]
+    assert len(lines) == 1 and "-cell needs 6 numbers" in lines[0]
+    assert "Traceback" not in err
