@@ -230,7 +230,9 @@ def signed_log_rgb(diff: np.ndarray) -> tuple[np.ndarray, float]:
 
 def compose(panels: list[tuple[str, np.ndarray]], footer: list[str], pad: int = 8, label_h: int = 18) -> np.ndarray:
     """Lay out titled RGB panels side by side on white, with footer text lines beneath."""
-    ph = max(p.shape[0] for _, p in panels)
+    ph = max((p.shape[0] for _, p in panels), default=0)
+    if not panels:
+        label_h = 0
     width = pad + sum(max(p.shape[1], text_width(t)) + pad for t, p in panels)
     width = max(width, pad * 2 + max((text_width(s) for s in footer), default=0))
     height = pad + label_h + ph + pad + len(footer) * (FONT_H + 5) + pad

@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbtrace.cli import cli
+from nbtrace.errors import ImageError, UsageError
+from nbtrace.maps import compare_dumps, divergence_mask, dump_roi_for, load_dump
+from nbtrace.png import decode_png
+
+N = 48
+
+
+def _write(path, shift_edge=0.0, band=4, roi=(0, N - 1, 0, N - 1), extra=None):
+    xmin, xmax, ymin, ymax = roi
+    s, f = np.mgrid[ymin:ymax + 1, xmin:xmax + 1].astype(float)
+    pos = np.stack([np.full(s.shape, 0.5), 1e-3 + f * 1e-4, -1e-3 - s * 1e-4], -1)
+    edge = np.minimum(np.minimum(s, N - 1 - s), np.minimum(f, N - 1 - f)) < band
+    pos[edge, 1] += shift_edge
+    r = np.linalg.norm(pos, axis=-1)
+    meta = np.frombuffer(json.dumps({"argv": ["-detpixels", str(N)]}).encode(), np.uint8)
+    arrays = dict(roi=np.array(roi), meta_json=meta, pixel_pos_meters=pos, R_distance_meters=r, steps=np.ones(s.shape))
+    arrays.update(extra or {})
+    np.savez(path, **arrays)
+    return path
+
+
+def test_identical_dumps_agree(tmp_path):
+    a = load_dump(_write(tmp_path / "a.npz"))
+    res = compare_dumps(a, load_dump(_write(tmp_path / "b.npz")))
+    assert res and res.summary() == ["all 3 taps agree in all 2,304 pixels of the region"]
+    assert (res.first_label == -1).all()
+
+
+def test_edge_fault_is_located_and_first_tap_named(tmp_path):
+    a = load_dump(_write(tmp_path / "a.npz"))
+    b = load_dump(_write(tmp_path / "b.npz", shift_edge=1e-5, band=4))
+    res = compare_dumps(a, b)
+    assert not res
+    pos = res.taps[0]
+    assert pos.name == "pixel_pos_meters"
+    assert pos.n_divergent == N * N - (N - 8) ** 2
+    assert pos.edge_band == 4 and pos.central_agrees
+    assert "all within 4 px of the detector edge; the central region agrees" in res.summary()[0]
+    # pixel_pos comes first in the dump order, so it owns every divergent pixel
+    assert res.first_counts() == [("pixel_pos_meters", N * N - (N - 8) ** 2)]
+    assert res.first_label[N // 2, N // 2] == -1 and res.first_label[0, 0] == 0
+
+
+def test_sub_roi_coordinates_are_full_detector(tmp_path):
+    roi = (40, 47, 10, 20)
+    res = compare_dumps(load_dump(_write(tmp_path / "a.npz", roi=roi)),
+                        load_dump(_write(tmp_path / "b.npz", shift_edge=1e-5, roi=roi)))
+    assert res.taps[0].bbox == (44, 47, 10, 20)
+
+
+def test_nan_semantics():
+    a = np.array([1.0, np.nan, np.nan, 0.0])
+    b = np.array([1.0, np.nan, 2.0, 0.0])
+    mask, _ = divergence_mask(a, b, 1e-9, 0.0)
+    assert mask.tolist() == [False, False, True, False]
+
+
+def test_bad_dumps(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"not a zip")
+    with pytest.raises(ImageError, match="not a readable .npz"):
+        load_dump(tmp_path / "x.npz")
+    np.savez(tmp_path / "noroi.npz", steps=np.ones((2, 2)))
+    with pytest.raises(ImageError, match="no 'roi'"):
+        load_dump(tmp_path / "noroi.npz")
+    a = load_dump(_write(tmp_path / "a.npz"))
+    b = load_dump(_write(tmp_path / "b.npz", roi=(0, 9, 0, 9)))
+    with pytest.raises(UsageError, match="different regions"):
+        compare_dumps(a, b)
+
+
+def test_dump_roi_bounded():
+    assert dump_roi_for((256, 256)) == (0, 255, 0, 255)
+    xmin, xmax, ymin, ymax = dump_roi_for((1024, 1024))
+    assert (xmin, xmax) == (0, 1023) and (ymax - ymin + 1) * 1024 <= 256 * 256 and ymin < 512 < ymax
+
+
+def test_maps_cli_json_and_png(tmp_path):
+    _write(tmp_path / "a.npz")
+    _write(tmp_path / "b.npz", shift_edge=1e-5)
+    r = CliRunner().invoke(cli, ["maps", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--json",
+                                 "--png", str(tmp_path / "png")], standalone_mode=False)
+    assert r.return_value == 1, r.output
+    doc = json.loads(r.output)
+    assert doc["verdict"] == "diverge" and doc["first_divergent_counts"]["pixel_pos_meters"] > 0
+    img = decode_png((tmp_path / "png" / "first_divergent.png").read_bytes())
+    assert img.shape[0] > 100
