@@ -116,7 +116,7 @@ def _unit_pairs(dimension: str) -> list[NamedFactor]:
     return out
 
 
-_PRETTY = {"A": "Å", "A^-1": "Å⁻¹", "m^-1": "m⁻¹", "mm^-1": "mm⁻¹", "um": "µm", "m^2": "m²",
+_PRETTY = {"photons/m^2": "photons/m²", "A": "Å", "A^-1": "Å⁻¹", "m^-1": "m⁻¹", "mm^-1": "mm⁻¹", "um": "µm", "m^2": "m²",
            "mm^2": "mm²", "A^2": "Å²", "deg": "degrees", "rad": "radians"}
 
 
@@ -145,12 +145,61 @@ def named_factors(dimension: str) -> list[NamedFactor]:
         out.append(NamedFactor(1 / (2 * math.pi), "a missing 2π"))
         out.append(NamedFactor(math.pi / 180, "degrees converted twice (×π/180)"))
         out.append(NamedFactor(180 / math.pi, "radians read as degrees (×180/π)"))
+    if dimension == "dimensionless":
+        # a dimensionless product (h = a·S) inherits a unit slip of one of its length factors
+        for nf in _unit_pairs("length"):
+            out.append(NamedFactor(nf.factor, f"a length in {nf.meaning} (inside a dimensionless product)"))
     base = _SQUARE_OF.get(dimension)
     if base:
-        for nf in _unit_pairs(base):
-            out.append(NamedFactor(nf.factor**2, f"({nf.meaning})²: a squared unit"))
-            out.append(NamedFactor(1 / nf.factor**2, f"(inverse of {nf.meaning})²: a squared unit"))
+        for big, small in _ordered_pairs(base):
+            f = (big.to_si / small.to_si) ** 2
+            meaning = f"({_pretty(small.name)}↔{_pretty(big.name)})²: a squared unit"
+            out.append(NamedFactor(f, meaning))
+            out.append(NamedFactor(1 / f, meaning))
     return out
+
+
+def _ordered_pairs(dimension: str) -> list[tuple[Unit, Unit]]:
+    """Pairs (larger unit, smaller unit) of one dimension."""
+    us = units_of(dimension)
+    return [(a, b) for a in us for b in us if a.to_si > b.to_si]
+
+
+def _prefer_squares(dimension: str, factors: list[NamedFactor]) -> list[NamedFactor]:
+    """For fluences, a squared length slip (beam size in mm) is the likelier story than a
+    fluence printed per mm², so those are tried first."""
+    if dimension != "fluence":
+        return factors
+    return sorted(factors, key=lambda nf: "squared" not in nf.meaning)
+
+
+def units_of(dimension: str) -> list[Unit]:
+    """The distinct units of one dimension."""
+    return list({u.name: u for u in _UNITS.values() if u.dimension == dimension}.values())
+
+
+def plausible_unit(value: float, unit: str, lo: float, hi: float) -> Unit | None:
+    """Which other unit of ``unit``'s dimension would make |value| fall inside [lo, hi]
+    (a range expressed in ``unit``). None when none does (or the value is already plausible).
+
+    Example: lambda_meters holding 0.5 with range [1e-12, 1e-8] m → Å (0.5 Å = 5e-11 m).
+    """
+    declared = parse_unit(unit)
+    mag = abs(value)
+    if lo <= mag <= hi or not math.isfinite(mag) or mag == 0:
+        return None
+    centre = math.sqrt(lo * hi) if lo > 0 else hi
+    best: tuple[float, Unit] | None = None
+    for u in units_of(declared.dimension):
+        if u.name == declared.name:
+            continue
+        as_declared = mag * u.to_si / declared.to_si
+        if lo <= as_declared <= hi:
+            # several units may fit a wide range; the one nearest the range's centre is likeliest
+            dist = abs(math.log10(as_declared / centre)) if centre > 0 else 0.0
+            if best is None or dist < best[0]:
+                best = (dist, u)
+    return best[1] if best else None
 
 
 def explain_factor(ratio: float, dimension: str, rel: float = 1e-6) -> NamedFactor | None:
@@ -160,7 +209,7 @@ def explain_factor(ratio: float, dimension: str, rel: float = 1e-6) -> NamedFact
     """
     if not math.isfinite(ratio) or ratio == 0:
         return None
-    for nf in named_factors(dimension):
+    for nf in _prefer_squares(dimension, named_factors(dimension)):
         if math.isclose(ratio, nf.factor, rel_tol=rel):
             return nf
     k = round(math.log10(abs(ratio)))
