@@ -47,7 +47,7 @@ def _spec(path):
         return spec_mod.load_spec(path)
     try:
         return spec_mod.default_spec()
-    except (NbtraceError, OSError):  # shipped spec absent in a partial install: fall back to dump order
+    except (NbtraceError, OSError, ImportError):  # shipped spec absent in a partial install: fall back to dump order
         return None
 
 
