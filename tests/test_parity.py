@@ -1,0 +1,207 @@
+"""C reference vs PyTorch simulator, over every configuration in tests/parity_cases.yaml.
+
+One producer process per side renders the float image and traces three pixels (the
+brightest Bragg peak, a background pixel, an edge pixel) in the same pass. A case passes
+when the float32 images agree (correlation >= 0.999999, |sum ratio - 1| <= 1e-6, computed
+in float64) and nbtrace's diff of the traces agrees with the default tap spec.
+
+    python tests/test_parity.py --suggest [ID ...]   # print peak/background pixels from the C image
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nbtrace.capture import CaptureResult, capture
+from nbtrace.errors import ProducerError
+
+HERE = Path(__file__).resolve().parent
+CASES_FILE = HERE / "parity_cases.yaml"
+DATA = HERE / "data" / "parity"
+
+MIN_CORRELATION = 0.999999
+MAX_SUM_RATIO_ERROR = 1e-6
+MAX_BACKGROUND_FRACTION = 0.01
+PRODUCER_TIMEOUT_S = 120
+
+
+def load_cases() -> list[dict]:
+    cases = yaml.safe_load(CASES_FILE.read_text())["cases"]
+    ids = [c["id"] for c in cases]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise ValueError(f"{CASES_FILE}: duplicate case ids {sorted(duplicates)}")
+    return cases
+
+
+def nb_args(case: dict) -> list[str]:
+    return case["args"].replace("{data}", str(DATA)).split()
+
+
+def roi_of(args: list[str], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(xmin, xmax, ymin, ymax) inclusive from -roi (fast = x), else the whole detector."""
+    spix, fpix = shape
+    if "-roi" in args:
+        i = args.index("-roi")
+        return tuple(int(v) for v in args[i + 1 : i + 5])
+    return (0, fpix - 1, 0, spix - 1)
+
+
+@dataclass(frozen=True)
+class Side:
+    result: CaptureResult
+    image: np.ndarray  # (spixels, fpixels) float64 copy of the float32 file
+
+
+def run_side(side: str, case: dict, pixels: list[tuple[int, int]], tmp: Path) -> Side:
+    try:
+        res = capture(side, nb_args(case), pixels=pixels, image=tmp / f"{side}.float",
+                      out_trace=tmp / f"{side}.trace", dtype="float64" if side == "py" else None,
+                      timeout=PRODUCER_TIMEOUT_S)
+    except ProducerError as exc:
+        name = {"c": "the C reference", "py": "the PyTorch simulator"}[side]
+        missing = [f for f in case.get("requires", []) if f in str(exc)]
+        if missing:
+            pytest.fail(f"config {case['id']}: {' '.join(missing)} not implemented in {name}: {exc}", pytrace=False)
+        pytest.fail(f"config {case['id']}: {name} failed: {exc}", pytrace=False)
+    flat = np.fromfile(res.image_path, dtype="<f4").astype(np.float64)
+    if res.shape is None or flat.size != res.shape[0] * res.shape[1]:
+        pytest.fail(f"config {case['id']}: {side} image has {flat.size} pixels, shape says {res.shape}",
+                    pytrace=False)
+    return Side(res, flat.reshape(res.shape))
+
+
+def image_problems(c: np.ndarray, py: np.ndarray) -> list[str]:
+    if c.shape != py.shape:
+        return [f"image shapes differ: C {c.shape} vs PY {py.shape}"]
+    problems = []
+    if not np.all(np.isfinite(py)) or not np.all(np.isfinite(c)):
+        problems.append(f"non-finite pixels: C {int((~np.isfinite(c)).sum())}, PY {int((~np.isfinite(py)).sum())}")
+        return problems
+    if c.std() == 0 or py.std() == 0:
+        problems.append(f"a flat image cannot be correlated (std C {c.std():.3g}, PY {py.std():.3g})")
+    else:
+        corr = float(np.corrcoef(c.ravel(), py.ravel())[0, 1])
+        if not corr >= MIN_CORRELATION:
+            problems.append(f"image correlation {corr:.9f} < {MIN_CORRELATION}")
+    ratio = float(py.sum() / c.sum()) if c.sum() != 0 else float("nan")
+    if not abs(ratio - 1) <= MAX_SUM_RATIO_ERROR:
+        worst = np.unravel_index(np.argmax(np.abs(py - c)), c.shape)
+        problems.append(f"sum ratio PY/C {ratio:.9g} (|r-1| > {MAX_SUM_RATIO_ERROR}); largest pixel difference "
+                        f"at (s,f)={tuple(int(i) for i in worst)}: C {c[worst]:.9g}, PY {py[worst]:.9g}")
+    return problems
+
+
+def pixel_choice_problems(case: dict, c: np.ndarray, roi) -> list[str]:
+    """The YAML's pixels must still be what they claim to be in the C image."""
+    problems = []
+    peak, bg, edge = (tuple(case[k]) for k in ("peak", "background", "edge"))
+    vmax = float(c.max())
+    if c[peak] != vmax:
+        s, f = np.unravel_index(np.argmax(c), c.shape)
+        problems.append(f"peak {peak} is not the brightest C pixel ({c[peak]:.6g}); the brightest is "
+                        f"({s}, {f}) = {vmax:.6g}: update peak in {CASES_FILE.name}")
+    if not c[bg] < MAX_BACKGROUND_FRACTION * vmax:
+        problems.append(f"background {bg} holds {c[bg]:.6g} >= {MAX_BACKGROUND_FRACTION:g} of the peak: "
+                        f"choose another pixel in {CASES_FILE.name}")
+    xmin, xmax, ymin, ymax = roi
+    on_border = edge[0] in (ymin, ymax) or edge[1] in (xmin, xmax)
+    inside = ymin <= edge[0] <= ymax and xmin <= edge[1] <= xmax
+    if not (on_border and inside):
+        problems.append(f"edge {edge} is not on the border of the detector/ROI {roi}")
+    return problems
+
+
+def trace_problems(c: Side, py: Side, pixels) -> tuple[list[str], str]:
+    from nbtrace.diff import diff_traces
+    from nbtrace.parse import read_trace
+
+    result = diff_traces(read_trace(c.result.trace_path), read_trace(py.result.trace_path))
+    problems = []
+    if not result:
+        why = result.root_cause.explanation if result.root_cause else result.headline
+        problems.append(f"trace diff diverges: {why}")
+    for label, seen in (("C", result.pixels_a), ("PY", result.pixels_b)):
+        if sorted(set(seen)) != sorted(set(pixels)):
+            problems.append(f"{label} traced pixels {list(seen)}, asked for {pixels}")
+    only_c = [u.tap for u in result.unmatched_a if u.whole_tap]
+    only_py = [u.tap for u in result.unmatched_b if u.whole_tap]
+    if only_c or only_py:
+        problems.append(f"taps printed by one side only: C {only_c}, PY {only_py}")
+    return problems, result.headline
+
+
+CASES = load_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_parity(case, tmp_path):
+    pixels = [tuple(case[k]) for k in ("peak", "background", "edge")]
+    c = run_side("c", case, pixels, tmp_path)
+    py = run_side("py", case, pixels, tmp_path)
+    problems = [f"image: {p}" for p in image_problems(c.image, py.image)]
+    problems += [f"pixels: {p}" for p in pixel_choice_problems(case, c.image, roi_of(nb_args(case), c.image.shape))]
+    trace, headline = trace_problems(c, py, pixels)
+    problems += trace
+    if problems:
+        pytest.fail(f"config {case['id']} ({case['covers']}):\n  " + "\n  ".join(problems)
+                    + f"\n  diff headline: {headline}\n  traces: {c.result.trace_path} {py.result.trace_path}",
+                    pytrace=False)
+
+
+def test_cases_cover_every_flag_family():
+    """The issue asks for every flag family; keep the matrix from silently losing one."""
+    text = " ".join(c["args"] for c in CASES)
+    words = set(text.split())
+    families = [
+        ["-denzo"], ["-adxv"], ["-xds"], ["-dials"], ["-pivot"], ["-twotheta"],
+        ["-detector_rotx", "-detector_roty", "-detector_rotz"], ["-misset"], ["-mat"], ["-hkl"],
+        ["-phi", "-osc", "-phisteps"], ["-mosaic", "-mosaic_domains", "-mosaic_seed"],
+        ["-dispersion", "-dispsteps"], ["-hdivrange", "-vdivrange", "-divsteps"], ["-polar"], ["-nopolar"],
+        ["-oversample"], ["-oversample_thick", "-oversample_polar", "-oversample_omega"],
+        ["-detector_thick", "-detector_abs", "-thicksteps"], ["-roi"], ["-point_pixel"],
+        ["-round_xtal"], ["-gauss_xtal"], ["-tophat_xtal"], ["-fluence"], ["-flux", "-exposure", "-beamsize"],
+    ]
+    missing = [f for fam in families for f in fam if f not in words]
+    assert not missing, f"no parity case uses {missing}"
+    assert len(CASES) >= 20
+    triclinic = [c for c in CASES if "-cell" in c["args"] and " 90 90 90" not in c["args"]]
+    assert triclinic, "no triclinic -cell case"
+    n_small = [c["args"].split() for c in CASES]
+    interp = [a for a in n_small if "-hkl" in a and "-N" in a and int(a[a.index("-N") + 1]) <= 2]
+    nointerp = [a for a in n_small if "-hkl" in a and "-N" in a and int(a[a.index("-N") + 1]) > 2]
+    assert interp and nointerp, "-hkl needs a case with N <= 2 (interpolation on) and one with N > 2"
+
+
+# ---------------------------------------------------------------------------------------
+# maintenance: pick the traced pixels from the C image
+
+
+def suggest(case: dict, tmp: Path) -> str:
+    res = capture("c", nb_args(case), image=tmp / "c.float", timeout=PRODUCER_TIMEOUT_S)
+    img = np.fromfile(res.image_path, dtype="<f4").astype(np.float64).reshape(res.shape)
+    xmin, xmax, ymin, ymax = roi_of(nb_args(case), img.shape)
+    peak = np.unravel_index(np.argmax(img), img.shape)
+    inner = np.full(img.shape, np.inf)
+    inner[ymin + 2 : ymax - 1, xmin + 2 : xmax - 1] = img[ymin + 2 : ymax - 1, xmin + 2 : xmax - 1]
+    bg = np.unravel_index(np.argmin(inner), img.shape)
+    return (f"{case['id']}: peak [{peak[0]}, {peak[1]}] ({img[peak]:.4g}), "
+            f"background [{bg[0]}, {bg[1]}] ({img[bg]:.3g}), edge {case['edge']}")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    if sys.argv[1:2] != ["--suggest"]:
+        sys.exit(__doc__)
+    wanted = set(sys.argv[2:])
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            if not wanted or case["id"] in wanted:
+                print(suggest(case, Path(tmp)))
