@@ -1,0 +1,524 @@
+"""From "the images disagree" to the root cause, in one call.
+
+Steps (each a plain function over frozen results): render both images (one producer process
+per side, in parallel), compare them, choose pixels to trace, capture all of them in ONE run
+per side, compare the provenance (what each side was given and said it read) BEFORE any
+physics, diff the traces with the engine (all pixels together, then each pixel alone), and —
+when the traces cannot explain the image difference or ``maps`` is asked for — dump every tap
+over a region and map where it diverges (incident 21: faults confined to the detector edge).
+
+Pixel coordinates are (slow, fast) everywhere, as ``-trace_pixel`` takes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from nbtrace.errors import UsageError
+from nbtrace.images import ImageComparison, Thresholds, compare_arrays, read_image, shape_from_nb_args
+
+# A small seed configuration with Bragg spots on a 256² detector: a 100 Å cubic cell at 0.5 Å,
+# 5 unit cells per axis so the spots are a few pixels wide, 500 mm away on 0.2 mm pixels
+# (resolution ~10 Å at the edge), every structure factor 100 electrons.
+DEFAULT_ARGS = (
+    "-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",
+    "-distance", "500", "-detpixels", "256", "-pixel", "0.2",
+)
+
+# Setup values both sides print (CONTRACTS §2.1) that describe the run's inputs and choices;
+# a difference here is an input difference, reported before any physics.
+PROVENANCE_KEYS = (
+    "argv", "structure_factors", "dtype", "detector_convention", "pivot", "detector_pixels", "pixel_size_m",
+    "distance_m", "oversample", "steps", "phisteps", "mosaic_domains", "sources", "thicksteps",
+)
+# Inputs whose difference makes the physics comparison meaningless until fixed.
+DECISIVE_INPUTS = ("structure_factors", "detector_pixels", "argv")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HuntOptions:
+    nb_args: tuple[str, ...] = ()
+    c_bin: str | None = None
+    port_cmd: str | None = None
+    inject: tuple[str, ...] = ()
+    npixels: int = 6
+    maps: bool = False
+    out_dir: Path | None = None
+    thresholds: Thresholds = Thresholds()
+    spec_path: str | None = None
+    timeout: float = 900.0
+
+
+@dataclass(frozen=True)
+class ChosenPixel:
+    pixel: tuple[int, int]  # (slow, fast)
+    reason: str
+    a_value: float  # reference image value (photons)
+    b_value: float  # port image value (photons)
+
+
+@dataclass(frozen=True)
+class InputDifference:
+    key: str
+    a: str | None
+    b: str | None
+    decisive: bool
+
+
+@dataclass(frozen=True)
+class PixelOutcome:
+    """One traced pixel diffed on its own: its root-cause tap (None when it agrees)."""
+
+    pixel: tuple[int, int]
+    reason: str
+    a_value: float
+    b_value: float
+    root_tap: str | None
+    root_kind: str | None
+    root_factor: float | None
+    n_divergent: int
+
+
+@dataclass(frozen=True, eq=False)
+class HuntResult:
+    options: HuntOptions
+    nb_args: tuple[str, ...]
+    default_config: bool
+    shape: tuple[int, int]
+    images: ImageComparison
+    input_differences: tuple[InputDifference, ...]
+    input_same: tuple[tuple[str, str], ...]
+    pixels: tuple[PixelOutcome, ...]
+    diff: object | None  # nbtrace.results.DiffResult over all traced pixels
+    maps: object | None  # nbtrace.maps.MapsResult
+    maps_reason: str | None
+    region_diff: object | None  # DiffResult of pixels chosen from the maps, when traces missed it
+    timings: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # side -> capture meta
+
+    @property
+    def decisive_inputs(self) -> tuple[InputDifference, ...]:
+        return tuple(d for d in self.input_differences if d.decisive)
+
+    @property
+    def root(self):
+        """The root cause that explains the run (traced pixels first, region follow-up second)."""
+        if self.diff is not None and self.diff.root_cause is not None:
+            return self.diff.root_cause
+        if self.region_diff is not None and self.region_diff.root_cause is not None:
+            return self.region_diff.root_cause
+        return None
+
+    @property
+    def agrees(self) -> bool:
+        maps_ok = self.maps is None or bool(self.maps)
+        return bool(self.images) and self.root is None and maps_ok and not self.decisive_inputs
+
+    @property
+    def verdict(self) -> str:
+        return "agree" if self.agrees else "diverge"
+
+
+# --------------------------------------------------------------------------- pixel choice
+
+
+def _pick(img_a, img_b, chosen: dict, pixel, reason):
+    pixel = (int(pixel[0]), int(pixel[1]))
+    if pixel not in chosen:
+        chosen[pixel] = ChosenPixel(pixel, reason, float(img_a[pixel]), float(img_b[pixel]))
+
+
+def choose_pixels(a: np.ndarray, b: np.ndarray, n: int = 6) -> tuple[ChosenPixel, ...]:
+    """Pixels worth tracing, each with why: the largest |B − A| in photons (absolute, so a 1 %
+    error on a bright spot outranks 100 % on dim background), the brightest reference peak, a
+    background pixel, the middle of the fast-min edge and two opposite corners (geometry faults
+    grow towards the edges); then further large-|Δ| pixels until ``n``. a, b: (S, F) photons."""
+    S, F = a.shape
+    fa, fb = np.nan_to_num(a), np.nan_to_num(b)
+    diff = np.abs(fb - fa)
+    chosen: dict[tuple[int, int], ChosenPixel] = {}
+    if diff.max() > 0:
+        _pick(a, b, chosen, np.unravel_index(int(np.argmax(diff)), a.shape), "largest |B-A| (photons)")
+    _pick(a, b, chosen, np.unravel_index(int(np.argmax(fa)), a.shape), "brightest pixel of the reference")
+    _pick(a, b, chosen, _background_pixel(fa), "background (median intensity, inner region)")
+    _pick(a, b, chosen, (S // 2, 0), "edge (middle of fast-min edge)")
+    _pick(a, b, chosen, (0, 0), "corner (0, 0)")
+    _pick(a, b, chosen, (S - 1, F - 1), "opposite corner")
+    if len(chosen) < n and diff.max() > 0:
+        for k in np.argsort(-diff, axis=None)[: 4 * n]:
+            if len(chosen) >= n or diff.flat[k] == 0:
+                break
+            # skip the immediate neighbours of pixels already chosen: they say the same thing
+            s, f = divmod(int(k), F)
+            if all(abs(s - p[0]) > 2 or abs(f - p[1]) > 2 for p in chosen):
+                _pick(a, b, chosen, (s, f), "next largest |B-A|")
+    return tuple(list(chosen.values())[: max(n, 1)])
+
+
+def _background_pixel(img: np.ndarray) -> tuple[int, int]:
+    S, F = img.shape
+    inner = img[S // 8: S - S // 8 or S, F // 8: F - F // 8 or F]
+    k = int(np.argmin(np.abs(inner - np.median(inner))))
+    s, f = divmod(k, inner.shape[1])
+    return s + S // 8, f + F // 8
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifference, ...], tuple[tuple[str, str], ...]]:
+    """Compare what each side was given and said it read (setup block + capture meta)."""
+    diffs, same = [], []
+    for key in PROVENANCE_KEYS:
+        va, vb = _prov_value(meta_a, key), _prov_value(meta_b, key)
+        if va is None and vb is None:
+            continue
+        if va == vb:
+            same.append((key, va))
+        elif va is not None and vb is not None:
+            diffs.append(InputDifference(key, va, vb, key in DECISIVE_INPUTS))
+        else:
+            # one side silent about a key is only worth a note when it is decisive
+            if key in ("structure_factors", "dtype"):
+                diffs.append(InputDifference(key, va, vb, False))
+    return tuple(diffs), tuple(same)
+
+
+def _prov_value(meta: dict, key: str) -> str | None:
+    setup = meta.get("setup") or {}
+    if key == "argv":
+        args = meta.get("nb_args")
+        return " ".join(args) if args else None
+    v = setup.get(key, meta.get(key))
+    return None if v is None else str(v).strip()
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _capture(side, args, opts: HuntOptions, progress, **kw):
+    from nbtrace.capture import capture
+
+    return capture(side, list(args), c_bin=opts.c_bin if side == "c" else None,
+                   port_cmd=opts.port_cmd if side == "py" else None,
+                   inject=opts.inject if side == "py" else (), timeout=opts.timeout, progress=progress, **kw)
+
+
+def _both(opts: HuntOptions, args, progress, kw_c: dict, kw_py: dict):
+    """Run the two producers at once (2 cores); each returns its CaptureResult."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fc = pool.submit(_capture, "c", args, opts, progress, **kw_c)
+        fp = pool.submit(_capture, "py", args, opts, progress, **kw_py)
+        return fc.result(), fp.result()
+
+
+def _load_spec(path):
+    from nbtrace import spec as spec_mod
+    from nbtrace.errors import NbtraceError
+
+    if path:
+        return spec_mod.load_spec(path)
+    try:
+        return spec_mod.default_spec()
+    except (NbtraceError, OSError, ImportError):
+        return None  # the engine then picks its own default
+
+
+def _diff(trace_a, trace_b, spec, context):
+    from nbtrace.diff import diff_traces
+
+    return diff_traces(trace_a, trace_b, spec, context=context)
+
+
+def _only_pixel(trace, pixel):
+    recs = tuple(r for r in trace.records if r.index.pixel is None or tuple(r.index.pixel) == pixel)
+    return dataclasses.replace(trace, records=recs, pixels=(pixel,))
+
+
+def _run_context(args, meta) -> dict:
+    """Config-derived numbers the engine may use to explain factors (N, oversample, ...)."""
+    ctx: dict = {}
+    setup = meta.get("setup") or {}
+    for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
+        try:
+            ctx[key] = int(float(setup[key]))
+        except (KeyError, ValueError):
+            pass
+    a = list(args)
+    for flag, keys in (("-N", ("Na", "Nb", "Nc")), ("-Na", ("Na",)), ("-Nb", ("Nb",)), ("-Nc", ("Nc",))):
+        if flag in a and a.index(flag) + 1 < len(a):
+            try:
+                for k in keys:
+                    ctx[k] = int(float(a[a.index(flag) + 1]))
+            except ValueError:
+                pass
+    return ctx
+
+
+def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
+    from nbtrace.parse import read_trace
+
+    pixels = [c.pixel for c in chosen]
+    t0 = time.perf_counter()
+    cap_c, cap_p = _both(opts, args, progress,
+                         {"pixels": pixels, "out_trace": work / f"{tag}_c.trace"},
+                         {"pixels": pixels, "out_trace": work / f"{tag}_py.trace"})
+    timings[f"{tag}_capture_s"] = time.perf_counter() - t0
+    ta, tb = read_trace(cap_c.trace_path), read_trace(cap_p.trace_path)
+    ctx = _run_context(args, cap_c.meta)
+    combined = _diff(ta, tb, spec, ctx)
+    outcomes = []
+    for c in chosen:
+        r = _diff(_only_pixel(ta, c.pixel), _only_pixel(tb, c.pixel), spec, ctx)
+        rc = r.root_cause
+        outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
+                                     rc.kind if rc else None, rc.factor if rc else None, len(r.divergent)))
+    return combined, tuple(outcomes), cap_c, cap_p
+
+
+def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
+    """Run the whole hunt; raises nbtrace.errors.* on bad input or a failing producer."""
+    say = progress or (lambda _m: None)
+    args = tuple(opts.nb_args) or DEFAULT_ARGS
+    shape = shape_from_nb_args(list(args))
+    if opts.npixels < 1:
+        raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
+    spec = _load_spec(opts.spec_path)
+    timings: dict = {}
+    t_start = time.perf_counter()
+    keep = opts.out_dir is not None
+    work = Path(opts.out_dir) if keep else Path(tempfile.mkdtemp(prefix="nbtrace-hunt-"))
+    work.mkdir(parents=True, exist_ok=True)
+    from nbtrace.maps import dump_roi_for
+
+    dump_roi = dump_roi_for(shape) if opts.maps else None
+    say(f"hunt: [1/4] rendering both images ({shape[0]}x{shape[1]}), C reference and port in parallel"
+        + (f", with region dump {list(dump_roi)}" if dump_roi else ""))
+    t0 = time.perf_counter()
+    kw = lambda side: {"image": work / f"image_{side}.float",  # noqa: E731
+                       **({"roi": dump_roi, "dump": work / f"region_{side}.npz"} if dump_roi else {})}
+    img_c, img_p = _both(opts, args, say, kw("c"), kw("py"))
+    timings["render_s"] = time.perf_counter() - t0
+    a = read_image(img_c.image_path, img_c.shape or shape)
+    b = read_image(img_p.image_path, img_p.shape or img_c.shape or shape)
+    images = compare_arrays(a, b, names=("C reference", "port"), thresholds=opts.thresholds)
+    say(f"hunt: [2/4] images {'agree' if images else 'disagree'}: correlation "
+        f"{_fmt(images.full.correlation, '.6f')}, sum ratio {_fmt(images.full.sum_ratio, '.6g')}")
+
+    chosen = choose_pixels(a, b, opts.npixels)
+    say(f"hunt: [3/4] tracing {len(chosen)} pixels in one run per side: "
+        + ", ".join(f"({c.pixel[0]}, {c.pixel[1]})" for c in chosen))
+    combined, outcomes, cap_c, cap_p = _trace_and_diff(opts, args, chosen, work, "pixels", spec, say, timings)
+    diffs, same = compare_provenance(cap_c.meta, cap_p.meta)
+    for d in diffs:
+        say(f"hunt: input difference: {d.key}: C {d.a!r} vs port {d.b!r}")
+
+    maps_res, maps_reason, region_diff = None, None, None
+    traces_silent = combined.root_cause is None
+    if opts.maps or (traces_silent and not images):
+        maps_reason = ("asked for (--maps)" if opts.maps else
+                       "the images disagree but every traced pixel agrees: mapping every tap over a region")
+        maps_res, region_diff, dump_roi = _region_step(opts, args, shape, work, spec, say, timings, dump_roi,
+                                                       traced=combined.root_cause is None)
+    timings["total_s"] = time.perf_counter() - t_start
+    say(f"hunt: [4/4] done in {timings['total_s']:.2f} s (renders {timings['render_s']:.2f} s)")
+    files = {"image_c": str(img_c.image_path), "image_py": str(img_p.image_path),
+             "trace_c": str(cap_c.trace_path), "trace_py": str(cap_p.trace_path)}
+    return HuntResult(opts, args, not opts.nb_args, shape, images, diffs, same, outcomes, combined, maps_res,
+                      maps_reason, region_diff, timings, files, {"c": cap_c.meta, "py": cap_p.meta})
+
+
+def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced):
+    """Maps over a region; if the traced pixels missed a divergence, trace where the maps show it."""
+    from nbtrace.maps import compare_dumps, dump_roi_for, load_dump
+
+    t0 = time.perf_counter()
+    if dump_roi is None:  # not dumped during the render: one more run per side, no image
+        dump_roi = dump_roi_for(shape)
+        say(f"hunt: region dump {list(dump_roi)} (fast min, fast max, slow min, slow max), one run per side")
+        _both(opts, args, say, {"roi": dump_roi, "dump": work / "region_c.npz"},
+              {"roi": dump_roi, "dump": work / "region_py.npz"})
+    res = compare_dumps(load_dump(work / "region_c.npz"), load_dump(work / "region_py.npz"), spec)
+    timings["maps_s"] = time.perf_counter() - t0
+    for line in res.summary():
+        say(f"hunt: maps: {line}")
+    region_diff = None
+    if traced and res.divergent():
+        first = res.divergent()[0]
+        others = [t.worst_at for t in res.divergent()[1:3] if t.worst_at]
+        picks = [ChosenPixel(first.worst_at, f"where the maps show {first.name} diverging most", 0.0, 0.0)]
+        picks += [ChosenPixel(p, "a further divergent pixel from the maps", 0.0, 0.0)
+                  for p in others if p != first.worst_at]
+        say(f"hunt: tracing the pixels the maps point at: {[p.pixel for p in picks]}")
+        region_diff, _, _, _ = _trace_and_diff(opts, args, picks, work, "region_pixels", spec, say, timings)
+    return res, region_diff, dump_roi
+
+
+def _fmt(x, spec):
+    return "undefined" if x is None else format(x, spec)
+
+
+# --------------------------------------------------------------------------- reporting (reads only)
+
+
+def headline(r: HuntResult) -> str:
+    """The verdict sentence every report opens with."""
+    m = r.images.full
+    img = f"image correlation {_fmt(m.correlation, '.6f')}, sum ratio {_fmt(m.sum_ratio, '.6g')}"
+    if r.decisive_inputs:
+        d = r.decisive_inputs[0]
+        return (f"DIVERGE: the inputs differ ({d.key}: C {d.a!r} vs port {d.b!r}) — fix the input, not the "
+                f"physics; {img}.")
+    rc = r.root
+    if rc is not None:
+        where = "traced pixels" if r.diff is not None and r.diff.root_cause is not None else "pixels the maps found"
+        agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
+        tail = f" ({agree_n} of {len(r.pixels)} traced pixels name it)" if where == "traced pixels" else \
+            " (found by the region maps; single-pixel traces of the usual pixels agreed)"
+        return f"DIVERGE: root cause {_tap_label(rc)} — {rc.explanation}{tail}; {img}."
+    if r.maps is not None and not r.maps:
+        return f"DIVERGE: {r.maps.summary()[0]}; {img}."
+    if not r.images:
+        return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
+                f"{img}.")
+    n_taps = r.diff.matched if r.diff is not None else 0
+    return (f"AGREE: the port reproduces the reference — {img}; {len(r.pixels)} traced pixels agree on "
+            f"all {n_taps} matched tap values.")
+
+
+def _tap_label(rc) -> str:
+    return f"{rc.tap}[{','.join(rc.loop)}]" if getattr(rc, "loop", None) else rc.tap
+
+
+def report_lines(r: HuntResult) -> list[str]:
+    """The console / markdown body (plain text, no markup)."""
+    from nbtrace.images import metrics_lines
+    from nbtrace.results import index_text
+
+    lines = [headline(r), ""]
+    cfg = " ".join(r.nb_args)
+    lines.append(f"configuration: {cfg}" + ("   (built-in default)" if r.default_config else ""))
+    if r.options.inject:
+        lines.append(f"injected into the port: {', '.join(r.options.inject)}")
+    lines.append("")
+    lines.append("inputs (compared before any physics):")
+    for d in r.input_differences:
+        flag = "DIFFERENT (decisive)" if d.decisive else "different"
+        lines.append(f"  {flag}: {d.key}: C {d.a!r} vs port {d.b!r}")
+    if r.input_same:
+        lines.append("  same: " + ", ".join(f"{k}={v}" for k, v in r.input_same if k != "argv"))
+    if not r.input_differences:
+        lines.append("  no input difference: both sides were given and read the same")
+    lines.append("")
+    lines.append(f"image metrics (B = port vs A = C reference, {r.shape[0]}x{r.shape[1]}):")
+    lines += metrics_lines(r.images.full, r.images.thresholds)
+    lines.append("")
+    lines.append("traced pixels (one producer run per side for all of them):")
+    lines.append(f"  {'(slow, fast)':<13} {'C photons':>12} {'port photons':>13}  {'first divergent tap':<24} why chosen")
+    for p in r.pixels:
+        verdict = p.root_tap or "agrees"
+        if p.root_factor is not None:
+            verdict += f" x{p.root_factor:.4g}"
+        lines.append(f"  ({p.pixel[0]:>4}, {p.pixel[1]:>4}) {p.a_value:>12.6g} {p.b_value:>13.6g}  {verdict:<24} {p.reason}")
+    rc = r.root
+    if rc is not None:
+        lines.append("")
+        lines.append("root cause evidence:")
+        lines.append(f"  tap          {_tap_label(rc)}   at {index_text(rc.index)}")
+        lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor:.6g}" if rc.factor is not None else ""))
+        lines.append(f"  explanation  {rc.explanation}")
+        named = [p.pixel for p in r.pixels if p.root_tap == rc.tap]
+        agreeing = [p.pixel for p in r.pixels if p.root_tap is None]
+        if named:
+            lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
+        if agreeing:
+            lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        d = r.diff if r.diff is not None and r.diff.root_cause is not None else r.region_diff
+        if d is not None:
+            f0 = next((f for f in d.findings if f.verdict.tap == rc.tap and f.status == "introduced"), None)
+            if f0 is not None and f0.verdict.a is not None:
+                lines.append(f"  values       C {_vals(f0.verdict.a)}  port {_vals(f0.verdict.b)}")
+            downstream = [f.verdict.label for f in d.findings if f.status == "inherited"]
+            if downstream:
+                lines.append(f"  downstream   {len(downstream)} taps inherit it: {', '.join(downstream[:8])}"
+                             + (" ..." if len(downstream) > 8 else ""))
+    loops = _loop_lines(r)
+    if loops:
+        lines.append("")
+        lines.append("loop taps (per phi step / mosaic domain / source):")
+        lines += loops
+    if r.maps is not None:
+        lines.append("")
+        xmin, xmax, ymin, ymax = r.maps.roi
+        lines.append(f"region maps ({r.maps_reason}); fast {xmin}..{xmax}, slow {ymin}..{ymax} inclusive:")
+        lines += [f"  {s}" for s in r.maps.summary()]
+        for name, c in r.maps.first_counts():
+            lines.append(f"  first divergent tap {name}: {c:,} pixels")
+    return lines
+
+
+def _pix_list(pixels) -> str:
+    return ", ".join(f"({s}, {f})" for s, f in pixels)
+
+
+def _vals(v) -> str:
+    if isinstance(v, str):
+        return v
+    return "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
+
+
+def _loop_lines(r: HuntResult) -> list[str]:
+    from nbtrace.results import index_text
+
+    out = []
+    for d in (r.diff, r.region_diff):
+        if d is None:
+            continue
+        for f in d.findings:
+            v = f.verdict
+            if not v.loop:
+                continue
+            if v.agrees:
+                out.append(f"  {v.label:<28} agrees over {v.n_pairs} iterations")
+            else:
+                first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or index_text(v.index)
+                out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}; {v.message}")
+    return out
+
+
+def to_json(r: HuntResult) -> dict:
+    """The diff JSON contract plus image metrics, traced pixels, provenance and maps."""
+    doc = r.diff.to_json() if r.diff is not None else {}
+    doc["verdict"] = r.verdict
+    doc["headline"] = headline(r)
+    if r.root is not None:
+        doc["root_cause"] = r.root.to_json()
+    doc["image_metrics"] = r.images.to_json()
+    doc["traced_pixels"] = [
+        {"pixel": list(p.pixel), "reason": p.reason, "c_photons": p.a_value, "port_photons": p.b_value,
+         "root_tap": p.root_tap, "root_kind": p.root_kind,
+         "root_factor": p.root_factor if p.root_factor is None or np.isfinite(p.root_factor) else str(p.root_factor),
+         "divergent_taps": p.n_divergent}
+        for p in r.pixels
+    ]
+    doc["provenance"] = {
+        "differences": [dataclasses.asdict(d) for d in r.input_differences],
+        "same": dict(r.input_same),
+    }
+    doc["config"] = {"nb_args": list(r.nb_args), "built_in_default": r.default_config,
+                     "inject": list(r.options.inject)}
+    doc["maps"] = r.maps.to_json() if r.maps is not None else None
+    doc["region_pixels_diff"] = r.region_diff.to_json() if r.region_diff is not None else None
+    doc["timings_s"] = {k: round(v, 4) for k, v in r.timings.items()}
+    return doc
