@@ -194,10 +194,17 @@ def _classify_sign(x: _Arrays):
     return None
 
 
+def _zero(V: np.ndarray, rtol: np.ndarray, atol: float) -> np.ndarray:
+    norm = np.linalg.norm(np.nan_to_num(V), axis=1)[:, None]
+    return np.abs(V) <= atol + rtol * norm
+
+
 def _constant_ratio(x: _Arrays) -> float | None:
     """The single ratio B/A over all elements, or None. Zeros must coincide on both sides."""
-    zero_a = np.abs(x.A) <= x.tol
-    zero_b = np.abs(x.B) <= x.tol
+    # "zero" is judged against each side's own vector size: a port ×1e-10 is all "zero" next
+    # to the reference's magnitude, yet its own components are perfectly distinct
+    zero_a = _zero(x.A, x.rtol, x.atol)
+    zero_b = _zero(x.B, x.rtol, x.atol)
     if np.any(zero_a != zero_b):
         return None
     nz = ~zero_a

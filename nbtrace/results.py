@@ -193,13 +193,15 @@ class DiffResult:
     warnings: tuple[str, ...] = ()
     spec_name: str | None = None
     context: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    nothing_compared: bool = False  # an empty or one-sided comparison is a failure, never "agree"
 
     @property
     def verdict(self) -> str:
-        return "agree" if self.root_cause is None else "diverge"
+        return "agree" if self.root_cause is None and not self.nothing_compared else "diverge"
 
     def __bool__(self) -> bool:
-        return self.root_cause is None
+        return self.verdict == "agree"
 
     @property
     def divergent(self) -> tuple[Finding, ...]:
@@ -233,4 +235,6 @@ class DiffResult:
             "warnings": list(self.warnings),
             "inputs": {"a": self.path_a, "b": self.path_b},
             "spec": self.spec_name,
+            "context": self.context,
+            "provenance": self.provenance,
         }

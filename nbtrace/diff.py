@@ -1,0 +1,383 @@
+"""diff_traces: align → compare → localize, into one frozen DiffResult.
+
+A is the reference (e.g. the C build), B the port. ``context`` carries run-derived facts the
+traces may not print: {"N": (5, 5, 5), "oversample": 2, "pixel_size": 1e-4 (m), "dtype": "float32"}.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+
+from nbtrace.align import Alignment, align
+from nbtrace.compare import CompareSettings, Geometry, compare_group, plausibility
+from nbtrace.errors import UsageError
+from nbtrace.localize import localize
+from nbtrace.model import TapRecord, Trace
+from nbtrace.results import DiffResult, RootCause, TapVerdict, Unmatched, index_text
+from nbtrace.units import NamedFactor
+
+# Setup taps that describe the run rather than compute anything: a C build and its port always
+# differ here (producer name, argv spelling), so they are never compared as divergences; they
+# are kept as provenance and used to explain a divergence caused by different inputs.
+PROVENANCE = ("producer", "dtype", "argv", "structure_factors")
+# Taps whose divergence, with all upstream taps agreeing, points at an input file.
+INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale Fdump.bin? another -hkl file?)")}
+
+
+def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: dict | None = None,
+                rtol: float | None = None, atol: float | None = None) -> DiffResult:
+    """Diff reference ``a`` against port ``b``.
+
+    rtol/atol override every tap's tolerance (both or neither). Raises UsageError for traces of
+    different pixels unless ``force``.
+    """
+    if (rtol is None) != (atol is None):
+        raise UsageError("rtol and atol go together", hint="give both --rtol and --atol, or neither")
+    context = dict(context or {})
+    warnings: list[str] = []
+    pixels_a, pixels_b = _pixels(a), _pixels(b)
+    map_a, map_b = _pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
+    al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
+    prov_a, prov_b = provenance(a, al.canon_a), provenance(b, al.canon_b)
+    settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
+    verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings)
+                for g in al.groups if g.tap not in PROVENANCE]
+    loc = localize(verdicts, spec)
+    unmatched_a = _unmatched(a, al, "a")
+    unmatched_b = _unmatched(b, al, "b")
+    warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
+    warnings += _plausibility_warnings(a, b, al, spec)
+    precision = [f for f in loc.findings if f.verdict.kind == "precision"]
+    if precision:
+        warnings.append(f"{len(precision)} tap(s) differ only within float32 noise (precision class, "
+                        f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
+    matched = al.matched
+    root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
+    if matched == 0:
+        warnings.insert(0, headline)
+    return DiffResult(
+        path_a=a.path, path_b=b.path, findings=loc.findings, root_cause=root, headline=headline,
+        matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,
+        pixels_a=pixels_a, pixels_b=pixels_b, warnings=tuple(warnings),
+        spec_name=getattr(spec, "name", None), context={k: _jsonable(v) for k, v in context.items()},
+        provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0)
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+# ------------------------------------------------------------------------------ pixels
+
+
+def _pixels(t: Trace) -> tuple[tuple[int, int], ...]:
+    """Pixels a trace announces (TRACE_CONFIG headers), else those its records carry."""
+    if t.pixels:
+        return tuple(t.pixels)
+    seen: dict = {}
+    for r in t.records:
+        if r.index.pixel is not None:
+            seen.setdefault(r.index.pixel, None)
+    return tuple(seen)
+
+
+def _fmt_pixels(ps) -> str:
+    if len(ps) == 1:
+        return f"(slow={ps[0][0]}, fast={ps[0][1]})"
+    return ", ".join(f"({s}, {f})" for s, f in ps)
+
+
+def _pixel_maps(a, b, pa, pb, force, warnings):
+    if not pa or not pb:
+        return _one_sided_pixel_maps(pa, pb, warnings)
+    if set(pa) == set(pb):
+        return None, None
+    transposed = set(pb) == {(f, s) for s, f in pa}
+    why = " — slow/fast transposed? (-trace_pixel takes slow fast, -printout_pixel fast slow)" if transposed else ""
+    what = f"these traces are of different pixels: A traced {_fmt_pixels(pa)}, B traced {_fmt_pixels(pb)}{why}"
+    if not force:
+        raise UsageError(what, where=f"{a.path} vs {b.path}", hint="trace the same pixel on both sides, or use --force to diff anyway")
+    if len(pa) != len(pb):
+        warnings.append(f"{what}; forced, but the pixel counts differ ({len(pa)} vs {len(pb)}): only common pixels align")
+        return None, None
+    warnings.append(f"{what}; forced: B's pixels are compared with A's in the order traced")
+    return None, dict(zip(pb, pa))
+
+
+def _one_sided_pixel_maps(pa, pb, warnings):
+    if not pa and not pb:
+        return None, None
+    side, other, ps = ("A", "B", pa) if pa else ("B", "A", pb)
+    if len(ps) == 1:
+        warnings.append(f"{other} has no pixel header; assuming it traced {side}'s pixel {_fmt_pixels(ps)}")
+        strip = {ps[0]: None}
+        return (strip, None) if pa else (None, strip)
+    warnings.append(f"{other} has no pixel header while {side} traced {len(ps)} pixels: per-pixel taps cannot be aligned")
+    return None, None
+
+
+# ------------------------------------------------------------------------------ context
+
+
+def provenance(t: Trace, canon: tuple[str, ...]) -> dict:
+    """What a side said about its run: setup provenance taps, then the trace's own metadata."""
+    out: dict = {}
+    for k in PROVENANCE:
+        if k in t.meta and t.meta[k] is not None:
+            out[k] = t.meta[k] if isinstance(t.meta[k], str) else " ".join(map(str, t.meta[k])) if isinstance(t.meta[k], (list, tuple)) else str(t.meta[k])
+    for r, c in zip(t.records, canon):
+        if c in PROVENANCE and r.index.pixel is None:
+            out[c] = _text(r)
+            if len(out) == len(PROVENANCE):
+                break
+    return out
+
+
+def _text(r: TapRecord) -> str:
+    if r.text is not None:
+        return r.text.strip()
+    return " ".join(f"{v:g}" for v in r.values)
+
+
+def _first(t: Trace, canon: tuple[str, ...], name: str) -> TapRecord | None:
+    for r, c in zip(t.records, canon):
+        if c == name:
+            return r
+    return None
+
+
+def _setup_number(t: Trace, canon, name: str) -> float | None:
+    r = _first(t, canon, name)
+    if r is None or not r.values:
+        return None
+    return r.values[0]
+
+
+def _argv_numbers(argv: str | None) -> dict[str, list[float]]:
+    """Numeric flags of a nanoBragg command line: {"-N": [5.0], "-oversample": [2.0], ...}."""
+    out: dict[str, list[float]] = {}
+    if not argv:
+        return out
+    try:
+        words = shlex.split(argv)
+    except ValueError:
+        words = argv.split()
+    flag = None
+    for w in words:
+        if w.startswith("-") and not _is_number(w):
+            flag = w
+            out.setdefault(flag, [])
+        elif flag is not None and _is_number(w):
+            out[flag].append(float(w))
+    return out
+
+
+def _is_number(w: str) -> bool:
+    try:
+        float(w)
+    except ValueError:
+        return False
+    return True
+
+
+def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) -> tuple[NamedFactor, ...]:
+    """Factors a run explains (N per axis and N³, oversample², 1/λ ...), with what they mean."""
+    out: list[NamedFactor] = []
+    args = _argv_numbers(prov_a.get("argv"))
+    N = context.get("N")
+    if N is None and args.get("-N"):
+        N = args["-N"][0]
+    if N is None and all(args.get(f) for f in ("-Na", "-Nb", "-Nc")):
+        N = tuple(args[f][0] for f in ("-Na", "-Nb", "-Nc"))
+    if N is not None:
+        Ns = tuple(float(n) for n in (N if isinstance(N, (tuple, list)) else (N, N, N)))
+        for n in sorted(set(Ns)):
+            if n > 1:
+                out.append(NamedFactor(1 / n, f"×1/N per axis (N = {n:g}): a lattice-sum normalisation differs; config-derived factor"))
+                out.append(NamedFactor(n, f"×N per axis (N = {n:g}): a lattice-sum normalisation differs; config-derived factor"))
+        prod = math.prod(Ns)
+        if prod > 1:
+            desc = "·".join(f"{n:g}" for n in Ns)
+            out.append(NamedFactor(1 / prod, f"×1/N³ overall (Na·Nb·Nc = {desc} = {prod:g}): one 1/N per axis; config-derived factor"))
+            out.append(NamedFactor(prod, f"×N³ overall (Na·Nb·Nc = {desc} = {prod:g}); config-derived factor"))
+            out.append(NamedFactor(1 / prod**2, f"×1/N⁶ (= (1/N³)², Na·Nb·Nc = {prod:g}): the lattice normalisation, squared in an intensity"))
+    out += _count_factors(a, b, al, context, args)
+    lam = _setup_number(a, al.canon_a, "lambda_meters")
+    if lam and lam > 0:
+        lam_a = lam * 1e10
+        out.append(NamedFactor(1 / lam_a, f"×1/λ (λ = {lam_a:g} Å) ⇒ the wavelength factor applied again"))
+        out.append(NamedFactor(lam_a, f"×λ (λ = {lam_a:g} Å) ⇒ a wavelength factor applied where it was not expected"))
+    return tuple(out)
+
+
+def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
+    out: list[NamedFactor] = []
+    oa = _setup_number(a, al.canon_a, "oversample") or (args.get("-oversample") or [None])[0]
+    ob = _setup_number(b, al.canon_b, "oversample")
+    oc = context.get("oversample")
+    if oa and ob and oa != ob:
+        r = (ob / oa) ** 2
+        out.append(NamedFactor(r, f"= (oversample {ob:g} vs {oa:g})²: the sides sampled a different number of subpixels"))
+        out.append(NamedFactor(ob / oa, f"= oversample {ob:g} vs {oa:g}"))
+    for o in {float(v) for v in (oa, ob, oc) if v}:
+        if o > 1:
+            out.append(NamedFactor(o * o, f"= oversample² ({o:g}² = {o * o:g}): an accumulation-count factor"))
+            out.append(NamedFactor(1 / (o * o), f"= 1/oversample² (1/{o * o:g}): an accumulation-count factor (one subpixel where all {o * o:g} were summed?)"))
+            out.append(NamedFactor(o, f"= oversample ({o:g}): a per-axis subpixel count"))
+    for key, what in (("sources", "number of sources"), ("phisteps", "number of φ steps"),
+                      ("mosaic_domains", "number of mosaic domains")):
+        v = context.get(key) or _setup_number(a, al.canon_a, key)
+        if v and v > 1:
+            out.append(NamedFactor(float(v), f"= {what} ({v:g}): an accumulation-count factor"))
+            out.append(NamedFactor(1 / float(v), f"= 1/{what} (1/{v:g}): an accumulation-count factor"))
+    return out
+
+
+def _geometry(a: Trace, al: Alignment, context: dict) -> Geometry:
+    px = context.get("pixel_size")
+    if px is None:
+        px = _setup_number(a, al.canon_a, "pixel_size_m")
+    if px is None:
+        bc = _first(a, al.canon_a, "beam_center_m")
+        if bc is not None and "pixel_mm" in bc.labels:
+            px = bc.values[bc.labels.index("pixel_mm")] * 1e-3
+    fr, sr = _first(a, al.canon_a, "fdet_vec"), _first(a, al.canon_a, "sdet_vec")
+    fdet = tuple(fr.values) if fr is not None and len(fr.values) == 3 else None
+    sdet = tuple(sr.values) if sr is not None and len(sr.values) == 3 else None
+    return Geometry(float(px) if px else None, fdet, sdet)
+
+
+def _float32_side(context: dict, prov_a: dict, prov_b: dict) -> str | None:
+    if str(context.get("dtype", "")).lower() == "float32":
+        return "b"
+    if "float32" in prov_b.get("dtype", ""):
+        return "b"
+    if "float32" in prov_a.get("dtype", ""):
+        return "a"
+    return None
+
+
+def _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> CompareSettings:
+    defaults = getattr(spec, "defaults", None) or {}
+    return CompareSettings(
+        rtol=rtol, atol=atol,
+        default_rtol=float(defaults.get("rtol", 1e-9)), default_atol=float(defaults.get("atol", 1e-15)),
+        float32_side=_float32_side(context, prov_a, prov_b),
+        run_factors=run_factors(a, b, al, context, prov_a),
+        geometry=_geometry(a, al, context))
+
+
+# ------------------------------------------------------------------------------ unmatched
+
+
+def _unmatched(t: Trace, al: Alignment, side: str) -> tuple[Unmatched, ...]:
+    positions = al.only_a if side == "a" else al.only_b
+    canon = al.canon_a if side == "a" else al.canon_b
+    matched_taps = {g.tap for g in al.groups}
+    by_tap: dict[str, list[int]] = {}
+    for i in positions:
+        by_tap.setdefault(canon[i], []).append(i)
+    out = []
+    for tap, idx in by_tap.items():
+        r = t.records[idx[0]]
+        out.append(Unmatched(tap, side, len(idx), r.loc, r.index, tap not in matched_taps))
+    return tuple(out)
+
+
+def _emission_warnings(a, b, al, ua, ub) -> list[str]:
+    out = []
+    for side, other, un in (("B", "A", ua), ("A", "B", ub)):
+        never = [u.tap for u in un if u.whole_tap and u.tap not in PROVENANCE]
+        if never:
+            shown = ", ".join(never[:12]) + (f" and {len(never) - 12} more" if len(never) > 12 else "")
+            out.append(f"{side} never emitted {len(never)} tap(s) that {other} printed: {shown}")
+        partial = [u for u in un if not u.whole_tap]
+        for u in partial[:3]:
+            out.append(f"{other} printed {u.count} more record(s) of `{u.tap}` than {side} "
+                       f"(first unmatched at {u.first_loc}, {index_text(u.first_index)}): "
+                       f"{side} traced fewer subpixels/iterations?")
+    setup_a = any(r.index.pixel is None and not r.index.loop for r in a.records)
+    setup_b = any(r.index.pixel is None and not r.index.loop for r in b.records)
+    if setup_a != setup_b:
+        silent = "B" if setup_a else "A"
+        out.append(f"{silent} printed no setup (`=`) lines: a build without -DTRACING?")
+    return out
+
+
+def _plausibility_warnings(a, b, al, spec) -> list[str]:
+    if spec is None:
+        return []
+    out = []
+    for g in al.groups:
+        tapdef = spec.get(g.tap)
+        if tapdef is None:
+            continue
+        for side, t, idx in (("a", a, g.ia), ("b", b, g.ib)):
+            # the first few records are enough: a unit slip shows in every record
+            w = plausibility(g.tap, tapdef, side, [t.records[i] for i in idx[:4]])
+            if w:
+                out.append(w)
+    return out
+
+
+# ------------------------------------------------------------------------------ headline
+
+
+def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
+    if matched == 0:
+        head = (f"Nothing was compared: no record of A matches a record of B "
+                f"(A had {len(a.records)} records: {_names(a)}; B had {len(b.records)}: {_names(b)}).")
+        return None, head
+    if loc.root is None:
+        n = len(loc.findings)
+        head = f"All {n} compared taps agree ({matched} records matched)."
+        return None, head
+    v = loc.root.verdict
+    what = v.message.split("\n", 1)[0].split(": ", 1)[1]
+    where = f"`{v.tap}` (per {', '.join(v.loop)})" if v.loop else f"`{v.tap}`"
+    inputs = _input_note(v, spec, prov_a, prov_b)
+    if inputs and inputs[0]:
+        what = inputs[1]
+    head = f"{where} is the first divergence: {what}"
+    if v.index is not None and v.index.pixel is not None and len(set(_pixels(a))) > 1:
+        head += f" (first at {index_text(v.index)})"
+    if inputs and not inputs[0]:
+        head += inputs[1]
+    n_inh = loc.inherited
+    head += "; " + ("no later tap diverges" if n_inh == 0 and not loc.independent else
+                    f"{n_inh} later tap{'s' if n_inh != 1 else ''} inherit{'s' if n_inh == 1 else ''} it")
+    if loc.independent:
+        others = ", ".join(f"`{f.verdict.label}`" for f in loc.independent[:4])
+        head += f"; {len(loc.independent)} other tap(s) diverge with all upstream taps agreeing: {others}"
+    head += "."
+    root = RootCause(v.tap, v.loop, v.index, v.kind, v.factor, head)
+    return root, head
+
+
+def _input_note(v: TapVerdict, spec, prov_a, prov_b) -> tuple[bool, str] | None:
+    """(True, replacement) when the sides say they read different inputs; (False, note) when
+    the tap depends on an input nobody recorded; None otherwise."""
+    inputs = set(spec.ancestors(v.tap)) & set(PROVENANCE) if spec is not None and v.tap in spec else set()
+    named = INPUT_OF.get(v.tap)
+    if named:
+        inputs.add(named[0])
+    for key in sorted(inputs):
+        va, vb = prov_a.get(key), prov_b.get(key)
+        if va is not None and vb is not None and va != vb:
+            vals = f"{_g(v.a)} vs {_g(v.b)}" if not isinstance(v.a, str) else f"{v.a!r} vs {v.b!r}"
+            return True, (f"the inputs differ: {v.tap} {vals} (reference vs port) with every upstream "
+                          f"tap agreeing: the sides read different {key.replace('_', ' ')} "
+                          f"(A: {va}, B: {vb})")
+    if named:
+        return False, f" — all upstream taps agree: check {named[1]}"
+    return None
+
+
+def _g(vals) -> str:
+    return " ".join(f"{x:.6g}" for x in vals)
+
+
+def _names(t: Trace) -> str:
+    names = t.names()
+    return ", ".join(names[:8]) + (f" … ({len(names)} names)" if len(names) > 8 else "") if names else "nothing"

@@ -1,0 +1,83 @@
+"""Localise: order the tap verdicts along the pipeline and name the root cause.
+
+The root cause is the first divergent tap (in pipeline order) none of whose upstream taps
+diverges. Upstream means the spec's ``after`` DAG, transitively; a tap the spec does not know
+(or every tap, without a spec) depends on every tap printed before it. Each later divergence
+is marked "inherited" when one of its ancestors diverges, "introduced" otherwise.
+
+Decision (documented in docs/CONTRACTS.md): a "precision" verdict (float32 noise on a side
+that computes in float32, incident 17) is not a divergence: its status is "agree", it never
+becomes a root cause, and the report counts it separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nbtrace.results import Finding, TapVerdict
+
+NOT_DIVERGENT = ("agree", "precision")
+
+
+@dataclass(frozen=True)
+class Localized:
+    """findings: every tap in pipeline order with its status. root: the root-cause finding or
+    None. independent: other taps that introduce a divergence of their own (no divergent
+    ancestor), after the root."""
+
+    findings: tuple[Finding, ...]
+    root: Finding | None
+    independent: tuple[Finding, ...]
+    inherited: int
+
+
+def pipeline_order(verdicts: list[TapVerdict], spec) -> list[TapVerdict]:
+    """Spec (declared) order for taps the spec knows; unknown taps keep their trace order and
+    follow the spec's taps. Loop taps (one line per φ step, source, ...) all sit where the spec
+    declares its first loop tap, in the order the line prints them: a loop line prints plain
+    names too (F_latt_b, F_latt), and those are computed from that line's h/k/l, not from the
+    per-pixel hkl_frac."""
+    order = spec.order() if spec is not None else []
+    pos = {name: i for i, name in enumerate(order)}
+    big = len(pos)
+    loop_pos = next((i for i, t in enumerate(spec.taps) if t.loop), big) if spec is not None else big
+
+    def key(item):
+        n, v = item
+        if v.loop:
+            return (loop_pos, 1, n)
+        return (pos.get(v.tap, big), 0, n)
+
+    return [v for _, v in sorted(enumerate(verdicts), key=key)]
+
+
+def _ancestors(v: TapVerdict, earlier: list[TapVerdict], spec) -> set[str]:
+    """Labels of the taps ``v`` depends on."""
+    if spec is None or v.tap not in spec:
+        return {e.label for e in earlier}
+    names = spec.ancestors(v.tap)
+    out = {e.label for e in earlier if not e.loop and e.tap in names}
+    if v.loop:
+        # within one loop line, each value is computed from those printed before it
+        out |= {e.label for e in earlier if e.loop == v.loop or e.tap in names}
+    return out
+
+
+def localize(verdicts: list[TapVerdict], spec=None) -> Localized:
+    """Statuses and root cause for verdicts of matched taps (already in any order)."""
+    ordered = pipeline_order(verdicts, spec)
+    divergent_labels: set[str] = set()
+    findings: list[Finding] = []
+    earlier: list[TapVerdict] = []
+    for v in ordered:
+        if v.kind in NOT_DIVERGENT:
+            findings.append(Finding(v, "agree"))
+        else:
+            bad = sorted(_ancestors(v, earlier, spec) & divergent_labels)
+            findings.append(Finding(v, "inherited" if bad else "introduced", tuple(bad)))
+            divergent_labels.add(v.label)
+        earlier.append(v)
+    introduced = [f for f in findings if f.status == "introduced"]
+    root = introduced[0] if introduced else None
+    inherited = sum(1 for f in findings if f.status == "inherited")
+    return Localized(tuple(findings), root, tuple(introduced[1:]), inherited)

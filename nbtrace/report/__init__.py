@@ -1,0 +1,24 @@
+"""Renderers of a DiffResult. They only read the frozen result; nothing here computes a verdict."""
+
+from __future__ import annotations
+
+FORMATS = ("console", "md", "json")
+
+
+def render(result, fmt: str = "console", *, width: int = 80) -> str:
+    """The report of ``result`` as text: fmt "console" (plain text laid out by rich), "md", "json"."""
+    if fmt == "console":
+        from nbtrace.report.console import render_console
+
+        return render_console(result, width=width)
+    if fmt == "md":
+        from nbtrace.report.markdown import render_markdown
+
+        return render_markdown(result)
+    if fmt == "json":
+        from nbtrace.report.jsonfmt import render_json
+
+        return render_json(result)
+    from nbtrace.errors import UsageError
+
+    raise UsageError(f"unknown report format {fmt!r}", hint="use one of: " + ", ".join(FORMATS))
