@@ -206,6 +206,8 @@ static double pixel_value(const config *c, double abc[3][3], const double *pix0,
         }
         NBT_SCALAR("F_latt", Flatt);
         NBT_SCALAR("F_cell", c->default_F);
+        /* these only feed taps: keep a build with tracing compiled out warning-free */
+        (void)h0; (void)ang; (void)rot_tap; (void)axis_tap;
         I += c->default_F * c->default_F * Flatt * Flatt;
     }
     {
@@ -233,9 +235,16 @@ int main(int argc, char **argv)
     os = c.oversample > 0 ? c.oversample : auto_oversample(&c, abc);
     detsize_f = c.fpixels * c.pixel_m;
     detsize_s = c.spixels * c.pixel_m;
-    /* MOSFLM: default beam centre (detsize + pixel)/2, then the +1/2 pixel shift (physics.md 5.3) */
+    /* MOSFLM: default beam centre (detsize + pixel)/2, then the +1/2 pixel shift (physics.md 5.3).
+     * -DDEMO_DROP_HALF_PIXEL reproduces the port's incident 7, so a test can show that a bug in
+     * a user's build is localised to pix0_vector_meters. */
+#ifdef DEMO_DROP_HALF_PIXEL
+    Fbeam = (detsize_f + c.pixel_m) / 2;
+    Sbeam = (detsize_s + c.pixel_m) / 2;
+#else
     Fbeam = (detsize_f + c.pixel_m) / 2 + c.pixel_m / 2;
     Sbeam = (detsize_s + c.pixel_m) / 2 + c.pixel_m / 2;
+#endif
     /* BEAM pivot, unrotated MOSFLM axes: pix0 = -Fbeam f - Sbeam s + D b */
     pix0[0] = c.distance_m; pix0[1] = Sbeam; pix0[2] = -Fbeam;
 
@@ -244,7 +253,11 @@ int main(int argc, char **argv)
     NBT_SETUP_STR("dtype", "float64");
     NBT_SETUP_STR("detector_convention", "MOSFLM");
     NBT_SETUP_STR("pivot", "BEAM");
-    printf("TRACE_C:detector_pixels=%d %d\n", c.fpixels, c.spixels);
+    {
+        char dims[64];
+        snprintf(dims, sizeof dims, "%d %d", c.fpixels, c.spixels);
+        NBT_SETUP_STR("detector_pixels", dims);
+    }
     NBT_SETUP_INT("oversample", os);
     for (i = 0; i < c.ntraced; i++) {
         int s = c.traced[i][0], f = c.traced[i][1];
@@ -253,7 +266,7 @@ int main(int argc, char **argv)
                     c.spixels, c.fpixels);
             return 2;
         }
-        NBT_TRACE_PIXEL(s, f);
+        (void)NBT_TRACE_PIXEL(s, f);
     }
     for (i = 0; i < c.ntraced; i++) pixel_value(&c, abc, pix0, os, c.traced[i][0], c.traced[i][1]);
     NBT_END();
