@@ -35,6 +35,10 @@ while i < len(args):
         roi = [int(x) for x in args[i + 1:i + 5]]; i += 5
     elif a == "-trace_dump":
         dump = args[i + 1]; i += 2
+    elif a == "--prefix":  # lets one fake play both sides of `capture both`
+        prefix = args[i + 1]; i += 2
+    elif a == "--scale":
+        os.environ["FAKE_SCALE"] = args[i + 1]; i += 2
     elif a == "-hkl":
         if not os.path.exists(args[i + 1]):
             print("fake: error: -hkl file not found: " + args[i + 1], file=sys.stderr); sys.exit(2)
@@ -51,8 +55,8 @@ print(prefix + ":producer=fake-producer 9.9")
 print(prefix + ":dtype=" + ("float32" if "float32" in args else "float64"))
 print(prefix + ":structure_factors=default_F:100")
 print(prefix + ":detector_pixels=6 4")
-print(prefix + ":cwd=" + os.getcwd())
-print(prefix + ":fdump_seen=" + str(os.path.exists("Fdump.bin")))
+print("fake: cwd=" + os.getcwd(), file=sys.stderr)
+print("fake: fdump_seen=" + str(os.path.exists("Fdump.bin")), file=sys.stderr)
 print(prefix + ":argv=" + " ".join(args))
 scale = float(os.environ.get("FAKE_SCALE", "1"))
 for s, f in pixels:
@@ -106,8 +110,9 @@ def test_capture_writes_trace_image_and_provenance(fake, in_tmp):
     assert res.shape == (4, 6)
 
     setup = setup_of(res.trace_path)
-    assert Path(setup["cwd"]) != in_tmp and not Path(setup["cwd"]).exists()  # fresh dir, removed
-    assert setup["fdump_seen"] == "False"
+    said = dict(line.removeprefix("fake: ").split("=", 1) for line in res.meta["stderr_tail"] if "=" in line)
+    assert Path(said["cwd"]) != in_tmp and not Path(said["cwd"]).exists()  # fresh dir, removed afterwards
+    assert said["fdump_seen"] == "False"
     words = setup["argv"].split()
     start = words.index("-trace_pixel")
     assert words[start:start + 6] == ["-trace_pixel", "1", "2", "-trace_pixel", "3", "0"]
@@ -126,7 +131,7 @@ def test_capture_writes_trace_image_and_provenance(fake, in_tmp):
     assert meta["structure_factors"] == "default_F:100"
     assert meta["returncode"] == 0
     assert meta["wall_s"] > 0
-    assert meta["stderr_tail"] == ["fake: done"]
+    assert meta["stderr_tail"][-1] == "fake: done" and len(meta["stderr_tail"]) == 3
     assert meta["argv"][0] == str(fake.resolve())
     assert meta["nb_args"] == ["-cell", "100", "100", "100", "90", "90", "90"]
     assert meta["pixels_traced"] == [[1, 2], [3, 0]]
@@ -277,3 +282,27 @@ def test_cli_producer_failure_is_one_line_exit_2(fake, in_tmp, capsys, monkeypat
     lines = [ln for ln in err.splitlines() if ln.startswith("nbtrace: error:")]
     assert len(lines) == 1 and "-cell needs 6 numbers" in lines[0]
     assert "Traceback" not in err
+
+
+def test_cli_both_agree_and_diverge_with_fake_producers(fake, in_tmp, capsys):
+    base = ["capture", "both", "--c-bin", str(fake), "--pixel", "1", "2", "--pixel", "3", "4"]
+    port = f"{shlex.quote(str(fake))} --prefix TRACE_PY"
+    code, out, err = run_cli(base + ["--port-cmd", port, "--out", "agree", "--format", "json", "--", "-x"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verdict"] == "agree" and report["counts"]["matched"] >= 4
+    assert Path("agree/c.trace").exists() and Path("agree/py.trace.meta.json").exists()
+    assert read_meta(Path("agree/py.trace"))["side"] == "port-cmd"
+
+    code, out, err = run_cli(base + ["--port-cmd", port + " --scale 2", "--out", "diverge", "--format", "json",
+                                     "--", "-x"], capsys)
+    assert code == 1, err
+    assert json.loads(out)["root_cause"]["tap"] == "I_pixel_final"
+
+
+def test_cli_both_images_go_into_out_dir(fake, in_tmp, capsys):
+    port = f"{shlex.quote(str(fake))} --prefix TRACE_PY"
+    code, out, err = run_cli(["capture", "both", "--c-bin", str(fake), "--port-cmd", port, "--pixel", "0", "0",
+                              "--image", "img.float", "--out", "d", "--", "-x"], capsys)
+    assert code == 0, err
+    assert Path("d/c_img.float").stat().st_size == Path("d/py_img.float").stat().st_size == 24 * 4
