@@ -50,13 +50,11 @@ def run_metadata(result) -> dict:
         "producers": result.meta,
     }
     try:
-        from nbtrace import runmeta  # engineer A2's module; optional
-
-        collect = getattr(runmeta, "collect", None) or getattr(runmeta, "run_metadata", None)
-        if callable(collect):
-            doc["run"] = collect()
+        from nbtrace.runmeta import run_metadata as collect  # A2's module: versions, git SHA, checksums
     except ImportError:
-        pass
+        return doc
+    inputs = {k: v for k, v in result.files.items() if k.startswith("trace_") or k.startswith("image_")}
+    doc.update(collect(["nbtrace", "hunt", *sys.argv[1:]], inputs))
     return doc
 
 

@@ -295,11 +295,16 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     if opts.npixels < 1:
         raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
     spec = _load_spec(opts.spec_path)
-    timings: dict = {}
     t_start = time.perf_counter()
-    keep = opts.out_dir is not None
-    work = Path(opts.out_dir) if keep else Path(tempfile.mkdtemp(prefix="nbtrace-hunt-"))
-    work.mkdir(parents=True, exist_ok=True)
+    if opts.out_dir is None:
+        with tempfile.TemporaryDirectory(prefix="nbtrace-hunt-") as tmp:
+            return _hunt_in(opts, args, shape, spec, Path(tmp), say, t_start)
+    Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
+    return _hunt_in(opts, args, shape, spec, Path(opts.out_dir), say, t_start)
+
+
+def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
+    timings: dict = {}
     from nbtrace.maps import dump_roi_for
 
     dump_roi = dump_roi_for(shape) if opts.maps else None
@@ -394,7 +399,7 @@ def headline(r: HuntResult) -> str:
                 f"{img}.")
     n_taps = r.diff.matched if r.diff is not None else 0
     return (f"AGREE: the port reproduces the reference — {img}; {len(r.pixels)} traced pixels agree on "
-            f"all {n_taps} matched tap values.")
+            f"all {n_taps} matched tap records.")
 
 
 def _tap_label(rc) -> str:
@@ -462,9 +467,16 @@ def report_lines(r: HuntResult) -> list[str]:
         lines.append("")
         xmin, xmax, ymin, ymax = r.maps.roi
         lines.append(f"region maps ({r.maps_reason}); fast {xmin}..{xmax}, slow {ymin}..{ymax} inclusive:")
-        lines += [f"  {s}" for s in r.maps.summary()]
-        for name, c in r.maps.first_counts():
-            lines.append(f"  first divergent tap {name}: {c:,} pixels")
+        firsts = dict(r.maps.first_counts())
+        for t in r.maps.divergent():
+            if t.name in firsts:
+                lines.append(f"  {t.name} diverges in {t.n_divergent:,} of {t.n_pixels:,} pixels, {t.where}; "
+                             f"first divergent tap in {firsts[t.name]:,} of them")
+        later = [t.name for t in r.maps.divergent() if t.name not in firsts]
+        if later:
+            lines.append(f"  downstream, diverging only where an earlier tap does: {', '.join(later)}")
+        if not r.maps.divergent():
+            lines += [f"  {s}" for s in r.maps.summary()]
     return lines
 
 

@@ -1,0 +1,92 @@
+"""hunt end to end against a stand-in producer (tests/data/hunt/fake_nanobragg.py), so these
+tests do not need the C build or the PyTorch simulator; tests/test_examples.py runs the real ones."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbtrace.cli import cli, main
+from nbtrace.hunt import choose_pixels, compare_provenance
+
+FAKE = Path(__file__).resolve().parents[1] / "data" / "hunt" / "fake_nanobragg.py"
+ARGS = ["--", "-detpixels", "48"]
+
+
+def _hunt(*opts, inject=None):
+    port = f"{sys.executable} {FAKE} --port" + (f" --inject {inject}" if inject else "")
+    r = CliRunner().invoke(cli, ["hunt", "--c-bin", str(FAKE), "--port-cmd", port, *opts, *ARGS],
+                           standalone_mode=False)
+    if r.exception:
+        raise r.exception
+    return r
+
+
+def test_agreement_exit_0_and_verdict_first():
+    r = _hunt()
+    assert r.return_value == 0
+    assert r.stdout.startswith("AGREE: the port reproduces the reference")
+    assert "no input difference" in r.stdout
+
+
+def test_scale_fault_named_with_factor_json():
+    r = _hunt("--json", inject="svec-scale")
+    assert r.return_value == 1
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "diverge"
+    assert doc["root_cause"]["tap"] == "scattering_vec_A_inv"
+    assert doc["root_cause"]["factor"] == pytest.approx(1e-10)
+    assert {"image_metrics", "traced_pixels", "taps", "counts", "provenance"} <= set(doc)
+    assert doc["image_metrics"]["frame"]["sum_ratio"] > 10
+    assert all(p["root_tap"] == "scattering_vec_A_inv" for p in doc["traced_pixels"])
+
+
+def test_edge_fault_found_and_located_by_maps(tmp_path):
+    r = _hunt("--maps", "--out", str(tmp_path), inject="edge-geometry")
+    assert r.return_value == 1
+    out = r.stdout
+    assert "root cause pixel_pos_meters" in out.splitlines()[0]
+    assert "all within 3 px of the detector edge; the central region agrees" in out
+    for name in ("summary.md", "metrics.json", "run_metadata.json", "images.png", "report.html",
+                 "maps_first_divergent.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert doc["maps"]["first_divergent_counts"] == {"pixel_pos_meters": 48 * 48 - 42 * 42}
+
+
+def test_progress_goes_to_stderr_not_stdout():
+    r = _hunt()
+    assert "[1/4]" in r.stderr and "[1/4]" not in r.stdout
+
+
+def test_choose_pixels_reasons_and_dedup():
+    a = np.ones((20, 30))
+    a[5, 7] = 100.0
+    b = a.copy()
+    b[12, 20] = 50.0
+    chosen = choose_pixels(a, b, n=6)
+    pixels = [c.pixel for c in chosen]
+    assert pixels[0] == (12, 20) and "largest |B-A|" in chosen[0].reason
+    assert (5, 7) in pixels and (0, 0) in pixels and (19, 29) in pixels and (10, 0) in pixels
+    assert len(set(pixels)) == len(pixels)
+
+
+def test_provenance_names_structure_factor_difference():
+    a = {"nb_args": ["-cell", "1"], "setup": {"structure_factors": "file:/x/Fdump.bin entries:10", "dtype": "float64"}}
+    b = {"nb_args": ["-cell", "1"], "setup": {"structure_factors": "default_F:100", "dtype": "float64"}}
+    diffs, same = compare_provenance(a, b)
+    assert [(d.key, d.decisive) for d in diffs] == [("structure_factors", True)]
+    assert ("dtype", "float64") in same
+
+
+def test_bad_port_command_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["hunt", "--c-bin", str(FAKE), "--port-cmd", "/nonexistent/port", "--", "-detpixels", "8"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("nbtrace: error:") and "Traceback" not in "".join(err)
