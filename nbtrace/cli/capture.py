@@ -107,16 +107,17 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
 
 
 def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from nbtrace.capture import capture
 
     if out_dir is None:
         out_dir = Path(tempfile.mkdtemp(prefix="nbtrace-both-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     _progress(f"capture both: writing into {out_dir}")
-    pixels_needed = bool(common["pixels"])
-    results = {}
-    for side in ("c", "py"):
-        results[side] = capture(
+
+    def one(side):
+        return capture(
             side, nb_args,
             out_trace=out_dir / f"{side}.trace",
             image=(out_dir / f"{side}_{image.name}") if image else None,
@@ -125,18 +126,47 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
             dtype=dtype if side == "py" else None,
             **common,
         )
-    if not pixels_needed:
+
+    # the two producers are independent processes: run them side by side (2 cores); the
+    # C side's error wins when both fail, since the reference is what users check first
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {side: pool.submit(one, side) for side in ("c", "py")}
+        results = {side: fut.result() for side, fut in futures.items()}
+    if not common["pixels"]:
         _progress("capture both: no --pixel given, nothing to diff")
         return 0
-    return _diff_and_report(out_dir / "c.trace", out_dir / "py.trace", fmt)
+    return _diff_and_report(out_dir / "c.trace", out_dir / "py.trace", fmt, run_context(results["c"].meta))
 
 
-def _diff_and_report(c_trace: Path, py_trace: Path, fmt: str) -> int:
+def run_context(meta: dict) -> dict:
+    """Run-derived counts the diff uses to explain factors (oversample², steps, N per axis)."""
+    setup = meta.get("setup") or {}
+    ctx: dict = {}
+    for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
+        try:
+            ctx[key] = int(float(setup[key]))
+        except (KeyError, ValueError):
+            pass
+    args = list(meta.get("nb_args") or ())
+    axes_of = {"-N": "abc", "-Na": "a", "-Nb": "b", "-Nc": "c"}
+    n = {}
+    for flag, value in zip(args, args[1:]):  # argv order: later flags win, as in the producers
+        if flag in axes_of:
+            try:
+                n.update({axis: int(float(value)) for axis in axes_of[flag]})
+            except ValueError:
+                pass
+    if len(n) == 3:
+        ctx["N"] = (n["a"], n["b"], n["c"])
+    return ctx
+
+
+def _diff_and_report(c_trace: Path, py_trace: Path, fmt: str, context: dict) -> int:
     from nbtrace.diff import diff_traces
     from nbtrace.parse import read_trace
     from nbtrace.report import render
 
-    result = diff_traces(read_trace(c_trace), read_trace(py_trace))
+    result = diff_traces(read_trace(c_trace), read_trace(py_trace), context=context)
     text = render(result, fmt=fmt)
     click.echo(text.rstrip("\n"))
     return 0 if bool(result) else 1
