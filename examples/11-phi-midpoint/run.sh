@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Reproduce incident 11 with the PyTorch simulator's fault injection and let nbtrace find it.
+# Extra nbtrace options (--json, --out DIR) may be passed: ./run.sh --out report
+set -euo pipefail
+cd "$(dirname "$0")"
+exec nbtrace hunt --inject phi-midpoint "$@" -- -phi 10 -osc 2 -phisteps 1 -lambda 1 -cell 50 50 50 90 90 90 -N 5 -default_F 100 -distance 100 -detpixels 64 -pixel 0.4
