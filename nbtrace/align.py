@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,16 @@ class TapGroup:
     ib: np.ndarray
 
 
+class CountMismatch(NamedTuple):
+    """A tap printed a different number of times for one (pixel, loop index) on the two sides."""
+
+    tap: str
+    pixel: tuple[int, int] | None
+    loop: tuple
+    n_a: int
+    n_b: int
+
+
 @dataclass(frozen=True)
 class Alignment:
     """groups: matched pairs per tap, in order of first appearance in A.
@@ -50,6 +61,7 @@ class Alignment:
     only_b: tuple[int, ...]
     canon_a: tuple[str, ...]
     canon_b: tuple[str, ...]
+    count_mismatch: tuple[CountMismatch, ...] = ()
 
     @property
     def matched(self) -> int:
@@ -115,12 +127,47 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     da = dict(zip(ka, range(len(ka))))
     db = dict(zip(kb, range(len(kb))))
     common = da.keys() & db.keys()
+    uncommon_a, uncommon_b = da.keys() - db.keys(), db.keys() - da.keys()
+    counts = _count_mismatches(ka, kb, uncommon_a, uncommon_b, common)
+    if counts:
+        # Occurrence k of a per-subpixel tap is subpixel k only if both sides printed the same
+        # number of subpixel blocks; otherwise pairing by occurrence would compare different
+        # subpixels, so none of that (tap, pixel, loop) is paired.
+        bad = {(c.tap, c.pixel, c.loop) for c in counts}
+        moved = {k for k in common if (k[0], k[1].pixel, k[1].loop) in bad}
+        common = common - moved
+        uncommon_a, uncommon_b = uncommon_a | moved, uncommon_b | moved
     ia = sorted(map(da.__getitem__, common))
     ib = [db[ka[i]] for i in ia]
-    only_a = sorted(map(da.__getitem__, da.keys() - db.keys()))
-    only_b = sorted(map(db.__getitem__, db.keys() - da.keys()))
+    only_a = sorted(map(da.__getitem__, uncommon_a))
+    only_b = sorted(map(db.__getitem__, uncommon_b))
     groups = _group(ka, ia, ib)
-    return Alignment(groups, tuple(only_a), tuple(only_b), tuple(canon_a), tuple(canon_b))
+    return Alignment(groups, tuple(only_a), tuple(only_b), tuple(canon_a), tuple(canon_b), counts)
+
+
+def _count_mismatches(ka, kb, uncommon_a, uncommon_b, common) -> tuple[CountMismatch, ...]:
+    """Slots (tap, pixel, loop) printed a different number of times by the two sides.
+
+    Occurrences are numbered densely from 0, so a slot with unmatched records on one side and
+    records on the other side too has different counts. Only unmatched keys are inspected: this
+    stays cheap when the traces mostly align.
+    """
+    def slot(k):
+        return (k[0], k[1].pixel, k[1].loop)
+
+    suspects = {slot(k) for k in uncommon_a} | {slot(k) for k in uncommon_b}
+    if not suspects:
+        return ()
+    n_a: dict = {}
+    n_b: dict = {}
+    for keys, n in ((ka, n_a), (kb, n_b)):
+        for k in keys:
+            sl = slot(k)
+            if sl in suspects:
+                n[sl] = n.get(sl, 0) + 1
+    out = [CountMismatch(sl[0], sl[1], sl[2], n_a[sl], n_b[sl])
+           for sl in suspects if sl in n_a and sl in n_b]
+    return tuple(sorted(out, key=lambda c: (c.tap, str(c.pixel), c.loop)))
 
 
 def _group(ka: list[tuple], ia: list[int], ib: list[int]) -> tuple[TapGroup, ...]:

@@ -230,6 +230,7 @@ def _classify_scale(x: _Arrays, tap, tapdef, s):
     sign = "−" if r < 0 else ""
     flip = " and a sign flip" if r < 0 else ""
     if nf is not None:
+        r = math.copysign(nf.factor, r)  # the named factor, not its rounding-noisy estimate
         head = f"port = reference × {sign}{_fmt(abs(r))}{' ' + where if where else ''}, i.e. {nf.meaning}{flip}"
         return ("scale", r, head)
     n_nonzero = int(np.count_nonzero(np.abs(x.A) > x.tol))

@@ -43,9 +43,10 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
     settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
     verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings)
                 for g in al.groups if g.tap not in PROVENANCE]
-    loc = localize(verdicts, spec)
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")
+    verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b)
+    loc = localize(verdicts, spec)
     warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
     warnings += _plausibility_warnings(a, b, al, spec)
     precision = [f for f in loc.findings if f.verdict.kind == "precision"]
@@ -203,6 +204,13 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
             out.append(NamedFactor(prod, f"×N³ overall (Na·Nb·Nc = {desc} = {prod:g}); config-derived factor"))
             out.append(NamedFactor(1 / prod**2, f"×1/N⁶ (= (1/N³)², Na·Nb·Nc = {prod:g}): the lattice normalisation, squared in an intensity"))
     out += _count_factors(a, b, al, context, args)
+    ratio = block_ratio(al)
+    if ratio is not None:
+        what = (f"B printed {ratio:g}× as many subpixel blocks per pixel as A" if ratio > 1 else
+                f"A printed {1 / ratio:g}× as many subpixel blocks per pixel as B")
+        root = math.sqrt(ratio if ratio > 1 else 1 / ratio)
+        sq = f" (oversample² ratio {root:g}²)" if abs(root - round(root)) < 1e-9 else ""
+        out.append(NamedFactor(ratio, f"= {ratio:g}: {what}{sq}: an accumulation-count factor"))
     lam = _setup_number(a, al.canon_a, "lambda_meters")
     if lam and lam > 0:
         lam_a = lam * 1e10
@@ -271,17 +279,39 @@ def _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> CompareSet
 # ------------------------------------------------------------------------------ unmatched
 
 
+def _missing_verdicts(a, b, ua, ub) -> list[TapVerdict]:
+    """A verdict of kind "missing" for every tap only one side ever printed."""
+    out = []
+    for side, t, un in (("a", a, ua), ("b", b, ub)):
+        for u in un:
+            if not u.whole_tap or u.tap in PROVENANCE:
+                continue
+            r = t.records[u.position]
+            who, other = ("A", "B") if side == "a" else ("B", "A")
+            msg = (f"{u.tap}: printed only by {who} ({u.count} record(s), first at {u.first_loc}); "
+                   f"{other} never emitted it")
+            out.append(TapVerdict(
+                tap=u.tap, loop=tuple(k for k, _ in r.index.loop), kind="missing", n_pairs=0,
+                n_elements=0, n_mismatched=0, index=r.index, max_abs=None, max_rel=None,
+                max_ulp=None, tolerance=None, atol=None, would_pass=None, factor=None,
+                a=(r.text if r.text is not None else r.values) if side == "a" else None,
+                b=(r.text if r.text is not None else r.values) if side == "b" else None,
+                loc_a=r.loc if side == "a" else None, loc_b=r.loc if side == "b" else None,
+                message=msg, is_setup=r.index.pixel is None and not r.index.loop))
+    return out
+
+
 def _unmatched(t: Trace, al: Alignment, side: str) -> tuple[Unmatched, ...]:
     positions = al.only_a if side == "a" else al.only_b
     canon = al.canon_a if side == "a" else al.canon_b
-    matched_taps = {g.tap for g in al.groups}
+    matched_taps = {g.tap for g in al.groups} | {c.tap for c in al.count_mismatch}
     by_tap: dict[str, list[int]] = {}
     for i in positions:
         by_tap.setdefault(canon[i], []).append(i)
     out = []
     for tap, idx in by_tap.items():
         r = t.records[idx[0]]
-        out.append(Unmatched(tap, side, len(idx), r.loc, r.index, tap not in matched_taps))
+        out.append(Unmatched(tap, side, len(idx), r.loc, r.index, tap not in matched_taps, idx[0]))
     return tuple(out)
 
 
@@ -294,15 +324,43 @@ def _emission_warnings(a, b, al, ua, ub) -> list[str]:
             out.append(f"{side} never emitted {len(never)} tap(s) that {other} printed: {shown}")
         partial = [u for u in un if not u.whole_tap]
         for u in partial[:3]:
+            if any(c.tap == u.tap for c in al.count_mismatch):
+                continue
             out.append(f"{other} printed {u.count} more record(s) of `{u.tap}` than {side} "
-                       f"(first unmatched at {u.first_loc}, {index_text(u.first_index)}): "
-                       f"{side} traced fewer subpixels/iterations?")
+                       f"(first unmatched at {u.first_loc}, {index_text(u.first_index)})")
+    out += _count_warnings(al)
     setup_a = any(r.index.pixel is None and not r.index.loop for r in a.records)
     setup_b = any(r.index.pixel is None and not r.index.loop for r in b.records)
     if setup_a != setup_b:
         silent = "B" if setup_a else "A"
         out.append(f"{silent} printed no setup (`=`) lines: a build without -DTRACING?")
     return out
+
+
+def _count_warnings(al: Alignment) -> list[str]:
+    """Taps printed a different number of times per pixel: subpixel blocks cannot be paired."""
+    by_counts: dict[tuple, list[str]] = {}
+    for c in al.count_mismatch:
+        by_counts.setdefault((c.n_a, c.n_b, c.pixel), []).append(c.tap)
+    out = []
+    for (n_a, n_b, pixel), taps in by_counts.items():
+        where = f"pixel ({pixel[0]}, {pixel[1]})" if pixel else "the unindexed pixel"
+        shown = ", ".join(taps[:6]) + (f" and {len(taps) - 6} more" if len(taps) > 6 else "")
+        out.append(f"for {where}, A printed {n_a} and B printed {n_b} copies of {len(taps)} tap(s) "
+                   f"({shown}): different subpixel/layer counts (oversample, thicksteps, or a trace "
+                   f"of one subpixel), so these are not compared")
+    return out
+
+
+def block_ratio(al: Alignment) -> float | None:
+    """B's per-pixel repeat count over A's, for the most common count mismatch (None if none)."""
+    if not al.count_mismatch:
+        return None
+    pairs: dict[tuple[int, int], int] = {}
+    for c in al.count_mismatch:
+        pairs[(c.n_a, c.n_b)] = pairs.get((c.n_a, c.n_b), 0) + 1
+    n_a, n_b = max(pairs, key=pairs.get)
+    return n_b / n_a
 
 
 def _plausibility_warnings(a, b, al, spec) -> list[str]:

@@ -70,7 +70,10 @@ def localize(verdicts: list[TapVerdict], spec=None) -> Localized:
     findings: list[Finding] = []
     earlier: list[TapVerdict] = []
     for v in ordered:
-        if v.kind in NOT_DIVERGENT:
+        if v.kind == "missing":
+            # one side never printed it: listed, but not a divergence and not anyone's ancestor
+            findings.append(Finding(v, "missing"))
+        elif v.kind in NOT_DIVERGENT:
             findings.append(Finding(v, "agree"))
         else:
             bad = sorted(_ancestors(v, earlier, spec) & divergent_labels)

@@ -39,7 +39,7 @@ def index_text(index: TapIndex | None, component: int | None = None) -> str:
     if index.pixel is not None:
         parts.append(f"pixel ({index.pixel[0]}, {index.pixel[1]})")
     else:
-        parts.append("setup")
+        parts.append("no pixel")
     parts.extend(f"{k} {v}" for k, v in index.loop)
     if index.occurrence:
         parts.append(f"occurrence {index.occurrence}")
@@ -170,6 +170,7 @@ class Unmatched:
     first_loc: SourceLoc
     first_index: TapIndex
     whole_tap: bool  # True when the other side never printed this tap at all
+    position: int = 0  # record position of the first unmatched record in its trace
 
     def to_json(self) -> dict:
         return {"tap": self.tap, "count": self.count, "loc": str(self.first_loc),
@@ -205,7 +206,7 @@ class DiffResult:
 
     @property
     def divergent(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.status in ("introduced", "inherited", "missing"))
+        return tuple(f for f in self.findings if f.status in ("introduced", "inherited"))
 
     @property
     def only_a(self) -> int:

@@ -1,0 +1,121 @@
+"""`nbtrace diff A B`: A is the reference (e.g. the C build), B the port.
+
+Exit 0 when every compared tap agrees, 1 on a divergence (or when nothing could be compared),
+2 on bad input or usage. Never imports torch: this command must start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import click
+
+from nbtrace.errors import UsageError
+
+FORMATS = ("console", "md", "json")
+
+
+def parse_context(items: tuple[str, ...]) -> dict:
+    """["N=5,5,5", "oversample=2", "dtype=float32"] -> {"N": (5.0, 5.0, 5.0), "oversample": 2.0, ...}."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise UsageError(f"--context {item!r} is not KEY=VALUE", where="--context",
+                             hint="e.g. --context N=5,5,5 --context oversample=2")
+        parts = [p.strip() for p in value.split(",")]
+        try:
+            nums = tuple(float(p) for p in parts)
+        except ValueError:
+            out[key] = value.strip()
+            continue
+        out[key] = nums if len(nums) > 1 else nums[0]
+    return out
+
+
+def select_pixel(trace, pixel: tuple[int, int]):
+    """Only the setup taps and the records of ``pixel`` (slow, fast) of a multi-pixel trace."""
+    from dataclasses import replace
+
+    present = {r.index.pixel for r in trace.records if r.index.pixel is not None} | set(trace.pixels)
+    if pixel not in present:
+        have = ", ".join(f"({s}, {f})" for s, f in sorted(present)) or "none"
+        raise UsageError(f"pixel (slow={pixel[0]}, fast={pixel[1]}) is not in this trace (it has: {have})",
+                         where=trace.path, hint="--pixel takes slow then fast")
+    records = tuple(r for r in trace.records if r.index.pixel in (None, pixel))
+    return replace(trace, records=records, pixels=(pixel,))
+
+
+def _spec(spec_path, a, b):
+    from nbtrace import spec as spec_mod
+
+    if spec_path:
+        return spec_mod.load_spec(spec_path)
+    return spec_mod.spec_for(a, b)
+
+
+def _write_out(out_dir: str, result, argv, inputs) -> None:
+    from nbtrace.report import render
+    from nbtrace.runmeta import run_metadata
+
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "summary.md"), "w", encoding="utf-8") as fh:
+            fh.write(render(result, "md"))
+        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+            json.dump(result.to_json(), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        with open(os.path.join(out_dir, "run_metadata.json"), "w", encoding="utf-8") as fh:
+            json.dump(run_metadata(argv, inputs), fh, indent=2)
+            fh.write("\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc.strerror}", where=out_dir,
+                         hint="give --out a writable directory") from None
+
+
+@click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("trace_a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("trace_b", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+              help="Tap spec YAML (default: the shipped spec that fits the traces' names, else none).")
+@click.option("--dialect", default=None, help="Force a trace dialect (default: sniffed).")
+@click.option("--force", is_flag=True, help="Diff even traces of different pixels.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="console", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Also write summary.md, metrics.json and run_metadata.json here.")
+@click.option("--rtol", type=float, default=None, help="Relative tolerance for every tap (with --atol).")
+@click.option("--atol", type=float, default=None, help="Absolute tolerance for every tap (with --rtol).")
+@click.option("--context", "context_items", multiple=True, metavar="KEY=VALUE",
+              help="Run facts the traces may not print: N=5,5,5  oversample=2  pixel_size=1e-4 (m).")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="The port computed in this dtype (float32 allows the precision class).")
+@click.option("--pixel", nargs=2, type=int, default=None, metavar="S F",
+              help="Diff only this pixel (slow, fast) of multi-pixel traces.")
+def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, atol, context_items,
+            dtype, pixel):
+    """Diff trace A (reference) against trace B (port) and name the root cause."""
+    from nbtrace.diff import diff_traces
+    from nbtrace.parse import read_trace
+    from nbtrace.report import render
+
+    if (rtol is None) != (atol is None):
+        raise UsageError("--rtol and --atol go together", hint="give both, or neither")
+    context = parse_context(context_items)
+    if dtype:
+        context["dtype"] = dtype
+    a = read_trace(trace_a, dialect=dialect)
+    b = read_trace(trace_b, dialect=dialect)
+    if pixel:
+        a, b = select_pixel(a, tuple(pixel)), select_pixel(b, tuple(pixel))
+    spec = _spec(spec_path, a, b)
+    result = diff_traces(a, b, spec, force=force, context=context, rtol=rtol, atol=atol)
+    width = shutil.get_terminal_size((80, 24)).columns
+    click.echo(render(result, fmt, width=width), nl=False)
+    if out_dir:
+        _write_out(out_dir, result, list(sys.argv),
+                   {"a": trace_a, "b": trace_b, "spec": spec_path})
+    return 0 if result else 1
