@@ -1,0 +1,171 @@
+"""Build the C reference simulator (``simulator/c``) on first use, into a per-user cache.
+
+The binary is named after the sha256 of its sources, the compiler and the flags, so it is rebuilt
+exactly when one of them changes; compiling goes to a temporary name that is renamed into place,
+so concurrent callers (parallel tests) never see a half-written binary.
+
+    >>> from nbtrace.cbuild import ensure_built
+    >>> exe = ensure_built()          # pathlib.Path to an executable, tracing compiled in
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbtrace.errors import ProducerError
+
+BINARY_STEM = "nbref"
+BASE_FLAGS = ("-O2", "-std=c99", "-DNBTRACE_ENABLE")
+LINK_FLAGS = ("-lm",)
+OPENMP_FLAG = "-fopenmp"
+NO_COMPILER = ("no C compiler found (looked for $CC, cc, gcc)",
+               "install gcc, or set NB_C_BIN to a prebuilt binary")
+_OPENMP_PROBE = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A C compiler command (``argv`` prefix, e.g. ``("gcc",)`` or ``$CC`` split) and its identity."""
+
+    argv: tuple[str, ...]
+    identity: str
+
+
+def cache_dir() -> Path:
+    """$NBTRACE_CACHE, else $XDG_CACHE_HOME/nbtrace, else ~/.cache/nbtrace."""
+    if os.environ.get("NBTRACE_CACHE"):
+        return Path(os.environ["NBTRACE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nbtrace"
+
+
+def source_dir() -> Path:
+    """The shipped C sources: ``simulator/c`` of the installed package, else of this checkout.
+
+    Uses the package spec rather than importing ``simulator``, which would pay for torch.
+    """
+    spec = importlib.util.find_spec("simulator")
+    candidates = []
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "c" for p in spec.submodule_search_locations]
+    candidates.append(Path(__file__).resolve().parent.parent / "simulator" / "c")
+    for cand in candidates:
+        if (cand / f"{BINARY_STEM}.c").is_file():
+            return cand
+    raise ProducerError("the C reference sources (simulator/c/nbref.c) are missing",
+                        where=str(candidates[-1]), hint="reinstall nbtrace, or set NB_C_BIN")
+
+
+def find_compiler() -> Compiler:
+    """$CC (may carry flags), else cc, else gcc. Raises ProducerError when there is none."""
+    tried = []
+    if os.environ.get("CC"):
+        tried.append(shlex.split(os.environ["CC"]))
+    tried += [["cc"], ["gcc"]]
+    for argv in tried:
+        if argv and shutil.which(argv[0]):
+            return Compiler(tuple(argv), _compiler_identity(argv))
+    raise ProducerError(NO_COMPILER[0], hint=NO_COMPILER[1])
+
+
+def _compiler_identity(argv: list[str]) -> str:
+    try:
+        out = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=30)
+        first = (out.stdout or out.stderr).splitlines()
+        return first[0] if first else argv[0]
+    except (OSError, subprocess.SubprocessError):
+        return argv[0]
+
+
+def _sources(src: Path) -> list[Path]:
+    files = sorted(list(src.glob("*.c")) + list(src.glob("*.h")))
+    if not any(f.suffix == ".c" for f in files):
+        raise ProducerError("no C sources to build", where=str(src), hint="reinstall nbtrace")
+    return files
+
+
+def build_key(src: Path, compiler: Compiler, openmp: bool) -> str:
+    """sha256 over every source file (name and bytes), the compiler identity and the flags."""
+    h = hashlib.sha256()
+    for f in _sources(src):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    h.update(repr((compiler.argv, compiler.identity, BASE_FLAGS, LINK_FLAGS, openmp)).encode())
+    return h.hexdigest()
+
+
+def binary_path(src: Path | None = None, openmp: bool = True) -> Path:
+    """Where the binary for the current sources and compiler lives (built or not)."""
+    src = src or source_dir()
+    compiler = find_compiler()
+    return cache_dir() / f"{BINARY_STEM}-{build_key(src, compiler, openmp)[:20]}{'' if openmp else '-serial'}"
+
+
+def ensure_built(force: bool = False, openmp: bool = True, *, source: Path | None = None) -> Path:
+    """Return the path of the C reference binary, compiling it first if the cache lacks it.
+
+    force: rebuild even if cached.  openmp: add -fopenmp when a probe compile shows it works.
+    source: a directory of C sources (default: the shipped ``simulator/c``), used by tests.
+    Raises ProducerError (one line) when no compiler exists or compilation fails.
+    """
+    src = Path(source) if source is not None else source_dir()
+    compiler = find_compiler()
+    key = build_key(src, compiler, openmp)
+    target = cache_dir() / f"{BINARY_STEM}-{key[:20]}{'' if openmp else '-serial'}"
+    if target.is_file() and os.access(target, os.X_OK) and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = list(BASE_FLAGS)
+    if openmp and _openmp_works(compiler, target.parent):
+        flags.append(OPENMP_FLAG)
+    _compile(compiler, src, flags, target)
+    return target
+
+
+def _openmp_works(compiler: Compiler, workdir: Path) -> bool:
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".probe-") as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text(_OPENMP_PROBE)
+        try:
+            res = subprocess.run([*compiler.argv, OPENMP_FLAG, str(probe), "-o", str(Path(tmp) / "probe")],
+                                 capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return res.returncode == 0
+
+
+def _compile(compiler: Compiler, src: Path, flags: list[str], target: Path) -> None:
+    c_files = [str(f) for f in _sources(src) if f.suffix == ".c"]
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    cmd = [*compiler.argv, *flags, f"-I{src}", *c_files, "-o", str(tmp), *LINK_FLAGS]
+    try:
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ProducerError(f"could not run the C compiler: {exc}", where=compiler.argv[0],
+                                hint="install gcc, or set NB_C_BIN to a prebuilt binary") from None
+        if res.returncode != 0:
+            raise ProducerError(f"compiling the C reference failed: {_first_error(res.stderr)}",
+                                where=str(src), hint="see `nbtrace build-c --force`; or set NB_C_BIN")
+        tmp.chmod(0o755)
+        os.replace(tmp, target)  # atomic: a concurrent caller sees the old binary or the new one
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower():
+            return ln
+    return lines[0] if lines else "no compiler output"
