@@ -488,10 +488,15 @@ def _provenance(producer, argv, nb_args, run, setup, pixels, seen_pixels, roi, i
     }
 
 
-def _nbtrace_version() -> str:
-    from nbtrace import __version__
+def _nbtrace_version() -> str | None:
+    # the installed distribution's version: `from nbtrace import __version__` breaks when a
+    # test run puts tests/ (which holds a tests/nbtrace/ folder) ahead of the package
+    from importlib import metadata
 
-    return __version__
+    try:
+        return metadata.version("nbtrace")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _short(argv: Sequence[str], limit: int = 160) -> str:

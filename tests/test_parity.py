@@ -28,6 +28,8 @@ DATA = HERE / "data" / "parity"
 MIN_CORRELATION = 0.999999
 MAX_SUM_RATIO_ERROR = 1e-6
 MAX_BACKGROUND_FRACTION = 0.01
+SPOT_RADIUS_PX = 6
+PIXEL_ROLES = ("strongest", "peak", "background", "edge")
 PRODUCER_TIMEOUT_S = 120
 
 
@@ -98,23 +100,55 @@ def image_problems(c: np.ndarray, py: np.ndarray) -> list[str]:
     return problems
 
 
+def away_from_strongest(c: np.ndarray) -> np.ndarray:
+    """Mask of pixels more than SPOT_RADIUS_PX from every pixel as bright as the strongest
+    (usually the direct-beam (000) spot; MOSFLM's pixel-corner beam makes four equal ones)."""
+    strong = np.argwhere(c >= c.max())
+    ss, ff = np.indices(c.shape)
+    far = np.ones(c.shape, dtype=bool)
+    for s, f in strong:
+        far &= (ss - s) ** 2 + (ff - f) ** 2 > SPOT_RADIUS_PX**2
+    return far
+
+
+def pick_pixels(c: np.ndarray, roi) -> dict[str, tuple[int, int]]:
+    """strongest: the brightest C pixel; peak: the brightest Bragg peak away from it;
+    background: a low pixel inside the ROI at the 10th percentile (not the minimum: the
+    minimum sits on a zero of sin(N*pi*h), where the last bit of h decides the value)."""
+    xmin, xmax, ymin, ymax = roi
+    strongest = np.unravel_index(np.argmax(c), c.shape)
+    far = away_from_strongest(c)
+    peak = np.unravel_index(np.argmax(np.where(far, c, -np.inf)), c.shape)
+    inner = np.zeros(c.shape, dtype=bool)
+    inner[ymin + 2 : ymax - 1, xmin + 2 : xmax - 1] = True
+    inner &= c < MAX_BACKGROUND_FRACTION * c.max()
+    level = np.percentile(c[inner], 10)
+    bg = np.unravel_index(np.argmin(np.where(inner, np.abs(c - level), np.inf)), c.shape)
+    return {k: (int(v[0]), int(v[1])) for k, v in (("strongest", strongest), ("peak", peak), ("background", bg))}
+
+
 def pixel_choice_problems(case: dict, c: np.ndarray, roi) -> list[str]:
     """The YAML's pixels must still be what they claim to be in the C image."""
     problems = []
-    peak, bg, edge = (tuple(case[k]) for k in ("peak", "background", "edge"))
+    strongest, peak, bg, edge = (tuple(case[k]) for k in PIXEL_ROLES)
     vmax = float(c.max())
-    if c[peak] != vmax:
-        s, f = np.unravel_index(np.argmax(c), c.shape)
-        problems.append(f"peak {peak} is not the brightest C pixel ({c[peak]:.6g}); the brightest is "
-                        f"({s}, {f}) = {vmax:.6g}: update peak in {CASES_FILE.name}")
+    if c[strongest] != vmax:
+        problems.append(f"strongest {strongest} = {c[strongest]:.6g} is not the brightest C pixel ({vmax:.6g} at "
+                        f"{tuple(int(i) for i in np.unravel_index(np.argmax(c), c.shape))})")
+    far = away_from_strongest(c)
+    best_far = float(np.max(np.where(far, c, -np.inf)))
+    if not (far[peak] and c[peak] == best_far):
+        problems.append(f"peak {peak} = {c[peak]:.6g} is not the brightest C pixel more than {SPOT_RADIUS_PX} px "
+                        f"from the strongest spot ({best_far:.6g})")
     if not c[bg] < MAX_BACKGROUND_FRACTION * vmax:
-        problems.append(f"background {bg} holds {c[bg]:.6g} >= {MAX_BACKGROUND_FRACTION:g} of the peak: "
-                        f"choose another pixel in {CASES_FILE.name}")
+        problems.append(f"background {bg} holds {c[bg]:.6g} >= {MAX_BACKGROUND_FRACTION:g} of the strongest pixel")
     xmin, xmax, ymin, ymax = roi
     on_border = edge[0] in (ymin, ymax) or edge[1] in (xmin, xmax)
     inside = ymin <= edge[0] <= ymax and xmin <= edge[1] <= xmax
     if not (on_border and inside):
         problems.append(f"edge {edge} is not on the border of the detector/ROI {roi}")
+    if problems:
+        problems.append(f"re-pick with: python tests/test_parity.py --suggest {case['id']}")
     return problems
 
 
@@ -142,7 +176,7 @@ CASES = load_cases()
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_parity(case, tmp_path):
-    pixels = [tuple(case[k]) for k in ("peak", "background", "edge")]
+    pixels = [tuple(case[k]) for k in PIXEL_ROLES]
     c = run_side("c", case, pixels, tmp_path)
     py = run_side("py", case, pixels, tmp_path)
     problems = [f"image: {p}" for p in image_problems(c.image, py.image)]
@@ -166,7 +200,7 @@ def test_cases_cover_every_flag_family():
         ["-dispersion", "-dispsteps"], ["-hdivrange", "-vdivrange", "-divsteps"], ["-polar"], ["-nopolar"],
         ["-oversample"], ["-oversample_thick", "-oversample_polar", "-oversample_omega"],
         ["-detector_thick", "-detector_abs", "-thicksteps"], ["-roi"], ["-point_pixel"],
-        ["-round_xtal"], ["-gauss_xtal"], ["-tophat_xtal"], ["-fluence"], ["-flux", "-exposure", "-beamsize"],
+        ["-round_xtal"], ["-gauss_xtal"], ["-tophat_spots"], ["-fluence"], ["-flux", "-exposure", "-beamsize"],
     ]
     missing = [f for fam in families for f in fam if f not in words]
     assert not missing, f"no parity case uses {missing}"
@@ -183,25 +217,43 @@ def test_cases_cover_every_flag_family():
 # maintenance: pick the traced pixels from the C image
 
 
-def suggest(case: dict, tmp: Path) -> str:
-    res = capture("c", nb_args(case), image=tmp / "c.float", timeout=PRODUCER_TIMEOUT_S)
+def suggest(case: dict, tmp: Path, c_bin: str | None = None) -> dict[str, tuple[int, int]]:
+    res = capture("c", nb_args(case), image=tmp / "c.float", timeout=PRODUCER_TIMEOUT_S, c_bin=c_bin)
     img = np.fromfile(res.image_path, dtype="<f4").astype(np.float64).reshape(res.shape)
-    xmin, xmax, ymin, ymax = roi_of(nb_args(case), img.shape)
-    peak = np.unravel_index(np.argmax(img), img.shape)
-    inner = np.full(img.shape, np.inf)
-    inner[ymin + 2 : ymax - 1, xmin + 2 : xmax - 1] = img[ymin + 2 : ymax - 1, xmin + 2 : xmax - 1]
-    bg = np.unravel_index(np.argmin(inner), img.shape)
-    return (f"{case['id']}: peak [{peak[0]}, {peak[1]}] ({img[peak]:.4g}), "
-            f"background [{bg[0]}, {bg[1]}] ({img[bg]:.3g}), edge {case['edge']}")
+    picks = pick_pixels(img, roi_of(nb_args(case), img.shape))
+    print(f"{case['id']}: " + ", ".join(f"{k} [{s}, {f}] ({img[s, f]:.4g})" for k, (s, f) in picks.items()))
+    return picks
+
+
+def write_picks(text: str, case_id: str, picks: dict[str, tuple[int, int]]) -> str:
+    """Replace the strongest/peak/background lines of one case in the YAML text."""
+    import re
+
+    start = text.index(f"  - id: {case_id}\n")
+    end = text.find("\n  - id: ", start + 1)
+    end = len(text) if end < 0 else end
+    block = text[start:end]
+    block = re.sub(r"\n    (strongest|peak|background): \[[^\]]*\]", "", block)
+    edge_at = block.index("\n    edge:")
+    lines = "".join(f"\n    {k}: [{s}, {f}]" for k, (s, f) in picks.items())
+    return text[:start] + block[:edge_at] + lines + block[edge_at:] + text[end:]
 
 
 if __name__ == "__main__":
+    import argparse
     import tempfile
 
-    if sys.argv[1:2] != ["--suggest"]:
-        sys.exit(__doc__)
-    wanted = set(sys.argv[2:])
+    parser = argparse.ArgumentParser(description="Pick the traced pixels of parity cases from the C image.")
+    parser.add_argument("--suggest", action="store_true", required=True)
+    parser.add_argument("--write", action="store_true", help=f"update {CASES_FILE.name} in place")
+    parser.add_argument("--c-bin", help="a C build other than the reference")
+    parser.add_argument("ids", nargs="*")
+    opts = parser.parse_args()
+    text = CASES_FILE.read_text()
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
-            if not wanted or case["id"] in wanted:
-                print(suggest(case, Path(tmp)))
+            if not opts.ids or case["id"] in opts.ids:
+                picks = suggest(case, Path(tmp), opts.c_bin)
+                text = write_picks(text, case["id"], picks)
+    if opts.write:
+        CASES_FILE.write_text(text)
