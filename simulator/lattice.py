@@ -1,0 +1,91 @@
+"""Lattice transform F_latt for the four crystal shapes (physics.md §2.8).
+
+h, k, l are fractional Miller indices (any shape, broadcasting); N are the integer cell counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from simulator.constants import ROUND_NORM
+
+Tensor = torch.Tensor
+
+
+class LatticeFactor(NamedTuple):
+    """Per-axis factors (1 for N = 1 or a non-SQUARE shape) and their product."""
+
+    a: Tensor
+    b: Tensor
+    c: Tensor
+    total: Tensor
+
+
+def sincg(x: Tensor, n: int, divided: bool = False) -> Tensor:
+    """sin(N·x)/sin(x), N exactly at x == 0. ``divided`` is the flatt-normalization injection (÷N)."""
+    zero = x == 0.0
+    den = torch.where(zero, torch.ones_like(x), torch.sin(x))  # keeps the gradient finite at 0
+    val = torch.where(zero, torch.full_like(x, float(n)), torch.sin(n * x) / den)
+    return val / n if divided else val
+
+
+def sinc3(x: Tensor) -> Tensor:
+    """3·(sin x/x − cos x)/x², 1 exactly at x == 0."""
+    zero = x == 0.0
+    safe = torch.where(zero, torch.ones_like(x), x)
+    return torch.where(zero, torch.ones_like(x), 3.0 * (torch.sin(safe) / safe - torch.cos(safe)) / (safe * safe))
+
+
+def square(h: Tensor, k: Tensor, l: Tensor, N: tuple[int, int, int], divided: bool = False) -> LatticeFactor:
+    """SQUARE (parallelepiped) shape on the full h, k, l; axes with N = 1 give exactly 1."""
+    one = torch.ones_like(h)
+    fa, fb, fc = (sincg(math.pi * x, n, divided) if n > 1 else one for x, n in zip((h, k, l), N))
+    return LatticeFactor(fa, fb, fc, fa * fb * fc)
+
+
+def _offsets(h, k, l):
+    return [x - torch.ceil(x - 0.5) for x in (h, k, l)]
+
+
+def round_shape(h, k, l, N, fudge: float) -> LatticeFactor:
+    dh, dk, dl = _offsets(h, k, l)
+    Na, Nb, Nc = N
+    rho2 = dh * dh * Na * Na + dk * dk * Nb * Nb + dl * dl * Nc * Nc
+    total = Na * Nb * Nc * ROUND_NORM * sinc3(math.pi * torch.sqrt(rho2 * fudge))
+    one = torch.ones_like(h)
+    return LatticeFactor(one, one, one, total)
+
+
+def _gauss_r2(h, k, l, N, a_star, b_star, c_star):
+    dh, dk, dl = _offsets(h, k, l)
+    delta = dh[..., None] * a_star + dk[..., None] * b_star + dl[..., None] * c_star
+    Na, Nb, Nc = N
+    r2 = delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]
+    return r2 * Na * Na * Nb * Nb * Nc * Nc
+
+
+def gauss_shape(h, k, l, N, fudge, a_star, b_star, c_star) -> LatticeFactor:
+    r2 = _gauss_r2(h, k, l, N, a_star, b_star, c_star)
+    one = torch.ones_like(h)
+    return LatticeFactor(one, one, one, N[0] * N[1] * N[2] * torch.exp(-r2 / 0.63 * fudge))
+
+
+def tophat_shape(h, k, l, N, fudge, a_star, b_star, c_star) -> LatticeFactor:
+    r2 = _gauss_r2(h, k, l, N, a_star, b_star, c_star)
+    one = torch.ones_like(h)
+    total = torch.where(r2 * fudge < 0.3969, one * float(N[0] * N[1] * N[2]), torch.zeros_like(h))
+    return LatticeFactor(one, one, one, total)
+
+
+def lattice_factor(shape: str, h, k, l, N, fudge, a_star, b_star, c_star, divided=False) -> LatticeFactor:
+    """Dispatch on the shape name: 'square', 'round', 'gauss' or 'tophat'."""
+    if shape == "square":
+        return square(h, k, l, N, divided)
+    if shape == "round":
+        return round_shape(h, k, l, N, fudge)
+    if shape == "gauss":
+        return gauss_shape(h, k, l, N, fudge, a_star, b_star, c_star)
+    return tophat_shape(h, k, l, N, fudge, a_star, b_star, c_star)

@@ -1,0 +1,155 @@
+"""One nbsim run: set up, render (frame or traced pixels only), trace, write outputs."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+
+from nbtrace.errors import UsageError
+from simulator import io as io_mod
+from simulator import taps as taps_mod
+from simulator.kernel import Kernel, chunk_size, render_frame
+from simulator.setup import build_setup
+
+
+class RecorderGroup:
+    """Several recorders fed by one pass (a text trace and an npz region dump)."""
+
+    def __init__(self, recorders):
+        self.recorders = recorders
+
+    def select(self, s_idx, f_idx):
+        views = [v for v in (r.select(s_idx, f_idx) for r in self.recorders) if v is not None]
+        return _Views(views) if views else None
+
+
+class _Views:
+    def __init__(self, views):
+        self.views = views
+
+    def block(self, *args):
+        for v in self.views:
+            v.block(*args)
+
+    def scaling(self, *args):
+        for v in self.views:
+            v.scaling(*args)
+
+
+def summary(setup) -> str:
+    det, cfg = setup.detector, setup.cfg
+    parts = [
+        f"convention {det.convention}, pivot {det.pivot}",
+        f"detector {det.fpixels}x{det.spixels} pixels of {det.pixel * 1000:g} mm at {float(det.distance) * 1000:g} mm",
+        f"oversample {setup.oversample} (recommended {setup.oversample_recommended})",
+        f"sources {setup.sources.incident.shape[0]}, phi steps {setup.phi.steps}, mosaic domains {setup.domains}",
+        f"thickness layers {det.thicksteps}, steps {setup.steps}",
+        f"N {setup.crystal.N[0]}x{setup.crystal.N[1]}x{setup.crystal.N[2]}, F: {setup.table.describe()}"
+        + (", tricubic interpolation" if setup.interpolate else ""),
+        f"dtype {'float32' if setup.dtype == torch.float32 else 'float64'}, device {cfg.device}",
+    ]
+    if cfg.injections:
+        parts.append("INJECTED FAULTS: " + ", ".join(sorted(cfg.injections)))
+    return "".join(f"nbsim: {p}\n" for p in parts)
+
+
+def _check_pixels(setup, pixels, what):
+    det = setup.detector
+    xmin, xmax, ymin, ymax = setup.roi
+    for s, f in pixels:
+        if not (0 <= s < det.spixels and 0 <= f < det.fpixels):
+            raise UsageError(f"{what} ({s}, {f}) is outside the {det.spixels}x{det.fpixels} detector",
+                             hint="-trace_pixel takes slow then fast, 0-based")
+        if not (xmin <= f <= xmax and ymin <= s <= ymax):
+            raise UsageError(f"{what} ({s}, {f}) is outside the -roi, so it is never computed",
+                             hint="widen -roi or pick a pixel inside it")
+
+
+def _roi_pixels(roi):
+    xmin, xmax, ymin, ymax = roi
+    return [(s, f) for s in range(ymin, ymax + 1) for f in range(xmin, xmax + 1)]
+
+
+def _progress(enabled):
+    if not enabled:
+        return None
+    start = time.time()
+
+    def report(done, total):
+        sys.stderr.write(f"\rnbsim: {100.0 * done / total:5.1f}% ({time.time() - start:.1f} s)")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return report
+
+
+def run(cfg) -> int:
+    setup = build_setup(cfg)
+    sys.stderr.write(summary(setup))
+    text_rec = taps_mod.Recorder(cfg.trace_pixels, all_blocks=True) if cfg.trace_pixels else None
+    roi_rec = None
+    if cfg.trace_roi:
+        roi_px = _roi_pixels(cfg.trace_roi)
+        _check_pixels(setup, [roi_px[0], roi_px[-1]], "-trace_roi corner")
+        roi_rec = taps_mod.Recorder(roi_px, all_blocks=False)
+    if text_rec:
+        _check_pixels(setup, cfg.trace_pixels, "-trace_pixel")
+    recs = [r for r in (text_rec, roi_rec) if r is not None]
+    recorder = RecorderGroup(recs) if recs else None
+    wants_image = any((cfg.floatfile, cfg.intfile, cfg.noisefile, cfg.pgmfile))
+    with torch.no_grad():
+        if recs and not wants_image:
+            _render_selected(setup, recorder, recs)
+        else:
+            image = render_frame(setup, recorder, progress=_progress(cfg.progress or sys.stderr.isatty()))
+            _write_outputs(setup, image.to(torch.float32).cpu().numpy())
+    _emit_traces(setup, cfg, text_rec, roi_rec)
+    return 0
+
+
+def _render_selected(setup, recorder, recs):
+    """Tracing without an image output: compute the traced pixels only (same kernel)."""
+    pixels = sorted({p for r in recs for p in r.pixels})
+    kern = Kernel(setup, recorder)
+    dev = setup.detector.pix0.device
+    size = chunk_size(setup)
+    for start in range(0, len(pixels), size):
+        part = pixels[start:start + size]
+        s_idx = torch.tensor([p[0] for p in part], dtype=torch.long, device=dev)
+        f_idx = torch.tensor([p[1] for p in part], dtype=torch.long, device=dev)
+        kern.render(s_idx, f_idx)
+
+
+def _emit_traces(setup, cfg, text_rec, roi_rec):
+    dtype_name = cfg.dtype
+    if text_rec is not None:
+        lines = taps_mod.setup_lines(setup, cfg.argv, dtype_name)
+        for pixel in cfg.trace_pixels:
+            lines += taps_mod.pixel_lines(text_rec, pixel)
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    if roi_rec is not None:
+        meta = {"producer": "nbtrace-simulator 0.1.0", "dtype": dtype_name, "argv": list(cfg.argv)}
+        taps_mod.write_npz(roi_rec, cfg.trace_roi, cfg.trace_dump, meta)
+        sys.stderr.write(f"nbsim: wrote tap dump {cfg.trace_dump}\n")
+
+
+def _write_outputs(setup, image: np.ndarray) -> None:
+    cfg = setup.cfg
+    mask = io_mod.roi_mask(image.shape, setup.roi)
+    vals = image[mask]
+    if vals.size:
+        sys.stderr.write(f"nbsim: max_I {vals.max():g}, mean {vals.mean():g}, sum {vals.astype(np.float64).sum():.10g}\n")
+    if cfg.floatfile:
+        io_mod.write_float(cfg.floatfile, image)
+    scale = io_mod.int_scale(image, mask, cfg.scale)
+    if cfg.intfile:
+        io_mod.write_smv(cfg.intfile, setup, io_mod.int_image(image, mask, scale, cfg.adc))
+    if cfg.pgmfile:
+        io_mod.write_pgm(cfg.pgmfile, image, mask, io_mod.pgm_scale(image, mask, scale, cfg.pgmscale))
+    if cfg.noisefile:
+        from simulator.noise import noise_image
+        io_mod.write_smv(cfg.noisefile, setup, noise_image(image, mask, cfg.adc, cfg.seed))

@@ -1,0 +1,148 @@
+"""Assemble everything the per-pixel kernel needs from a :class:`SimConfig` (no per-pixel work).
+
+The differentiable inputs (cell, misset, distance, beam centre, λ) are collected in
+:class:`Params`; pass your own tensors with ``requires_grad=True`` to differentiate the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from simulator import beam as beam_mod
+from simulator import crystal as crystal_mod
+from simulator import detector as det_mod
+from simulator import structure_factors as sf_mod
+from simulator.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
+from simulator.rng import Ran1
+from nbtrace.errors import UsageError
+
+Tensor = torch.Tensor
+
+
+class Params(NamedTuple):
+    """Differentiable inputs: cell (6,) Å/rad or None, misset (3,) rad or None,
+    distance (m), xbeam, ybeam (m, the user's Xbeam/Ybeam), lambda0 (m); 0-d tensors."""
+
+    cell: Tensor | None
+    misset: Tensor | None
+    distance: Tensor
+    xbeam: Tensor
+    ybeam: Tensor
+    lambda0: Tensor
+
+
+def working_dtype(cfg) -> torch.dtype:
+    if cfg.has("float32"):
+        return torch.float32
+    return torch.float32 if cfg.dtype == "float32" else torch.float64
+
+
+def default_params(cfg) -> Params:
+    """Params holding the config's values as tensors of the working dtype and device."""
+    dt, dev = working_dtype(cfg), torch.device(cfg.device)
+    t = lambda x: torch.tensor(x, dtype=dt, device=dev)  # noqa: E731
+    xdef, ydef = det_mod.default_beam_centre(cfg)
+    return Params(
+        cell=None if cfg.cell is None else t(_full_cell(cfg.cell)),
+        misset=None if cfg.misset is None else t(cfg.misset),
+        distance=t(cfg.close_distance if False else cfg.distance),
+        xbeam=t(cfg.Xbeam if cfg.Xbeam is not None else xdef),
+        ybeam=t(cfg.Ybeam if cfg.Ybeam is not None else ydef),
+        lambda0=t(cfg.lambda0),
+    )
+
+
+def _full_cell(cell: tuple[float, ...]) -> tuple[float, ...]:
+    """Fill a partial -cell like the C: b, c default to a when ≤ 0, angles to 90° when ≤ 0."""
+    vals = list(cell) + [0.0] * (6 - len(cell))
+    a = vals[0]
+    b = vals[1] if vals[1] > 0 else a
+    c = vals[2] if vals[2] > 0 else a
+    angles = [x if x > 0 else math.pi / 2.0 for x in vals[3:6]]
+    return (a, b, c, *angles)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything fixed for a run; tensors on the working dtype/device."""
+
+    cfg: object
+    dtype: torch.dtype
+    detector: det_mod.Detector
+    crystal: crystal_mod.Crystal
+    sources: beam_mod.Sources
+    phi: crystal_mod.PhiSampling
+    phis: Tensor
+    spread: float
+    domains: int
+    vectors: Tensor  # (3, Φ, D, 3) real-space a, b, c after φ and mosaic, m
+    table: sf_mod.HKLTable
+    interpolate: bool
+    oversample: int
+    oversample_recommended: int
+    steps: int
+    fluence: float
+    I_bg: float
+    polar_K: float
+    roi: tuple[int, int, int, int]
+
+
+def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
+    """§5.9: ceil(3·s_max/(λ0·D/pixel)), 1 when not positive."""
+    sizes = [float(torch.sqrt((v * v).sum())) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
+    rec = math.ceil(3.0 * max(sizes) / (lambda0 * D / pixel))
+    return rec if rec > 0 else 1
+
+
+def _interpolation(cfg, table) -> bool:
+    if table.count == 0:
+        return False
+    if cfg.interpolate is not None:
+        return cfg.interpolate
+    return min(cfg.N) <= 2
+
+
+def build_setup(cfg, params: Params | None = None) -> Setup:
+    """Crystal, beam, detector, sampling and normalisation for ``cfg`` (physics §1–§5)."""
+    params = params or default_params(cfg)
+    dt, dev = working_dtype(cfg), torch.device(cfg.device)
+    det = det_mod.build_detector(cfg, params.distance, params.xbeam, params.ybeam)
+    crystal = crystal_mod.build_crystal(cfg, params.cell, params.misset, params.lambda0, dt, dev)
+    beam_t = tuple(float(x) for x in det.beam)
+    polar_t = tuple(float(x) for x in det.polar)
+    sources = beam_mod.build_sources(cfg, beam_t, polar_t, params.lambda0)
+    phi = crystal_mod.phi_sampling(cfg)
+    phis = crystal_mod.phi_angles(phi, cfg, dt, dev)
+    spread, domains = crystal_mod.mosaic_count(cfg)
+    umats = None
+    if spread > 0:
+        u = crystal_mod.mosaic_umats(spread, domains, cfg.mosaic_seed, Ran1())
+        umats = torch.tensor(u, dtype=dt, device=dev)
+    vectors = crystal_mod.oriented_vectors(crystal, det.spindle, phis, umats)
+    if cfg.hkl_file:
+        table = sf_mod.read_hkl(cfg.hkl_file, cfg.default_F, dt, dev)
+    elif cfg.default_F == 0:
+        raise UsageError("no structure factors", hint="give -hkl FILE or a non-zero -default_F")
+    else:
+        table = sf_mod.default_table(cfg.default_F)
+    rec = recommended_oversample(crystal, float(params.lambda0), float(det.distance), cfg.pixel)
+    os_ = cfg.oversample if cfg.oversample > 0 else rec
+    if cfg.has("oversample-auto"):
+        os_ *= 4
+    nsrc = sources.incident.shape[0]
+    if cfg.has("source-weights"):
+        nsrc = int((sources.weight != 0).sum())
+    steps = nsrc * domains * phi.steps * os_ * os_
+    flu = beam_mod.fluence(cfg)
+    water = cfg.water
+    I_bg = WATER_F * WATER_F * R_E_SQR * flu * water * water * water * 1e6 * AVOGADRO / WATER_MW
+    K = cfg.polar
+    if cfg.has("kahn-default-one") and not cfg.polar_given:
+        K = 1.0
+    roi = cfg.roi or (0, det.fpixels - 1, 0, det.spixels - 1)
+    return Setup(cfg, dt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
+                 _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi)

@@ -1,0 +1,225 @@
+"""The tap recorder: selects pixels of the production pass and formats their taps.
+
+Text dialect (``TRACE_PY:``) and npz region dumps follow docs/CONTRACTS.md §2 and §4. The
+recorder only slices tensors the kernel already computed; it never re-derives physics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from simulator.constants import R_E_SQR, RTD
+from simulator.vectors import dot
+
+PREFIX = "TRACE_PY"
+
+BLOCK_TAPS = (
+    "pix0_vector_meters", "fdet_vec", "sdet_vec", "pixel_pos_meters", "R_distance_meters", "omega_pixel_sr",
+    "close_distance_meters", "obliquity_factor", "diffracted_vec", "incident_vec", "lambda_meters",
+    "lambda_angstroms", "scattering_vec_A_inv", "rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms",
+    "rot_a_star_A_inv", "rot_b_star_A_inv", "rot_c_star_A_inv", "hkl_frac", "hkl_rounded", "F_latt_a",
+    "F_latt_b", "F_latt_c", "F_latt", "F_cell",
+)
+SCALING_TAPS = (
+    "I_before_scaling", "r_e_meters", "r_e_sqr", "fluence_photons_per_m2", "steps", "oversample_thick",
+    "oversample_polar", "oversample_omega", "capture_fraction", "polar", "omega_pixel", "cos_2theta",
+    "I_pixel_final", "floatimage_accumulated",
+)
+INT_TAPS = frozenset({"hkl_rounded", "steps", "oversample_thick", "oversample_polar", "oversample_omega"})
+
+
+STATIC_TAPS = frozenset({
+    "pix0_vector_meters", "fdet_vec", "sdet_vec", "close_distance_meters", "incident_vec", "lambda_meters",
+    "lambda_angstroms", "rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms", "rot_a_star_A_inv",
+    "rot_b_star_A_inv", "rot_c_star_A_inv", "r_e_meters", "r_e_sqr", "fluence_photons_per_m2", "steps",
+    "oversample_thick", "oversample_polar", "oversample_omega",
+})
+
+
+def _np(x, n: int, static: bool = False) -> np.ndarray:
+    """Tensor → float64 numpy array with a leading row axis of length n; a static value
+    (the same for every pixel) is broadcast."""
+    a = x.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(x) else np.asarray(x, dtype=np.float64)
+    if static:
+        return np.broadcast_to(a, (n,) + a.shape).copy()
+    return a.reshape((n,) + a.shape[1:]).copy()
+
+
+@dataclass
+class _Chunk:
+    keys: list
+    blocks: list = field(default_factory=list)      # list of ((t, ss, sf), {tap: (n, ...)})
+    loops: dict = field(default_factory=dict)       # kind -> list of (label dict, {name: (n,)})
+    scaling: dict = field(default_factory=dict)
+    I_first: np.ndarray | None = None
+
+
+class Recorder:
+    """Records taps for ``pixels`` [(slow, fast), ...]. ``all_blocks`` keeps every
+    (layer, subpixel) block and the loop taps (text traces); otherwise only block (0, 0, 0)."""
+
+    def __init__(self, pixels, all_blocks: bool = True):
+        self.pixels = [tuple(p) for p in pixels]
+        self.wanted = {p: i for i, p in enumerate(self.pixels)}
+        self.all_blocks = all_blocks
+        self.chunks: list[_Chunk] = []
+
+    def select(self, s_idx: torch.Tensor, f_idx: torch.Tensor):
+        """A per-chunk view for the wanted rows of this pixel chunk, or None if there are none."""
+        ss, ff = s_idx.tolist(), f_idx.tolist()
+        rows = [i for i, key in enumerate(zip(ss, ff)) if key in self.wanted]
+        if not rows:
+            return None
+        chunk = _Chunk([(ss[i], ff[i]) for i in rows])
+        self.chunks.append(chunk)
+        return _ChunkView(self, chunk, torch.tensor(rows, dtype=torch.long, device=s_idx.device))
+
+    def by_pixel(self) -> dict:
+        """(s, f) -> (chunk, row) for every recorded pixel."""
+        out = {}
+        for chunk in self.chunks:
+            for row, key in enumerate(chunk.keys):
+                out[key] = (chunk, row)
+        return out
+
+
+class _ChunkView:
+    def __init__(self, parent: Recorder, chunk: _Chunk, rows: torch.Tensor):
+        self.parent, self.chunk, self.rows = parent, chunk, rows
+
+    def block(self, t, ss, sf, setup, blk, F, omega, cap, I):
+        first = t == 0 and ss == 0 and sf == 0
+        if first:
+            self.chunk.I_first = _np(I[self.rows], len(self.rows))
+        if not (first or self.parent.all_blocks):
+            return
+        r, n = self.rows, len(self.rows)
+        det, src, cr = setup.detector, setup.sources, setup.crystal
+        last = (r, -1, -1, -1)
+        hkl = torch.stack((blk.h[last], blk.k[last], blk.l[last]), dim=-1)
+        vals = {
+            "pix0_vector_meters": det.pix0, "fdet_vec": det.fdet, "sdet_vec": det.sdet,
+            "pixel_pos_meters": blk.pos[r], "R_distance_meters": blk.R[r], "omega_pixel_sr": blk.omega[r],
+            "close_distance_meters": det.close_distance, "obliquity_factor": det.close_distance / blk.R[r],
+            "diffracted_vec": blk.d[r], "incident_vec": src.incident[-1], "lambda_meters": src.wavelength[-1],
+            "lambda_angstroms": src.wavelength[-1] * 1e10, "scattering_vec_A_inv": blk.q[r, -1],
+            "rot_a_angstroms": setup.vectors[0, -1, -1] * 1e10, "rot_b_angstroms": setup.vectors[1, -1, -1] * 1e10,
+            "rot_c_angstroms": setup.vectors[2, -1, -1] * 1e10, "rot_a_star_A_inv": cr.a_star,
+            "rot_b_star_A_inv": cr.b_star, "rot_c_star_A_inv": cr.c_star, "hkl_frac": hkl,
+            "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[last], "F_latt_b": blk.latt.b[last],
+            "F_latt_c": blk.latt.c[last], "F_latt": blk.latt.total[last], "F_cell": F[last],
+        }
+        self.chunk.blocks.append(((t, ss, sf), {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}))
+        if first and self.parent.all_blocks:
+            self._loops(setup, blk)
+
+    def _loops(self, setup, blk):
+        r, n = self.rows, len(self.rows)
+        lat = blk.latt
+        phi = []
+        for m in range(blk.h.shape[2]):
+            at = (r, -1, m, 0)
+            phi.append(({"phi_tic": m, "phi_deg": float(setup.phis[m]) * RTD}, {
+                "h_frac": _np(blk.h[at], n), "k_frac": _np(blk.k[at], n), "l_frac": _np(blk.l[at], n),
+                "F_latt_a": _np(lat.a[at], n), "F_latt_b": _np(lat.b[at], n), "F_latt_c": _np(lat.c[at], n),
+                "F_latt": _np(lat.total[at], n)}))
+        self.chunk.loops["PHI"] = phi
+        if blk.h.shape[3] > 1:
+            self.chunk.loops["MOS"] = [({"mos_tic": d, "phi_tic": 0}, {
+                "h_frac": _np(blk.h[r, -1, 0, d], n), "k_frac": _np(blk.k[r, -1, 0, d], n),
+                "l_frac": _np(blk.l[r, -1, 0, d], n), "F_latt": _np(lat.total[r, -1, 0, d], n)})
+                for d in range(blk.h.shape[3])]
+        if blk.h.shape[1] > 1:
+            src = setup.sources
+            self.chunk.loops["SOURCE"] = [({"source": j}, {
+                "lambda_meters": _np(src.wavelength[j], n, True), "incident_x": _np(src.incident[j, 0], n, True),
+                "incident_y": _np(src.incident[j, 1], n, True), "incident_z": _np(src.incident[j, 2], n, True),
+                "h_frac": _np(blk.h[r, j, 0, 0], n), "k_frac": _np(blk.k[r, j, 0, 0], n),
+                "l_frac": _np(blk.l[r, j, 0, 0], n), "F_latt": _np(lat.total[r, j, 0, 0], n)})
+                for j in range(blk.h.shape[1])]
+
+    def scaling(self, setup, I, cap, polar, omega, blk, v):
+        r, n = self.rows, len(self.rows)
+        cfg = setup.cfg
+        I_rep = self.chunk.I_first if cfg.has("trace-one-subpixel") else _np(I[r], n)
+        vals = {
+            "I_before_scaling": I_rep, "r_e_meters": math.sqrt(R_E_SQR), "r_e_sqr": R_E_SQR,
+            "fluence_photons_per_m2": setup.fluence, "steps": setup.steps,
+            "oversample_thick": int(cfg.oversample_thick), "oversample_polar": int(cfg.oversample_polar),
+            "oversample_omega": int(cfg.oversample_omega), "capture_fraction": cap[r], "polar": polar[r],
+            "omega_pixel": omega[r], "cos_2theta": dot(setup.sources.incident[-1], blk.d[r]),
+            "I_pixel_final": v[r], "floatimage_accumulated": v[r].to(torch.float32),
+        }
+        self.chunk.scaling = {k: _np(x, n, k in STATIC_TAPS) for k, x in vals.items()}
+
+
+# ------------------------------------------------------------------------- formatting
+
+
+def fmt(x) -> str:
+    """%.17g-equivalent round-trip text for a float (repr), integers as integers."""
+    return repr(float(x))
+
+
+def _fmt_tap(name: str, value: np.ndarray) -> str:
+    flat = np.atleast_1d(value)
+    if name in INT_TAPS:
+        text = " ".join(str(int(v)) if math.isfinite(v) else fmt(v) for v in flat)
+    else:
+        text = " ".join(fmt(v) for v in flat)
+    return f"{PREFIX}: {name} {text}"
+
+
+def setup_lines(setup, argv, dtype_name: str) -> list[str]:
+    """The §2.1 `=` block."""
+    det = setup.detector
+    vec = lambda t: " ".join(fmt(x) for x in t.detach().cpu().tolist())  # noqa: E731
+    sf = setup.table.describe()
+    return [f"{PREFIX}:{k}={v}" for k, v in (
+        ("producer", "nbtrace-simulator 0.1.0"), ("dtype", dtype_name), ("argv", " ".join(argv)),
+        ("structure_factors", sf), ("detector_convention", det.convention), ("pivot", det.pivot),
+        ("detector_pixels", f"{det.fpixels} {det.spixels}"), ("pixel_size_m", fmt(det.pixel)),
+        ("distance_m", fmt(det.distance)), ("Fbeam_m", fmt(det.Fbeam)), ("Sbeam_m", fmt(det.Sbeam)),
+        ("pix0_vector", vec(det.pix0)), ("oversample", setup.oversample), ("steps", setup.steps),
+        ("phisteps", setup.phi.steps), ("mosaic_domains", setup.domains),
+        ("sources", setup.sources.incident.shape[0]), ("thicksteps", det.thicksteps),
+    )]
+
+
+def pixel_lines(recorder: Recorder, pixel) -> list[str]:
+    """The §2.2/§2.3 lines of one recorded pixel, in contract order."""
+    chunk, row = recorder.by_pixel()[tuple(pixel)]
+    lines = [f"TRACE_CONFIG: tracing pixel (spixel={pixel[0]}, fpixel={pixel[1]})"]
+    for _, vals in chunk.blocks:
+        lines += [_fmt_tap(name, vals[name][row]) for name in BLOCK_TAPS]
+    for kind in ("PHI", "MOS", "SOURCE"):
+        for labels, vals in chunk.loops.get(kind, ()):
+            parts = [f"{k}={v if isinstance(v, int) else fmt(v)}" for k, v in labels.items()]
+            parts += [f"{k}={fmt(v[row])}" for k, v in vals.items()]
+            lines.append(f"{PREFIX}_{kind} " + " ".join(parts))
+    lines += [_fmt_tap(name, chunk.scaling[name][row]) for name in SCALING_TAPS]
+    return lines
+
+
+def write_npz(recorder: Recorder, roi, path: str, meta: dict) -> None:
+    """§4: one (ny, nx[, 3]) float64 array per per-pixel tap, plus roi and meta_json."""
+    xmin, xmax, ymin, ymax = roi
+    ny, nx = ymax - ymin + 1, xmax - xmin + 1
+    arrays: dict[str, np.ndarray] = {}
+    for chunk in recorder.chunks:
+        ss = np.array([k[0] for k in chunk.keys]) - ymin
+        ff = np.array([k[1] for k in chunk.keys]) - xmin
+        first = chunk.blocks[0][1]
+        for name, vals in list(first.items()) + list(chunk.scaling.items()):
+            if name not in arrays:
+                arrays[name] = np.full((ny, nx) + vals.shape[1:], np.nan)
+            arrays[name][ss, ff] = vals
+    arrays["roi"] = np.array([xmin, xmax, ymin, ymax], dtype=np.int64)
+    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
