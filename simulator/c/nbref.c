@@ -1860,13 +1860,12 @@ int main(int argc, char **argv)
     setup_sampling(&cfg, &S);
     g_interpolate = cfg.interpolate >= 0 ? cfg.interpolate : (cfg.Na <= 2 || cfg.Nb <= 2 || cfg.Nc <= 2);
     if (S.hkls == 0) g_interpolate = 0;
-    check_trace_requests(&cfg, &S);
-    print_summary(&S);
-
     tracing = cfg.ntrace > 0 || cfg.trace_roi_given;
 #if !(defined(NBTRACE_ENABLE) || defined(TRACING))
     if (tracing) die("this nbref was built without tracing (hint: rebuild with -DNBTRACE_ENABLE, or nbtrace build-c)");
 #endif
+    check_trace_requests(&cfg, &S);
+    print_summary(&S);
     if (tracing) {
         NBT_BEGIN("TRACE_C");
         for (i = 0; i < cfg.ntrace; i++) (void)NBT_TRACE_PIXEL(cfg.trace_s[i], cfg.trace_f[i]);
