@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -166,6 +167,6 @@ def _compile(compiler: Compiler, src: Path, flags: list[str], target: Path) -> N
 def _first_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for ln in lines:
-        if "error" in ln.lower():
+        if re.search(r"\berror:", ln):
             return ln
     return lines[0] if lines else "no compiler output"

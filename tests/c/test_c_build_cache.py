@@ -1,0 +1,104 @@
+"""nbtrace.cbuild: builds once, reuses the cache, rebuilds exactly when a source changes, and fails
+with one clear line when there is no compiler or the source does not compile."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from nbtrace import cbuild
+from nbtrace.cli import main as cli_main
+from nbtrace.errors import ProducerError
+
+TINY = '#include <stdio.h>\nint main(void){puts("%s");return 0;}\n'
+
+
+@pytest.fixture
+def tiny_src(tmp_path, monkeypatch):
+    """A throwaway source dir (a stand-in for simulator/c) and a private cache."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "nbref.c").write_text(TINY % "v1")
+    monkeypatch.setenv("NBTRACE_CACHE", str(tmp_path / "cache"))
+    return src
+
+
+def _run(exe):
+    return subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_builds_then_reuses_the_cached_binary(tiny_src, tmp_path):
+    exe = cbuild.ensure_built(source=tiny_src)
+    assert exe.parent == tmp_path / "cache" and _run(exe) == "v1"
+    mtime = exe.stat().st_mtime_ns
+    assert cbuild.ensure_built(source=tiny_src) == exe
+    assert exe.stat().st_mtime_ns == mtime
+    assert not [p for p in exe.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rebuilds_when_a_source_or_header_changes(tiny_src):
+    first = cbuild.ensure_built(source=tiny_src)
+    (tiny_src / "nbref.c").write_text(TINY % "v2")
+    second = cbuild.ensure_built(source=tiny_src)
+    assert second != first and _run(second) == "v2"
+    (tiny_src / "extra.h").write_text("/* a header counts too */\n")
+    assert cbuild.ensure_built(source=tiny_src) not in (first, second)
+
+
+def test_force_rebuilds_in_place(tiny_src):
+    exe = cbuild.ensure_built(source=tiny_src)
+    os.utime(exe, ns=(0, 0))
+    assert cbuild.ensure_built(source=tiny_src, force=True) == exe
+    assert exe.stat().st_mtime_ns != 0
+
+
+def test_openmp_choice_is_part_of_the_name(tiny_src):
+    assert cbuild.ensure_built(source=tiny_src, openmp=False) != cbuild.ensure_built(source=tiny_src)
+
+
+def test_no_compiler_is_one_clear_error(tiny_src, tmp_path, monkeypatch):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ProducerError) as err:
+        cbuild.ensure_built(source=tiny_src)
+    line = err.value.one_line()
+    assert line == ("no C compiler found (looked for $CC, cc, gcc) "
+                    "(hint: install gcc, or set NB_C_BIN to a prebuilt binary)")
+
+
+def test_compile_error_reports_the_first_error_line(tiny_src):
+    (tiny_src / "nbref.c").write_text("int main(void) { return undeclared_thing; }\n")
+    with pytest.raises(ProducerError) as err:
+        cbuild.ensure_built(source=tiny_src)
+    msg = err.value.one_line()
+    assert "compiling the C reference failed" in msg and "undeclared_thing" in msg
+    assert "\n" not in msg
+    assert not list((tiny_src.parent / "cache").glob("nbref-*"))
+
+
+def test_cc_environment_variable_is_used(tiny_src, tmp_path, monkeypatch):
+    real = shutil.which("cc") or shutil.which("gcc")
+    wrapper = tmp_path / "mycc"
+    marker = tmp_path / "used"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    _run(cbuild.ensure_built(source=tiny_src))
+    assert marker.exists()
+
+
+def test_build_c_command_prints_the_path(tiny_src, monkeypatch, capsys):
+    monkeypatch.setattr(cbuild, "source_dir", lambda: tiny_src)
+    with pytest.raises(SystemExit) as rc:
+        cli_main(["build-c", "--no-openmp"])
+    assert rc.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == str(cbuild.ensure_built(source=tiny_src, openmp=False))
+
+
+def test_shipped_sources_are_found():
+    src = cbuild.source_dir()
+    assert (src / "nbref.c").is_file() and (src / "nbtrace_tap.h").is_file()
