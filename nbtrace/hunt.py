@@ -184,7 +184,7 @@ def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifferenc
         va, vb = _prov_value(meta_a, key), _prov_value(meta_b, key)
         if va is None and vb is None:
             continue
-        if va == vb:
+        if _same_value(va, vb):
             same.append((key, va))
         elif va is not None and vb is not None:
             diffs.append(InputDifference(key, va, vb, key in DECISIVE_INPUTS))
@@ -193,6 +193,21 @@ def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifferenc
             if key in ("structure_factors", "dtype"):
                 diffs.append(InputDifference(key, va, vb, False))
     return tuple(diffs), tuple(same)
+
+
+def _same_value(va: str | None, vb: str | None) -> bool:
+    """Equal as text, or as numbers to 1e-12 relative (sides print %.17g vs repr: 2e-4 both ways)."""
+    if va == vb:
+        return True
+    if va is None or vb is None:
+        return False
+    wa, wb = va.split(), vb.split()
+    if len(wa) != len(wb):
+        return False
+    try:
+        return all(abs(float(x) - float(y)) <= 1e-12 * max(abs(float(x)), abs(float(y))) for x, y in zip(wa, wb))
+    except ValueError:
+        return False
 
 
 def _prov_value(meta: dict, key: str) -> str | None:
@@ -232,7 +247,9 @@ def _load_spec(path):
     try:
         return spec_mod.default_spec()
     except (NbtraceError, OSError, ImportError):
-        return None  # the engine then picks its own default
+        # an editable install may not map nbtrace.tap_specs; a source checkout still has the file
+        src = Path(__file__).resolve().parents[1] / "tap_specs" / "nanobragg.yaml"
+        return spec_mod.load_spec(src) if src.is_file() else None
 
 
 def _diff(trace_a, trace_b, spec, context):
@@ -493,7 +510,7 @@ def _vals(v) -> str:
 def _loop_lines(r: HuntResult) -> list[str]:
     from nbtrace.results import index_text
 
-    out = []
+    out, agreeing = [], []
     for d in (r.diff, r.region_diff):
         if d is None:
             continue
@@ -502,10 +519,14 @@ def _loop_lines(r: HuntResult) -> list[str]:
             if not v.loop:
                 continue
             if v.agrees:
-                out.append(f"  {v.label:<28} agrees over {v.n_pairs} iterations")
+                agreeing.append(v)
             else:
                 first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or index_text(v.index)
                 out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}; {v.message}")
+    if agreeing:
+        loops = sorted({k for v in agreeing for k in v.loop})
+        out.append(f"  {len(agreeing)} loop taps agree over every {'/'.join(loops)} iteration: "
+                   + ", ".join(v.tap for v in agreeing[:8]) + (" ..." if len(agreeing) > 8 else ""))
     return out
 
 
