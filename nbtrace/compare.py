@@ -115,11 +115,23 @@ class _Arrays:
     finite_mismatch: np.ndarray  # (n, k) bool: one side non-finite, the other not (or nan vs inf)
 
 
-def _arrays(ra, rb, rtol_spec: float, atol: float) -> _Arrays:
+def printed_digits(records, trace: Trace) -> np.ndarray:
+    """Significant digits each record's producer printed with.
+
+    A record shows only as many digits as its shortest form needs (%.17g prints 0.01 as "0.01"),
+    so its own count understates the format's precision; the most digits any record of the same
+    dialect in that file shows (parser meta "format_digits") is the format's precision.
+    """
+    fmt = trace.meta.get("format_digits") or {}
+    return np.fromiter((max(r.sigdigits, fmt.get(r.dialect, 0)) for r in records),
+                       dtype=np.int64, count=len(records))
+
+
+def _arrays(ra, rb, rtol_spec: float, atol: float, ta: Trace, tb: Trace) -> _Arrays:
     A = np.array([r.values for r in ra], dtype=np.float64)
     B = np.array([r.values for r in rb], dtype=np.float64)
-    sig_a = np.fromiter((r.sigdigits for r in ra), dtype=np.int64, count=len(ra))
-    sig_b = np.fromiter((r.sigdigits for r in rb), dtype=np.int64, count=len(rb))
+    sig_a = printed_digits(ra, ta)
+    sig_b = printed_digits(rb, tb)
     rtol = np.maximum(rtol_spec, np.maximum(precision_floor(sig_a), precision_floor(sig_b)))[:, None]
     fa, fb = np.isfinite(A), np.isfinite(B)
     both = fa & fb
@@ -170,6 +182,10 @@ def _classify_nonfinite(x: _Arrays, ra, rb):
 
 
 def _classify_integer(x: _Arrays, ra, rb, tap, tapdef, s):
+    # a double that happens to be integral prints like an integer ("40000"): only a tap the
+    # spec declares a count is one; without a spec, both sides printing integers must do
+    if tapdef is not None and getattr(tapdef, "dimension", None) != "count":
+        return None
     if not all(r.kind == "int" for r in ra) or not all(r.kind == "int" for r in rb):
         return None
     bad = np.argwhere(~x.ok)[0]
@@ -179,7 +195,7 @@ def _classify_integer(x: _Arrays, ra, rb, tap, tapdef, s):
     if factor is not None:
         nf = explain(factor, tap, tapdef, s)
         if nf is not None:
-            head += f"; ratio {_fmt(factor)} = {nf.meaning}"
+            head += f"; ratio {_fmt(factor)} = {nf.meaning.removeprefix('= ')}"
         else:
             head += f"; ratio {_fmt(factor)}"
     return ("integer_count", factor, head)
@@ -403,7 +419,7 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
     if len(arities) > 1:
         return _arity_verdict(group, label, ra, rb, is_setup)
     rtol, atol = _tolerances(tapdef, s)
-    x = _arrays(ra, rb, rtol, atol)
+    x = _arrays(ra, rb, rtol, atol, ta, tb)
     return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup)
 
 

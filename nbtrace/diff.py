@@ -46,7 +46,7 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")
     verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b)
-    loc = localize(verdicts, spec)
+    loc = localize(verdicts, spec, float32=settings.float32_side is not None)
     warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
     warnings += _plausibility_warnings(a, b, al, spec)
     precision = [f for f in loc.findings if f.verdict.kind == "precision"]
@@ -388,8 +388,10 @@ def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
                 f"(A had {len(a.records)} records: {_names(a)}; B had {len(b.records)}: {_names(b)}).")
         return None, head
     if loc.root is None:
-        n = len(loc.findings)
-        head = f"All {n} compared taps agree ({matched} records matched)."
+        n = sum(1 for f in loc.findings if f.status == "agree")
+        prec = sum(1 for f in loc.findings if f.verdict.kind == "precision")
+        extra = f", {prec} of them only within float32 noise" if prec else ""
+        head = f"All {n} compared taps agree ({matched} records matched{extra})."
         return None, head
     v = loc.root.verdict
     what = v.message.split("\n", 1)[0].split(": ", 1)[1]
@@ -403,7 +405,7 @@ def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
     if inputs and not inputs[0]:
         head += inputs[1]
     n_inh = loc.inherited
-    head += "; " + ("no later tap diverges" if n_inh == 0 and not loc.independent else
+    head += "; " + ("no later tap inherits it" if n_inh == 0 else
                     f"{n_inh} later tap{'s' if n_inh != 1 else ''} inherit{'s' if n_inh == 1 else ''} it")
     if loc.independent:
         others = ", ".join(f"`{f.verdict.label}`" for f in loc.independent[:4])

@@ -12,11 +12,15 @@ becomes a root cause, and the report counts it separately.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nbtrace.results import Finding, TapVerdict
 
 NOT_DIVERGENT = ("agree", "precision")
+# float32 rounding grows through ill-conditioned steps (sin(Nπh)/sin(πh) near a zero): a tap
+# whose only divergent ancestors are precision-class may differ up to this much and still be
+# float32 noise; a tap with no such ancestor must stay within compare.FLOAT32_NOISE.
+FLOAT32_PROPAGATED = 1e-4
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,27 @@ def _ancestors(v: TapVerdict, earlier: list[TapVerdict], spec) -> set[str]:
     return out
 
 
-def localize(verdicts: list[TapVerdict], spec=None) -> Localized:
-    """Statuses and root cause for verdicts of matched taps (already in any order)."""
+def _propagated_precision(v: TapVerdict, ancestors: set[str], precision: set[str],
+                          divergent: set[str]) -> TapVerdict | None:
+    if (v.kind != "out_of_tolerance" or v.would_pass is None or v.would_pass > FLOAT32_PROPAGATED
+            or not (ancestors & precision) or (ancestors & divergent)):
+        return None
+    head = (f"differs by at most {v.would_pass:.2g} relative, downstream of taps that differ only "
+            f"by float32 rounding: float32 noise grown through this step — precision class")
+    rest = v.message.split("\n", 1)
+    msg = f"{v.label}: {head}" + (f"\n{rest[1]}" if len(rest) > 1 else "")
+    return replace(v, kind="precision", message=msg)
+
+
+def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False) -> Localized:
+    """Statuses and root cause for verdicts of matched taps (already in any order).
+
+    float32: one side computes in float32, so precision-class noise may propagate (see
+    FLOAT32_PROPAGATED).
+    """
     ordered = pipeline_order(verdicts, spec)
     divergent_labels: set[str] = set()
+    precision_labels: set[str] = set()
     findings: list[Finding] = []
     earlier: list[TapVerdict] = []
     for v in ordered:
@@ -75,6 +96,13 @@ def localize(verdicts: list[TapVerdict], spec=None) -> Localized:
             findings.append(Finding(v, "missing"))
         elif v.kind in NOT_DIVERGENT:
             findings.append(Finding(v, "agree"))
+            if v.kind == "precision":
+                precision_labels.add(v.label)
+        elif float32 and (p := _propagated_precision(v, _ancestors(v, earlier, spec), precision_labels,
+                                                     divergent_labels)) is not None:
+            v = p
+            findings.append(Finding(v, "agree"))
+            precision_labels.add(v.label)
         else:
             bad = sorted(_ancestors(v, earlier, spec) & divergent_labels)
             findings.append(Finding(v, "inherited" if bad else "introduced", tuple(bad)))
