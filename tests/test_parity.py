@@ -164,10 +164,11 @@ def trace_problems(c: Side, py: Side, pixels) -> tuple[list[str], str]:
     for label, seen in (("C", result.pixels_a), ("PY", result.pixels_b)):
         if sorted(set(seen)) != sorted(set(pixels)):
             problems.append(f"{label} traced pixels {list(seen)}, asked for {pixels}")
-    only_c = [u.tap for u in result.unmatched_a if u.whole_tap]
-    only_py = [u.tap for u in result.unmatched_b if u.whole_tap]
+    # per-pixel taps are the contract (CONTRACTS.md §2.2-2.3); extra setup lines are provenance
+    only_c = [u.tap for u in result.unmatched_a if u.whole_tap and u.first_index.pixel is not None]
+    only_py = [u.tap for u in result.unmatched_b if u.whole_tap and u.first_index.pixel is not None]
     if only_c or only_py:
-        problems.append(f"taps printed by one side only: C {only_c}, PY {only_py}")
+        problems.append(f"per-pixel taps printed by one side only: C {only_c}, PY {only_py}")
     return problems, result.headline
 
 
