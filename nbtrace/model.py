@@ -38,9 +38,19 @@ class TapRecord(NamedTuple):
     name: the name as printed (canonicalisation through spec aliases happens in align).
     values: tuple of floats (ints are stored as floats, ``is_int`` remembers it); () for strings.
     text: the raw value text for string / labelled / matrix values, else None.
-    sigdigits: significant digits printed, the minimum over components (17 for %.17g, 6 for %g).
+    sigdigits: significant digits printed (see below; 17 for exact integers).
     kind: "number" | "int" | "string" | "matrix" | "labelled".
     labels: component labels for labelled values ("X:1 Y:2" -> ("X", "Y")), else ().
+    dialect: the form the line was printed in: "space", "eq", "loop", "free" (a ``TRACE:``
+        free-text line of the exact shape ``TRACE: name v1 ...``) or "jsonl".
+    unit: the unit the producer declared for this value (JSON Lines ``"unit"``), else None.
+    shape: (rows, cols) for a matrix value, else None (the values are then flat).
+
+    ``sigdigits`` is the most significant digits any non-integer component shows: one line is
+    printed with one format and %g-style formats strip trailing zeros, so the longest component
+    is the best lower bound of the format's precision; integers (and non-finite values) are
+    exact and count 17. A short value such as ``0.1`` printed by ``%.15g`` therefore counts 1:
+    ``Trace.meta["format_digits"]`` holds the most digits seen per dialect as a second opinion.
     """
 
     name: str
@@ -52,6 +62,8 @@ class TapRecord(NamedTuple):
     text: str | None = None
     labels: tuple[str, ...] = ()
     dialect: str = "space"
+    unit: str | None = None
+    shape: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,9 @@ class Trace:
     pixels: the pixels announced by headers (``TRACE_CONFIG``), in order, as (slow, fast).
     context: free-text lines kept as (SourceLoc, text) — low-precision context, never an error.
     meta: provenance (producer, argv, binary checksum, dtype, what the producer said it read, ...).
+        The parser adds: "lines", "blank_lines", "ignored_lines", "context_lines", "header_lines",
+        "warnings" (list of str), "dialects" (records per dialect), "format_digits" (per dialect),
+        "prefixes" (tap lines per prefix seen).
     """
 
     path: str

@@ -1,0 +1,128 @@
+"""Read traces: every dialect real instrumented nanoBragg builds print, sniffed automatically.
+
+``read_trace(path)`` streams the file (memory grows with the number of taps, not the size of the
+text); ``parse_text(text)`` reads a string the same way. ``dialect=`` forces one form:
+
+* ``"space"``  ``PREFIX: name v1 [v2 v3]`` (and the earlier port's ``TRACE: name v1 ...``)
+* ``"eq"``     ``PREFIX:name=value`` setup lines (vectors, ``[a b c; ...]`` matrices, ``X:1 Y:2``, text)
+* ``"loop"``   ``PREFIX_PHI phi_tic=1 k_frac=...`` and ``PREFIX_SOURCE 2: source_weight 1``
+* ``"jsonl"``  one JSON object per line
+* ``"auto"`` / None: all line forms at once (a file may mix them), or JSON Lines when the first
+  non-blank line is a JSON object.
+
+``prefix=`` selects one producer's taps in a file that holds two (``TRACE_C`` and ``TRACE_PY``).
+Problems are :class:`~nbtrace.errors.TraceError` with ``file:line`` and a hint.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+
+from nbtrace.errors import TraceError, UsageError
+from nbtrace.model import Trace
+from nbtrace.parse.jsonl import JsonlParser
+from nbtrace.parse.lines import LineParser
+
+DIALECTS = ("auto", "space", "eq", "loop", "jsonl")
+_LINE_FORMS = "space (PREFIX: name v1 ...), eq (PREFIX:name=value), loop (PREFIX_PHI key=value ...)"
+_SNIFF_BYTES = 8192
+
+__all__ = ["DIALECTS", "read_trace", "parse_text"]
+
+
+def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> Trace:
+    """The trace in the file at ``path``; see the module docstring for ``dialect`` and ``prefix``."""
+    dialect = _check_dialect(dialect)
+    path = os.fspath(path)
+    head = _sniff(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline=None) as fh:
+            return _parse(fh, path, dialect, prefix, head.decode("utf-8", "replace"))
+    except UnicodeDecodeError:
+        line = _first_undecodable_line(path)
+        raise TraceError("not UTF-8 text (undecodable bytes)", f"{path}:{line}",
+                         "this looks binary or in another encoding; give the producer's text log") from None
+
+
+def parse_text(text: str, path: str = "<string>", dialect: str | None = None,
+               prefix: str | None = None) -> Trace:
+    """The trace in ``text``, reported as if read from ``path``."""
+    dialect = _check_dialect(dialect)
+    if not text.strip():
+        raise TraceError("empty trace", path, "the producer printed nothing; check it ran with tracing on")
+    if "\x00" in text[:_SNIFF_BYTES]:
+        raise TraceError("binary content (NUL byte)", path, "this is not a text trace")
+    return _parse(io.StringIO(text, newline=None), path, dialect, prefix, text[:_SNIFF_BYTES])
+
+
+def _check_dialect(dialect: str | None) -> str:
+    dialect = "auto" if dialect is None else dialect
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown dialect {dialect!r}", hint="use one of: " + ", ".join(DIALECTS))
+    return dialect
+
+
+def _sniff(path: str) -> bytes:
+    """The first bytes of the file, after refusing what cannot be a text trace."""
+    if os.path.isdir(path):
+        raise TraceError("is a directory, not a trace file", path, "give the path of a trace log")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except FileNotFoundError:
+        raise TraceError("no such file", path, "check the path") from None
+    except OSError as exc:
+        raise TraceError(f"cannot read: {exc.strerror}", path, "check the path and its permissions") from None
+    if not head:
+        raise TraceError("empty file", path, "the producer printed nothing; check it ran with tracing on")
+    if b"\x00" in head:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise TraceError("binary content (NUL byte)", f"{path}:{line}",
+                         "this is not a text trace; give the producer's stdout log")
+    return head
+
+
+def _first_undecodable_line(path: str) -> int:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return 1
+
+
+def _parse(stream, path: str, dialect: str, prefix: str | None, head: str) -> Trace:
+    use_jsonl = dialect == "jsonl" or (dialect == "auto" and head.lstrip("\ufeff \t\r\n").startswith("{"))
+    if use_jsonl:
+        parser = JsonlParser(path)
+        tried = "jsonl"
+    else:
+        parser = LineParser(path, dialect, prefix)
+        tried = _LINE_FORMS if dialect == "auto" else dialect
+    _feed(parser, stream)
+    last = getattr(parser, "last_raw", None)
+    if parser.last_line == _blank_count(parser):
+        raise TraceError("empty trace (only blank lines)", path, "the producer printed nothing")
+    ends_with_newline = last is None or last.endswith("\n")
+    return parser.finish(ends_with_newline=ends_with_newline, tried=tried)
+
+
+def _feed(parser, stream) -> None:
+    # Records are acyclic tuples, so the cyclic collector has nothing to find in them; left on, it
+    # rescans the growing record list again and again and doubles the parse time of large logs.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        parser.feed(stream)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _blank_count(parser) -> int:
+    if isinstance(parser, JsonlParser):
+        return parser.blank
+    return parser.counts["blank_lines"]

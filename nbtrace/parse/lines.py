@@ -1,0 +1,461 @@
+"""The line dialects of instrumented builds, read in one streaming pass.
+
+One file may mix every form (real C logs do): ``PREFIX: name v1 v2`` space taps (the hot path),
+``PREFIX:name=value`` setup lines, ``PREFIX_PHI phi_tic=1 k_frac=…`` loop lines, ``TRACE_CONFIG``
+pixel headers, free ``TRACE:`` text, and banners or progress lines that are counted and dropped.
+
+Which prefix is the tap prefix is only known at the end (a file may open with junk that looks like
+taps), so records are kept per prefix group and problems found on a group's lines wait in
+``pending`` until the group is chosen: a malformed ``TRACE_C`` line is an error, a malformed
+``WARNING:`` banner is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Iterable
+
+from nbtrace.errors import TraceError
+from nbtrace.model import SourceLoc, TapIndex, TapRecord, Trace
+from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
+
+FREE = "TRACE"  # free-text prefix of the C build and the earlier port
+HEADER = "TRACE_CONFIG"
+INDEX_KEYS = frozenset({"source", "mos", "phi", "subpixel", "layer", "thick", "sub"})
+LOOP_SUFFIX_KEYS = {"PHI": "phi_tic", "MOS": "mos_tic", "SOURCE": "source", "SRC": "source"}
+MIN_COMPETING = 3  # tap lines a second prefix needs before a file counts as mixing two producers
+FORMS = ("space", "eq", "loop")
+
+_PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fast)\s*=\s*(-?\d+)")
+_PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
+_PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)\s*(?:\[\s*(\w+)\s*,\s*(\w+)\s*\])?",
+                           re.IGNORECASE)
+_FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
+
+
+class _Group:
+    """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file)."""
+
+    __slots__ = ("prefix", "records", "occ", "arity", "pending")
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.records: list[TapRecord] = []
+        self.occ: dict[tuple, dict[str, int]] = {}  # (pixel, loop) -> name -> records so far
+        self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
+        self.pending: list[tuple[int, str, str, str]] = []  # (line, what, hint, kind)
+
+    @property
+    def lines(self) -> int:
+        return len(self.records)
+
+    def occ_for(self, pixel, loop) -> dict[str, int]:
+        got = self.occ.get((pixel, loop))
+        if got is None:
+            got = self.occ[(pixel, loop)] = {}
+        return got
+
+
+class LineParser:
+    """Feed it lines (with their newlines); ``finish()`` returns the Trace."""
+
+    def __init__(self, path: str, dialect: str = "auto", prefix: str | None = None):
+        self.path = path
+        self.forms = frozenset(FORMS) if dialect in (None, "auto") else frozenset({dialect})
+        self.want_prefix = prefix
+        self.groups: dict[str, _Group] = {}
+        self.pixel: tuple[int, int] | None = None
+        self.pixels: list[tuple[int, int]] = []
+        self.pixel_set: set[tuple[int, int]] = set()
+        self.context: list[tuple[SourceLoc, str]] = []
+        self.free_lines: dict[int, str] = {}
+        self.counts = Counter()
+        self.warnings: list[str] = []
+        self.idx_cache: dict[tuple, list[TapIndex]] = {}
+        self.names: dict[str, str] = {}
+        self.last_line = 0
+        self.last_raw = ""
+        self.nul_line = 0
+
+    # ------------------------------------------------------------------ the streaming loop
+    def feed(self, lines: Iterable[str]) -> None:
+        """Parse ``lines``; the space-form tap is the hot path (a 1M-line log must parse in seconds)."""
+        path = self.path
+        space_ok = "space" in self.forms
+        names = self.names
+        prefix_ok: dict[str, _Group | None] = {}
+        lineno = self.last_line
+        raw = self.last_raw
+        blank = 0
+        # Per (group, pixel) caches, refreshed whenever either changes: occurrence counters
+        # and the TapIndex objects shared by every record of that pixel and occurrence.
+        cur_group = cur_pixel = None
+        occ: dict[str, int] = {}
+        indexes: list[TapIndex] = []
+        for raw in lines:
+            lineno += 1
+            line = raw.rstrip()
+            if not line:
+                blank += 1
+                continue
+            tok, _, rest = line.partition(" ")
+            if space_ok and tok[-1:] == ":":
+                group = prefix_ok.get(tok)
+                if group is None and tok not in prefix_ok:
+                    group = prefix_ok[tok] = self._space_group(tok[:-1])
+                if group is not None:
+                    parts = rest.split()
+                    name = parts[0] if parts else ""
+                    try:
+                        values = tuple(map(float, parts[1:]))
+                    except ValueError:
+                        values = ()
+                    if values and name.isidentifier():
+                        if group is not cur_group or self.pixel is not cur_pixel:
+                            cur_group, cur_pixel = group, self.pixel
+                            occ = group.occ_for(cur_pixel, ())
+                            indexes = self._indexes(cur_pixel, ())
+                        n = occ.get(name)
+                        if n is None:
+                            name = names.setdefault(name, name)
+                            n = 0
+                        seen = group.arity.get(name)
+                        if seen is None:
+                            group.arity[name] = (len(values), lineno)
+                        elif seen[0] != len(values):
+                            self._arity_problem(group, name, len(values), seen, lineno)
+                        occ[name] = n + 1
+                        if n >= len(indexes):
+                            indexes.append(TapIndex(cur_pixel, (), n))
+                        # Precision from the longest component only (one format prints the whole
+                        # line); every component is looked at only when that one is exact.
+                        digits = _digits(max(parts[1:], key=len) if len(parts) > 2 else parts[1])
+                        if digits:
+                            kind = "number"
+                        else:
+                            toks = parts[1:]
+                            digits = max(map(_digits, toks))
+                            kind = "number" if digits or not all(map(is_int_token, toks)) else "int"
+                            digits = digits or EXACT
+                        group.records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
+                                                       digits, kind, None, (), "space"))
+                        continue
+                    self._space_slow(group, parts, lineno)
+                    continue
+            self._slow(line, tok, rest, lineno)
+        self.counts["blank_lines"] += blank
+        self.last_line = lineno
+        self.last_raw = raw
+
+    def _indexes(self, pixel, loop) -> list[TapIndex]:
+        """TapIndex objects for one (pixel, loop), shared by all records: occurrence n is item n."""
+        key = (pixel, loop)
+        got = self.idx_cache.get(key)
+        if got is None:
+            got = self.idx_cache[key] = []
+        return got
+
+    def _space_group(self, prefix: str) -> _Group | None:
+        """The group of a ``PREFIX:`` token, or None when it is not a tap prefix (free text, header)."""
+        if prefix in (FREE, HEADER) or not prefix.isidentifier():
+            return None
+        return self._group(prefix)
+
+    def _group(self, prefix: str) -> _Group:
+        group = self.groups.get(prefix)
+        if group is None:
+            group = self.groups[prefix] = _Group(prefix)
+        return group
+
+    # ------------------------------------------------------------------ slow paths
+    def _space_slow(self, group: _Group, parts: list[str], lineno: int) -> None:
+        """A ``PREFIX: ...`` line that is not a clean numeric tap."""
+        if not parts or not parts[0].isidentifier():
+            self._ignored(lineno)
+            return
+        name = parts[0]
+        if len(parts) == 1:
+            self._pending(group, lineno, f"tap {name!r} has no value",
+                          "a space-form tap is 'PREFIX: name v1 [v2 v3]'", "novalue")
+        else:
+            bad = first_bad(parts[1:])
+            self._pending(group, lineno, f"tap {name!r} has a non-numeric value {bad!r}",
+                          "values must be numbers (inf, -inf, nan allowed); fix the producer's printf",
+                          "nonnumeric")
+        self._ignored(lineno)
+
+    def _slow(self, line: str, tok: str, rest: str, lineno: int) -> None:
+        if tok == FREE + ":":
+            self._free(rest, line, lineno)
+            return
+        if tok == HEADER + ":":
+            self._header(line, lineno)
+            return
+        if line.startswith("="):
+            if self._banner_header(line, lineno):
+                return
+        colon = tok.find(":")
+        if colon > 0 and colon < len(tok) - 1:
+            if self._eq(line, lineno):
+                return
+        elif colon < 0 and rest and "_" in tok and tok.isidentifier():
+            if self._loop(tok, rest, lineno):
+                return
+        if "\x00" in line and not self.nul_line:
+            self.nul_line = lineno
+        self._ignored(lineno)
+
+    def _ignored(self, lineno: int) -> None:
+        self.counts["ignored_lines"] += 1
+
+    def _pending(self, group: _Group, lineno: int, what: str, hint: str, kind: str) -> None:
+        group.pending.append((lineno, what, hint, kind))
+
+    def _arity_problem(self, group: _Group, name: str, n: int, seen: tuple[int, int], lineno: int) -> None:
+        self._pending(group, lineno, f"tap {name!r} has {n} value(s) here but {seen[0]} at line {seen[1]}",
+                      "a tap keeps its arity within a trace; check the producer prints every component",
+                      "arity")
+
+    # ------------------------------------------------------------------ pixel headers
+    def _header(self, line: str, lineno: int) -> None:
+        m = _PIXEL_CONFIG.search(line)
+        if m:
+            self._set_pixel(int(m.group(1)), int(m.group(2)), lineno)
+            return
+        m = _PIXEL_CONFIG_FS.search(line)
+        if m:
+            self._set_pixel(int(m.group(2)), int(m.group(1)), lineno)
+            return
+        self._context(line, lineno)
+
+    def _banner_header(self, line: str, lineno: int) -> bool:
+        m = _PIXEL_BANNER.match(line)
+        if not m:
+            return False
+        first, second = int(m.group(1)), int(m.group(2))
+        order = (m.group(3) or "slow").lower()
+        if order.startswith("f") or order == "x":
+            first, second = second, first
+        self._set_pixel(first, second, lineno)
+        return True
+
+    def _set_pixel(self, slow: int, fast: int, lineno: int) -> None:
+        self.pixel = (slow, fast)
+        if self.pixel not in self.pixel_set:
+            self.pixel_set.add(self.pixel)
+            self.pixels.append(self.pixel)
+        self.counts["header_lines"] += 1
+
+    # ------------------------------------------------------------------ free text
+    def _free(self, rest: str, line: str, lineno: int) -> None:
+        """``TRACE: name v1 v2`` / ``TRACE: name = v1 v2`` are taps; anything else is context."""
+        # Indented TRACE: lines are steps of a narrative (the C build's "TRACE:   a = [...]");
+        # only unindented "TRACE: name numbers" lines are the earlier port's taps.
+        m = _FREE_TAP.match(rest) if "space" in self.forms and rest[:1] != " " else None
+        if m:
+            tokens = m.group(3).split()
+            values = _floats(tokens)
+            if values is not None:
+                group = self._group(FREE)
+                name = m.group(1)
+                digits = record_digits(tokens)
+                seen = group.arity.get(name)
+                if seen is None or seen[0] == len(values):
+                    group.arity.setdefault(name, (len(values), lineno))
+                    kind = "int" if digits == EXACT and all(map(is_int_token, tokens)) else "number"
+                    self._append(group, name, values, (), lineno, digits, kind, "free")
+                    self.free_lines[lineno] = line
+                    return
+        self._context(line, lineno)
+
+    def _context(self, line: str, lineno: int) -> None:
+        self.context.append((SourceLoc(self.path, lineno), line))
+
+    # ------------------------------------------------------------------ = form
+    def _eq(self, line: str, lineno: int) -> bool:
+        prefix, _, after = line.partition(":")
+        if prefix in (FREE, HEADER) or not prefix.isidentifier() or after[:1].isspace():
+            return False
+        key, eq, value = after.partition("=")
+        if not eq or not key.isidentifier():
+            return False
+        if "eq" not in self.forms:
+            return False
+        parsed = parse_eq_value(value)
+        group = self._group(prefix)
+        if parsed.kind != "string":
+            seen = group.arity.get(key)
+            if seen is None:
+                group.arity[key] = (len(parsed.values), lineno)
+            elif seen[0] != len(parsed.values):
+                self._arity_problem(group, key, len(parsed.values), seen, lineno)
+        self._append(group, key, parsed.values, (), lineno, parsed.sigdigits, parsed.kind, "eq",
+                     text=value if parsed.kind in ("string", "matrix", "labelled") else None,
+                     labels=parsed.labels, shape=parsed.shape)
+        return True
+
+    # ------------------------------------------------------------------ loop lines
+    def _loop(self, tok: str, rest: str, lineno: int) -> bool:
+        tokens = rest.split()
+        base, _, suffix = tok.rpartition("_")
+        if not base:
+            return False
+        if tokens[0].endswith(":") and is_int_token(tokens[0][:-1]):
+            return self._loop_indexed(base, suffix, tokens, lineno)
+        pairs = [t.partition("=") for t in tokens]
+        if any(not eq or not k.isidentifier() for k, eq, _ in pairs):
+            return False
+        loop = tuple(sorted((k, int(v)) for k, _, v in pairs if _is_index_key(k) and is_int_token(v)))
+        if not loop:
+            return False
+        if "loop" not in self.forms:
+            return False
+        group = self._group(base)
+        index_keys = {k for k, _ in loop}
+        for key, _, value in pairs:
+            if key in index_keys:
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                self._pending(group, lineno, f"loop tap {key!r} has a non-numeric value {value!r}",
+                              "loop lines are 'PREFIX_PHI phi_tic=N key=number ...'", "nonnumeric")
+                continue
+            digits = record_digits((value,))
+            kind = "int" if digits == EXACT and is_int_token(value) else "number"
+            self._append(group, key, (number,), loop, lineno, digits, kind, "loop")
+        return True
+
+    def _loop_indexed(self, base: str, suffix: str, tokens: list[str], lineno: int) -> bool:
+        """``TRACE_PY_SOURCE 2: source_weight 1``: the index follows the loop's own prefix."""
+        if len(tokens) < 3 or not tokens[1].isidentifier() or "loop" not in self.forms:
+            return False
+        group = self._group(base)
+        loop = ((LOOP_SUFFIX_KEYS.get(suffix.upper(), suffix.lower()), int(tokens[0][:-1])),)
+        values = _floats(tokens[2:])
+        if values is None:
+            self._pending(group, lineno, f"loop tap {tokens[1]!r} has a non-numeric value "
+                          f"{first_bad(tokens[2:])!r}", "values must be numbers", "nonnumeric")
+            return True
+        digits = record_digits(tokens[2:])
+        self._append(group, tokens[1], values, loop, lineno, digits, "number", "loop")
+        return True
+
+    # ------------------------------------------------------------------ records
+    def _append(self, group: _Group, name: str, values, loop, lineno: int, digits: int, kind: str,
+                dialect: str, *, text=None, labels=(), shape=None) -> None:
+        name = self.names.setdefault(name, name)
+        pixel = self.pixel
+        occ = group.occ_for(pixel, loop)
+        n = occ.get(name, 0)
+        occ[name] = n + 1
+        indexes = self._indexes(pixel, loop)
+        while n >= len(indexes):
+            indexes.append(TapIndex(pixel, loop, len(indexes)))
+        group.records.append(TapRecord(name, tuple(values), indexes[n], SourceLoc(self.path, lineno), digits, kind,
+                                       text, tuple(labels), dialect, None, shape))
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, *, ends_with_newline: bool, tried: str) -> Trace:
+        if self.nul_line:
+            raise TraceError("binary content (NUL byte)", f"{self.path}:{self.nul_line}",
+                             "this is not a text trace; give the producer's stdout log")
+        chosen = self._choose(tried)
+        self._check_pending(chosen, ends_with_newline)
+        records = chosen.records
+        if not ends_with_newline and self.last_line and records and records[-1].loc.line == self.last_line:
+            self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "
+                                 "the trace may be truncated (the value was kept as printed)")
+        self._drop_others(chosen)
+        return self._trace(chosen)
+
+    def _choose(self, tried: str) -> _Group:
+        groups = {p: g for p, g in self.groups.items() if g.records}
+        if self.want_prefix is not None:
+            g = groups.get(self.want_prefix)
+            if g is None:
+                seen = ", ".join(sorted(groups)) or "none"
+                raise TraceError(f"no taps with prefix {self.want_prefix!r}", self.path,
+                                 f"prefixes with taps in this file: {seen}")
+            return g
+        if not groups:
+            raise self._nothing_found(tried)
+        real = {p: g for p, g in groups.items() if p != FREE}
+        if not real:
+            return groups[FREE]
+        ranked = sorted(real.values(), key=lambda g: -g.lines)
+        competing = [g for g in ranked if g.lines >= MIN_COMPETING]
+        if len(competing) >= 2:
+            a, b = competing[0], competing[1]
+            first_b = min(r.loc.line for r in b.records)
+            raise TraceError(
+                f"the file mixes two tap prefixes, {a.prefix} ({a.lines} taps) and {b.prefix} "
+                f"({b.lines} taps, the first here)", f"{self.path}:{first_b}",
+                f"split the log per producer, or select one with prefix={a.prefix!r} (--prefix {a.prefix})")
+        return ranked[0]
+
+    def _nothing_found(self, tried: str) -> TraceError:
+        candidates = [(ln, what) for g in self.groups.values() for ln, what, _, _ in g.pending]
+        hint = f"dialects tried: {tried}; a tap line looks like 'TRACE_C: name 1.5 2.5'"
+        if candidates:
+            ln, what = min(candidates)
+            hint += f"; the nearest candidate, line {ln}: {what}"
+        return TraceError("no trace lines found", self.path, hint)
+
+    def _check_pending(self, chosen: _Group, ends_with_newline: bool) -> None:
+        for lineno, what, hint, kind in chosen.pending:
+            if lineno == self.last_line and not ends_with_newline:
+                if kind == "arity":
+                    self.warnings.append(f"{self.path}:{lineno}: {what}; the file ends without a newline, "
+                                         "so the last line looks truncated")
+                    continue
+                raise TraceError(f"the file ends mid-line: {what}", f"{self.path}:{lineno}",
+                                 "the trace looks truncated; rerun the producer or drop the partial last line")
+            raise TraceError(what, f"{self.path}:{lineno}", hint)
+
+    def _drop_others(self, chosen: _Group) -> None:
+        """Records of other prefixes become context (free text) or ignored lines (stray prefixes)."""
+        for prefix, group in self.groups.items():
+            if group is chosen or not group.records:
+                continue
+            if prefix == FREE:
+                self.context.extend((r.loc, self.free_lines[r.loc.line]) for r in group.records)
+                continue
+            lines = {r.loc.line for r in group.records}
+            self.counts["ignored_lines"] += len(lines)
+            self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {prefix!r} ignored "
+                                 f"(the taps are {chosen.prefix!r}; first at line {min(lines)})")
+
+    def _trace(self, chosen: _Group) -> Trace:
+        self.context.sort(key=lambda c: c[0].line)
+        dialects = Counter(r.dialect for r in chosen.records)
+        digits: dict[str, int] = {}
+        for r in chosen.records:
+            if r.sigdigits != EXACT and r.sigdigits > digits.get(r.dialect, 0):
+                digits[r.dialect] = r.sigdigits
+        meta = {
+            "lines": self.last_line,
+            "blank_lines": self.counts["blank_lines"],
+            "ignored_lines": self.counts["ignored_lines"],
+            "context_lines": len(self.context),
+            "header_lines": self.counts["header_lines"],
+            "warnings": self.warnings,
+            "dialects": dict(dialects),
+            "format_digits": digits,
+            "prefixes": {p: g.lines for p, g in self.groups.items() if g.lines},
+        }
+        dialect = next(iter(dialects)) if len(dialects) == 1 else ("mixed" if dialects else "space")
+        return Trace(path=self.path, records=tuple(chosen.records), prefix=chosen.prefix, dialect=dialect,
+                     pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
+
+
+def _is_index_key(key: str) -> bool:
+    return key.endswith("_tic") or key in INDEX_KEYS
+
+
+def _floats(tokens):
+    try:
+        return tuple(map(float, tokens))
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""Number tokens as producers print them: values, printed precision, and `=`-form value shapes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+EXACT = 17  # digits credited to integers and non-finite values: they are exact as printed
+
+
+def sigdigits(token: str) -> int:
+    """Significant digits a number token shows ("0.002825" -> 4, "1.000e+02" -> 4, "7" -> 17).
+
+    Leading zeros do not count; trailing zeros after a decimal point do (a fixed-width format
+    printed them on purpose). Integers and inf/nan are exact.
+    """
+    return _digits(token) or EXACT
+
+
+def _digits(t: str) -> int:
+    """Like sigdigits, but 0 for exact tokens, so ``max(map(_digits, tokens)) or EXACT`` is the record's."""
+    if t[0] in "+-":
+        t = t[1:]
+    e = t.find("e")
+    if e < 0:
+        e = t.find("E")
+    if e >= 0:
+        t = t[:e]
+    elif t.isdigit() or not t[:1].isdigit() and t[:1] != ".":
+        return 0  # an integer, inf or nan
+    s = t.lstrip("0.")
+    if not s:  # a zero printed with a fixed number of digits
+        return max(len(t) - ("." in t), 1)
+    return len(s) - ("." in s)
+
+
+def record_digits(tokens) -> int:
+    """The most digits any non-integer component shows; EXACT when every component is exact."""
+    return max(map(_digits, tokens)) or EXACT
+
+
+def is_int_token(tok: str) -> bool:
+    return tok.isdigit() or (tok[:1] in "+-" and tok[1:].isdigit())
+
+
+def floats(tokens) -> tuple[float, ...] | None:
+    """The tokens as floats, or None when one is not a number."""
+    try:
+        return tuple(map(float, tokens))
+    except ValueError:
+        return None
+
+
+def first_bad(tokens) -> str | None:
+    for tok in tokens:
+        try:
+            float(tok)
+        except ValueError:
+            return tok
+    return None
+
+
+class EqValue(NamedTuple):
+    """The parsed right-hand side of a ``PREFIX:name=value`` line."""
+
+    kind: str  # "number" | "int" | "matrix" | "labelled" | "string"
+    values: tuple[float, ...]
+    sigdigits: int
+    labels: tuple[str, ...] = ()
+    shape: tuple[int, int] | None = None
+
+
+def parse_eq_value(text: str) -> EqValue:
+    """Vectors ``a b c``, matrices ``[a b c; d e f]``, labelled ``X:1 Y:2``, else a string."""
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        matrix = _matrix(stripped[1:-1])
+        if matrix is not None:
+            return matrix
+    tokens = stripped.split()
+    if tokens:
+        values = floats(tokens)
+        if values is not None:
+            kind = "int" if all(map(is_int_token, tokens)) else "number"
+            return EqValue(kind, values, record_digits(tokens))
+        labelled = _labelled(tokens)
+        if labelled is not None:
+            return labelled
+    return EqValue("string", (), EXACT)
+
+
+def _matrix(body: str) -> EqValue | None:
+    rows = [r.split() for r in body.split(";")]
+    if not rows or any(not r for r in rows) or len({len(r) for r in rows}) != 1:
+        return None
+    tokens = [t for r in rows for t in r]
+    values = floats(tokens)
+    if values is None:
+        return None
+    return EqValue("matrix", values, record_digits(tokens), shape=(len(rows), len(rows[0])))
+
+
+def _labelled(tokens: list[str]) -> EqValue | None:
+    # A single "label:value" (e.g. structure_factors=default_F:100) reads better as a string.
+    if len(tokens) < 2:
+        return None
+    labels, numbers = [], []
+    for tok in tokens:
+        label, sep, num = tok.rpartition(":")
+        if not sep or not label or not label.replace("_", "a").isalnum():
+            return None
+        labels.append(label)
+        numbers.append(num)
+    values = floats(numbers)
+    if values is None:
+        return None
+    return EqValue("labelled", values, record_digits(numbers), labels=tuple(labels))
