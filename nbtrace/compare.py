@@ -490,7 +490,7 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
     first = int(rows[0])
     first_loop = ra[first].index.loop if group.loop else None
     if group.loop:
-        head += _loop_note(ra, rows, n)
+        head += _loop_note(ra, rows, n, x)
     wa = np.unravel_index(int(np.argmax(x.abs_err)), x.A.shape)
     wr = np.unravel_index(int(np.argmax(rel)), x.A.shape)
     msg = mismatch_message(
@@ -503,10 +503,19 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
                     message=msg, first_loop=first_loop, **common)
 
 
-def _loop_note(ra, rows: np.ndarray, n: int) -> str:
+def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:
     first = ", ".join(f"{k} {v}" for k, v in ra[int(rows[0])].index.loop)
     if len(rows) == 1 and n > 1:
         return f"; only iteration {first} differs, the {n - 1} later ones agree"
+    if x is not None and n > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_row = np.nan_to_num(x.abs_err / np.where(x.mag > 0, x.mag, 1.0), nan=0.0).max(axis=1)
+        worst = int(np.argmax(per_row))
+        rest = np.delete(per_row, worst).max()
+        if per_row[worst] > 100 * rest:
+            it = ", ".join(f"{k} {v}" for k, v in ra[worst].index.loop)
+            return (f"; iteration {it} stands out ({per_row[worst]:.2g} relative), the other "
+                    f"{n - 1} differ by at most {rest:.2g}")
     return f"; first divergent iteration: {first} ({len(rows)} of {n} iterations differ)"
 
 

@@ -1,0 +1,162 @@
+"""The port's real incident classes (../shared/design/incidents.md): each hand-made port trace in
+tests/data/incidents/ (made by make_incidents.py) must get the right root-cause tap and class.
+
+These run the whole path a user runs: read_trace -> spec -> diff_traces, on text in the exact
+format the C build prints.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from nbtrace.diff import diff_traces
+from nbtrace.errors import UsageError
+from nbtrace.parse import read_trace
+from nbtrace.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "incidents"
+SPEC = load_spec(ROOT / "tap_specs" / "nanobragg.yaml")
+
+
+def diff(case: str, **kw):
+    d = DATA / case
+    return diff_traces(read_trace(d / "reference.log"), read_trace(d / "port.log"), SPEC, **kw)
+
+
+def finding(result, label):
+    return next(f for f in result.findings if f.verdict.label == label)
+
+
+# row, case, root tap, kind, factor (None: no factor), words the explanation must contain
+CASES = [
+    (1, "r01_hkl_angstrom_lattice", "hkl_frac", "scale", 1e10, "Å where metres were expected"),
+    (2, "r02_svec_inverse_angstrom", "scattering_vec_A_inv", "scale", 1e-10, "Å⁻¹ where the reference holds m⁻¹"),
+    (3, "r03_fluence_beamsize_mm", "fluence_photons_per_m2", "scale", 1e6, "squared unit"),
+    (4, "r04_flatt_normalization", "F_latt_a", "scale", 0.2, "×1/N per axis (N = 5)"),
+    (5, "r05_svec_two_pi", "scattering_vec_A_inv", "scale", 2 * math.pi, "an extra 2π"),
+    (7, "r07_mosflm_half_pixel", "pix0_vector_meters", "offset", None, "exactly +½ pixel along fast"),
+    (9, "r09_mosflm_lambda_twice", "rot_a_star_A_inv", "scale", 1 / 1.2, "wavelength factor applied again"),
+    (13, "r13_sample_pivot_order", "pix0_vector_meters", "rotation", None, "same norm, different direction"),
+    (14, "r14_source_weights", "steps", "integer_count", 2.0, "4 vs 2"),
+    (18, "r18_stale_fdump", "F_cell", "out_of_tolerance", None, "the inputs differ"),
+    (20, "r20_trace_one_subpixel", "I_before_scaling", "scale", 0.25, "oversample²"),
+]
+
+
+@pytest.mark.parametrize("row,case,tap,kind,factor,words", CASES, ids=[c[1] for c in CASES])
+def test_incident_root_cause(row, case, tap, kind, factor, words):
+    r = diff(case)
+    assert r.verdict == "diverge"
+    assert r.root_cause.tap == tap, r.headline
+    assert r.root_cause.kind == kind, r.headline
+    if factor is None:
+        assert r.root_cause.factor is None
+    else:
+        assert r.root_cause.factor == pytest.approx(factor, rel=1e-6)
+    assert words in r.root_cause.explanation, r.headline
+    assert r.headline.startswith(f"`{tap}` is the first divergence")
+
+
+def test_row4_lattice_factor_is_n_cubed_overall():
+    r = diff("r04_flatt_normalization")
+    f = finding(r, "F_latt")
+    assert f.status == "inherited"
+    assert f.verdict.factor == pytest.approx(1 / 125)
+    assert "N³" in f.verdict.message
+
+
+def test_row15_oversample_differs_and_steps_is_its_square():
+    # The setup block prints oversample, so the auto-selected value is the first divergence;
+    # steps inherits it with the ratio 16 named as the oversample ratio squared.
+    r = diff("r15_oversample_auto")
+    assert r.root_cause.tap == "oversample"
+    assert r.root_cause.kind == "integer_count"
+    assert "4 vs 1" in r.headline
+    steps = finding(r, "steps")
+    assert steps.status == "inherited"
+    assert steps.verdict.kind == "integer_count"
+    assert steps.verdict.factor == 16
+    assert "160 vs 10" in steps.verdict.message
+    assert "(oversample 4 vs 1)²" in steps.verdict.message
+    # 16 subpixel blocks against 1 are never paired by occurrence
+    assert any("A printed 1 and B printed 16 copies" in w for w in r.warnings)
+
+
+def test_row17_float32_is_precision_not_a_bug():
+    r = diff("r17_float32")
+    assert r.verdict == "agree", r.headline
+    kinds = {f.verdict.kind for f in r.findings}
+    assert "precision" in kinds
+    assert "float32 noise" in r.headline
+    # the same numbers without knowing the port is float32 are a divergence
+    d = DATA / "r17_float32"
+    a, b = read_trace(d / "reference.log"), read_trace(d / "port.log")
+    from dataclasses import replace
+
+    b64 = replace(b, records=tuple(r for r in b.records if r.name != "dtype"))
+    strict = diff_traces(a, b64, SPEC)
+    assert strict.verdict == "diverge"
+    assert strict.root_cause.kind == "out_of_tolerance"
+
+
+def test_row10_style_percent_error_is_never_precision_even_in_float32():
+    r = diff("r09_mosflm_lambda_twice", context={"dtype": "float32"})
+    assert r.root_cause.tap == "rot_a_star_A_inv"
+    assert r.root_cause.kind == "scale"
+
+
+def test_row12_only_the_first_phi_iteration_differs():
+    r = diff("r12_phi_carry_over")
+    assert r.root_cause.tap == "h_frac"
+    assert r.root_cause.loop == ("phi_tic",)
+    assert r.root_cause.index.loop == (("phi_tic", 0),)
+    assert "only iteration phi_tic 0 differs, the 3 later ones agree" in r.headline
+
+
+def test_row12_real_logs_name_iteration_zero():
+    d = DATA / "wild"
+    r = diff_traces(read_trace(d / "phi_c_trace_phi.log"), read_trace(d / "phi_trace_py_spec_per_phi.log"), SPEC)
+    assert r.root_cause.tap == "k_frac"
+    assert r.root_cause.index.loop == (("phi_tic", 0),)
+    assert "iteration phi_tic 0 stands out" in r.headline
+
+
+def test_row18_names_the_input():
+    r = diff("r18_stale_fdump")
+    assert "F_cell 108.21 vs 100" in r.headline
+    assert "A: file:Fdump.bin entries:9261, B: default_F:100" in r.headline
+
+
+def test_row19_different_pixels_refused_unless_forced():
+    with pytest.raises(UsageError) as exc:
+        diff("r19_transposed_pixel")
+    msg = exc.value.one_line()
+    assert "these traces are of different pixels: A traced (slow=40, fast=57), B traced (slow=57, fast=40)" in msg
+    assert "slow/fast transposed?" in msg and "--force" in msg
+    forced = diff("r19_transposed_pixel", force=True)
+    assert forced.verdict == "diverge"
+    assert forced.root_cause.tap == "pixel_pos_meters"
+    assert any("forced" in w for w in forced.warnings)
+
+
+def test_identical_traces_agree():
+    r = diff("identical")
+    assert r.verdict == "agree" and bool(r)
+    assert r.root_cause is None
+    assert r.to_json()["counts"]["divergent"] == 0
+    assert r.matched == 58
+
+
+def test_real_port_trace_found_its_inverse_angstrom_scattering_vector():
+    # The earlier port's own trace printed S in Å⁻¹ where the C prints m⁻¹ (trace-format.md).
+    d = DATA / "wild"
+    r = diff_traces(read_trace(d / "at002_c_trace_pixel_64_79.log"),
+                    read_trace(d / "at002_py_trace_FIXED_pixel_64_79.log"), SPEC)
+    assert r.root_cause.tap == "scattering_vec_A_inv"
+    assert r.root_cause.factor == pytest.approx(1e-10)
+    assert any("A has no pixel header" in w for w in r.warnings)
+    assert any("B printed no setup (`=`) lines" in w for w in r.warnings)
