@@ -355,34 +355,36 @@ static const char *take_str(Args *a, const char *hint)
     return a->argv[++a->i];
 }
 
-static double parse_num_or_die(const Args *a, const char *tok, const char *hint)
+/* `flag` is the flag whose value `tok` is, for the message. */
+static double parse_num_or_die(const char *flag, const char *tok, const char *hint)
 {
     char *end;
     double v;
     errno = 0;
     v = strtod(tok, &end);
     if (end == tok || *end != '\0' || errno == ERANGE || isnan(v) || isinf(v))
-        die("%s needs a number, got '%s' (hint: %s)", flag_name(a), tok, hint);
+        die("%s needs a number, got '%s' (hint: %s)", flag, tok, hint);
     return v;
 }
 
 static double take_num(Args *a, const char *hint)
 {
-    if (a->i + 1 >= a->argc) die("%s needs a number, got nothing (hint: %s)", flag_name(a), hint);
-    return parse_num_or_die(a, a->argv[++a->i], hint);
+    const char *flag = flag_name(a);
+    if (a->i + 1 >= a->argc) die("%s needs a number, got nothing (hint: %s)", flag, hint);
+    return parse_num_or_die(flag, a->argv[++a->i], hint);
 }
 
 static long take_int(Args *a, const char *hint)
 {
     char *end;
     long v;
-    const char *tok;
-    if (a->i + 1 >= a->argc) die("%s needs an integer, got nothing (hint: %s)", flag_name(a), hint);
+    const char *tok, *flag = flag_name(a);
+    if (a->i + 1 >= a->argc) die("%s needs an integer, got nothing (hint: %s)", flag, hint);
     tok = a->argv[++a->i];
     errno = 0;
     v = strtol(tok, &end, 10);
     if (end == tok || *end != '\0' || errno == ERANGE || v > INT_MAX || v < INT_MIN)
-        die("%s needs an integer, got '%s' (hint: %s)", flag_name(a), tok, hint);
+        die("%s needs an integer, got '%s' (hint: %s)", flag, tok, hint);
     return v;
 }
 
@@ -425,12 +427,12 @@ static void parse_misset(Args *a, Config *c)
 
 static void parse_detector_abs(Args *a, Config *c)
 {
-    const char *tok = take_str(a, "attenuation depth in um, or inf");
+    const char *flag = flag_name(a), *tok = take_str(a, "attenuation depth in um, or inf");
     if (strcmp(tok, "inf") == 0 || strcmp(tok, "0") == 0) {
         /* "inf" or 0 mean no absorption and also zero the thickness (argv-order dependent, as in C) */
         c->mu = 0.0; c->thick = 0.0;
     } else {
-        double depth = parse_num_or_die(a, tok, "attenuation depth in um, or inf");
+        double depth = parse_num_or_die(flag, tok, "attenuation depth in um, or inf");
         if (depth == 0.0) { c->mu = 0.0; c->thick = 0.0; }
         else c->mu = 1.0 / (depth * 1e-6);
     }
@@ -1856,6 +1858,7 @@ int main(int argc, char **argv)
     setup_crystal_size(&cfg, &S);
     setup_structure_factors(&cfg, &S);
     setup_detector(&cfg, &S);
+    check_trace_requests(&cfg, &S);
     setup_sources(&cfg, &S);
     setup_sampling(&cfg, &S);
     g_interpolate = cfg.interpolate >= 0 ? cfg.interpolate : (cfg.Na <= 2 || cfg.Nb <= 2 || cfg.Nc <= 2);
@@ -1864,7 +1867,6 @@ int main(int argc, char **argv)
 #if !(defined(NBTRACE_ENABLE) || defined(TRACING))
     if (tracing) die("this nbref was built without tracing (hint: rebuild with -DNBTRACE_ENABLE, or nbtrace build-c)");
 #endif
-    check_trace_requests(&cfg, &S);
     print_summary(&S);
     if (tracing) {
         NBT_BEGIN("TRACE_C");
