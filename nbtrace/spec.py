@@ -160,7 +160,13 @@ def default_spec() -> TapSpec:
 
 def shipped_spec(filename: str) -> TapSpec:
     """A spec shipped in the ``nbtrace.tap_specs`` package, by file name."""
-    ref = resources.files("nbtrace.tap_specs").joinpath(filename)
+    try:
+        ref = resources.files("nbtrace.tap_specs").joinpath(filename)
+    except ModuleNotFoundError:
+        # A source checkout used without installing (or an editable install that predates the
+        # tap_specs -> nbtrace.tap_specs mapping): the specs sit beside the package.
+        return load_spec(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                      "tap_specs", filename))
     with resources.as_file(ref) as p:
         return load_spec(p)
 
@@ -517,3 +523,82 @@ class _Builder:
         for tap, _ in taps:
             if state.get(tap.name) is None:
                 visit(tap.name, [])
+
+
+# --------------------------------------------------------------------------- export and scaffold
+
+
+def tap_to_json(tap: TapDef) -> dict:
+    """A TapDef as plain JSON (for ``nbtrace taps show --json`` and scripts)."""
+    return {
+        "name": tap.name,
+        "aliases": {side: list(names) for side, names in tap.aliases.items()},
+        "shape": None if tap.shape is None else list(tap.shape),
+        "unit": tap.unit,
+        "dimension": tap.dimension,
+        "range": None if tap.range is None else list(tap.range),
+        "rtol": tap.rtol,
+        "atol": tap.atol,
+        "after": list(tap.after),
+        "loop": tap.loop,
+        "semantics": tap.semantics,
+        "hints": {repr(k): v for k, v in tap.hints.items()},
+        "loc": str(tap.loc),
+    }
+
+
+def spec_to_json(spec: TapSpec) -> dict:
+    return {"spec": spec.name, "path": spec.path, "defaults": dict(spec.defaults),
+            "taps": [tap_to_json(t) for t in spec.taps]}
+
+
+_SCAFFOLD_HEADER = """\
+# Tap spec scaffolded by `nbtrace taps init` from {source}
+# ({n} taps, in the order the trace printed them). REVIEW BEFORE USE:
+#   unit:  guessed from the name suffix (_meters -> m, _A_inv -> A^-1, ...); names lie about
+#          units (nanoBragg's scattering_vec_A_inv holds m^-1): state the unit the value HOLDS.
+#   after: each tap is placed after the previous one as a starting point; list the taps each
+#          value is actually computed from, so the diff can tell a root cause from its echoes.
+#   shape: from the number of printed values; add range: [min, max] (plausible |value|),
+#          aliases: {{b: [port_name]}} for renamings, and rtol/atol pairs where 1e-9 is wrong.
+"""
+
+
+def scaffold_spec(trace, spec_name: str | None = None) -> str:
+    """YAML text of a starting spec for the taps of ``trace`` (a parsed Trace)."""
+    from nbtrace.units import guess_unit
+
+    firsts: dict[str, Any] = {}
+    for rec in trace.records:
+        if rec.name.isidentifier():
+            firsts.setdefault(rec.name, rec)
+    name = spec_name or os.path.splitext(os.path.basename(trace.path))[0]
+    lines = [_SCAFFOLD_HEADER.format(source=trace.path, n=len(firsts)),
+             f"spec: {_yaml_str(name if name.isidentifier() else 'scaffold')}",
+             "defaults: {rtol: 1.0e-9, atol: 1.0e-300}", "taps:"]
+    previous: str | None = None
+    for tap_name, rec in firsts.items():
+        lines.extend(_scaffold_tap(tap_name, rec, previous, guess_unit))
+        previous = tap_name
+    return "\n".join(lines) + "\n"
+
+
+def _scaffold_tap(name: str, rec, previous: str | None, guess_unit) -> list[str]:
+    out = [f"  - name: {name}"]
+    if rec.kind == "string":
+        out += ["    unit: string", "    shape: any"]
+    else:
+        shape = list(rec.shape) if rec.shape else ([] if len(rec.values) == 1 else [len(rec.values)])
+        out += [f"    shape: {shape}", f"    unit: {_yaml_str(guess_unit(name))}"]
+    if rec.index.loop:
+        out.append(f"    loop: {rec.index.loop[0][0]}")
+        out.append("    semantics: per-iteration")
+    elif rec.index.pixel is None and rec.dialect == "eq":
+        out.append("    semantics: setup")
+    if previous is not None:
+        out.append(f"    after: [{previous}]")
+    return out
+
+
+def _yaml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

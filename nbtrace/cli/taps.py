@@ -1,0 +1,113 @@
+"""``nbtrace taps init|check|show``: scaffold, validate and list tap specs (never imports torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from nbtrace.parse import DIALECTS
+
+
+def _load(spec_arg: str):
+    """A spec file, or the name of a shipped one ("nanobragg", "scaling.yaml")."""
+    from nbtrace.spec import SHIPPED, load_spec, shipped_spec
+
+    if not os.path.exists(spec_arg):
+        shipped = spec_arg if spec_arg.endswith(".yaml") else spec_arg + ".yaml"
+        if os.sep not in spec_arg and shipped in SHIPPED:
+            return shipped_spec(shipped)
+    return load_spec(spec_arg)
+
+
+@click.group("taps")
+def command():
+    """Tap specs (YAML): scaffold one from a trace, check it, show it.
+
+    SPEC is a path, or the name of a shipped spec: nanobragg, scaling, phi_loop.
+    """
+
+
+@command.command("init")
+@click.argument("trace", type=click.Path(dir_okay=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the spec here (default: stdout). An existing file is not overwritten.")
+@click.option("--dialect", type=click.Choice(DIALECTS), default="auto", show_default=True,
+              help="Force the trace dialect instead of sniffing it.")
+@click.option("--prefix", default=None, help="Tap prefix to read in a file holding two (e.g. TRACE_C).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def init_cmd(trace, output, dialect, prefix, force):
+    """Scaffold a spec from a real TRACE: names, shapes, order, units guessed from suffixes."""
+    from nbtrace.errors import UsageError
+    from nbtrace.parse import read_trace
+    from nbtrace.spec import parse_spec, scaffold_spec
+
+    parsed = read_trace(trace, dialect=dialect, prefix=prefix)
+    text = scaffold_spec(parsed)
+    parse_spec(text, output or "<scaffold>")  # a scaffold that does not load would be a bug here
+    if output is None:
+        click.echo(text, nl=False)
+        return 0
+    if os.path.exists(output) and not force:
+        raise UsageError(f"{output} exists", output, "choose another -o path or add --force")
+    with open(output, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    n = len(parsed.names())
+    click.echo(f"wrote {output}: {n} taps from {trace}; review units and after: edges "
+               f"(see the comment at its top)", err=True)
+    return 0
+
+
+@command.command("check")
+@click.argument("spec", type=click.Path(dir_okay=True))
+def check_cmd(spec):
+    """Validate SPEC; exit 0 with a one-line summary, 2 with the first problem at file:line:col."""
+    loaded = _load(spec)
+    edges = sum(len(t.after) for t in loaded.taps)
+    aliased = sum(1 for t in loaded.taps if t.aliases)
+    loops = sorted({t.loop for t in loaded.taps if t.loop})
+    loop_text = f", loops: {', '.join(loops)}" if loops else ""
+    click.echo(f"{loaded.path}: ok: spec {loaded.name!r}, {len(loaded)} taps, {aliased} with aliases, "
+               f"{edges} after-edges{loop_text}")
+    return 0
+
+
+@command.command("show")
+@click.argument("spec", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON (for scripts).")
+def show_cmd(spec, as_json):
+    """List the taps of SPEC: name, aliases, shape, unit, tolerance, after."""
+    from nbtrace.spec import spec_to_json
+
+    loaded = _load(spec)
+    if as_json:
+        click.echo(json.dumps(spec_to_json(loaded), indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{loaded.name} ({loaded.path})", title_justify="left")
+    for col in ("tap", "aliases", "shape", "unit", "tolerance", "after"):
+        table.add_column(col, overflow="fold")
+    for tap in loaded.taps:
+        table.add_row(tap.name + (f" [{tap.loop}]" if tap.loop else ""), _aliases(tap), _shape(tap.shape),
+                      tap.unit, _tolerance(tap), ", ".join(tap.after))
+    Console(markup=False, highlight=False, soft_wrap=False).print(table)
+    return 0
+
+
+def _aliases(tap) -> str:
+    return "; ".join(f"{side}: {', '.join(names)}" for side, names in tap.aliases.items() if names)
+
+
+def _shape(shape) -> str:
+    if shape is None:
+        return "any"
+    return "scalar" if shape == () else "x".join(map(str, shape))
+
+
+def _tolerance(tap) -> str:
+    if tap.rtol is None:
+        return "-"
+    return f"rtol {tap.rtol:g}, atol {tap.atol:g}"
