@@ -1458,7 +1458,10 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
                     last->fa = fa; last->fb = fb; last->fc = fc; last->F_latt = F_latt;
                     if (first_block && NBT_PRINTING) loop_lines(S, j, m, n, incident, lambda, hkl, fa, fb, fc, F_latt);
                 }
-                if (F_latt == 0.0 && S->water == 0.0) continue;
+                if (F_latt == 0.0 && S->water == 0.0) {
+                    if (tracing) last->F_cell = 0.0;   /* skipped term: no lookup (CONTRACTS 2.2) */
+                    continue;
+                }
                 F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2]);
                 if (tracing) last->F_cell = F_cell;
                 I += F_cell * F_cell * F_latt * F_latt;

@@ -269,3 +269,12 @@ def test_missing_input_file_and_missing_crystal(run_ref, tmp_path):
 def test_unwritable_output_is_an_error(run_ref, tmp_path):
     res = run_ref(*SMALL, "-floatfile", tmp_path / "no" / "such" / "dir.bin")
     assert res.returncode == 2 and "cannot create output file" in res.stderr.splitlines()[-1]
+
+
+def test_skipped_term_taps_f_cell_zero(run_ref):
+    # TOPHAT outside the spot: F_latt == 0 skips the structure-factor lookup (physics.md 2.8)
+    out = ok(run_ref("-tophat_spots", "-fudge", "0.5", "-lambda", "1", "-cell", "50", "50", "50", "90", "90", "90",
+                     "-N", "5", "-default_F", "100", "-distance", "100", "-detpixels", "64", "-pixel", "0.1",
+                     "-trace_pixel", "2", "2")).stdout
+    t = taps(out)[0]
+    assert t["F_latt"] == [0.0] and t["F_cell"] == [0.0] and t["I_pixel_final"] == [0.0]
