@@ -54,7 +54,7 @@ class CompareSettings:
     rtol: float | None = None
     atol: float | None = None
     default_rtol: float = 1e-9
-    default_atol: float = 1e-15
+    default_atol: float = 0.0
     float32_side: str | None = None
     run_factors: tuple[units.NamedFactor, ...] = ()
     geometry: Geometry = field(default_factory=Geometry)
@@ -155,7 +155,7 @@ def _rel(x: _Arrays) -> np.ndarray:
 
 
 def _ulp(x: _Arrays) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         spacing = np.spacing(np.maximum(np.abs(np.nan_to_num(x.A)), np.abs(np.nan_to_num(x.B))))
         return x.abs_err / spacing
 
@@ -219,8 +219,9 @@ def _constant_ratio(x: _Arrays) -> float | None:
     """The single ratio B/A over all elements, or None. Zeros must coincide on both sides."""
     # "zero" is judged against each side's own vector size: a port ×1e-10 is all "zero" next
     # to the reference's magnitude, yet its own components are perfectly distinct
-    zero_a = _zero(x.A, x.rtol, x.atol)
-    zero_b = _zero(x.B, x.rtol, x.atol)
+    # (atol is in the reference's units, meaningless for a port off by 1e10: not used here)
+    zero_a = _zero(x.A, x.rtol, 0.0)
+    zero_b = _zero(x.B, x.rtol, 0.0)
     if np.any(zero_a != zero_b):
         return None
     nz = ~zero_a

@@ -270,7 +270,7 @@ def _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> CompareSet
     defaults = getattr(spec, "defaults", None) or {}
     return CompareSettings(
         rtol=rtol, atol=atol,
-        default_rtol=float(defaults.get("rtol", 1e-9)), default_atol=float(defaults.get("atol", 1e-15)),
+        default_rtol=float(defaults.get("rtol", 1e-9)), default_atol=float(defaults.get("atol", 0.0)),
         float32_side=_float32_side(context, prov_a, prov_b),
         run_factors=run_factors(a, b, al, context, prov_a),
         geometry=_geometry(a, al, context))

@@ -1,0 +1,206 @@
+"""compare: tolerances, printed-precision floor, and every verdict class, on small hand-made taps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nbtrace.align import TapGroup, align
+from nbtrace.compare import (CompareSettings, ComparerBug, Geometry, compare_group, mismatch_message,
+                             plausibility, precision_floor)
+from nbtrace.spec import parse_spec
+from nbtrace.testing import make_trace
+from nbtrace.units import NamedFactor
+
+SPEC = parse_spec(
+    """spec: t
+taps:
+  - {name: scattering_vec_A_inv, shape: [3], unit: m^-1, range: [0, 1.0e12]}
+  - {name: pix0_vector_meters, shape: [3], unit: m, range: [0, 10]}
+  - {name: lambda_meters, unit: m, range: [1.0e-13, 1.0e-7]}
+  - {name: steps, unit: count}
+  - {name: I_before_scaling, unit: F^2}
+  - {name: hkl_frac, shape: [3], unit: "1"}
+""",
+    "<test>",
+)
+
+
+def verdict(name, va, vb, *, settings=None, sig_a=17, sig_b=17, spec=SPEC, n=1):
+    a = make_trace([(name, v) for v in (va if n > 1 else [va])], pixel=(7, 9), sigdigits=sig_a)
+    b = make_trace([(name, v) for v in (vb if n > 1 else [vb])], pixel=(7, 9), sigdigits=sig_b, prefix="TRACE_PY")
+    [g] = align(a, b).groups
+    return compare_group(g, a, b, spec.get(name) if spec else None, settings)
+
+
+S = (-2895410.53906661, 0.0, 96600468.9160431)
+
+
+def test_identical_values_agree():
+    v = verdict("scattering_vec_A_inv", S, S)
+    assert v.kind == "agree" and v.n_mismatched == 0 and v.max_abs == 0
+
+
+def test_scale_names_the_unit():
+    v = verdict("scattering_vec_A_inv", S, tuple(x * 1e-10 for x in S))
+    assert v.kind == "scale" and v.factor == 1e-10
+    assert "Å⁻¹ where m⁻¹ was expected" in v.message
+    assert "Mismatched elements: 2 / 3 (66.7%)" in v.message
+
+
+def test_unexplained_constant_ratio_is_still_a_scale_but_says_so():
+    v = verdict("scattering_vec_A_inv", S[:1] + (1.0, 2.0), tuple(x * 3.3 for x in S[:1] + (1.0, 2.0)))
+    assert v.kind == "scale" and v.factor == pytest.approx(3.3)
+    assert "not a known unit or run factor" in v.message
+
+
+def test_run_factor_from_context_explains_a_ratio():
+    s = CompareSettings(run_factors=(NamedFactor(1 / 125, "×1/N³ overall"),))
+    v = verdict("I_before_scaling", 1.0e6, 8.0e3, settings=s)
+    assert v.kind == "scale" and "×1/N³ overall" in v.message
+
+
+def test_sign_flip():
+    v = verdict("scattering_vec_A_inv", S, tuple(-x for x in S))
+    assert v.kind == "sign" and v.factor == -1.0
+
+
+def test_permutation_names_the_swap():
+    v = verdict("hkl_frac", (0.1, 0.2, 0.3), (0.1, 0.3, 0.2))
+    assert v.kind == "permutation"
+    assert "y↔z" in v.message and "= reference (x, z, y)" in v.message
+
+
+def test_half_pixel_offset_along_fast():
+    g = Geometry(pixel_size=1e-4, fdet=(0.0, 0.0, 1.0), sdet=(0.0, -1.0, 0.0))
+    p0 = (0.1, 0.00505, -0.00505)
+    v = verdict("pix0_vector_meters", p0, (0.1, 0.00505, -0.00505 + 5e-5), settings=CompareSettings(geometry=g))
+    assert v.kind == "offset"
+    assert "exactly +½ pixel along fast" in v.message
+
+
+def test_one_pixel_offset_along_slow_is_not_called_half():
+    g = Geometry(pixel_size=1e-4, fdet=(0.0, 0.0, 1.0), sdet=(0.0, -1.0, 0.0))
+    p0 = (0.1, 0.00505, -0.00505)
+    v = verdict("pix0_vector_meters", p0, (0.1, 0.00505 - 1e-4, -0.00505), settings=CompareSettings(geometry=g))
+    assert v.kind == "offset" and "+1 pixel along slow" in v.message and "exactly" not in v.message
+
+
+def test_rotation_same_norm():
+    p0 = np.array([0.1, 0.00505, -0.00505])
+    c, s = math.cos(0.05), math.sin(0.05)
+    p1 = (p0[0], c * p0[1] - s * p0[2], s * p0[1] + c * p0[2])
+    v = verdict("pix0_vector_meters", tuple(p0), p1)
+    assert v.kind == "rotation" and "same norm" in v.message
+
+
+def test_nonfinite_on_one_side():
+    v = verdict("lambda_meters", 1e-10, float("nan"))
+    assert v.kind == "nonfinite"
+    assert verdict("lambda_meters", float("inf"), float("inf")).kind == "agree"
+
+
+def test_integer_count_only_for_count_taps():
+    v = verdict("steps", 2, 4)
+    assert v.kind == "integer_count" and "4 vs 2" in v.message and v.factor == 2.0
+    # an integral double in a non-count tap is not a count
+    v = verdict("I_before_scaling", 40000, 10000, settings=CompareSettings(
+        run_factors=(NamedFactor(0.25, "= 1/oversample² (1/4)"),)))
+    assert v.kind == "scale" and v.factor == 0.25
+
+
+def test_different_quantity_reports_per_component_ratios():
+    v = verdict("hkl_frac", (0.5, 1.2, -2.0), (800.0, 2.0, 3.0))
+    assert v.kind == "different_quantity"
+    assert "per-component ratios port/reference = (1600, 1.66667, -1.5)" in v.message
+
+
+def test_precision_only_when_a_side_is_float32():
+    a = 2117.55880649785
+    b = float(np.float32(a))
+    assert verdict("I_before_scaling", a, b).kind == "out_of_tolerance"
+    v = verdict("I_before_scaling", a, b, settings=CompareSettings(float32_side="b"))
+    assert v.kind == "precision" and "float32 noise" in v.message
+    # a 0.5 % error is never precision, float32 or not
+    v = verdict("I_before_scaling", a, a * 1.005, settings=CompareSettings(float32_side="b"))
+    assert v.kind == "out_of_tolerance" and "not precision" in v.message
+
+
+def test_printed_precision_floor_of_either_side():
+    # %g prints 6 digits: the port's 0.0289541 is as good as it can be
+    assert verdict("hkl_frac", (-0.0289541053906661, 0.0, 0.966004689160431),
+                   (-0.0289541, 0.0, 0.966005), sig_b=6).kind == "agree"
+    assert verdict("hkl_frac", (-0.0289541053906661, 0.0, 0.966004689160431),
+                   (-0.0289541, 0.0, 0.966005), sig_b=17).kind != "agree"
+    assert precision_floor(np.array([6]))[0] == pytest.approx(5e-6)
+
+
+def test_message_prints_the_tolerance_that_would_pass():
+    v = verdict("lambda_meters", 1.0e-10, 1.000001e-10)
+    assert v.kind == "out_of_tolerance"
+    assert v.would_pass == pytest.approx(1e-6, rel=1e-3)
+    assert "Would pass with rtol=1e-06 (used rtol=1e-09" in v.message
+    assert "The failure occurred for item lambda_meters at pixel (7, 9)" in v.message
+
+
+def test_vectors_are_judged_against_their_size():
+    # 6e-17 vs 0 in a unit vector is rounding, not a divergence
+    v = verdict("hkl_frac", (1.0, 6.12323e-17, 0.0), (1.0, 0.0, 0.0))
+    assert v.kind == "agree"
+
+
+def test_strings_compare_as_text():
+    a = make_trace([], setup=[("detector_convention", "MOSFLM")])
+    b = make_trace([], setup=[("detector_convention", "XDS")])
+    [g] = align(a, b).groups
+    v = compare_group(g, a, b)
+    assert v.kind == "out_of_tolerance" and "'MOSFLM'" in v.message and "'XDS'" in v.message
+    c = make_trace([], setup=[("detector_convention", " MOSFLM ")])
+    assert compare_group(align(a, c).groups[0], a, c).kind == "agree"
+
+
+def test_arity_mismatch_is_a_different_quantity():
+    v = verdict("hkl_frac", (1.0, 2.0, 3.0), (1.0,))
+    assert v.kind == "different_quantity" and "3 component(s)" in v.message
+
+
+def test_comparer_bug_raises_instead_of_reporting_a_mismatch():
+    a = make_trace([("steps", 1)], pixel=(1, 1))
+    bad = TapGroup("steps", (), np.array([0]), np.array([], dtype=np.int64))
+    with pytest.raises(ComparerBug):
+        compare_group(bad, a, a)
+
+
+def test_plausibility_says_which_unit_it_looks_like():
+    t = make_trace([("lambda_meters", 0.5)], pixel=(1, 1))
+    msg = plausibility("lambda_meters", SPEC.get("lambda_meters"), "b", t.records)
+    assert msg.startswith("`lambda_meters` holds 0.5 in the port (B)")
+    assert msg.endswith("looks like Å, not m")
+    ok = make_trace([("lambda_meters", 5e-11)], pixel=(1, 1))
+    assert plausibility("lambda_meters", SPEC.get("lambda_meters"), "a", ok.records) is None
+
+
+def test_mismatch_message_layout():
+    msg = mismatch_message("tap", "headline", n_mis=1, n_el=4, worst_abs=(2.0, "pixel (1, 2)", 0.5),
+                           worst_rel=(0.1, "pixel (1, 2), component 1", 1e-9), would_pass=0.1,
+                           rtol=1e-9, atol=0.0, path="tap at pixel (1, 2)")
+    assert msg.splitlines() == [
+        "tap: headline",
+        "Mismatched elements: 1 / 4 (25.0%)",
+        "Greatest absolute difference: 2 at pixel (1, 2) (up to 0.5 allowed)",
+        "Greatest relative difference: 0.1 at pixel (1, 2), component 1 (up to 1e-09 allowed)",
+        "Would pass with rtol=0.1 (used rtol=1e-09, atol=0)",
+        "The failure occurred for item tap at pixel (1, 2)",
+    ]
+
+
+def test_many_pairs_are_compared_at_once_and_the_worst_is_located():
+    vals = [(float(i), 1.0, 2.0) for i in range(1, 50)]
+    port = list(vals)
+    port[30] = (31.0, 1.0, 2.5)
+    v = verdict("hkl_frac", vals, port, n=49)
+    assert v.n_pairs == 49 and v.n_mismatched == 1
+    assert v.index.occurrence == 30
+    assert "occurrence 30, component 2" in v.message
