@@ -508,9 +508,9 @@ def _vals(v) -> str:
 
 
 def _loop_lines(r: HuntResult) -> list[str]:
-    from nbtrace.results import index_text
-
-    out, agreeing = [], []
+    """Loop taps: the one that introduced a divergence in full (with its first divergent
+    iteration, incident 12), the ones inheriting it and the agreeing ones compactly."""
+    out, inherited, agreeing = [], [], []
     for d in (r.diff, r.region_diff):
         if d is None:
             continue
@@ -520,9 +520,17 @@ def _loop_lines(r: HuntResult) -> list[str]:
                 continue
             if v.agrees:
                 agreeing.append(v)
+            elif f.status == "introduced":
+                first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or "-"
+                out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}")
+                out.append(f"  {'':<28} {v.message.splitlines()[0]}")
             else:
-                first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or index_text(v.index)
-                out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}; {v.message}")
+                inherited.append(v)
+    if inherited:
+        firsts = sorted({", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) for v in inherited} - {""})
+        out.append(f"  {len(inherited)} loop taps diverge downstream ({', '.join(v.label for v in inherited[:6])}"
+                   + (" ..." if len(inherited) > 6 else "") + ")"
+                   + (f"; first divergent iteration: {'; '.join(firsts)}" if firsts else ""))
     if agreeing:
         loops = sorted({k for v in agreeing for k in v.loop})
         out.append(f"  {len(agreeing)} loop taps agree over every {'/'.join(loops)} iteration: "
