@@ -30,6 +30,8 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 FLOAT32_NOISE = 32 * FLOAT32_EPS
 # A ratio constant to this relative spread (or the printed precision, if coarser) is "one ratio".
 RATIO_SPREAD = 1e-6
+# printf's %g default: no producer is assumed to print fewer significant digits than this
+MIN_FORMAT_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,12 @@ def printed_digits(records, trace: Trace) -> np.ndarray:
 
     A record shows only as many digits as its shortest form needs (%.17g prints 0.01 as "0.01"),
     so its own count understates the format's precision; the most digits any record of the same
-    dialect in that file shows (parser meta "format_digits") is the format's precision.
+    dialect in that file shows (parser meta "format_digits") is a lower bound of the format's
+    precision, and so is printf's default of 6 (%g): a file whose numbers all happen to be short
+    is not evidence of a 2-digit format.
     """
     fmt = trace.meta.get("format_digits") or {}
-    return np.fromiter((max(r.sigdigits, fmt.get(r.dialect, 0)) for r in records),
+    return np.fromiter((max(r.sigdigits, fmt.get(r.dialect, 0), MIN_FORMAT_DIGITS) for r in records),
                        dtype=np.int64, count=len(records))
 
 

@@ -55,8 +55,6 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
                         f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
     matched = al.matched
     root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
-    if matched == 0:
-        warnings.insert(0, headline)
     return DiffResult(
         path_a=a.path, path_b=b.path, findings=loc.findings, root_cause=root, headline=headline,
         matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,

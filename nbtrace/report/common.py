@@ -16,11 +16,12 @@ def fmt_num(x) -> str:
 
 
 def totals(r: DiffResult) -> str:
-    counts = {"introduced": 0, "inherited": 0, "agree": 0}
+    counts = {"introduced": 0, "inherited": 0, "agree": 0, "missing": 0}
     for f in r.findings:
         counts[f.status] = counts.get(f.status, 0) + 1
     precision = sum(1 for f in r.findings if f.verdict.kind == "precision")
-    text = (f"{len(r.findings)} taps compared over {r.matched} matched records: "
+    compared = len(r.findings) - counts["missing"]
+    text = (f"{compared} taps compared over {r.matched} matched records: "
             f"{counts['introduced']} introduced, {counts['inherited']} inherited, "
             f"{counts['agree']} agree")
     if precision:

@@ -39,7 +39,9 @@ def render_console(r: DiffResult, *, width: int = 80) -> str:
         for f in detail:
             con.print(f.verdict.message)
             con.print()
-    return buf.getvalue().rstrip("\n") + "\n"
+    # rich pads wrapped lines and table cells with spaces; trailing blanks only hurt diffs
+    lines = [ln.rstrip() for ln in buf.getvalue().rstrip("\n").split("\n")]
+    return "\n".join(lines) + "\n"
 
 
 def _table(r: DiffResult) -> Table:

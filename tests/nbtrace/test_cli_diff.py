@@ -1,0 +1,195 @@
+"""`nbtrace diff`: exit codes, exact console output (NO_COLOR=1 COLUMNS=80), --format, --out,
+one-line errors, and no torch import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbtrace.cli import main
+from nbtrace.cli.diff import parse_context
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "incidents"
+CLI = DATA / "cli"
+SPEC = str(ROOT / "tap_specs" / "nanobragg.yaml")
+
+PINNED = (
+    '`q_vec` is the first divergence: port = reference × 1e-10 in all 3 components,\n'
+    'i.e. a length in m where Å was expected (inside a dimensionless product); 1\n'
+    'later tap inherits it.\n'
+    '\n'
+    '3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree; only\n'
+    'in A: 0 record(s) of 0 tap(s), only in B: 1 record(s) of 1 tap(s).\n'
+    'A (reference): a.log, pixels (slow, fast) (3, 4)\n'
+    'B (port): b.log, pixels (slow, fast) (3, 4)\n'
+    '\n'
+    'Warnings:\n'
+    '  - A never emitted 1 tap(s) that B printed: extra_tap\n'
+    '\n'
+    'status       tap           verdict            max rel   first at\n'
+    '────────────────────────────────────────────────────────────────────\n'
+    'agree        dist_meters   agree                    0\n'
+    'introduced   q_vec         scale ×1e-10             1   pixel (3, 4)\n'
+    'inherited    intensity     out of tolerance    0.0588   pixel (3, 4)\n'
+    'missing      extra_tap     missing                  -   pixel (3, 4)\n'
+    '\n'
+    'q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å\n'
+    'was expected (inside a dimensionless product)\n'
+    'Mismatched elements: 3 / 3 (100.0%)\n'
+    'Greatest absolute difference: 3000 at pixel (3, 4), component 2 (up to 0.0187\n'
+    'allowed)\n'
+    'Greatest relative difference: 1 at pixel (3, 4), component 0 (up to 5e-06\n'
+    'allowed)\n'
+    'Would pass with rtol=0.802 (used rtol=5e-06, atol=0)\n'
+    'The failure occurred for item q_vec at pixel (3, 4), component 0 (A a.log:3, B\n'
+    'b.log:3)\n'
+)
+
+
+def run(args, capsys, monkeypatch, cwd=None):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
+    with pytest.raises(SystemExit) as exc:
+        main(["diff", *map(str, args)])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_console_output_is_pinned(capsys, monkeypatch):
+    code, out, err = run(["a.log", "b.log"], capsys, monkeypatch, cwd=CLI)
+    assert code == 1
+    assert out == PINNED
+    assert err == ""
+
+
+def test_identical_exit_0(capsys, monkeypatch):
+    d = DATA / "identical"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC], capsys, monkeypatch)
+    assert code == 0
+    assert out.startswith("All 53 compared taps agree (58 records matched).")
+
+
+def test_default_spec_is_chosen_for_nanobragg_names(capsys, monkeypatch):
+    d = DATA / "r02_svec_inverse_angstrom"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--format", "json"], capsys, monkeypatch)
+    doc = json.loads(out)
+    assert code == 1
+    assert doc["spec"] == "nanobragg"
+    assert doc["root_cause"]["tap"] == "scattering_vec_A_inv"
+
+
+def test_json_contract_keys(capsys, monkeypatch):
+    d = DATA / "r03_fluence_beamsize_mm"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--format", "json"], capsys, monkeypatch)
+    doc = json.loads(out)
+    assert code == 1
+    assert doc["verdict"] == "diverge"
+    assert set(doc["root_cause"]) >= {"tap", "index", "kind", "factor", "explanation"}
+    assert doc["root_cause"]["factor"] == pytest.approx(1e6)
+    assert doc["root_cause"]["index"] == {"pixel": [40, 57], "loop": {}, "occurrence": 0}
+    assert set(doc["counts"]) == {"matched", "only_a", "only_b", "divergent"}
+    assert doc["counts"]["divergent"] == 3
+    tap_keys = {"tap", "index", "kind", "status", "max_abs", "max_rel", "tolerance", "factor",
+                "a", "b", "loc_a", "loc_b", "message"}
+    for t in doc["taps"]:
+        assert set(t) >= tap_keys
+        assert t["status"] in ("agree", "introduced", "inherited", "missing")
+    assert {"only_a", "only_b", "pixels", "warnings"} <= set(doc)
+
+
+def test_markdown_format(capsys, monkeypatch):
+    d = DATA / "r05_svec_two_pi"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--format", "md"], capsys, monkeypatch)
+    assert code == 1
+    assert out.startswith("# nbtrace diff\n\n**DIVERGE** — `scattering_vec_A_inv` is the first divergence")
+    assert "| introduced | `scattering_vec_A_inv` | scale ×6.28319 |" in out
+
+
+def test_out_dir_writes_three_files(capsys, monkeypatch, tmp_path):
+    d = DATA / "r07_mosflm_half_pixel"
+    out_dir = tmp_path / "report"
+    code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--out", out_dir], capsys, monkeypatch)
+    assert code == 1
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["root_cause"]["tap"] == "pix0_vector_meters"
+    assert (out_dir / "summary.md").read_text().startswith("# nbtrace diff")
+    meta = json.loads((out_dir / "run_metadata.json").read_text())
+    assert set(meta["inputs"]) == {"a", "b", "spec"}
+    import hashlib
+
+    assert meta["inputs"]["a"]["sha256"] == hashlib.sha256((d / "reference.log").read_bytes()).hexdigest()
+    assert meta["versions"]["numpy"]
+    assert "git_sha" in meta and meta["argv"]
+
+
+def test_context_and_dtype_options(capsys, monkeypatch):
+    assert parse_context(("N=5,5,5", "oversample=2", "dtype=float32")) == {
+        "N": (5.0, 5.0, 5.0), "oversample": 2.0, "dtype": "float32"}
+    d = DATA / "r17_float32"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--dtype", "float32"], capsys, monkeypatch)
+    assert code == 0 and "float32 noise" in out
+
+
+def test_different_pixels_exit_2_then_force(capsys, monkeypatch):
+    d = DATA / "r19_transposed_pixel"
+    code, out, err = run([d / "reference.log", d / "port.log", "--spec", SPEC], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "these traces are of different pixels: A traced (slow=40, fast=57), B traced (slow=57, fast=40)" in err
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--force"], capsys, monkeypatch)
+    assert code == 1 and "pixel_pos_meters" in out
+
+
+def test_pixel_option_selects_one_pixel(capsys, monkeypatch):
+    d = DATA / "identical"
+    code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--pixel", "40", "57"], capsys, monkeypatch)
+    assert code == 0
+    code, _, err = run([d / "reference.log", d / "port.log", "--pixel", "57", "40"], capsys, monkeypatch)
+    assert code == 2 and "is not in this trace (it has: (40, 57))" in err
+
+
+def test_nothing_compared_is_a_failure(capsys, monkeypatch, tmp_path):
+    a = tmp_path / "a.log"
+    b = tmp_path / "b.log"
+    a.write_text("TRACE_C: alpha 1\nTRACE_C: beta 2\n")
+    b.write_text("TRACE_PY: gamma 1\n")
+    code, out, _ = run([a, b], capsys, monkeypatch)
+    assert code == 1
+    assert " ".join(out.split()).startswith("Nothing was compared: no record of A matches a record of B "
+                          "(A had 2 records: alpha, beta; B had 1: gamma).")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["missing.log", "b.log"], "missing.log: no such file"),
+    (["a.log", "b.log", "--rtol", "1e-3"], "--rtol and --atol go together"),
+    (["a.log", "b.log", "--context", "N"], "is not KEY=VALUE"),
+    (["a.log", "b.log", "--dialect", "klingon"], "unknown dialect 'klingon'"),
+    (["a.log", "b.log", "--spec", "nope.yaml"], "nope.yaml"),
+    (["a.log", "b.log", "--format", "html"], "html"),
+    (["a.log"], "Missing argument"),
+])
+def test_bad_usage_is_one_line_exit_2(args, needle, capsys, monkeypatch):
+    code, out, err = run(args, capsys, monkeypatch, cwd=CLI)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err and "Traceback" not in err
+
+
+def test_bad_spec_yaml_names_file_line_col(capsys, monkeypatch, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: x\ntaps: [\n")
+    code, _, err = run(["a.log", "b.log", "--spec", bad], capsys, monkeypatch, cwd=CLI)
+    assert code == 2 and f"{bad}:3:1" in err
+
+
+def test_diff_command_does_not_import_torch():
+    code = "import nbtrace.cli.diff, nbtrace.diff, nbtrace.report.console, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
