@@ -205,11 +205,12 @@ def solid_angle(det: Detector, R: Tensor) -> Tensor:
     return det.pixel * det.pixel / (R * R) * det.close_distance / R
 
 
-def capture_fraction(det: Detector, d: Tensor, layer: int, odet: Tensor | None = None, absolute: bool = False) -> Tensor:
-    """§5.10: fraction absorbed in layer ``layer`` along unit direction d (P, 3)."""
+def capture_fraction(det: Detector, d: tuple, layer: int, odet: Tensor | None = None, absolute: bool = False) -> Tensor:
+    """§5.10: fraction absorbed in layer ``layer`` along the unit direction d (three (P,) components)."""
     if det.thickness <= 0:
-        return torch.ones_like(d[..., 0])
-    rho = dot(d, det.odet if odet is None else odet)
+        return torch.ones_like(d[0])
+    o = det.odet if odet is None else odet
+    rho = d[0] * o[0] + d[1] * o[1] + d[2] * o[2]
     if absolute:
         rho = torch.abs(rho)
     step = det.thickstep

@@ -32,69 +32,94 @@ class InterpState:
 
 @dataclass(frozen=True)
 class Block:
-    """Intermediates of one (layer, subpixel) pass over a pixel chunk."""
+    """Intermediates of one (layer, subpixel) pass over a pixel chunk, component-separated
+    (structure of arrays) so that every elementwise op runs on contiguous memory."""
 
-    pos: Tensor        # (P, 3) m
+    pos: tuple         # 3 × (P,) m, float64
     R: Tensor          # (P,) m
-    d: Tensor          # (P, 3) unit
+    d: tuple           # 3 × (P,) unit
     omega: Tensor      # (P,) sr, this subpixel
-    q: Tensor          # (P, S, 3) m⁻¹
-    keep: Tensor       # (P, S) source not removed by dmin
+    q: tuple           # 3 × (P, S) m⁻¹ (compute dtype)
+    keep: Tensor | None  # (P, S) source not removed by dmin; None = all kept
     h: Tensor          # (P, S, Φ, D)
     k: Tensor
     l: Tensor
     latt: object       # LatticeFactor of (P, S, Φ, D) tensors
-    looked_up: Tensor  # (P, S, Φ, D) terms that reach the F_cell lookup
+    looked_up: Tensor | None  # (P, S, Φ, D) terms that reach the F_cell lookup; None = all
+
+
+def _positions(setup, s_idx, f_idx, layer, ss, sf):
+    det, cfg = setup.detector, setup.cfg
+    if det.curved or cfg.has("edge-geometry"):
+        pos = det_mod.pixel_positions(det, s_idx, f_idx, ss, sf, layer, setup.oversample,
+                                      edge_band=cfg.has("edge-geometry"))
+        return pos.unbind(-1)
+    delta = det.pixel / setup.oversample
+    fd = delta * (f_idx.to(torch.float64) * setup.oversample + sf) + delta / 2.0
+    sd = delta * (s_idx.to(torch.float64) * setup.oversample + ss) + delta / 2.0
+    od = layer * det.thickstep
+    return tuple(fd * det.fdet[i] + sd * det.sdet[i] + (od * det.odet[i] + det.pix0[i]) for i in range(3))
 
 
 def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) -> Block:
     cfg, det, src = setup.cfg, setup.detector, setup.sources
-    pos = det_mod.pixel_positions(det, s_idx, f_idx, ss, sf, layer, setup.oversample,
-                                  edge_band=cfg.has("edge-geometry"))
-    R = norm(pos)
-    d = pos / R[:, None]
+    pos = _positions(setup, s_idx, f_idx, layer, ss, sf)
+    R = torch.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
+    d = tuple(x / R for x in pos)
     omega = det_mod.solid_angle(det, R)
-    q = (d[:, None, :] - src.incident[None, :, :]) / src.wavelength[None, :, None]
+    lam = src.wavelength[None, :]
+    q = [((d[i][:, None] - src.incident[None, :, i]) / lam) for i in range(3)]
     if cfg.has("svec-inverse-angstrom"):
-        q = q * 1e-10
+        q = [x * 1e-10 for x in q]
     if cfg.has("svec-two-pi"):
-        q = q * (2.0 * math.pi)
-    keep = torch.ones(q.shape[:2], dtype=torch.bool, device=q.device)
+        q = [x * (2.0 * math.pi) for x in q]
+    keep = None
     if cfg.dmin > 0:
-        qn = norm(q)
-        stol = 0.5 * qn
+        stol = 0.5 * torch.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
         keep = ~((stol > 0) & (cfg.dmin > 0.5 / stol))
+    # geometry stays float64; the heavy per-term work runs in the compute dtype
+    q = tuple(x.to(setup.dtype) for x in q)
     h, k, l = _miller(setup, q)
     c = setup.crystal
-    latt = lattice_factor(cfg.shape, h, k, l, c.N, cfg.fudge, c.a_star, c.b_star, c.c_star,
+    latt = lattice_factor(cfg.shape, h, k, l, c.N, cfg.fudge, setup.stars[0], setup.stars[1], setup.stars[2],
                           divided=cfg.has("flatt-normalization"))
-    looked_up = keep[:, :, None, None].expand_as(h)
-    if cfg.water == 0:
-        looked_up = looked_up & (latt.total != 0.0)
+    looked_up = None if keep is None else keep[:, :, None, None].expand_as(h)
+    if cfg.water == 0 and (setup.interpolate or _slow_path(cfg)):
+        # only these paths can tell a skipped F_latt == 0 term from an added zero
+        nz = latt.total != 0.0
+        looked_up = nz if looked_up is None else looked_up & nz
     return Block(pos, R, d, omega, q, keep, h, k, l, latt, looked_up)
 
 
-def _miller(setup, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _slow_path(cfg) -> bool:
+    return cfg.oversample_thick or cfg.oversample_polar or cfg.oversample_omega
+
+
+def _miller(setup, q: tuple) -> tuple[Tensor, Tensor, Tensor]:
     """h, k, l = (a, b, c)·q, shape (P, S, Φ, D); a in m, q in m⁻¹."""
     cfg = setup.cfg
-    qq = q[:, :, None, None, :]
+    qx, qy, qz = (x[:, :, None, None] for x in q)
+    nphi, nd = setup.kvectors.shape[1], setup.kvectors.shape[2]
     if cfg.has("hkl-reciprocal-vectors"):
-        c = setup.crystal
-        qa = q[:, :, None, None, :] * 1e-10
-        return tuple(dot(v, qa).expand(-1, -1, setup.phis.shape[0], setup.domains)
-                     for v in (c.a_star, c.b_star, c.c_star))
-    vecs = setup.vectors * 1e10 if cfg.has("hkl-angstrom-lattice") else setup.vectors
-    return tuple(dot(vecs[i][None, None], qq) for i in range(3))
+        out = []
+        for v in setup.stars:
+            hv = (qx * 1e-10) * v[0] + (qy * 1e-10) * v[1] + (qz * 1e-10) * v[2]
+            out.append(hv.expand(-1, -1, nphi, nd))
+        return tuple(out)
+    vecs = setup.kvectors * 1e10 if cfg.has("hkl-angstrom-lattice") else setup.kvectors
+    return tuple(qx * vecs[i, :, :, 0] + qy * vecs[i, :, :, 1] + qz * vecs[i, :, :, 2] for i in range(3))
 
 
 def _f_cell(setup, blk: Block, use_tricubic: Tensor | None) -> Tensor:
-    """F_cell for every term; tricubic where ``use_tricubic`` (same shape) is True."""
+    """F_cell for every term (P, S, Φ, D); tricubic where ``use_tricubic`` is True."""
+    table = setup.table
+    if table.grid is None or table.count == 0:
+        return torch.full((1, 1, 1, 1), table.default_F, dtype=blk.h.dtype, device=blk.h.device).expand_as(blk.h)
     h0, k0, l0 = (torch.ceil(x - 0.5) for x in (blk.h, blk.k, blk.l))
-    F = sf_mod.nearest(setup.table, h0, k0, l0, blk.h)
+    F = sf_mod.nearest(table, h0, k0, l0, blk.h)
     if use_tricubic is not None and bool(use_tricubic.any()):
-        sel = use_tricubic
         F = F.clone()
-        F[sel] = sf_mod.tricubic(setup.table, blk.h[sel], blk.k[sel], blk.l[sel])
+        F[use_tricubic] = sf_mod.tricubic(table, blk.h[use_tricubic], blk.k[use_tricubic], blk.l[use_tricubic])
     return F
 
 
@@ -120,57 +145,63 @@ class Kernel:
         best = None
         for b, (t, ss, sf) in enumerate(self.blocks()):
             blk = _block(s, s_idx, f_idx, t, ss, sf)
-            bad = blk.looked_up & ~sf_mod.tricubic_in_range(s.table, blk.h, blk.k, blk.l)
+            bad = ~sf_mod.tricubic_in_range(s.table, blk.h, blk.k, blk.l)
+            if blk.looked_up is not None:
+                bad &= blk.looked_up
             if not bool(bad.any()):
                 continue
-            inner = bad[0].numel()
             keys = _term_keys(bad.shape, nblocks, b)
             first = int(keys[bad].min())
             best = first if best is None else min(best, first)
         return best
 
     def render(self, s_idx: Tensor, f_idx: Tensor) -> Tensor:
-        """Pixel values (photons, working dtype) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
+        """Pixel values (photons, compute dtype) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
         s, cfg = self.setup, self.setup.cfg
         rec = self.recorder.select(s_idx, f_idx) if self.recorder is not None else None
         P = s_idx.shape[0]
         dt, dev = s.dtype, s.detector.pix0.device
-        cutoff = None
-        if self.interp.on:
-            cutoff = self._tricubic_cutoff(s_idx, f_idx)
+        gdt = s.detector.pix0.dtype
+        cutoff = self._tricubic_cutoff(s_idx, f_idx) if self.interp.on else None
         nblocks = s.detector.thicksteps * s.oversample ** 2
         I = torch.full((P,), s.I_bg, dtype=dt, device=dev)
-        polar = torch.full((P,), 1.0 if (cfg.nopolar and not cfg.oversample_polar) else 0.0, dtype=dt, device=dev)
-        omega = torch.zeros(P, dtype=dt, device=dev)
+        polar = torch.full((P,), 1.0 if (cfg.nopolar and not cfg.oversample_polar) else 0.0, dtype=gdt, device=dev)
+        omega = torch.zeros(P, dtype=gdt, device=dev)
         cap = None
-        slow_path = cfg.oversample_thick or cfg.oversample_polar or cfg.oversample_omega
         for b, (t, ss, sf) in enumerate(self.blocks()):
             blk = _block(s, s_idx, f_idx, t, ss, sf)
-            omega = blk.omega if cfg.oversample_omega else torch.where(omega == 0, blk.omega, omega)
+            omega = blk.omega if (cfg.oversample_omega or b == 0) else torch.where(omega == 0, blk.omega, omega)
             if ss == 0 and sf == 0:
-                cap = torch.ones(P, dtype=dt, device=dev) if s.detector.thickness <= 0 else torch.zeros(P, dtype=dt, device=dev)
-            cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *self._abs_args())
-            cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
-            pol_src = kahn_factor(s.polar_K, s.sources.incident[None, :, :], blk.d[:, None, :], s.detector.polar)
+                cap = torch.full((P,), 1.0 if s.detector.thickness <= 0 else 0.0, dtype=gdt, device=dev)
+            if s.detector.thickness > 0:
+                cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *self._abs_args())
+                cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
+            pol_src = None
+            if not (cfg.nopolar and not cfg.oversample_polar):
+                pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
             use_tc = None
             if self.interp.on:
-                use_tc = blk.looked_up.clone()
+                use_tc = blk.looked_up.clone() if blk.looked_up is not None else torch.ones_like(blk.h, dtype=torch.bool)
                 if cutoff is not None:
                     use_tc &= _term_keys(blk.h.shape, nblocks, b) < cutoff
             F = _f_cell(s, blk, use_tc)
-            term = F * F * blk.latt.total * blk.latt.total
+            Fl2 = blk.latt.total * blk.latt.total
+            term = Fl2 * (s.table.default_F ** 2 if s.table.grid is None else F * F)
             if cfg.has("source-weights"):
-                term = term * s.sources.weight[None, :, None, None]
-            if slow_path:
+                term = term * s.sources.weight.to(dt)[None, :, None, None]
+            if _slow_path(cfg):
                 I, polar = self._accumulate_sequential(I, polar, pol_src, term, blk, cap, omega)
             else:
-                polar = self._first_polar(polar, pol_src, blk.keep)
-                I = I + torch.where(blk.looked_up, term, torch.zeros_like(term)).sum(dim=(1, 2, 3))
+                if pol_src is not None:
+                    polar = self._first_polar(polar, pol_src, blk.keep)
+                if blk.looked_up is not None:
+                    term = torch.where(blk.looked_up, term, torch.zeros_like(term))
+                I = I + (term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P))
             if rec is not None:
                 rec.block(t, ss, sf, self.setup, blk, F, omega, cap, I)
         if cutoff is not None:
             self.interp.on = False
-        v = R_E_SQR * s.fluence * I / s.steps
+        v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
         if not cfg.oversample_thick:
             v = v * cap
         if not cfg.oversample_polar:
@@ -188,25 +219,27 @@ class Kernel:
         return (None, False)
 
     @staticmethod
-    def _first_polar(polar: Tensor, pol_src: Tensor, keep: Tensor) -> Tensor:
+    def _first_polar(polar: Tensor, pol_src: Tensor, keep: Tensor | None) -> Tensor:
         # P is computed at the first source not removed by dmin while it is still 0
         for j in range(pol_src.shape[1]):
-            polar = torch.where((polar == 0) & keep[:, j], pol_src[:, j], polar)
+            live = polar == 0 if keep is None else (polar == 0) & keep[:, j]
+            polar = torch.where(live, pol_src[:, j], polar)
         return polar
 
     def _accumulate_sequential(self, I, polar, pol_src, term, blk, cap, omega):
         """The oversample_* flags multiply the running sum after every term, in C loop order."""
         cfg = self.setup.cfg
         S, NPHI, ND = term.shape[1:]
+        P = term.shape[0]
+        true = torch.ones(P, dtype=torch.bool, device=term.device)
         for j in range(S):
-            keep = blk.keep[:, j]
-            if cfg.oversample_polar:
-                polar = torch.where(keep, pol_src[:, j], polar)
-            else:
-                polar = torch.where((polar == 0) & keep, pol_src[:, j], polar)
+            keep = true if blk.keep is None else blk.keep[:, j]
+            if pol_src is not None:
+                live = keep if cfg.oversample_polar else (polar == 0) & keep
+                polar = torch.where(live, pol_src[:, j], polar)
             for m in range(NPHI):
                 for n in range(ND):
-                    live = blk.looked_up[:, j, m, n]
+                    live = true if blk.looked_up is None else blk.looked_up[:, j, m, n]
                     new = I + term[:, j, m, n]
                     if cfg.oversample_thick:
                         new = new * cap

@@ -6,6 +6,7 @@ The differentiable inputs (cell, misset, distance, beam centre, λ) are collecte
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from simulator import crystal as crystal_mod
 from simulator import detector as det_mod
 from simulator import structure_factors as sf_mod
 from simulator.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
+from simulator.polarization import polar_basis
 from simulator.rng import Ran1
 from nbtrace.errors import UsageError
 
@@ -42,14 +44,17 @@ def working_dtype(cfg) -> torch.dtype:
 
 
 def default_params(cfg) -> Params:
-    """Params holding the config's values as tensors of the working dtype and device."""
-    dt, dev = working_dtype(cfg), torch.device(cfg.device)
+    """Params holding the config's values as float64 tensors on the config's device.
+
+    Geometry is always float64 (the C is double; float32 here would cancel in d − i);
+    -dtype float32 applies to the per-term work of the kernel."""
+    dt, dev = torch.float64, torch.device(cfg.device)
     t = lambda x: torch.tensor(x, dtype=dt, device=dev)  # noqa: E731
     xdef, ydef = det_mod.default_beam_centre(cfg)
     return Params(
         cell=None if cfg.cell is None else t(_full_cell(cfg.cell)),
         misset=None if cfg.misset is None else t(cfg.misset),
-        distance=t(cfg.close_distance if False else cfg.distance),
+        distance=t(cfg.distance),
         xbeam=t(cfg.Xbeam if cfg.Xbeam is not None else xdef),
         ybeam=t(cfg.Ybeam if cfg.Ybeam is not None else ydef),
         lambda0=t(cfg.lambda0),
@@ -68,7 +73,8 @@ def _full_cell(cell: tuple[float, ...]) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Setup:
-    """Everything fixed for a run; tensors on the working dtype/device."""
+    """Everything fixed for a run. Geometry is float64; ``dtype`` is the compute dtype of the
+    per-term kernel work, and ``kvectors`` / ``stars`` are the crystal vectors in it."""
 
     cfg: object
     dtype: torch.dtype
@@ -89,6 +95,9 @@ class Setup:
     I_bg: float
     polar_K: float
     roi: tuple[int, int, int, int]
+    kvectors: Tensor  # (3, Φ, D, 3) like ``vectors``, compute dtype
+    stars: tuple      # a*, b*, c* (Å⁻¹), compute dtype
+    polar_basis: object
 
 
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
@@ -109,7 +118,7 @@ def _interpolation(cfg, table) -> bool:
 def build_setup(cfg, params: Params | None = None) -> Setup:
     """Crystal, beam, detector, sampling and normalisation for ``cfg`` (physics §1–§5)."""
     params = params or default_params(cfg)
-    dt, dev = working_dtype(cfg), torch.device(cfg.device)
+    dt, dev = params.distance.dtype, params.distance.device
     det = det_mod.build_detector(cfg, params.distance, params.xbeam, params.ybeam)
     crystal = crystal_mod.build_crystal(cfg, params.cell, params.misset, params.lambda0, dt, dev)
     beam_t = tuple(float(x) for x in det.beam)
@@ -144,5 +153,10 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     if cfg.has("kahn-default-one") and not cfg.polar_given:
         K = 1.0
     roi = cfg.roi or (0, det.fpixels - 1, 0, det.spixels - 1)
-    return Setup(cfg, dt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
-                 _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi)
+    cdt = working_dtype(cfg)
+    if table.grid is not None:
+        table = dataclasses.replace(table, grid=table.grid.to(cdt))
+    stars = tuple(v.to(cdt) for v in (crystal.a_star, crystal.b_star, crystal.c_star))
+    return Setup(cfg, cdt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
+                 _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi, vectors.to(cdt), stars,
+                 polar_basis(sources.incident, det.polar))

@@ -104,10 +104,11 @@ class _ChunkView:
         hkl = torch.stack((blk.h[last], blk.k[last], blk.l[last]), dim=-1)
         vals = {
             "pix0_vector_meters": det.pix0, "fdet_vec": det.fdet, "sdet_vec": det.sdet,
-            "pixel_pos_meters": blk.pos[r], "R_distance_meters": blk.R[r], "omega_pixel_sr": blk.omega[r],
+            "pixel_pos_meters": torch.stack(blk.pos, -1)[r], "R_distance_meters": blk.R[r],
+            "omega_pixel_sr": blk.omega[r],
             "close_distance_meters": det.close_distance, "obliquity_factor": det.close_distance / blk.R[r],
-            "diffracted_vec": blk.d[r], "incident_vec": src.incident[-1], "lambda_meters": src.wavelength[-1],
-            "lambda_angstroms": src.wavelength[-1] * 1e10, "scattering_vec_A_inv": blk.q[r, -1],
+            "diffracted_vec": torch.stack(blk.d, -1)[r], "incident_vec": src.incident[-1], "lambda_meters": src.wavelength[-1],
+            "lambda_angstroms": src.wavelength[-1] * 1e10, "scattering_vec_A_inv": torch.stack(blk.q, -1)[r, -1],
             "rot_a_angstroms": setup.vectors[0, -1, -1] * 1e10, "rot_b_angstroms": setup.vectors[1, -1, -1] * 1e10,
             "rot_c_angstroms": setup.vectors[2, -1, -1] * 1e10, "rot_a_star_A_inv": cr.a_star,
             "rot_b_star_A_inv": cr.b_star, "rot_c_star_A_inv": cr.c_star, "hkl_frac": hkl,
@@ -152,7 +153,7 @@ class _ChunkView:
             "fluence_photons_per_m2": setup.fluence, "steps": setup.steps,
             "oversample_thick": int(cfg.oversample_thick), "oversample_polar": int(cfg.oversample_polar),
             "oversample_omega": int(cfg.oversample_omega), "capture_fraction": cap[r], "polar": polar[r],
-            "omega_pixel": omega[r], "cos_2theta": dot(setup.sources.incident[-1], blk.d[r]),
+            "omega_pixel": omega[r], "cos_2theta": dot(setup.sources.incident[-1], torch.stack(blk.d, -1)[r]),
             "I_pixel_final": v[r], "floatimage_accumulated": v[r].to(torch.float32),
         }
         self.chunk.scaling = {k: _np(x, n, k in STATIC_TAPS) for k, x in vals.items()}
