@@ -263,7 +263,7 @@ class _Builder:
 
     def string(self, node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode) or self.kind(node) == "null":
-            raise self.err(node, f"{what} must be a text value", None)
+            raise self.err(node, f"{what} must be a text value", "write it as plain text, e.g. name: F_cell")
         return str(node.value)
 
     def number(self, node, what: str) -> float:
@@ -328,7 +328,8 @@ class _Builder:
     def tolerance(self, node, what: str) -> float:
         value = self.number(node, what)
         if not (value >= 0 and math.isfinite(value)):
-            raise self.err(node, f"{what} must be a finite number >= 0, got {node.value}", None)
+            raise self.err(node, f"{what} must be a finite number >= 0, got {node.value}",
+                           "tolerances are magnitudes, e.g. rtol: 1.0e-9, atol: 0")
         return value
 
     def semantics(self, node) -> str:
@@ -387,7 +388,8 @@ class _Builder:
     def identifier(self, node, what: str) -> str:
         value = self.string(node, what)
         if not value.isidentifier():
-            raise self.err(node, f"{what} {value!r} is not a name (letters, digits, underscores)", None)
+            raise self.err(node, f"{what} {value!r} is not a name (letters, digits, underscores)",
+                           "tap names are identifiers as the producer prints them, e.g. F_cell")
         return value
 
     def tap_tolerance(self, node, nodes, defaults) -> tuple[float | None, float | None]:
@@ -457,7 +459,8 @@ class _Builder:
         for k, v in self.mapping(node, "hints"):
             factor = self.number(k, "a hint factor")
             if factor == 0 or not math.isfinite(factor):
-                raise self.err(k, f"hint factor must be finite and non-zero, got {k.value}", None)
+                raise self.err(k, f"hint factor must be finite and non-zero, got {k.value}",
+                               "a hint key is the ratio port/reference it explains, e.g. 1.0e10")
             out[factor] = self.string(v, "a hint")
         return out
 

@@ -66,7 +66,8 @@ class JsonlParser:
                 raise TraceError(f"unknown key {key!r} in a JSON trace line", self._where(lineno), hint)
         if "meta" in obj:
             if not isinstance(obj["meta"], dict) or len(obj) != 1:
-                raise TraceError("a meta line is {\"meta\": {...}} alone", self._where(lineno), None)
+                raise TraceError("a meta line is {\"meta\": {...}} alone", self._where(lineno),
+                                 "put provenance on its own line, taps on theirs")
             self.meta.update(obj["meta"])
             return
         name = obj.get("name")
@@ -79,7 +80,8 @@ class JsonlParser:
         occurrence = self._occurrence(obj, name, pixel, loop, lineno)
         digits = obj.get("sigdigits", EXACT)
         if not isinstance(digits, int) or isinstance(digits, bool) or not 1 <= digits <= EXACT:
-            raise TraceError(f"\"sigdigits\" must be an integer 1..17, got {digits!r}", self._where(lineno), None)
+            raise TraceError(f"\"sigdigits\" must be an integer 1..17, got {digits!r}", self._where(lineno),
+                             "the significant digits the producer printed, 17 for %.17g")
         unit = obj.get("unit")
         if unit is not None and not isinstance(unit, str):
             raise TraceError("\"unit\" must be a string", self._where(lineno), 'e.g. "unit": "m"')
@@ -111,7 +113,8 @@ class JsonlParser:
             else:
                 out.append(float(item))
         if not out:
-            raise TraceError(f"tap {name!r} has an empty \"values\" list", self._where(lineno), None)
+            raise TraceError(f"tap {name!r} has an empty \"values\" list", self._where(lineno),
+                             "give at least one number")
         return tuple(out)
 
     def _pixel(self, raw, lineno: int) -> tuple[int, int] | None:
@@ -119,7 +122,8 @@ class JsonlParser:
             return None
         if (not isinstance(raw, list) or len(raw) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw)):
-            raise TraceError(f"\"pixel\" must be [slow, fast] integers, got {raw!r}", self._where(lineno), None)
+            raise TraceError(f"\"pixel\" must be [slow, fast] integers, got {raw!r}", self._where(lineno),
+                             'e.g. "pixel": [64, 79] (slow first)')
         pixel = (raw[0], raw[1])
         if pixel not in self.pixels:
             self.pixels.append(pixel)
@@ -142,7 +146,8 @@ class JsonlParser:
         if given is None:
             return n
         if not isinstance(given, int) or isinstance(given, bool) or given < 0:
-            raise TraceError(f"\"occurrence\" must be an integer >= 0, got {given!r}", self._where(lineno), None)
+            raise TraceError(f"\"occurrence\" must be an integer >= 0, got {given!r}", self._where(lineno),
+                             "or leave it out to count repeats automatically")
         return given
 
     def finish(self, *, ends_with_newline: bool, tried: str) -> Trace:

@@ -128,16 +128,13 @@ class LineParser:
                         occ[name] = n + 1
                         if n >= len(indexes):
                             indexes.append(TapIndex(cur_pixel, (), n))
-                        # Precision from the longest component only (one format prints the whole
-                        # line); every component is looked at only when that one is exact.
-                        digits = _digits(max(parts[1:], key=len) if len(parts) > 2 else parts[1])
+                        toks = parts[1:]
+                        digits = max(map(_digits, toks)) if len(toks) > 1 else _digits(toks[0])
                         if digits:
                             kind = "number"
                         else:
-                            toks = parts[1:]
-                            digits = max(map(_digits, toks))
-                            kind = "number" if digits or not all(map(is_int_token, toks)) else "int"
-                            digits = digits or EXACT
+                            kind = "int" if all(map(is_int_token, toks)) else "number"
+                            digits = EXACT
                         group.records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
                                                        digits, kind, None, (), "space"))
                         continue

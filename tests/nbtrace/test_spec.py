@@ -1,0 +1,216 @@
+"""nbtrace.spec: the shipped specs, the lookup API, and spec errors at exact file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nbtrace.errors import SpecError
+from nbtrace.parse import parse_text, read_trace
+from nbtrace.spec import default_spec, load_spec, parse_spec, scaffold_spec, shipped_spec, spec_for
+
+ROOT = Path(__file__).resolve().parents[2]
+WILD = Path(__file__).resolve().parents[1] / "data" / "wild"
+
+# CONTRACTS.md 2.2: the per-pixel chain then the scaling block, in print order.
+PIXEL_CHAIN = [
+    "pix0_vector_meters", "fdet_vec", "sdet_vec", "pixel_pos_meters", "R_distance_meters", "omega_pixel_sr",
+    "close_distance_meters", "obliquity_factor", "diffracted_vec", "incident_vec", "lambda_meters",
+    "lambda_angstroms", "scattering_vec_A_inv", "rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms",
+    "rot_a_star_A_inv", "rot_b_star_A_inv", "rot_c_star_A_inv", "hkl_frac", "hkl_rounded", "F_latt_a",
+    "F_latt_b", "F_latt_c", "F_latt", "F_cell",
+]
+SCALING = [
+    "I_before_scaling", "r_e_meters", "r_e_sqr", "fluence_photons_per_m2", "steps", "oversample_thick",
+    "oversample_polar", "oversample_omega", "capture_fraction", "polar", "omega_pixel", "cos_2theta",
+    "I_pixel_final", "floatimage_accumulated",
+]
+
+
+# ----------------------------------------------------------------------------- shipped specs
+
+
+def test_default_spec_holds_the_c_chain_in_print_order():
+    spec = default_spec()
+    order = spec.order()
+    positions = [order.index(n) for n in PIXEL_CHAIN + SCALING]
+    assert positions == sorted(positions)
+
+
+def test_default_spec_units_are_what_the_values_hold():
+    spec = default_spec()
+    assert spec.get("scattering_vec_A_inv").unit == "m^-1"
+    assert spec.get("scattering_vec_A_inv").dimension == "inverse_length"
+    assert spec.get("rot_a_star_A_inv").unit == "A^-1"
+    assert spec.get("rot_a_angstroms").unit == "A"
+    assert spec.get("lambda_meters").range == (1.0e-13, 1.0e-7)
+    assert spec.get("fluence_photons_per_m2").dimension == "fluence"
+    assert spec.get("pixel_pos_meters").shape == (3,) and spec.get("R_total").shape == (3, 3)
+
+
+def test_default_spec_aliases_for_port_renamings():
+    spec = default_spec()
+    assert spec.canonical("F_cell_interpolated", "b") == "F_cell"
+    assert spec.canonical("I_before_scaling_pre_polar", "b") == "I_before_scaling"
+    assert spec.canonical("incident_beam_direction") == "incident_vec"
+    assert spec.canonical("fluence", "a") == "fluence_photons_per_m2"
+    assert spec.canonical("polarization", "b") == "polar"
+    assert spec.canonical("omega") == "omega_pixel_sr"
+    assert spec.canonical("no_such_tap") is None
+    assert spec.canonical("Oversample", "a") is None and spec.canonical("Oversample", "b") == "oversample"
+
+
+def test_default_spec_dag():
+    spec = default_spec()
+    assert {"pix0_vector_meters", "fdet_vec", "sdet_vec"} <= set(spec.get("pixel_pos_meters").after)
+    assert {"diffracted_vec", "incident_vec", "lambda_meters"} == set(spec.get("scattering_vec_A_inv").after)
+    up = spec.ancestors("I_pixel_final")
+    assert {"I_before_scaling", "F_cell", "hkl_frac", "scattering_vec_A_inv", "pixel_pos_meters",
+            "steps", "polar", "omega_pixel", "fluence_photons_per_m2"} <= up
+    assert "floatimage_accumulated" not in up
+    assert spec.ancestors("fdet_vec") >= {"fdet_after_twotheta", "R_total", "Rx"}
+
+
+def test_default_spec_hints_and_tolerances():
+    spec = default_spec()
+    assert "Å where metres" in spec.get("hkl_frac").hints[1e10]
+    assert "Å⁻¹ where the reference holds m⁻¹" in spec.get("scattering_vec_A_inv").hints[1e-10]
+    assert "squared" in spec.get("fluence_photons_per_m2").hints[1e6]
+    hkl = spec.get("hkl_frac")
+    assert (hkl.rtol, hkl.atol) == (1e-9, 1e-9)
+    assert spec.get("F_cell").rtol == 1e-9  # from the defaults
+    assert spec.defaults == {"rtol": 1e-9, "atol": 1e-300}
+
+
+def test_default_spec_loop_and_setup_semantics():
+    spec = default_spec()
+    assert spec.get("k_frac").loop == "phi_tic" and spec.get("source_weight").loop == "source"
+    assert spec.get("pix0_vector").semantics == "setup"
+    assert spec.get("omega_pixel").semantics == "first-value"
+    assert spec.get("polar").semantics == "last-value"
+    assert spec.get("pixel_pos_meters").semantics == "per-subpixel"
+
+
+@pytest.mark.parametrize("log", sorted(p.name for p in WILD.glob("*.log")))
+def test_shipped_spec_covers_every_wild_tap(log):
+    spec = default_spec()
+    trace = read_trace(WILD / log)
+    side = "a" if trace.prefix == "TRACE_C" else "b"
+    assert [n for n in trace.names() if spec.canonical(n, side) is None] == []
+
+
+def test_focused_specs_load():
+    scaling = shipped_spec("scaling.yaml")
+    assert scaling.order() == SCALING
+    loops = shipped_spec("phi_loop.yaml")
+    assert {t.loop for t in loops.taps} == {"phi_tic", "source"}
+    assert loops.get("F_latt").after == ("F_latt_a", "F_latt_b", "F_latt_c")
+
+
+def test_spec_for_picks_the_default_for_nanobragg_traces():
+    c = read_trace(WILD / "phi_c_trace_phi.log")
+    py = read_trace(WILD / "phi_trace_py_spec_per_phi.log")
+    assert spec_for(c, py).name == "nanobragg"
+    other = parse_text("MY_REF: energy 1\nMY_REF: charge 2\n")
+    assert spec_for(other, other) is None
+
+
+def test_scaffold_from_a_real_trace_loads_and_keeps_order():
+    trace = read_trace(WILD / "phi_c_trace_phi.log")
+    text = scaffold_spec(trace)
+    spec = parse_spec(text, "scaffold.yaml")
+    assert spec.order() == trace.names()
+    assert spec.get("pixel_pos_meters").unit == "m" and spec.get("pixel_pos_meters").shape == (3,)
+    assert spec.get("rot_a_star_A_inv").unit == "A^-1"
+    assert spec.get("k_frac").loop == "phi_tic"
+    assert spec.get("detector_convention").unit == "string"
+    assert spec.get("fdet_vec").after == ("pix0_vector_meters",)
+    assert text.startswith("# Tap spec scaffolded by `nbtrace taps init`")
+    tilted = parse_spec(scaffold_spec(read_trace(WILD / "tilted_trace.log")), "t.yaml")
+    assert tilted.get("R_total").shape == (3, 3) and tilted.get("R_total").semantics == "setup"
+
+
+# ----------------------------------------------------------------------------- errors with file:line:col
+
+
+def spec_error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text, "s.yaml")
+    assert "\n" not in exc.value.one_line()
+    return exc.value
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("taps:\n  - name: a\n    unit: [m\n", "s.yaml:4:1", "YAML syntax error"),
+    ("taps:\n  - name: a\n    unti: m\n", "s.yaml:3:5", "unknown key 'unti' in a tap"),
+    ("spec: x\ntap:\n  - name: a\n", "s.yaml:2:1", "unknown key 'tap' in the spec"),
+    ("taps:\n  - name: a\n  - name: a\n", "s.yaml:3:11", "duplicate tap 'a' (first declared at line 2)"),
+    ("taps:\n  - name: a\n    unit: furlong\n", "s.yaml:3:11", "unknown unit 'furlong'"),
+    ("taps:\n  - name: a\n    rtol: 1e-9\n", "s.yaml:3:11", "rtol without atol"),
+    ("taps:\n  - name: a\n    atol: 0\n", "s.yaml:3:11", "atol without rtol"),
+    ("defaults: {rtol: 1.0e-9}\ntaps:\n  - name: a\n", "s.yaml:1:11", "defaults give only one of rtol/atol"),
+    ("taps:\n  - name: a\n    after: [bb]\n  - name: b\n", "s.yaml:3:13", "'after' of 'a' names unknown tap 'bb'"),
+    ("taps:\n  - name: a\n    after: [b]\n  - name: b\n    after: [a]\n", "s.yaml:5:12",
+     "'after' edges form a cycle: a -> b -> a"),
+    ("taps:\n  - name: a\n    after: [a]\n", "s.yaml:3:12", "cycle"),
+    ("taps:\n  - name: a\n    shape: [0]\n", "s.yaml:3:13", "shape entries must be positive integers"),
+    ("taps:\n  - name: a\n    shape: vector\n", "s.yaml:3:12", "bad shape 'vector'"),
+    ("taps:\n  - name: a\n    range: [5, 1]\n", "s.yaml:3:12", "range [5, 1] is not 0 <= min <= max"),
+    ("taps:\n  - name: a\n    range: [1]\n", "s.yaml:3:12", "range needs two numbers"),
+    ("taps:\n  - name: a\n    rtol: x\n    atol: 0\n", "s.yaml:3:11", "rtol must be a number, got 'x'"),
+    ("taps:\n  - name: a\n    rtol: -1\n    atol: 0\n", "s.yaml:3:11", "rtol must be a finite number >= 0"),
+    ("taps:\n  - name: a\n    aliases: {b: [x]}\n  - name: b\n    aliases: {any: [x]}\n", "s.yaml:5:14",
+     "alias 'x' of 'b' is also an alias of 'a'"),
+    ("taps:\n  - name: a\n  - name: b\n    aliases: [a]\n", "s.yaml:4:14", "alias 'a' of 'b' is itself a declared tap"),
+    ("taps:\n  - name: a\n    aliases: {c: [x]}\n", "s.yaml:3:15", "unknown alias side 'c'"),
+    ("taps:\n  - name: a\n    semantics: per_pixel\n", "s.yaml:3:16", "unknown semantics 'per_pixel'"),
+    ("taps:\n  - name: 3a\n", "s.yaml:2:11", "tap name '3a' is not a name"),
+    ("taps:\n  - unit: m\n", "s.yaml:2:5", "a tap without 'name:'"),
+    ("taps:\n  - name: a\n    hints: {0: zero}\n", "s.yaml:3:13", "hint factor must be finite and non-zero"),
+    ("taps:\n  - name: a\n    unit: m\n    unit: A\n", "s.yaml:4:5", "duplicate key 'unit'"),
+    ("taps: []\n", "s.yaml:1:7", "'taps:' is empty"),
+    ("- a\n- b\n", "s.yaml:1:1", "the spec must be a mapping"),
+])
+def test_spec_errors_point_at_file_line_col(text, where, what):
+    err = spec_error(text)
+    assert err.where == where
+    assert what in err.what
+    assert err.hint
+
+
+def test_did_you_mean_in_hints():
+    assert spec_error("taps:\n  - name: a\n    unti: m\n").hint == "did you mean 'unit'?"
+    assert spec_error("taps:\n  - name: a\n    semantics: last_value\n").hint == "did you mean 'last-value'?"
+    assert spec_error("taps:\n  - name: abc\n    after: [abd]\n  - name: abd2\n").hint == "did you mean 'abd2'?"
+
+
+def test_after_naming_an_alias_says_use_the_canonical_name():
+    err = spec_error("taps:\n  - name: a\n    aliases: [aa]\n  - name: b\n    after: [aa]\n")
+    assert err.hint == "'after' takes canonical names: use 'a'"
+
+
+def test_empty_and_unreadable_spec_files(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SpecError, match="empty tap spec"):
+        load_spec(empty)
+    with pytest.raises(SpecError, match="cannot read tap spec"):
+        load_spec(tmp_path / "missing.yaml")
+    with pytest.raises(SpecError, match="is a directory"):
+        load_spec(tmp_path)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"taps:\n  - name: \xff\n")
+    with pytest.raises(SpecError, match="not UTF-8"):
+        load_spec(binary)
+
+
+def test_yaml_1_1_exponent_without_dot_is_a_number():
+    spec = parse_spec("defaults: {rtol: 1e-9, atol: 1e-12}\ntaps:\n  - name: a\n", "s.yaml")
+    assert spec.get("a").rtol == 1e-9 and spec.get("a").atol == 1e-12
+
+
+def test_loc_is_the_line_of_the_tap():
+    spec = parse_spec("spec: x\ntaps:\n  - name: a\n  - name: b\n    unit: m\n", "s.yaml")
+    assert str(spec.get("b").loc) == "s.yaml:4"
+    assert spec.name == "x" and spec.path == "s.yaml"
