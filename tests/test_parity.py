@@ -61,22 +61,48 @@ class Side:
     image: np.ndarray  # (spixels, fpixels) float64 copy of the float32 file
 
 
-def run_side(side: str, case: dict, pixels: list[tuple[int, int]], tmp: Path) -> Side:
+SIDE_NAMES = {"c": "the C reference", "py": "the PyTorch simulator"}
+
+
+def capture_side(side: str, case: dict, tmp: Path) -> CaptureResult | ProducerError:
+    """One producer run: image and the traces of the case's pixels from the same process."""
+    tmp.mkdir(parents=True, exist_ok=True)
     try:
-        res = capture(side, nb_args(case), pixels=pixels, image=tmp / f"{side}.float",
-                      out_trace=tmp / f"{side}.trace", dtype="float64" if side == "py" else None,
-                      timeout=PRODUCER_TIMEOUT_S)
+        return capture(side, nb_args(case), pixels=[tuple(case[k]) for k in PIXEL_ROLES],
+                       image=tmp / f"{side}.float", out_trace=tmp / f"{side}.trace",
+                       dtype="float64" if side == "py" else None, timeout=PRODUCER_TIMEOUT_S)
     except ProducerError as exc:
-        name = {"c": "the C reference", "py": "the PyTorch simulator"}[side]
-        missing = [f for f in case.get("requires", []) if f in str(exc)]
+        return exc
+
+
+def load_side(side: str, case: dict, outcome: CaptureResult | ProducerError) -> Side:
+    if isinstance(outcome, ProducerError):
+        missing = [f for f in case.get("requires", []) if f in str(outcome)]
         if missing:
-            pytest.fail(f"config {case['id']}: {' '.join(missing)} not implemented in {name}: {exc}", pytrace=False)
-        pytest.fail(f"config {case['id']}: {name} failed: {exc}", pytrace=False)
-    flat = np.fromfile(res.image_path, dtype="<f4").astype(np.float64)
-    if res.shape is None or flat.size != res.shape[0] * res.shape[1]:
-        pytest.fail(f"config {case['id']}: {side} image has {flat.size} pixels, shape says {res.shape}",
+            pytest.fail(f"config {case['id']}: {' '.join(missing)} not implemented in {SIDE_NAMES[side]}: {outcome}",
+                        pytrace=False)
+        pytest.fail(f"config {case['id']}: {SIDE_NAMES[side]} failed: {outcome}", pytrace=False)
+    flat = np.fromfile(outcome.image_path, dtype="<f4").astype(np.float64)
+    if outcome.shape is None or flat.size != outcome.shape[0] * outcome.shape[1]:
+        pytest.fail(f"config {case['id']}: {side} image has {flat.size} pixels, shape says {outcome.shape}",
                     pytrace=False)
-    return Side(res, flat.reshape(res.shape))
+    return Side(outcome, flat.reshape(outcome.shape))
+
+
+@pytest.fixture(scope="module")
+def parity_runs(request, tmp_path_factory) -> dict:
+    """Every selected case's two producer runs, two at a time: a run is mostly interpreter and
+    torch start-up on one core (capture sets OMP_NUM_THREADS=1), so two in flight halve the
+    wall time on the 2-core CI without oversubscribing it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_parity" and hasattr(item, "callspec")]
+    base = tmp_path_factory.mktemp("parity")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {(case["id"], side): pool.submit(capture_side, side, case, base / case["id"])
+                   for case in selected for side in ("py", "c")}
+        return {key: fut.result() for key, fut in futures.items()}
 
 
 def image_problems(c: np.ndarray, py: np.ndarray) -> list[str]:
@@ -176,10 +202,10 @@ CASES = load_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_parity(case, tmp_path):
+def test_parity(case, parity_runs):
     pixels = [tuple(case[k]) for k in PIXEL_ROLES]
-    c = run_side("c", case, pixels, tmp_path)
-    py = run_side("py", case, pixels, tmp_path)
+    c = load_side("c", case, parity_runs[(case["id"], "c")])
+    py = load_side("py", case, parity_runs[(case["id"], "py")])
     problems = [f"image: {p}" for p in image_problems(c.image, py.image)]
     problems += [f"pixels: {p}" for p in pixel_choice_problems(case, c.image, roi_of(nb_args(case), c.image.shape))]
     trace, headline = trace_problems(c, py, pixels)
