@@ -40,7 +40,9 @@ def test_both_writes_traces_with_provenance(tmp_path, capsys):
     assert code == 0, f"{err}\n{out}"
     report = json.loads(out)
     assert report["verdict"] == "agree"
-    assert report["only_a"] == [] and report["only_b"] == []
+    # every per-pixel tap pairs up (extra setup lines are provenance, CONTRACTS.md §2.1/§3)
+    per_pixel = [u["tap"] for side in ("a", "b") for u in report["unmatched"][side] if u["index"]["pixel"]]
+    assert per_pixel == []
     c_meta, py_meta = read_meta(out_dir / "c.trace"), read_meta(out_dir / "py.trace")
     assert c_meta["side"] == "c" and py_meta["side"] == "py"
     assert c_meta["dtype"] == "float64" and py_meta["dtype"] == "float64"
