@@ -77,37 +77,48 @@ def check_cmd(spec):
 @click.argument("spec", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON (for scripts).")
 def show_cmd(spec, as_json):
-    """List the taps of SPEC: name, aliases, shape, unit, tolerance, after."""
+    """List the taps of SPEC: name and aliases, shape, unit, tolerance, after."""
     from nbtrace.spec import spec_to_json
 
     loaded = _load(spec)
     if as_json:
         click.echo(json.dumps(spec_to_json(loaded), indent=2, ensure_ascii=False))
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{loaded.name} ({loaded.path})", title_justify="left")
-    for col in ("tap", "aliases", "shape", "unit", "tolerance", "after"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=f"{loaded.name} ({loaded.path})", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, collapse_padding=True)
+    # Names, units and tolerances are read as tokens: never break them. Aliases go under the
+    # canonical name (as "= alias (side)") so the table still fits 80 columns.
+    longest = max(len(t.name) + (len(t.loop) + 3 if t.loop else 0) for t in loaded.taps)
+    table.add_column("tap (= aliases)", overflow="fold", min_width=longest)
+    for col in ("shape", "unit", "rtol/atol"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("after", no_wrap=True)
     for tap in loaded.taps:
-        table.add_row(tap.name + (f" [{tap.loop}]" if tap.loop else ""), _aliases(tap), _shape(tap.shape),
-                      tap.unit, _tolerance(tap), ", ".join(tap.after))
+        cell = "\n".join([tap.name + (f" [{tap.loop}]" if tap.loop else "")] + _aliases(tap))
+        table.add_row(cell, _shape(tap.shape), tap.unit, _tolerance(tap), "\n".join(tap.after))
     Console(markup=False, highlight=False, soft_wrap=False).print(table)
     return 0
 
 
-def _aliases(tap) -> str:
-    return "; ".join(f"{side}: {', '.join(names)}" for side, names in tap.aliases.items() if names)
+def _aliases(tap) -> list[str]:
+    return [f"  = {', '.join(names)} ({side})" for side, names in tap.aliases.items() if names]
 
 
 def _shape(shape) -> str:
     if shape is None:
         return "any"
-    return "scalar" if shape == () else "x".join(map(str, shape))
+    return "-" if shape == () else "x".join(map(str, shape))
 
 
 def _tolerance(tap) -> str:
     if tap.rtol is None:
         return "-"
-    return f"rtol {tap.rtol:g}, atol {tap.atol:g}"
+    return f"{_short(tap.rtol)}/{_short(tap.atol)}"
+
+
+def _short(x: float) -> str:
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
