@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -278,3 +279,17 @@ def test_skipped_term_taps_f_cell_zero(run_ref):
                      "-trace_pixel", "2", "2")).stdout
     t = taps(out)[0]
     assert t["F_latt"] == [0.0] and t["F_cell"] == [0.0] and t["I_pixel_final"] == [0.0]
+
+
+def test_tracing_compiled_out_gives_the_same_image(run_ref, c_compiler, tmp_path):
+    from nbtrace.cbuild import source_dir
+
+    plain = tmp_path / "nbref-plain"
+    subprocess.run([c_compiler, "-O2", "-std=c99", str(source_dir() / "nbref.c"), "-o", str(plain), "-lm"],
+                   check=True, capture_output=True)
+    args = [*SMALL, "-mosaic", "0.3", "-mosaic_domains", "3", "-phi", "1", "-osc", "1", "-phisteps", "2"]
+    ok(run_ref(*args, "-floatfile", tmp_path / "traced.bin", "-trace_pixel", "3", "4"))
+    subprocess.run([str(plain), *args, "-floatfile", str(tmp_path / "plain.bin")], check=True, capture_output=True)
+    assert (tmp_path / "plain.bin").read_bytes() == (tmp_path / "traced.bin").read_bytes()
+    res = subprocess.run([str(plain), *args, "-trace_pixel", "3", "4"], capture_output=True, text=True)
+    assert res.returncode == 2 and "built without tracing" in res.stderr
