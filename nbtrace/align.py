@@ -23,6 +23,9 @@ from nbtrace.model import TapIndex, TapRecord, Trace
 
 _name = attrgetter("name")
 _index = attrgetter("index")
+_pix = attrgetter("pixel")
+_loop = attrgetter("loop")
+_occ = attrgetter("occurrence")
 
 
 @dataclass(frozen=True)
@@ -86,31 +89,70 @@ def _remap(index: TapIndex, pixel_map: dict) -> TapIndex:
     return index
 
 
-def _keys(records, canon: list[str], pixel_map: dict | None) -> list[tuple]:
+def _ids(values_a: list, values_b: list) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Small integer ids for hashable values shared by both sides (one hash per value)."""
+    table = {v: i for i, v in enumerate(dict.fromkeys(values_a + values_b))}
+    get = table.__getitem__
+    ia = np.fromiter(map(get, values_a), dtype=np.int64, count=len(values_a))
+    ib = np.fromiter(map(get, values_b), dtype=np.int64, count=len(values_b))
+    return table, ia, ib
+
+
+class _Coded(NamedTuple):
+    """Each record's key as one int64 code; slot = code without the occurrence."""
+
+    code_a: np.ndarray
+    code_b: np.ndarray
+    n_occ: int
+    canon_id_a: np.ndarray
+    canon_id_b: np.ndarray
+    loop_id_a: np.ndarray
+    loops: dict  # loop tuple -> id
+    pixels: dict  # pixel -> id
+
+
+def _indices(records, pixel_map):
     indices = list(map(_index, records))
     if pixel_map:
         indices = [_remap(i, pixel_map) for i in indices]
-    keys = list(zip(canon, indices))
-    if len(dict.fromkeys(keys)) != len(keys):
-        keys = _renumber(canon, indices)
-    return keys
+    return indices
 
 
-def _renumber(canon: list[str], indices: list[TapIndex]) -> list[tuple]:
-    """Recount occurrences after aliasing: two printed names of one canonical tap (or a pixel
-    remap) can make keys collide; the n-th record of a (tap, pixel, loop) gets occurrence n."""
+def _renumbered(canon: list[str], indices: list[TapIndex]) -> list[int]:
+    """Occurrences recounted: aliasing (two printed names of one canonical tap) or a pixel remap
+    can make two records share a key; the n-th record of a (tap, pixel, loop) gets n."""
     seen: dict[tuple, int] = {}
     out = []
     for c, i in zip(canon, indices):
         slot = (c, i.pixel, i.loop)
         n = seen.get(slot, 0)
         seen[slot] = n + 1
-        out.append((c, TapIndex(i.pixel, i.loop, n)))
+        out.append(n)
     return out
 
 
-def _loop_names(key: tuple) -> tuple[str, ...]:
-    return tuple(k for k, _ in key[1].loop)
+def _occurrences(indices: list[TapIndex]) -> np.ndarray:
+    return np.fromiter(map(_occ, indices), dtype=np.int64, count=len(indices))
+
+
+def _has_duplicates(codes: np.ndarray) -> bool:
+    s = np.sort(codes)
+    return bool(np.any(s[1:] == s[:-1]))
+
+
+def _encode(canon_a, canon_b, ia_idx, ib_idx, oa: np.ndarray, ob: np.ndarray) -> _Coded:
+    _, ca, cb = _ids(canon_a, canon_b)
+    pixels, pa, pb = _ids(list(map(_pix, ia_idx)), list(map(_pix, ib_idx)))
+    loops, la, lb = _ids(list(map(_loop, ia_idx)), list(map(_loop, ib_idx)))
+    n_occ = int(max(oa.max(initial=0), ob.max(initial=0))) + 1
+    n_pix, n_loop = len(pixels) or 1, len(loops) or 1
+    if (max(len(canon_a), len(canon_b)) + 1) * n_pix * n_loop * n_occ >= 2**62:
+        raise OverflowError("too many distinct keys to encode")  # 4e18 keys: not a real trace
+
+    def code(c, p, lo, o):
+        return ((c * n_pix + p) * n_loop + lo) * n_occ + o
+
+    return _Coded(code(ca, pa, la, oa), code(cb, pb, lb, ob), n_occ, ca, cb, la, loops, pixels)
 
 
 def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
@@ -122,74 +164,80 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     """
     canon_a = canonical_names(a.records, spec, "a")
     canon_b = canonical_names(b.records, spec, "b")
-    ka = _keys(a.records, canon_a, pixel_map_a)
-    kb = _keys(b.records, canon_b, pixel_map_b)
-    da = dict(zip(ka, range(len(ka))))
-    db = dict(zip(kb, range(len(kb))))
-    common = da.keys() & db.keys()
-    uncommon_a, uncommon_b = da.keys() - db.keys(), db.keys() - da.keys()
-    counts = _count_mismatches(ka, kb, uncommon_a, uncommon_b, common)
-    if counts:
-        # Occurrence k of a per-subpixel tap is subpixel k only if both sides printed the same
-        # number of subpixel blocks; otherwise pairing by occurrence would compare different
-        # subpixels, so none of that (tap, pixel, loop) is paired.
-        bad = {(c.tap, c.pixel, c.loop) for c in counts}
-        moved = {k for k in common if (k[0], k[1].pixel, k[1].loop) in bad}
-        common = common - moved
-        uncommon_a, uncommon_b = uncommon_a | moved, uncommon_b | moved
-    ia = sorted(map(da.__getitem__, common))
-    ib = [db[ka[i]] for i in ia]
-    only_a = sorted(map(da.__getitem__, uncommon_a))
-    only_b = sorted(map(db.__getitem__, uncommon_b))
-    groups = _group(ka, ia, ib)
-    return Alignment(groups, tuple(only_a), tuple(only_b), tuple(canon_a), tuple(canon_b), counts)
+    idx_a, idx_b = _indices(a.records, pixel_map_a), _indices(b.records, pixel_map_b)
+    oa, ob = _occurrences(idx_a), _occurrences(idx_b)
+    k = _encode(canon_a, canon_b, idx_a, idx_b, oa, ob)
+    if _has_duplicates(k.code_a) or _has_duplicates(k.code_b):
+        oa = np.asarray(_renumbered(canon_a, idx_a), dtype=np.int64)
+        ob = np.asarray(_renumbered(canon_b, idx_b), dtype=np.int64)
+        k = _encode(canon_a, canon_b, idx_a, idx_b, oa, ob)
+    _, ia, ib = np.intersect1d(k.code_a, k.code_b, assume_unique=True, return_indices=True)
+    matched_a = np.zeros(len(canon_a), dtype=bool)
+    matched_b = np.zeros(len(canon_b), dtype=bool)
+    matched_a[ia] = True
+    matched_b[ib] = True
+    counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, idx_a)
+    order = np.argsort(ia, kind="stable")
+    ia, ib = ia[order], ib[order]
+    groups = _group(k, canon_a, ia, ib)
+    return Alignment(groups, tuple(np.flatnonzero(~matched_a).tolist()),
+                     tuple(np.flatnonzero(~matched_b).tolist()), tuple(canon_a), tuple(canon_b), counts)
 
 
-def _count_mismatches(ka, kb, uncommon_a, uncommon_b, common) -> tuple[CountMismatch, ...]:
-    """Slots (tap, pixel, loop) printed a different number of times by the two sides.
+def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, idx_a):
+    """Occurrence n of a per-subpixel tap is subpixel n only if both sides printed the same
+    number of subpixel blocks; a (tap, pixel, loop) slot printed a different number of times is
+    therefore not paired at all (its records become unmatched) and reported.
 
-    Occurrences are numbered densely from 0, so a slot with unmatched records on one side and
-    records on the other side too has different counts. Only unmatched keys are inspected: this
-    stays cheap when the traces mostly align.
+    Occurrences are dense from 0, so a slot with an unmatched record on either side and records
+    on both sides has different counts; only those slots are inspected.
     """
-    def slot(k):
-        return (k[0], k[1].pixel, k[1].loop)
-
-    suspects = {slot(k) for k in uncommon_a} | {slot(k) for k in uncommon_b}
-    if not suspects:
-        return ()
-    n_a: dict = {}
-    n_b: dict = {}
-    for keys, n in ((ka, n_a), (kb, n_b)):
-        for k in keys:
-            sl = slot(k)
-            if sl in suspects:
-                n[sl] = n.get(sl, 0) + 1
-    out = [CountMismatch(sl[0], sl[1], sl[2], n_a[sl], n_b[sl])
-           for sl in suspects if sl in n_a and sl in n_b]
-    return tuple(sorted(out, key=lambda c: (c.tap, str(c.pixel), c.loop)))
-
-
-def _group(ka: list[tuple], ia: list[int], ib: list[int]) -> tuple[TapGroup, ...]:
-    """Split the matched pairs by (canonical name, loop key names), keeping A order."""
-    if not ia:
-        return ()
-    gid_of: dict[tuple, int] = {}
-    loop_cache: dict[tuple, tuple[str, ...]] = {}
-    gids = np.empty(len(ia), dtype=np.int64)
-    for n, i in enumerate(ia):
-        key = ka[i]
-        loop = key[1].loop
-        names = loop_cache.get(loop)
-        if names is None:
-            names = loop_cache[loop] = tuple(k for k, _ in loop)
-        gids[n] = gid_of.setdefault((key[0], names), len(gid_of))
-    order = np.argsort(gids, kind="stable")
-    ia_arr = np.asarray(ia, dtype=np.int64)[order]
-    ib_arr = np.asarray(ib, dtype=np.int64)[order]
-    bounds = np.searchsorted(gids[order], np.arange(len(gid_of) + 1))
+    slot_a, slot_b = k.code_a // k.n_occ, k.code_b // k.n_occ
+    suspects = np.union1d(slot_a[~matched_a], slot_b[~matched_b])
+    if suspects.size == 0:
+        return (), ia, ib
+    ua, na = np.unique(slot_a[np.isin(slot_a, suspects)], return_counts=True)
+    ub, nb = np.unique(slot_b[np.isin(slot_b, suspects)], return_counts=True)
+    both, ja, jb = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
+    if both.size == 0:
+        return (), ia, ib
+    drop = np.isin(slot_a[ia], both)
+    matched_a[ia[drop]] = False
+    matched_b[ib[drop]] = False
+    first_a = _first_positions(slot_a, both)
     out = []
-    for (tap, loop), g in gid_of.items():
-        lo, hi = bounds[g], bounds[g + 1]
-        out.append(TapGroup(tap, loop, ia_arr[lo:hi], ib_arr[lo:hi]))
+    for s, n_a, n_b in zip(both.tolist(), na[ja].tolist(), nb[jb].tolist()):
+        i = first_a[s]
+        out.append(CountMismatch(canon_a[i], idx_a[i].pixel, idx_a[i].loop, n_a, n_b))
+    out.sort(key=lambda c: (c.tap, str(c.pixel), c.loop))
+    return tuple(out), ia[~drop], ib[~drop]
+
+
+def _first_positions(slots: np.ndarray, wanted: np.ndarray) -> dict[int, int]:
+    u, first = np.unique(slots, return_index=True)
+    keep = np.isin(u, wanted)
+    return dict(zip(u[keep].tolist(), first[keep].tolist()))
+
+
+def _group(k: _Coded, canon_a: list[str], ia: np.ndarray, ib: np.ndarray) -> tuple[TapGroup, ...]:
+    """Split the matched pairs (sorted by A position) by (canonical name, loop key names)."""
+    if ia.size == 0:
+        return ()
+    names_of_loop = {i: tuple(key for key, _ in loop) for loop, i in k.loops.items()}
+    name_ids = {n: i for i, n in enumerate(dict.fromkeys(names_of_loop.values()))}
+    loop_name_id = np.array([name_ids[names_of_loop[i]] for i in range(len(names_of_loop))], dtype=np.int64)
+    gcode = k.canon_id_a[ia] * len(name_ids) + loop_name_id[k.loop_id_a[ia]]
+    uniq, first, inverse = np.unique(gcode, return_index=True, return_inverse=True)
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))  # first appearance in A
+    gid = rank[inverse.reshape(-1)]
+    order = np.argsort(gid, kind="stable")
+    bounds = np.searchsorted(gid[order], np.arange(len(uniq) + 1))
+    loop_names = {v: n for n, v in name_ids.items()}
+    out = []
+    for g in range(len(uniq)):
+        sel = order[bounds[g]:bounds[g + 1]]
+        i0 = int(ia[sel[0]])
+        tap = canon_a[i0]
+        out.append(TapGroup(tap, loop_names[int(loop_name_id[k.loop_id_a[i0]])], ia[sel], ib[sel]))
     return tuple(out)

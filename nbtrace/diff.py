@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from itertools import islice
 
 from nbtrace.align import Alignment, align
 from nbtrace.compare import CompareSettings, Geometry, compare_group, plausibility
@@ -21,6 +22,8 @@ from nbtrace.units import NamedFactor
 # differ here (producer name, argv spelling), so they are never compared as divergences; they
 # are kept as provenance and used to explain a divergence caused by different inputs.
 PROVENANCE = ("producer", "dtype", "argv", "structure_factors")
+# The setup block of a real build is a few dozen lines; a silent build has none at the top.
+SETUP_HEAD = 2000
 # Taps whose divergence, with all upstream taps agreeing, points at an input file.
 INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale Fdump.bin? another -hkl file?)")}
 
@@ -126,10 +129,10 @@ def provenance(t: Trace, canon: tuple[str, ...]) -> dict:
         if k in t.meta and t.meta[k] is not None:
             out[k] = t.meta[k] if isinstance(t.meta[k], str) else " ".join(map(str, t.meta[k])) if isinstance(t.meta[k], (list, tuple)) else str(t.meta[k])
     for r, c in zip(t.records, canon):
-        if c in PROVENANCE and r.index.pixel is None:
+        if r.index.pixel is not None:
+            break  # the setup block precedes every pixel
+        if c in PROVENANCE:
             out[c] = _text(r)
-            if len(out) == len(PROVENANCE):
-                break
     return out
 
 
@@ -140,10 +143,10 @@ def _text(r: TapRecord) -> str:
 
 
 def _first(t: Trace, canon: tuple[str, ...], name: str) -> TapRecord | None:
-    for r, c in zip(t.records, canon):
-        if c == name:
-            return r
-    return None
+    try:
+        return t.records[canon.index(name)]
+    except ValueError:
+        return None
 
 
 def _setup_number(t: Trace, canon, name: str) -> float | None:
@@ -327,8 +330,7 @@ def _emission_warnings(a, b, al, ua, ub) -> list[str]:
             out.append(f"{other} printed {u.count} more record(s) of `{u.tap}` than {side} "
                        f"(first unmatched at {u.first_loc}, {index_text(u.first_index)})")
     out += _count_warnings(al)
-    setup_a = any(r.index.pixel is None and not r.index.loop for r in a.records)
-    setup_b = any(r.index.pixel is None and not r.index.loop for r in b.records)
+    setup_a, setup_b = _has_setup_lines(a), _has_setup_lines(b)
     if setup_a != setup_b:
         silent = "B" if setup_a else "A"
         out.append(f"{silent} printed no setup (`=`) lines: a build without -DTRACING?")
@@ -359,6 +361,11 @@ def block_ratio(al: Alignment) -> float | None:
         pairs[(c.n_a, c.n_b)] = pairs.get((c.n_a, c.n_b), 0) + 1
     n_a, n_b = max(pairs, key=pairs.get)
     return n_b / n_a
+
+
+def _has_setup_lines(t: Trace) -> bool:
+    """Whether the trace holds `=` setup lines; they precede the pixels, so the head suffices."""
+    return any(r.dialect == "eq" for r in islice(t.records, SETUP_HEAD))
 
 
 def _plausibility_warnings(a, b, al, spec) -> list[str]:
