@@ -178,12 +178,29 @@ def pixel_choice_problems(case: dict, c: np.ndarray, roi) -> list[str]:
     return problems
 
 
+def image_trace_problems(label: str, side: Side, trace) -> list[str]:
+    """The traced pixels must come from the same pass as the image: the float32 value a side
+    tapped as floatimage_accumulated is the value it stored."""
+    problems = []
+    tapped = {r.index.pixel: r.values[0] for r in trace.records
+              if r.name == "floatimage_accumulated" and r.index.pixel is not None}
+    for pixel in sorted(set(trace.pixels)):
+        stored = side.image[pixel]
+        if pixel not in tapped:
+            problems.append(f"{label} trace has no floatimage_accumulated for pixel {pixel}")
+        elif tapped[pixel] != stored:
+            problems.append(f"{label} pixel {pixel}: traced floatimage_accumulated {tapped[pixel]!r} "
+                            f"but the image holds {stored!r} (trace not from the image pass?)")
+    return problems
+
+
 def trace_problems(c: Side, py: Side, pixels) -> tuple[list[str], str]:
     from nbtrace.diff import diff_traces
     from nbtrace.parse import read_trace
 
-    result = diff_traces(read_trace(c.result.trace_path), read_trace(py.result.trace_path))
-    problems = []
+    trace_c, trace_py = read_trace(c.result.trace_path), read_trace(py.result.trace_path)
+    result = diff_traces(trace_c, trace_py)
+    problems = image_trace_problems("C", c, trace_c) + image_trace_problems("PY", py, trace_py)
     if not result:
         why = result.root_cause.explanation if result.root_cause else result.headline
         problems.append(f"trace diff diverges: {why}")
