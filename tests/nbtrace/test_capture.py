@@ -306,3 +306,12 @@ def test_cli_both_images_go_into_out_dir(fake, in_tmp, capsys):
                               "--image", "img.float", "--out", "d", "--", "-x"], capsys)
     assert code == 0, err
     assert Path("d/c_img.float").stat().st_size == Path("d/py_img.float").stat().st_size == 24 * 4
+
+
+def test_run_context_for_the_diff_follows_argv_order():
+    from nbtrace.cli.capture import run_context
+
+    meta = {"setup": {"oversample": "2", "steps": "16", "sources": "x"},
+            "nb_args": ["-Na", "3", "-N", "5", "-Nc", "2", "-lambda", "1"]}
+    assert run_context(meta) == {"oversample": 2, "steps": 16, "N": (5, 5, 2)}
+    assert run_context({"setup": {}, "nb_args": ["-Na", "3"]}) == {}  # N only when all three axes are known
