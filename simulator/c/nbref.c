@@ -305,8 +305,8 @@ typedef struct {
     int roi[4]; int roi_given;
     double dmin;
     int interpolate;              /* -1 auto, 0, 1 */
-    const char *floatfile, *intfile, *noisefile;
-    double intscale, adc;
+    const char *floatfile, *intfile, *noisefile, *pgmfile;
+    double intscale, adc, pgmscale;
     int emulate_phi0;
     int ntrace; int trace_s[MAX_TRACE], trace_f[MAX_TRACE];
     int trace_roi_given; int trace_roi[4];
@@ -472,7 +472,7 @@ static int parse_geometry_flag(Args *a, Config *c)
     else if (is(a, "-detpixels")) { c->fpixels = c->spixels = (int)take_int(a, "pixel count"); }
     else if (is_any(a, detpix_f)) { c->fpixels = (int)take_int(a, "pixel count"); }
     else if (is_any(a, detpix_s)) { c->spixels = (int)take_int(a, "pixel count"); }
-    else if (is(a, "-pixel")) { c->pixel = take_num(a, "pixel size in mm") / 1000.0; }
+    else if (is(a, "-pixel") || is(a, "-pixel_size")) { c->pixel = take_num(a, "pixel size in mm") / 1000.0; }
     else if (is(a, "-Xbeam")) { c->Xbeam = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-Ybeam")) { c->Ybeam = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-Xclose")) { c->Xclose = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_SAMPLE; }
@@ -528,6 +528,12 @@ static int parse_physics_flag(Args *a, Config *c)
     static const char *const mosaic_f[] = {"-mosaic", "-mosaic_spread", "-mosaicity", NULL};
     static const char *const size_f[] = {"-samplesize", "-sample_size", "-xtalsize", "-xtal_size", NULL};
     static const char *const tophat_f[] = {"-tophat_xtal", "-tophat_spots", "-binary_spots", NULL};
+    static const char *const size_x[] = {"-sample_thick", "-sample_x", "-xtal_thick", "-xtal_x", NULL};
+    static const char *const size_y[] = {"-sample_width", "-sample_y", "-width", "-xtal_width", "-xtal_y", NULL};
+    static const char *const size_z[] = {"-sample_height", "-sample_z", "-height", "-xtal_height", "-xtal_z", NULL};
+    /* read and stored by the original, with no effect on the image (physics.md 8) */
+    static const char *const unused_num[] = {"-density", "-sample_den", "-MW", "-molecules", "-misset_seed", NULL};
+    static const char *const unused_file[] = {"-stol", "-4stol", "-Q", "-stolout", "-dump", NULL};
     if (is(a, "-cell")) parse_cell(a, c);
     else if (is(a, "-mat")) c->matfile = take_str(a, "a MOSFLM matrix file");
     else if (is(a, "-hkl")) c->hklfile = take_str(a, "a text file of h k l F lines");
@@ -539,6 +545,11 @@ static int parse_physics_flag(Args *a, Config *c)
     else if (is(a, "-Nb")) c->Nb = (int)take_int(a, "unit cells along b");
     else if (is(a, "-Nc")) c->Nc = (int)take_int(a, "unit cells along c");
     else if (is_any(a, size_f)) c->sample_x = c->sample_y = c->sample_z = take_num(a, "mm") / 1000.0;
+    else if (is_any(a, size_x)) c->sample_x = take_num(a, "mm") / 1000.0;
+    else if (is_any(a, size_y)) c->sample_y = take_num(a, "mm") / 1000.0;
+    else if (is_any(a, size_z)) c->sample_z = take_num(a, "mm") / 1000.0;
+    else if (is_any(a, unused_num)) (void)take_num(a, "parsed for compatibility; it has no effect");
+    else if (is_any(a, unused_file)) (void)take_str(a, "parsed for compatibility; it has no effect");
     else if (is(a, "-square_xtal")) c->shape = SQUARE;
     else if (is(a, "-round_xtal")) c->shape = ROUND;
     else if (is(a, "-gauss_xtal")) c->shape = GAUSS;
@@ -586,6 +597,10 @@ static int parse_output_flag(Args *a, Config *c)
     else if (is(a, "-intfile") || is(a, "-intimage")) c->intfile = take_str(a, "output file name");
     else if (is(a, "-noisefile") || is(a, "-noiseimage")) c->noisefile = take_str(a, "output file name");
     else if (is(a, "-nonoise")) c->noisefile = NULL;
+    else if (is(a, "-pgmfile") || is(a, "-pgmimage")) c->pgmfile = take_str(a, "output file name");
+    else if (is(a, "-pgmscale")) c->pgmscale = take_num(a, "pgm scale factor");
+    else if (is(a, "-nopgm")) c->pgmfile = NULL;
+    else if (is(a, "-printout_pixel")) { (void)take_int(a, "fast pixel"); (void)take_int(a, "slow pixel"); }
     else if (is(a, "-scale")) c->intscale = take_num(a, "int image scale factor");
     else if (is(a, "-adc")) c->adc = take_num(a, "ADC offset, counts");
     else if (is(a, "-trace_pixel")) parse_trace_pixel(a, c);
@@ -595,7 +610,9 @@ static int parse_output_flag(Args *a, Config *c)
     }
     else if (is(a, "-trace_dump")) c->trace_dump = take_str(a, "an .npz file name");
     else if (is(a, "-emulate_phi0_carryover")) c->emulate_phi0 = 1;
-    else if (is(a, "-noprogress") || is(a, "-progress") || is(a, "-nopgm")) { /* accepted, no effect here */ }
+    else if (is(a, "-noprogress") || is(a, "-progress") || is(a, "-printout") || is(a, "-coherent")) {
+        /* accepted for compatibility; no effect on any output here */
+    }
     else if (is(a, "-dtype")) {
         const char *d = take_str(a, "float64");
         if (strcmp(d, "float64") != 0)
@@ -1835,6 +1852,47 @@ static void write_noisefile(const char *path, const Setup *S, const float *img, 
     free(data);
 }
 
+/* rmsd of the in-ROI pixels about their mean, with the original's N <= 1 guards (physics.md 7.1). */
+static double roi_rmsd(const Setup *S, const float *img)
+{
+    double sum = 0, sumsqr = 0, avg, d;
+    long n = 0;
+    int s, f;
+    for (s = 0; s < S->spixels; s++)
+        for (f = 0; f < S->fpixels; f++)
+            if (in_roi(S, s, f)) { sum += img[(size_t)s * S->fpixels + f]; n++; }
+    avg = sum / (n <= 0 ? 1 : n);
+    for (s = 0; s < S->spixels; s++)
+        for (f = 0; f < S->fpixels; f++)
+            if (in_roi(S, s, f)) { d = img[(size_t)s * S->fpixels + f] - avg; sumsqr += d * d; }
+    return sqrt(sumsqr / ((n <= 1 ? 2 : n) - 1));
+}
+
+/* physics.md 7.2: 8-bit greymap, truncated, clipped at 255 only. */
+static void write_pgm(const char *path, const Setup *S, const float *img, double pgmscale, double intscale)
+{
+    size_t n = (size_t)S->fpixels * S->spixels, i;
+    unsigned char *data = (unsigned char *)xcalloc(n, 1);
+    float max_I = max_in_roi(S, img);
+    double rmsd = roi_rmsd(S, img), scale = pgmscale, test;
+    FILE *fp;
+    if (scale <= 0.0) {
+        scale = intscale > 0 ? intscale : (max_I > 0 ? 55000.0 / max_I : 1.0);
+        if (rmsd > 0.0) scale = 250.0 / (5.0 * rmsd);
+    }
+    for (i = 0; i < n; i++) {
+        if (!in_roi(S, (int)(i / S->fpixels), (int)(i % S->fpixels))) continue;
+        test = img[i] * scale;
+        data[i] = (unsigned char)(test > 255.0 ? 255.0 : test);
+    }
+    fp = open_out(path);
+    if (fprintf(fp, "P5\n%d %d\n# pixels scaled by %lg\n255\n", S->fpixels, S->spixels, scale) < 0)
+        die("%s:0: write failed: %s (hint: check free space and permissions)", path, strerror(errno));
+    write_or_die(data, 1, n, fp, path);
+    close_out(fp, path);
+    free(data);
+}
+
 static void write_region_dump(int argc, char **argv, const Config *cfg)
 {
     static char meta[70000], args[65536];
@@ -1877,7 +1935,7 @@ int main(int argc, char **argv)
         if (cfg.trace_roi_given) NBT_REGION_BEGIN(cfg.trace_roi[0], cfg.trace_roi[1], cfg.trace_roi[2], cfg.trace_roi[3]);
         print_setup_block(argc, argv, &S);
     }
-    want_image = cfg.floatfile != NULL || cfg.intfile != NULL || cfg.noisefile != NULL;
+    want_image = cfg.floatfile != NULL || cfg.intfile != NULL || cfg.noisefile != NULL || cfg.pgmfile != NULL;
     if (!want_image && !tracing)
         fprintf(stderr, "nbref: note: no output requested (hint: add -floatfile FILE or -trace_pixel S F)\n");
 
@@ -1902,6 +1960,7 @@ int main(int argc, char **argv)
     }
     if (cfg.floatfile) write_floatfile(cfg.floatfile, img, (size_t)S.fpixels * S.spixels);
     if (cfg.intfile) write_intfile(cfg.intfile, &S, img, cfg.intscale, cfg.adc);
+    if (cfg.pgmfile) write_pgm(cfg.pgmfile, &S, img, cfg.pgmscale, cfg.intscale);
     if (cfg.noisefile) write_noisefile(cfg.noisefile, &S, img, cfg.seed, cfg.adc);
     if (fflush(stdout) != 0) die("<stdout>:0: write failed: %s (hint: check the pipe or disk)", strerror(errno));
     free(img);

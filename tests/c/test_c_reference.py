@@ -293,3 +293,20 @@ def test_tracing_compiled_out_gives_the_same_image(run_ref, c_compiler, tmp_path
     assert (tmp_path / "plain.bin").read_bytes() == (tmp_path / "traced.bin").read_bytes()
     res = subprocess.run([str(plain), *args, "-trace_pixel", "3", "4"], capture_output=True, text=True)
     assert res.returncode == 2 and "built without tracing" in res.stderr
+
+
+def test_pgm_is_p5_with_the_scale_in_its_header(run_ref, tmp_path):
+    path = tmp_path / "img.pgm"
+    ok(run_ref(*SMALL, "-pgmfile", path, "-pgmscale", "1000"))
+    raw = path.read_bytes()
+    header = b"P5\n48 48\n# pixels scaled by 1000\n255\n"
+    assert raw.startswith(header) and len(raw) == len(header) + 48 * 48
+
+
+def test_compatibility_flags_are_accepted(run_ref, tmp_path):
+    path = tmp_path / "a.bin"
+    ok(run_ref(*SMALL, "-floatfile", path, "-pixel_size", "0.1", "-density", "1.2", "-MW", "30000", "-coherent",
+               "-stol", "x.stol", "-dump", "x.bin", "-noprogress", "-printout_pixel", "3", "4"))
+    ok(run_ref(*SMALL, "-floatfile", tmp_path / "b.bin"))
+    assert path.read_bytes() == (tmp_path / "b.bin").read_bytes()
+    assert not (tmp_path / "x.bin").exists()
