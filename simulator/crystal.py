@@ -106,8 +106,6 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
         a_star, b_star, c_star, V_cell = reciprocal_from_cell(cell)
     if cfg.mat_file is not None:
         a_star, b_star, c_star = read_mat(cfg.mat_file, lambda0, dtype, device)
-        if cfg.has("mosflm-lambda-twice"):
-            a_star, b_star, c_star = (v * (1e-10 / lambda0) for v in (a_star, b_star, c_star))
     if misset is not None:
         rx, ry, rz = misset.unbind()
         a_star, b_star, c_star = (rotate_xyz(v, rx, ry, rz) for v in (a_star, b_star, c_star))
@@ -125,6 +123,9 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
     if cfg.has("triclinic-volume-formula"):
         Vstar = 1.0 / (norm(a) * norm(b) * norm(c))
     a_star, b_star, c_star = cross(b, c) * Vstar, cross(c, a) * Vstar, cross(a, b) * Vstar
+    if cfg.has("mosflm-lambda-twice") and cfg.mat_file is not None:
+        # incident 9: the kept (static) reciprocal vectors carry the 1e-10/λ factor twice
+        a_star, b_star, c_star = (v * (1e-10 / lambda0) for v in (a_star, b_star, c_star))
     a0, b0, c0 = a * 1e-10, b * 1e-10, c * 1e-10
     N = crystal_size(cfg, a0, b0, c0)
     return Crystal(a0, b0, c0, a_star, b_star, c_star, N, float(V))

@@ -100,6 +100,8 @@ def _beam_centre_to_fs(cfg, xbeam: Tensor, ybeam: Tensor, dss: float, half: floa
     """§5.3 mapping (Xbeam, Ybeam) → (Fbeam, Sbeam); ``half`` is the MOSFLM ½-pixel shift."""
     conv = cfg.convention
     if conv == "MOSFLM":
+        if cfg.has("mosflm-half-pixel"):
+            return ybeam, xbeam
         return ybeam + half, xbeam + half
     if conv == "ADXV":
         return xbeam + (half if cfg.has("mosflm-half-pixel") else 0.0), dss - ybeam

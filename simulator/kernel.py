@@ -187,8 +187,6 @@ class Kernel:
             F = _f_cell(s, blk, use_tc)
             Fl2 = blk.latt.total * blk.latt.total
             term = Fl2 * (s.table.default_F ** 2 if s.table.grid is None else F * F)
-            if cfg.has("source-weights"):
-                term = term * s.sources.weight.to(dt)[None, :, None, None]
             if _slow_path(cfg):
                 I, polar = self._accumulate_sequential(I, polar, pol_src, term, blk, cap, omega)
             else:

@@ -140,12 +140,12 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
         table = sf_mod.default_table(cfg.default_F)
     rec = recommended_oversample(crystal, float(params.lambda0), float(det.distance), cfg.pixel)
     os_ = cfg.oversample if cfg.oversample > 0 else rec
-    if cfg.has("oversample-auto"):
-        os_ *= 4
+    # incident 15: the normalisation used an oversampling 4× the one actually sampled
+    os_steps = os_ * 4 if cfg.has("oversample-auto") else os_
     nsrc = sources.incident.shape[0]
     if cfg.has("source-weights"):
         nsrc = int((sources.weight != 0).sum())
-    steps = nsrc * domains * phi.steps * os_ * os_
+    steps = nsrc * domains * phi.steps * os_steps * os_steps
     flu = beam_mod.fluence(cfg)
     water = cfg.water
     I_bg = WATER_F * WATER_F * R_E_SQR * flu * water * water * water * 1e6 * AVOGADRO / WATER_MW
