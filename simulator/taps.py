@@ -88,6 +88,14 @@ class Recorder:
         return out
 
 
+def _tapped_f_cell(setup, blk, F, at):
+    """F_cell of the last iteration, 0 when that term was skipped (CONTRACTS §2.2)."""
+    value = F[at]
+    if setup.cfg.water == 0:
+        value = torch.where(blk.latt.total[at] == 0.0, torch.zeros_like(value), value)
+    return value
+
+
 class _ChunkView:
     def __init__(self, parent: Recorder, chunk: _Chunk, rows: torch.Tensor):
         self.parent, self.chunk, self.rows = parent, chunk, rows
@@ -113,7 +121,7 @@ class _ChunkView:
             "rot_c_angstroms": setup.vectors[2, -1, -1] * 1e10, "rot_a_star_A_inv": cr.a_star,
             "rot_b_star_A_inv": cr.b_star, "rot_c_star_A_inv": cr.c_star, "hkl_frac": hkl,
             "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[last], "F_latt_b": blk.latt.b[last],
-            "F_latt_c": blk.latt.c[last], "F_latt": blk.latt.total[last], "F_cell": F[last],
+            "F_latt_c": blk.latt.c[last], "F_latt": blk.latt.total[last], "F_cell": _tapped_f_cell(setup, blk, F, last),
         }
         self.chunk.blocks.append(((t, ss, sf), {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}))
         if first and self.parent.all_blocks:
