@@ -115,6 +115,8 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         out_dir = Path(tempfile.mkdtemp(prefix="nbtrace-both-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     _progress(f"capture both: writing into {out_dir}")
+    if common["roi"] is not None and dump is None:
+        dump = Path("taps.npz")  # one per side inside DIR, never a shared file in the cwd
 
     def one(side):
         return capture(
@@ -132,10 +134,56 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {side: pool.submit(one, side) for side in ("c", "py")}
         results = {side: fut.result() for side, fut in futures.items()}
-    if not common["pixels"]:
-        _progress("capture both: no --pixel given, nothing to diff")
+    parts: dict[str, tuple[bool, object]] = {}
+    if common["pixels"]:
+        parts["trace"] = _trace_diff(out_dir / "c.trace", out_dir / "py.trace", run_context(results["c"].meta))
+    if common["roi"] is not None:
+        parts["region"] = _region_diff(results["c"].dump_path, results["py"].dump_path)
+    if not parts:
+        _progress(f"capture both: no --pixel or --roi, nothing to diff; compare the images with "
+                  f"nbtrace compare {results['c'].image_path} {results['py'].image_path}")
         return 0
-    return _diff_and_report(out_dir / "c.trace", out_dir / "py.trace", fmt, run_context(results["c"].meta))
+    _print_parts(parts, fmt)
+    return 0 if all(ok for ok, _ in parts.values()) else 1
+
+
+def _trace_diff(c_trace: Path, py_trace: Path, context: dict):
+    from nbtrace.diff import diff_traces
+    from nbtrace.parse import read_trace
+
+    result = diff_traces(read_trace(c_trace), read_trace(py_trace), context=context)
+    return bool(result), result
+
+
+def _region_diff(c_dump: Path, py_dump: Path):
+    from nbtrace.maps import compare_dumps, load_dump
+    from nbtrace.spec import default_spec
+
+    result = compare_dumps(load_dump(c_dump), load_dump(py_dump), default_spec())
+    return bool(result), result
+
+
+def _print_parts(parts: dict, fmt: str) -> None:
+    import json
+
+    from nbtrace.cli.maps import render_text
+    from nbtrace.report import render
+
+    if fmt == "json":
+        docs = {name: (render_json(res) if name == "trace" else res.to_json()) for name, (_, res) in parts.items()}
+        click.echo(json.dumps(docs[next(iter(docs))] if len(docs) == 1 else docs, indent=2))
+        return
+    for name, (_, res) in parts.items():
+        text = render(res, fmt=fmt) if name == "trace" else "\n".join(render_text(res))
+        click.echo(text.rstrip("\n"))
+
+
+def render_json(result) -> dict:
+    import json
+
+    from nbtrace.report import render
+
+    return json.loads(render(result, fmt="json"))
 
 
 def run_context(meta: dict) -> dict:
@@ -159,14 +207,3 @@ def run_context(meta: dict) -> dict:
     if len(n) == 3:
         ctx["N"] = (n["a"], n["b"], n["c"])
     return ctx
-
-
-def _diff_and_report(c_trace: Path, py_trace: Path, fmt: str, context: dict) -> int:
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
-    from nbtrace.report import render
-
-    result = diff_traces(read_trace(c_trace), read_trace(py_trace), context=context)
-    text = render(result, fmt=fmt)
-    click.echo(text.rstrip("\n"))
-    return 0 if bool(result) else 1

@@ -58,16 +58,16 @@ print(prefix + ":detector_pixels=6 4")
 print("fake: cwd=" + os.getcwd(), file=sys.stderr)
 print("fake: fdump_seen=" + str(os.path.exists("Fdump.bin")), file=sys.stderr)
 print(prefix + ":argv=" + " ".join(args))
-scale = float(os.environ.get("FAKE_SCALE", "1"))
 for s, f in pixels:
     print("TRACE_CONFIG: tracing pixel (spixel=%d, fpixel=%d)" % (s, f))
     print(prefix + ": R_distance_meters %r" % (0.1 + 1e-3 * s + 1e-4 * f))
-    print(prefix + ": I_pixel_final %r" % (scale * (s * 6 + f + 0.5)))
+    print(prefix + ": I_pixel_final %r" % (float(os.environ.get("FAKE_SCALE", "1")) * (s * 6 + f + 0.5)))
 if image and mode != "noimage":
     np.arange(24, dtype="<f4").tofile(image)
 if dump:
     x0, x1, y0, y1 = roi
-    np.savez(dump, R_distance_meters=np.zeros((y1 - y0 + 1, x1 - x0 + 1)), roi=np.array(roi))
+    np.savez(dump, R_distance_meters=np.full((y1 - y0 + 1, x1 - x0 + 1), 0.1 * float(os.environ.get("FAKE_SCALE", "1"))),
+             roi=np.array(roi))
 print("fake: done", file=sys.stderr)
 '''
 
@@ -169,6 +169,7 @@ def test_region_dump_is_delivered(fake, in_tmp):
     assert res.trace_path is None
     with np.load(res.dump_path) as z:
         assert z["R_distance_meters"].shape == (2, 3)
+        assert z["R_distance_meters"][0, 0] == 0.1
         assert z["roi"].tolist() == [1, 3, 0, 1]
 
 
@@ -315,3 +316,21 @@ def test_run_context_for_the_diff_follows_argv_order():
             "nb_args": ["-Na", "3", "-N", "5", "-Nc", "2", "-lambda", "1"]}
     assert run_context(meta) == {"oversample": 2, "steps": 16, "N": (5, 5, 2)}
     assert run_context({"setup": {}, "nb_args": ["-Na", "3"]}) == {}  # N only when all three axes are known
+
+
+def test_cli_both_region_dumps_are_compared(fake, in_tmp, capsys):
+    base = ["capture", "both", "--c-bin", str(fake), "--roi", "0", "2", "1", "3"]
+    port = f"{shlex.quote(str(fake))} --prefix TRACE_PY"
+    code, out, err = run_cli(base + ["--port-cmd", port, "--out", "same", "--", "-x"], capsys)
+    assert code == 0, err
+    assert out.startswith("region agrees")
+    assert Path("same/c_taps.npz").exists() and Path("same/py_taps.npz").exists()
+    assert not Path("taps.npz").exists()  # nothing shared in the cwd
+
+    code, out, err = run_cli(base + ["--port-cmd", port + " --scale 3", "--out", "differ", "--pixel", "1", "1",
+                                     "--format", "json", "--", "-x"], capsys)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert set(doc) == {"trace", "region"}
+    assert doc["trace"]["root_cause"]["tap"] == "I_pixel_final"
+    assert doc["region"]["verdict"] == "diverge"
