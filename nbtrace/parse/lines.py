@@ -92,7 +92,10 @@ class LineParser:
         # and the TapIndex objects shared by every record of that pixel and occurrence.
         cur_group = cur_pixel = None
         occ: dict[str, int] = {}
+        arity: dict[str, tuple[int, int]] = {}
         indexes: list[TapIndex] = []
+        records: list[TapRecord] = []
+        pixel = self.pixel
         for raw in lines:
             lineno += 1
             line = raw.rstrip()
@@ -106,41 +109,44 @@ class LineParser:
                     group = prefix_ok[tok] = self._space_group(tok[:-1])
                 if group is not None:
                     parts = rest.split()
-                    name = parts[0] if parts else ""
+                    toks = parts[1:]
                     try:
-                        values = tuple(map(float, parts[1:]))
+                        values = tuple(map(float, toks))
                     except ValueError:
                         values = ()
-                    if values and name.isidentifier():
-                        if group is not cur_group or self.pixel is not cur_pixel:
-                            cur_group, cur_pixel = group, self.pixel
-                            occ = group.occ_for(cur_pixel, ())
-                            indexes = self._indexes(cur_pixel, ())
+                    if values and parts[0].isidentifier():
+                        name = parts[0]
+                        if group is not cur_group or pixel is not cur_pixel:
+                            cur_group, cur_pixel = group, pixel
+                            occ = group.occ_for(pixel, ())
+                            arity = group.arity
+                            records = group.records
+                            indexes = self._indexes(pixel, ())
                         n = occ.get(name)
                         if n is None:
                             name = names.setdefault(name, name)
                             n = 0
-                        seen = group.arity.get(name)
+                        occ[name] = n + 1
+                        seen = arity.get(name)
                         if seen is None:
-                            group.arity[name] = (len(values), lineno)
+                            arity[name] = (len(values), lineno)
                         elif seen[0] != len(values):
                             self._arity_problem(group, name, len(values), seen, lineno)
-                        occ[name] = n + 1
                         if n >= len(indexes):
-                            indexes.append(TapIndex(cur_pixel, (), n))
-                        toks = parts[1:]
+                            indexes.append(TapIndex(pixel, (), n))
                         digits = max(map(_digits, toks)) if len(toks) > 1 else _digits(toks[0])
                         if digits:
                             kind = "number"
                         else:
                             kind = "int" if all(map(is_int_token, toks)) else "number"
                             digits = EXACT
-                        group.records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
-                                                       digits, kind, None, (), "space"))
+                        records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
+                                                 digits, kind, None, (), "space"))
                         continue
                     self._space_slow(group, parts, lineno)
                     continue
             self._slow(line, tok, rest, lineno)
+            pixel = self.pixel  # only the slow path (a pixel header) moves it
         self.counts["blank_lines"] += blank
         self.last_line = lineno
         self.last_raw = raw

@@ -17,20 +17,29 @@ def sigdigits(token: str) -> int:
 
 
 def _digits(t: str) -> int:
-    """Like sigdigits, but 0 for exact tokens, so ``max(map(_digits, tokens)) or EXACT`` is the record's."""
-    if t[0] in "+-":
-        t = t[1:]
-    e = t.find("e")
+    """Like sigdigits, but 0 for exact tokens, so ``max(map(_digits, tokens)) or EXACT`` is the record's.
+
+    Written for speed (it runs once per printed number): stripping sign, leading zeros and a
+    leading point in one C call leaves the significant mantissa digits, plus the point when the
+    number has an integer part.
+    """
+    s = t.lstrip("+-0.")
+    e = s.find("e")
     if e < 0:
-        e = t.find("E")
+        e = s.find("E")
     if e >= 0:
-        t = t[:e]
-    elif t.isdigit() or not t[:1].isdigit() and t[:1] != ".":
+        s = s[:e]
+    elif "." not in t:
         return 0  # an integer, inf or nan
-    s = t.lstrip("0.")
-    if not s:  # a zero printed with a fixed number of digits
-        return max(len(t) - ("." in t), 1)
-    return len(s) - ("." in s)
+    if s:
+        return len(s) - ("." in s)
+    return _zero_digits(t)
+
+
+def _zero_digits(t: str) -> int:
+    """Digits of a zero printed with a fixed width ("0.000000e+00" -> 7)."""
+    mant = t.lstrip("+-").lower().partition("e")[0]
+    return max(len(mant.replace(".", "")), 1)
 
 
 def record_digits(tokens) -> int:
