@@ -30,6 +30,7 @@ from nbtrace.results import TapVerdict, index_text
 _sigdigits = attrgetter("sigdigits")
 _dialect = attrgetter("dialect")
 _values = attrgetter("values")
+_kind = attrgetter("kind")
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 # A float32 pipeline accumulates a few ULPs per operation; beyond this it is not noise.
 FLOAT32_NOISE = 32 * FLOAT32_EPS
@@ -122,29 +123,61 @@ class _Arrays:
     finite_mismatch: np.ndarray  # (n, k) bool: one side non-finite, the other not (or nan vs inf)
 
 
-def printed_digits(records, trace: Trace) -> np.ndarray:
-    """Significant digits each record's producer printed with.
+class TraceColumns:
+    """Every record's numbers of one trace as flat numpy columns, built in one pass, so that a
+    tap's values are gathered by fancy indexing instead of a Python loop per tap.
 
-    A record shows only as many digits as its shortest form needs (%.17g prints 0.01 as "0.01"),
-    so its own count understates the format's precision; the most digits any record of the same
-    dialect in that file shows (parser meta "format_digits") is a lower bound of the format's
-    precision, and so is printf's default of 6 (%g): a file whose numbers all happen to be short
-    is not evidence of a 2-digit format.
+    values: all components of all records, flat; offsets/arity: where each record's components
+    sit; is_int: the record printed integers only.
+
+    digits: significant digits the producer printed with. A record shows only as many digits as
+    its shortest form needs (%.17g prints 0.01 as "0.01"), so its own count understates the
+    format's precision; the most digits any record of the same dialect in that file shows
+    (parser meta "format_digits") is a lower bound of the format's precision, and so is printf's
+    default of 6 (%g): a file whose numbers all happen to be short is no evidence of a 2-digit
+    format.
     """
-    fmt = trace.meta.get("format_digits") or {}
-    sig = np.fromiter(map(_sigdigits, records), dtype=np.int64, count=len(records))
-    # a tap's records come from one dialect (nearly always): one floor for the group
-    floor = max([fmt.get(d, 0) for d in set(map(_dialect, records))] + [MIN_FORMAT_DIGITS])
-    return np.maximum(sig, floor)
+
+    def __init__(self, trace: Trace):
+        recs = trace.records
+        n = len(recs)
+        self.arity = np.fromiter(map(len, map(_values, recs)), dtype=np.int64, count=n)
+        self.offsets = np.zeros(n, dtype=np.int64)
+        if n:
+            np.cumsum(self.arity[:-1], out=self.offsets[1:])
+        total = int(self.arity.sum())
+        self.values = np.fromiter(chain.from_iterable(map(_values, recs)), dtype=np.float64, count=total)
+        fmt = trace.meta.get("format_digits") or {}
+        dialect_ids = {d: i for i, d in enumerate(dict.fromkeys(map(_dialect, recs)))}
+        floor = np.array([max(fmt.get(d, 0), MIN_FORMAT_DIGITS) for d in dialect_ids] or [MIN_FORMAT_DIGITS])
+        dcode = np.fromiter(map(dialect_ids.__getitem__, map(_dialect, recs)), dtype=np.int64, count=n)
+        sig = np.fromiter(map(_sigdigits, recs), dtype=np.int64, count=n)
+        self.digits = np.maximum(sig, floor[dcode]) if n else sig
+        self.is_int = np.fromiter((k == "int" for k in map(_kind, recs)), dtype=bool, count=n)
+
+    def gather(self, positions: np.ndarray, k: int) -> np.ndarray:
+        """(len(positions), k) values of records that all have arity k."""
+        return self.values[self.offsets[positions][:, None] + np.arange(k)]
 
 
-def _arrays(ra, rb, rtol_spec: float, atol: float, ta: Trace, tb: Trace) -> _Arrays:
-    k = len(ra[0].values)
-    # fromiter over the flattened values is several times faster than np.array(list of tuples)
-    A = np.fromiter(chain.from_iterable(map(_values, ra)), np.float64, len(ra) * k).reshape(len(ra), k)
-    B = np.fromiter(chain.from_iterable(map(_values, rb)), np.float64, len(rb) * k).reshape(len(rb), k)
-    sig_a = printed_digits(ra, ta)
-    sig_b = printed_digits(rb, tb)
+class _Rows:
+    """The records of one tap on one side, fetched from the trace only when a row is needed."""
+
+    def __init__(self, records, positions: np.ndarray):
+        self._records, self._pos = records, positions
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __getitem__(self, i):
+        return self._records[int(self._pos[i])]
+
+    def __iter__(self):
+        return map(self._records.__getitem__, self._pos.tolist())
+
+
+def _arrays(A: np.ndarray, B: np.ndarray, sig_a: np.ndarray, sig_b: np.ndarray, rtol_spec: float,
+            atol: float) -> _Arrays:
     rtol = np.maximum(rtol_spec, np.maximum(precision_floor(sig_a), precision_floor(sig_b)))[:, None]
     fa, fb = np.isfinite(A), np.isfinite(B)
     both = fa & fb
@@ -185,7 +218,7 @@ def _vec(vals) -> str:
     return "(" + ", ".join(_fmt(v) for v in vals) + ")"
 
 
-def _classify_nonfinite(x: _Arrays, ra, rb):
+def _classify_nonfinite(x: _Arrays):
     if not x.finite_mismatch.any():
         return None
     r, c = np.argwhere(x.finite_mismatch)[0]
@@ -194,12 +227,12 @@ def _classify_nonfinite(x: _Arrays, ra, rb):
             f"(component {c}); a division by zero or a zero-weight term on one side?")
 
 
-def _classify_integer(x: _Arrays, ra, rb, tap, tapdef, s):
+def _classify_integer(x: _Arrays, ints: bool, tap, tapdef, s):
     # a double that happens to be integral prints like an integer ("40000"): only a tap the
     # spec declares a count is one; without a spec, both sides printing integers must do
     if tapdef is not None and getattr(tapdef, "dimension", None) != "count":
         return None
-    if not all(r.kind == "int" for r in ra) or not all(r.kind == "int" for r in rb):
+    if not ints:
         return None
     bad = np.argwhere(~x.ok)[0]
     av, bv = x.A[tuple(bad)], x.B[tuple(bad)]
@@ -416,29 +449,34 @@ def mismatch_message(label: str, headline: str, *, n_mis: int, n_el: int,
     return "\n".join(lines)
 
 
-def _pick(records, positions: np.ndarray) -> list:
-    return list(map(records.__getitem__, positions.tolist()))
-
-
 def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
-                  settings: CompareSettings | None = None) -> TapVerdict:
-    """Compare all matched records of one tap (vectorised over the pairs) into a TapVerdict."""
+                  settings: CompareSettings | None = None, *, cols_a: TraceColumns | None = None,
+                  cols_b: TraceColumns | None = None) -> TapVerdict:
+    """Compare all matched records of one tap (vectorised over the pairs) into a TapVerdict.
+
+    cols_a / cols_b: the traces' TraceColumns when the caller compares many taps (built here
+    otherwise, which costs a pass over the whole trace).
+    """
     s = settings or CompareSettings()
-    ra = _pick(ta.records, group.ia)
-    rb = _pick(tb.records, group.ib)
-    if not ra or len(ra) != len(rb):
+    ra, rb = _Rows(ta.records, group.ia), _Rows(tb.records, group.ib)
+    if not len(ra) or len(ra) != len(rb):
         raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records",
                           hint="this is a bug in nbtrace.align; please report it")
     label = f"{group.tap}[{','.join(group.loop)}]" if group.loop else group.tap
     is_setup = ra[0].index.pixel is None and not group.loop
-    arities = set(map(len, map(_values, ra))) | set(map(len, map(_values, rb)))
+    ca = cols_a if cols_a is not None else TraceColumns(ta)
+    cb = cols_b if cols_b is not None else TraceColumns(tb)
+    arities = set(np.unique(ca.arity[group.ia]).tolist()) | set(np.unique(cb.arity[group.ib]).tolist())
     if 0 in arities:
         return _compare_text(group, label, ra, rb, is_setup)
     if len(arities) > 1:
         return _arity_verdict(group, label, ra, rb, is_setup)
+    k = arities.pop()
     rtol, atol = _tolerances(tapdef, s)
-    x = _arrays(ra, rb, rtol, atol, ta, tb)
-    return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup)
+    x = _arrays(ca.gather(group.ia, k), cb.gather(group.ib, k), ca.digits[group.ia], cb.digits[group.ib],
+                rtol, atol)
+    ints = bool(ca.is_int[group.ia].all() and cb.is_int[group.ib].all())
+    return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup, ints)
 
 
 def _verdict(group, label, kind, ra, rb, row, *, n_el, n_mis, max_abs=0.0, max_rel=0.0,
@@ -483,7 +521,7 @@ def _path(label, a, b, component) -> str:
     return f"{label} at {index_text(a.index, component)} (A {a.loc}, B {b.loc})"
 
 
-def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> TapVerdict:
+def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup, ints) -> TapVerdict:
     n, k = x.A.shape
     n_el = n * k
     mism = ~x.ok
@@ -503,7 +541,7 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(x.mag > 0, (x.abs_err - x.atol) / x.mag, 0.0)
         would_pass = float(max(need.max(), 0.0))
-    kind, factor, head = _classify(x, ra, rb, group.tap, tapdef, s, would_pass)
+    kind, factor, head = _classify(x, ints, group.tap, tapdef, s, would_pass)
     rows = np.flatnonzero(mism.any(axis=1))
     first = int(rows[0])
     first_loop = ra[first].index.loop if group.loop else None
@@ -537,11 +575,11 @@ def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:
     return f"; first divergent iteration: {first} ({len(rows)} of {n} iterations differ)"
 
 
-def _classify(x: _Arrays, ra, rb, tap, tapdef, s, would_pass):
+def _classify(x: _Arrays, ints: bool, tap, tapdef, s, would_pass):
     """The most specific story that explains every divergent element of this tap."""
     for attempt in (
-        lambda: _classify_nonfinite(x, ra, rb),
-        lambda: _classify_integer(x, ra, rb, tap, tapdef, s),
+        lambda: _classify_nonfinite(x),
+        lambda: _classify_integer(x, ints, tap, tapdef, s),
         lambda: _classify_sign(x),
         lambda: _classify_scale(x, tap, tapdef, s),
         lambda: _classify_permutation(x),

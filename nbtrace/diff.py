@@ -11,7 +11,7 @@ import shlex
 from itertools import islice
 
 from nbtrace.align import Alignment, align
-from nbtrace.compare import CompareSettings, Geometry, compare_group, plausibility
+from nbtrace.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
 from nbtrace.errors import UsageError
 from nbtrace.localize import localize
 from nbtrace.model import TapRecord, Trace
@@ -44,7 +44,9 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
     al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
     prov_a, prov_b = provenance(a, al.canon_a), provenance(b, al.canon_b)
     settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
-    verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings)
+    cols_a, cols_b = TraceColumns(a), TraceColumns(b)
+    verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings,
+                              cols_a=cols_a, cols_b=cols_b)
                 for g in al.groups if g.tap not in PROVENANCE]
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")

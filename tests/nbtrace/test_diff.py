@@ -1,0 +1,112 @@
+"""diff_traces: pixels, provenance, run factors, missing taps, the JSON contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nbtrace.diff import diff_traces, run_factors
+from nbtrace.align import align
+from nbtrace.errors import UsageError
+from nbtrace.testing import make_trace
+
+
+def test_nothing_matched_is_a_failure_listing_both_sides():
+    r = diff_traces(make_trace([("x", 1.0)], pixel=(1, 1)), make_trace([("y", 1.0)], pixel=(1, 1)))
+    assert not r and r.verdict == "diverge" and r.root_cause is None
+    assert r.headline.startswith("Nothing was compared")
+    assert "A had 1 records: x; B had 1: y" in r.headline
+    doc = r.to_json()
+    assert doc["verdict"] == "diverge" and doc["root_cause"] is None
+    assert doc["only_a"] == ["x"] and doc["only_b"] == ["y"]
+
+
+def test_rtol_without_atol_is_a_usage_error():
+    t = make_trace([("x", 1.0)], pixel=(1, 1))
+    with pytest.raises(UsageError):
+        diff_traces(t, t, rtol=1e-3)
+
+
+def test_explicit_tolerance_overrides():
+    a = make_trace([("x", 1.0)], pixel=(1, 1))
+    b = make_trace([("x", 1.001)], pixel=(1, 1))
+    assert not diff_traces(a, b)
+    assert diff_traces(a, b, rtol=1e-2, atol=0.0)
+
+
+def test_different_pixels_refused_with_both_pixels_named():
+    a = make_trace([("x", 1.0)], pixel=(64, 79))
+    b = make_trace([("x", 1.0)], pixel=(10, 12))
+    with pytest.raises(UsageError) as exc:
+        diff_traces(a, b)
+    assert "A traced (slow=64, fast=79), B traced (slow=10, fast=12)" in str(exc.value)
+    assert "transposed" not in str(exc.value)
+    assert diff_traces(a, b, force=True)
+
+
+def test_one_side_without_header_is_assumed_same_pixel_with_a_warning():
+    a = make_trace([("x", 1.0)], pixel=(64, 79))
+    b = make_trace([("x", 1.0)])
+    r = diff_traces(a, b)
+    assert r.verdict == "agree" and r.matched == 1
+    assert r.warnings == ("B has no pixel header; assuming it traced A's pixel (slow=64, fast=79)",)
+
+
+def test_missing_taps_are_listed_not_divergent():
+    a = make_trace([("x", 1.0), ("only_ref", 2.0)], pixel=(1, 1))
+    b = make_trace([("x", 1.0)], pixel=(1, 1))
+    r = diff_traces(a, b)
+    assert r.verdict == "agree"
+    assert [(f.verdict.tap, f.status) for f in r.findings] == [("x", "agree"), ("only_ref", "missing")]
+    assert "B never emitted 1 tap(s) that A printed: only_ref" in r.warnings
+
+
+def test_provenance_is_not_compared_but_kept():
+    a = make_trace([("x", 1.0)], pixel=(1, 1), setup=[("producer", "c 1"), ("argv", "-N 5")])
+    b = make_trace([("x", 1.0)], pixel=(1, 1), setup=[("producer", "py 2"), ("argv", "-N 5")])
+    r = diff_traces(a, b)
+    assert r.verdict == "agree"
+    assert r.to_json()["provenance"] == {"a": {"producer": "c 1", "argv": "-N 5"},
+                                         "b": {"producer": "py 2", "argv": "-N 5"}}
+
+
+def test_run_factors_from_argv_and_context():
+    a = make_trace([("lambda_meters", 6.2e-10)], pixel=(1, 1),
+                   setup=[("argv", "-N 5 -oversample 2"), ("oversample", 2)])
+    al = align(a, a)
+    names = {round(f.factor, 9): f.meaning for f in run_factors(a, a, al, {}, {"argv": "-N 5 -oversample 2"})}
+    assert "×1/N per axis (N = 5)" in names[0.2]
+    assert "×1/N³ overall" in names[round(1 / 125, 9)]
+    assert "oversample²" in names[4.0]
+    assert "wavelength factor" in names[round(1 / 6.2, 9)]
+    ctx = {round(f.factor, 9) for f in run_factors(a, a, al, {"N": (2, 3, 4)}, {})}
+    assert round(1 / 24, 9) in ctx and 0.5 in ctx and round(1 / 3, 9) in ctx
+
+
+def test_plausibility_warning_from_the_spec_range():
+    from nbtrace.spec import parse_spec
+
+    spec = parse_spec("spec: s\ntaps:\n  - {name: lambda_meters, unit: m, range: [1.0e-13, 1.0e-7]}\n", "<s>")
+    a = make_trace([("lambda_meters", 5e-11)], pixel=(1, 1))
+    b = make_trace([("lambda_meters", 0.5)], pixel=(1, 1))
+    r = diff_traces(a, b, spec)
+    assert any(w.startswith("`lambda_meters` holds 0.5 in the port (B)") and w.endswith("looks like Å, not m")
+               for w in r.warnings)
+
+
+def test_json_is_serialisable_with_nonfinite_values():
+    a = make_trace([("x", 1.0)], pixel=(1, 1))
+    b = make_trace([("x", float("nan"))], pixel=(1, 1))
+    doc = json.loads(json.dumps(diff_traces(a, b).to_json(), allow_nan=False))
+    assert doc["root_cause"]["kind"] == "nonfinite"
+    assert doc["taps"][0]["b"] == ["nan"]
+    assert doc["counts"] == {"matched": 1, "only_a": 0, "only_b": 0, "divergent": 1}
+
+
+def test_input_difference_without_provenance_points_at_the_structure_factors():
+    a = make_trace([("hkl_rounded", (1, 2, 3)), ("F_cell", 108.21)], pixel=(1, 1))
+    b = make_trace([("hkl_rounded", (1, 2, 3)), ("F_cell", 100.0)], pixel=(1, 1))
+    r = diff_traces(a, b)
+    assert r.root_cause.tap == "F_cell"
+    assert "all upstream taps agree: check the structure-factor input (a stale Fdump.bin?" in r.headline

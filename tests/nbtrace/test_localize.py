@@ -1,0 +1,97 @@
+"""localize: the root cause is the first divergent tap whose upstream taps all agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbtrace.diff import diff_traces
+from nbtrace.localize import pipeline_order
+from nbtrace.spec import parse_spec
+from nbtrace.testing import make_trace
+
+# a DAG where b and c both depend on a, d on c only
+DAG = parse_spec(
+    """spec: dag
+taps:
+  - {name: a}
+  - {name: b, after: [a]}
+  - {name: c, after: [a]}
+  - {name: d, after: [c]}
+  - {name: k_frac, loop: phi_tic, after: [a]}
+""",
+    "<dag>",
+)
+
+REF = [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]
+
+
+def port(**changes):
+    return [(n, changes.get(n, v)) for n, v in REF]
+
+
+def run(ref, prt, spec=DAG):
+    return diff_traces(make_trace(ref, pixel=(1, 1)), make_trace(prt, pixel=(1, 1), prefix="TRACE_PY"), spec)
+
+
+def statuses(result):
+    return {f.verdict.label: f.status for f in result.findings}
+
+
+def test_downstream_of_a_divergence_is_inherited():
+    r = run(REF, port(a=1.5, b=2.5, d=4.5))
+    assert r.root_cause.tap == "a"
+    assert statuses(r) == {"a": "introduced", "b": "inherited", "c": "agree", "d": "inherited"}
+    assert "2 later taps inherit it" in r.headline
+
+
+def test_independent_divergence_on_a_side_branch_is_introduced():
+    # b diverges with its only ancestor (a) agreeing; d diverges while its ancestor c agrees
+    r = run(REF, port(b=2.5, d=4.5))
+    assert r.root_cause.tap == "b"
+    assert statuses(r)["d"] == "introduced"
+    assert "1 other tap(s) diverge with all upstream taps agreeing: `d`" in r.headline
+
+
+def test_dag_not_line_order_decides():
+    # d printed before c: c still is d's ancestor, so a divergent c is the root, d inherits
+    ref = [("a", 1.0), ("d", 4.0), ("c", 3.0)]
+    prt = [("a", 1.0), ("d", 9.0), ("c", 7.0)]
+    r = run(ref, prt)
+    assert r.root_cause.tap == "c"
+    assert statuses(r)["d"] == "inherited"
+
+
+def test_without_spec_trace_order_is_the_dag():
+    r = run(REF, port(b=2.5, d=4.5), spec=None)
+    assert r.root_cause.tap == "b"
+    assert statuses(r)["d"] == "inherited"
+
+
+def test_loop_tap_names_first_divergent_iteration():
+    ref = REF + [(("k_frac", {"phi_tic": i}), 0.1 * i + 0.05) for i in range(4)]
+    prt = REF + [(("k_frac", {"phi_tic": i}), 0.1 * i + 0.05 + (0.02 if i >= 2 else 0.0)) for i in range(4)]
+    r = run(ref, prt)
+    assert r.root_cause.tap == "k_frac" and r.root_cause.loop == ("phi_tic",)
+    assert r.root_cause.index.loop == (("phi_tic", 2),)
+    assert "first divergent iteration: phi_tic 2 (2 of 4 iterations differ)" in r.headline
+
+
+def test_precision_is_never_a_root_cause():
+    ref = [("a", 2117.55880649785), ("b", 2.0)]
+    prt = [("a", float(__import__("numpy").float32(2117.55880649785))), ("b", 2.0)]
+    r = diff_traces(make_trace(ref, pixel=(1, 1)), make_trace(prt, pixel=(1, 1)), DAG, context={"dtype": "float32"})
+    assert r.verdict == "agree"
+    assert [f.verdict.kind for f in r.findings] == ["precision", "agree"]
+
+
+def test_pipeline_order_puts_spec_taps_first_then_unknown_in_trace_order():
+    r = run([("zz", 1.0), ("d", 4.0), ("a", 1.0)], [("zz", 1.0), ("d", 4.0), ("a", 1.0)])
+    assert [f.verdict.tap for f in r.findings] == ["a", "d", "zz"]
+    order = pipeline_order([f.verdict for f in r.findings][::-1], None)
+    assert [v.tap for v in order] == ["zz", "d", "a"]
+
+
+@pytest.mark.parametrize("spec", [DAG, None])
+def test_agreeing_traces_have_no_root(spec):
+    r = run(REF, REF, spec)
+    assert r.root_cause is None and r.verdict == "agree"

@@ -1,0 +1,61 @@
+"""Renderers only read the frozen result: console opens with the root cause, md and json agree."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from nbtrace.diff import diff_traces
+from nbtrace.errors import UsageError
+from nbtrace.report import render
+from nbtrace.testing import make_trace
+
+REF = [("dist_meters", 0.5), ("q_vec", (1000.0, 2000.0, 3000.0)), ("intensity", 42.5)]
+PORT = [("dist_meters", 0.5), ("q_vec", (1e-7, 2e-7, 3e-7)), ("intensity", 40.0)]
+
+
+@pytest.fixture(scope="module")
+def result():
+    return diff_traces(make_trace(REF, pixel=(3, 4), path="a.log"),
+                       make_trace(PORT, pixel=(3, 4), path="b.log", prefix="TRACE_PY"))
+
+
+def test_result_is_frozen(result):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.headline = "x"
+
+
+def test_console_opens_with_root_cause_then_totals_then_taps(result):
+    out = render(result, "console", width=120)
+    opening, rest = out.split("\n\n", 1)
+    assert " ".join(opening.split()) == result.headline
+    lines = rest.splitlines()
+    assert lines[0].startswith("3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree")
+    table = [ln.split() for ln in lines if ln.split()[:1] in (["agree"], ["introduced"], ["inherited"])]
+    assert [row[:2] for row in table] == [["agree", "dist_meters"], ["introduced", "q_vec"], ["inherited", "intensity"]]
+    assert "Mismatched elements: 3 / 3 (100.0%)" in out
+
+
+def test_console_keeps_brackets(result):
+    ref = [(("k_frac", {"phi_tic": 0}), 0.5)]
+    prt = [(("k_frac", {"phi_tic": 0}), 0.7)]
+    r = diff_traces(make_trace(ref, pixel=(1, 1)), make_trace(prt, pixel=(1, 1)))
+    assert "k_frac[phi_tic]" in render(r, "console", width=100)
+
+
+def test_markdown_has_table_and_details(result):
+    md = render(result, "md")
+    assert md.startswith("# nbtrace diff\n\n**DIVERGE** — " + result.headline)
+    assert "| introduced | `q_vec` | scale ×1e-10 |" in md
+    assert "### `q_vec` (introduced)" in md and "### `intensity` (inherited)" in md
+
+
+def test_json_render_is_the_contract(result):
+    assert json.loads(render(result, "json")) == json.loads(json.dumps(result.to_json()))
+
+
+def test_unknown_format_is_a_usage_error(result):
+    with pytest.raises(UsageError):
+        render(result, "html")
