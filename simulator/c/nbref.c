@@ -311,6 +311,9 @@ typedef struct {
     int ntrace; int trace_s[MAX_TRACE], trace_f[MAX_TRACE];
     int trace_roi_given; int trace_roi[4];
     const char *trace_dump;
+    const char *imgfile, *maskfile;
+    unsigned short *mask;         /* SIZE1 x SIZE2 of -mask, 0 = skip the pixel; NULL without -mask */
+    int mask_f, mask_s;
 } Config;
 
 static void config_defaults(Config *c)
@@ -609,6 +612,7 @@ static int parse_output_flag(Args *a, Config *c)
         c->trace_roi_given = 1;
     }
     else if (is(a, "-trace_dump")) c->trace_dump = take_str(a, "an .npz file name");
+    else if (is(a, "-img") || is(a, "-mask")) (void)take_str(a, "an SMV image; read before the other flags");
     else if (is(a, "-emulate_phi0_carryover")) c->emulate_phi0 = 1;
     else if (is(a, "-noprogress") || is(a, "-progress") || is(a, "-printout") || is(a, "-coherent")) {
         /* accepted for compatibility; no effect on any output here */
@@ -620,6 +624,96 @@ static int parse_output_flag(Args *a, Config *c)
     }
     else return 0;
     return 1;
+}
+
+/* ---- SMV headers of -img / -mask (physics.md 5.11), applied before the other flags ---- */
+
+typedef struct { char *text; long header_bytes; int width, height; } SmvHeader;
+
+/* The original's lookup: the LAST occurrence of `key` anywhere (even inside another key), then the
+   value after the next '='. NAN when the key is absent. */
+static double smv_value(const SmvHeader *h, const char *key)
+{
+    const char *p = h->text, *hit;
+    int found = 0;
+    while ((hit = strstr(p, key)) != NULL) { p = hit + strlen(key); found = 1; }
+    if (!found) return NAN;
+    p = strchr(p, '=');
+    return p == NULL ? 0.0 : atof(p + 1);
+}
+
+static SmvHeader read_smv_header(const char *path, FILE *fp)
+{
+    SmvHeader h;
+    char first[513];
+    if (fread(first, 1, 512, fp) != 512) die("%s:1: shorter than an SMV header (hint: -img/-mask take an SMV image)", path);
+    first[512] = '\0';
+    if (strncmp(first, "{\nHEADER_BYT", 12) != 0)
+        die("%s:1: not an SMV (ADSC) image: it does not start with '{ HEADER_BYTES' (hint: -img/-mask take SMV files)", path);
+    h.text = first;
+    h.header_bytes = (long)smv_value(&h, "HEADER_BYTES");
+    if (h.header_bytes < 512 || h.header_bytes > (1L << 24))
+        die("%s:2: HEADER_BYTES=%ld is not a usable header size (hint: a valid SMV header has >= 512)", path, h.header_bytes);
+    h.text = (char *)xcalloc((size_t)h.header_bytes + 1, 1);
+    if (fseek(fp, 0, SEEK_SET) != 0 || fread(h.text, 1, (size_t)h.header_bytes, fp) != (size_t)h.header_bytes)
+        die("%s:1: cannot read its %ld-byte header (hint: the file is truncated)", path, h.header_bytes);
+    h.width = (int)smv_value(&h, "SIZE1");
+    h.height = (int)smv_value(&h, "SIZE2");
+    if (h.width <= 0 || h.height <= 0)
+        die("%s:1: SMV header gives SIZE1=%d SIZE2=%d (hint: both must be positive)", path, h.width, h.height);
+    return h;
+}
+
+static void apply_smv_header(Config *c, const SmvHeader *h, int is_mask)
+{
+    double v, detsize_s;
+    c->fpixels = h->width;
+    c->spixels = h->height;
+    if (!isnan(v = smv_value(h, "PIXEL_SIZE"))) c->pixel = v / 1000.0;
+    detsize_s = c->pixel * c->spixels;
+    if (!isnan(v = smv_value(h, "DISTANCE"))) c->distance = v / 1000.0;
+    if (!isnan(v = smv_value(h, "CLOSE_DISTANCE"))) c->close_distance = v / 1000.0;
+    if (!isnan(v = smv_value(h, "WAVELENGTH"))) c->lambda0 = v / 1e10;
+    if (!isnan(v = smv_value(h, "BEAM_CENTER_X"))) c->Xbeam = v / 1000.0;
+    /* the mask's Y is flipped, the img's is not (as in the original) */
+    if (!isnan(v = smv_value(h, "BEAM_CENTER_Y"))) c->Ybeam = is_mask ? detsize_s - v / 1000.0 : v / 1000.0;
+    if (!isnan(v = smv_value(h, "ORGX"))) c->ORGX = v;
+    if (!isnan(v = smv_value(h, "ORGY"))) c->ORGY = v;
+    if (!isnan(v = smv_value(h, "PHI"))) c->phi0 = v / RTD;
+    if (!isnan(v = smv_value(h, "OSC_RANGE"))) c->osc = v / RTD;
+    /* TWOTHETA is read into an unused variable by the original: ignored */
+}
+
+static void read_smv(Config *c, const char *path, int is_mask)
+{
+    FILE *fp = fopen(path, "rb");
+    SmvHeader h;
+    size_t n;
+    if (fp == NULL) die("%s:0: cannot open %s file: %s (hint: check the path)", path, is_mask ? "-mask" : "-img", strerror(errno));
+    h = read_smv_header(path, fp);
+    apply_smv_header(c, &h, is_mask);
+    if (is_mask) {
+        n = (size_t)h.width * h.height;
+        c->mask = (unsigned short *)xcalloc(n, sizeof(unsigned short));
+        if (fread(c->mask, sizeof(unsigned short), n, fp) != n)
+            die("%s:0: pixel data shorter than SIZE1 x SIZE2 = %d x %d (hint: the file is truncated)", path, h.width, h.height);
+        c->mask_f = h.width;
+        c->mask_s = h.height;
+    }
+    free(h.text);
+    fclose(fp);
+}
+
+/* -mask, then -img, whatever their argv order; every other flag then overrides their headers. */
+static void read_image_headers(int argc, char **argv, Config *c)
+{
+    int i;
+    for (i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-mask") == 0) c->maskfile = argv[i + 1];
+        if (strcmp(argv[i], "-img") == 0) c->imgfile = argv[i + 1];
+    }
+    if (c->maskfile) read_smv(c, c->maskfile, 1);
+    if (c->imgfile) read_smv(c, c->imgfile, 0);
 }
 
 static void parse_args(int argc, char **argv, Config *c)
@@ -662,6 +756,7 @@ typedef struct {
     int thicksteps;
     double thick, thickstep, mu;
     int roi[4];
+    const unsigned short *mask;   /* fpixels x spixels, 0 = not computed; NULL = none */
     /* beam and scale */
     double lambda0, dmin, water, I_bg, fluence, polarization;
     int nopolar;
@@ -1172,6 +1267,10 @@ static void setup_detector(const Config *cfg, Setup *S)
     detector_pipeline(cfg, S);
     S->curved = cfg->curved;
     S->point_pixel = cfg->point_pixel;
+    if (cfg->mask != NULL && (cfg->mask_f != S->fpixels || cfg->mask_s != S->spixels))
+        die("%s:0: the mask is %d x %d pixels but the detector is %d x %d (hint: drop the -detpixels/-detsize/-pixel "
+            "flags that resize it)", cfg->maskfile, cfg->mask_f, cfg->mask_s, S->fpixels, S->spixels);
+    S->mask = cfg->mask;
     if (cfg->roi_given) memcpy(S->roi, cfg->roi, sizeof S->roi);
     else { S->roi[0] = 0; S->roi[1] = S->fpixels; S->roi[2] = 0; S->roi[3] = S->spixels; }
 }
@@ -1588,6 +1687,12 @@ static int in_roi(const Setup *S, int s, int f)
     return f >= S->roi[0] && f <= S->roi[1] && s >= S->roi[2] && s <= S->roi[3];
 }
 
+/* Pixels the frame renders: inside the ROI and not zero in the mask. */
+static int rendered(const Setup *S, int s, int f)
+{
+    return in_roi(S, s, f) && (S->mask == NULL || S->mask[(size_t)s * S->fpixels + f] != 0);
+}
+
 static void check_trace_requests(const Config *cfg, const Setup *S)
 {
     int i;
@@ -1687,13 +1792,17 @@ static void trace_one(const Setup *S, int s, int f, Carry *carry, float *img)
     NBT_PIXEL_BEGIN(s, f);
     v = render_pixel(S, s, f, carry);
     NBT_PIXEL_END();
-    if (img != NULL && in_roi(S, s, f)) img[(size_t)s * S->fpixels + f] = (float)v;
+    if (img != NULL && rendered(S, s, f)) img[(size_t)s * S->fpixels + f] = (float)v;
 }
 
+/* Is (s, f) the first pixel a full frame renders, in memory order? */
 static int first_roi_pixel(const Setup *S, int s, int f)
 {
-    int f0 = S->roi[0] < 0 ? 0 : S->roi[0], s0 = S->roi[2] < 0 ? 0 : S->roi[2];
-    return s == s0 && f == f0;
+    int ss, ff;
+    for (ss = 0; ss < S->spixels; ss++)
+        for (ff = 0; ff < S->fpixels; ff++)
+            if (rendered(S, ss, ff)) return ss == s && ff == f;
+    return 0;
 }
 
 /* Traced pixels, serially, in request order then region scan order (each pixel once). */
@@ -1723,7 +1832,7 @@ static void render_frame(const Setup *S, float *img, int skip_traced)
         memset(&carry, 0, sizeof carry);
         for (s = 0; s < S->spixels; s++)
             for (f = 0; f < S->fpixels; f++) {
-                if (!in_roi(S, s, f)) continue;
+                if (!rendered(S, s, f)) continue;
                 NBT_PIXEL_BEGIN(s, f);
                 img[(size_t)s * S->fpixels + f] = (float)render_pixel(S, s, f, &carry);
                 NBT_PIXEL_END();
@@ -1738,7 +1847,7 @@ static void render_frame(const Setup *S, float *img, int skip_traced)
         int f;
         memset(&carry, 0, sizeof carry);
         for (f = 0; f < S->fpixels; f++) {
-            if (!in_roi(S, s, f)) continue;
+            if (!rendered(S, s, f)) continue;
             if (skip_traced && NBT_IS_TRACED(s, f)) continue;
             img[(size_t)s * S->fpixels + f] = (float)render_pixel(S, s, f, &carry);
         }
@@ -1914,6 +2023,7 @@ int main(int argc, char **argv)
     Carry carry;
 
     config_defaults(&cfg);
+    read_image_headers(argc, argv, &cfg);
     parse_args(argc, argv, &cfg);
     setup_crystal(&cfg, &S);
     setup_crystal_size(&cfg, &S);

@@ -310,3 +310,36 @@ def test_compatibility_flags_are_accepted(run_ref, tmp_path):
     ok(run_ref(*SMALL, "-floatfile", tmp_path / "b.bin"))
     assert path.read_bytes() == (tmp_path / "b.bin").read_bytes()
     assert not (tmp_path / "x.bin").exists()
+
+
+def _smv(path, data, extra):
+    head = ("{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+            f"SIZE1={data.shape[1]};\nSIZE2={data.shape[0]};\n{extra}}}\f").encode().ljust(512, b" ")
+    path.write_bytes(head + data.astype("<u2").tobytes())
+
+
+def test_mask_and_img_headers_set_geometry_and_skip_pixels(run_ref, tmp_path):
+    mask = np.ones((30, 20), dtype=np.uint16)
+    mask[5:8, 2:9] = 0
+    _smv(tmp_path / "mask.img", mask, "PIXEL_SIZE=0.2;\n")
+    _smv(tmp_path / "hdr.img", np.zeros((30, 20)), "PIXEL_SIZE=0.2;\nDISTANCE=80;\n")
+    crystal = ["-cell", "100", "-N", "3", "-default_F", "100"]
+    ok(run_ref(*crystal, "-mask", tmp_path / "mask.img", "-img", tmp_path / "hdr.img", "-floatfile", tmp_path / "a.bin"))
+    img = np.fromfile(tmp_path / "a.bin", dtype="<f4").reshape(30, 20)  # SIZE2 slow x SIZE1 fast
+    assert (img[5:8, 2:9] == 0).all() and (np.delete(img.ravel(), np.flatnonzero(mask.ravel() == 0)) > 0).all()
+    # the header's DISTANCE = 80 mm is what -distance 80 gives; a later flag overrides the header
+    ok(run_ref(*crystal, "-detpixels_f", "20", "-detpixels_s", "30", "-pixel", "0.2", "-distance", "80",
+               "-floatfile", tmp_path / "b.bin"))
+    b = np.fromfile(tmp_path / "b.bin", dtype="<f4").reshape(30, 20)
+    assert np.array_equal(np.where(mask == 0, 0, b), img)
+    ok(run_ref(*crystal, "-img", tmp_path / "hdr.img", "-distance", "90", "-floatfile", tmp_path / "c.bin"))
+    assert (tmp_path / "c.bin").read_bytes() != (tmp_path / "b.bin").read_bytes()
+
+
+def test_bad_smv_input_is_one_line(run_ref, tmp_path):
+    (tmp_path / "x.img").write_bytes(b"P5\n" + b" " * 600)
+    res = run_ref("-cell", "100", "-default_F", "1", "-img", tmp_path / "x.img")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not an SMV (ADSC) image" in res.stderr
+    _smv(tmp_path / "m.img", np.ones((4, 4)), "")
+    res = run_ref("-cell", "100", "-default_F", "1", "-mask", tmp_path / "m.img", "-detpixels", "8")
+    assert res.returncode == 2 and "the mask is 4 x 4 pixels but the detector is 8 x 8" in res.stderr
