@@ -347,11 +347,19 @@ def _pixel_words(v: float) -> str | None:
 
 def _classify_pixel_offset(x: _Arrays, tap, tapdef, s):
     g = s.geometry
-    if x.A.shape[1] != 3 or not g.pixel_size or dimension_of(tap, tapdef) != "length":
+    if x.A.shape[1] not in (1, 3) or not g.pixel_size or dimension_of(tap, tapdef) != "length":
         return None
     d = _constant_offset(x)
     if d is None:
         return None
+    if x.A.shape[1] == 1:
+        # a beam centre or distance: the offset in pixels, without an axis
+        w = _pixel_words(float(d[0]) / g.pixel_size)
+        if w is None:
+            return None
+        exact = "exactly " if "½" in w else ""
+        return ("offset", None, f"additive offset of {exact}{w} pixel (port − reference = {d[0]:.6g} m, "
+                                f"pixel {g.pixel_size:g} m): a beam-centre convention (MOSFLM +½ pixel) dropped or doubled?")
     f_axis = np.asarray(g.fdet if g.fdet else (0.0, 0.0, 1.0))
     s_axis = np.asarray(g.sdet if g.sdet else (0.0, -1.0, 0.0))
     f = float(d @ f_axis) / g.pixel_size
@@ -547,6 +555,7 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup, ints
     first_loop = ra[first].index.loop if group.loop else None
     if group.loop:
         head += _loop_note(ra, rows, n, x)
+    head += _region_note(ra, rows, n)
     wa = np.unravel_index(int(np.argmax(x.abs_err)), x.A.shape)
     wr = np.unravel_index(int(np.argmax(rel)), x.A.shape)
     msg = mismatch_message(
@@ -557,6 +566,21 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup, ints
         path=_path(label, ra[first], rb[first], int(np.flatnonzero(mism[first])[0]) if k > 1 else None))
     return _verdict(group, label, kind, ra, rb, first, would_pass=would_pass, factor=factor,
                     message=msg, first_loop=first_loop, **common)
+
+
+def _region_note(ra, rows: np.ndarray, n: int) -> str:
+    """For traces of several pixels: where the divergence is (incident 21: only edge pixels)."""
+    if n < 2 or len(rows) > 10_000:
+        return ""
+    bad = dict.fromkeys(ra[int(i)].index.pixel for i in rows)
+    if len(bad) == 1 and None in bad:
+        return ""
+    all_pixels = len(dict.fromkeys(r.index.pixel for r in ra)) if n <= 100_000 else None
+    if all_pixels is None or all_pixels < 2 or len(bad) == all_pixels:
+        return ""
+    shown = ", ".join(f"({p[0]}, {p[1]})" for p in list(bad)[:6] if p is not None)
+    more = " …" if len(bad) > 6 else ""
+    return f"; confined to {len(bad)} of {all_pixels} pixels: {shown}{more}"
 
 
 def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:

@@ -5,7 +5,7 @@ diverges. Upstream means the spec's ``after`` DAG, transitively; a tap the spec 
 (or every tap, without a spec) depends on every tap printed before it. Each later divergence
 is marked "inherited" when one of its ancestors diverges, "introduced" otherwise.
 
-Decision (documented in docs/CONTRACTS.md): a "precision" verdict (float32 noise on a side
+Decision: a "precision" verdict (float32 noise on a side
 that computes in float32, incident 17) is not a divergence: its status is "agree", it never
 becomes a root cause, and the report counts it separately.
 """

@@ -204,3 +204,27 @@ def test_many_pairs_are_compared_at_once_and_the_worst_is_located():
     assert v.n_pairs == 49 and v.n_mismatched == 1
     assert v.index.occurrence == 30
     assert "occurrence 30, component 2" in v.message
+
+
+def test_scalar_length_offset_in_pixels():
+    g = Geometry(pixel_size=1e-4)
+    v = verdict("pix0_vector_meters", 0.00505, 0.00500, settings=CompareSettings(geometry=g), spec=SPEC)
+    # a scalar under a vector tap's name is still judged as a length
+    assert v.kind == "offset" and "exactly −½ pixel" in v.message
+
+
+def test_divergence_confined_to_some_pixels_says_where():
+    from nbtrace.model import Trace
+
+    def multi(values):
+        recs = []
+        for i, val in enumerate(values):
+            t = make_trace([("lambda_meters", val)], pixel=(0, i))
+            recs.extend(t.records)
+        return Trace("<m>", tuple(recs), "TRACE_C", "space", tuple((0, i) for i in range(len(values))))
+
+    a = multi([1e-10] * 5)
+    b = multi([1e-10, 1e-10, 1e-10, 1.1e-10, 1.2e-10])
+    [g] = align(a, b).groups
+    v = compare_group(g, a, b, SPEC.get("lambda_meters"))
+    assert "confined to 2 of 5 pixels: (0, 3), (0, 4)" in v.message
