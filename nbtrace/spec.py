@@ -12,6 +12,7 @@ Every problem in a spec file is a :class:`~nbtrace.errors.SpecError` whose ``whe
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -158,8 +159,9 @@ def default_spec() -> TapSpec:
     return shipped_spec("nanobragg.yaml")
 
 
+@functools.lru_cache(maxsize=None)
 def shipped_spec(filename: str) -> TapSpec:
-    """A spec shipped in the ``nbtrace.tap_specs`` package, by file name."""
+    """A spec shipped in the ``nbtrace.tap_specs`` package, by file name (loaded once: specs are frozen)."""
     try:
         ref = resources.files("nbtrace.tap_specs").joinpath(filename)
     except ModuleNotFoundError:
