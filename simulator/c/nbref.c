@@ -1727,6 +1727,22 @@ static void join_argv(int argc, char **argv, char *buf, size_t cap, int json)
     }
 }
 
+/* What the run read from disk, by absolute path, for the trace's provenance. */
+static void print_input_files(const Config *cfg)
+{
+    const char *keys[] = {"mat_file", "sourcefile", "img_file", "mask_file"};
+    const char *paths[4];
+    char resolved[4096];
+    int i;
+    paths[0] = cfg->matfile; paths[1] = cfg->sourcefile; paths[2] = cfg->imgfile; paths[3] = cfg->maskfile;
+    for (i = 0; i < 4; i++) {
+        if (paths[i] == NULL) continue;
+        if (realpath(paths[i], resolved) == NULL) snprintf(resolved, sizeof resolved, "%s", paths[i]);
+        NBT_SETUP_STR(keys[i], resolved);
+    }
+    (void)keys; (void)resolved;
+}
+
 static void print_setup_block(int argc, char **argv, const Setup *S)
 {
     static char joined[65536];
@@ -2044,6 +2060,7 @@ int main(int argc, char **argv)
         for (i = 0; i < cfg.ntrace; i++) (void)NBT_TRACE_PIXEL(cfg.trace_s[i], cfg.trace_f[i]);
         if (cfg.trace_roi_given) NBT_REGION_BEGIN(cfg.trace_roi[0], cfg.trace_roi[1], cfg.trace_roi[2], cfg.trace_roi[3]);
         print_setup_block(argc, argv, &S);
+        print_input_files(&cfg);
     }
     want_image = cfg.floatfile != NULL || cfg.intfile != NULL || cfg.noisefile != NULL || cfg.pgmfile != NULL;
     if (!want_image && !tracing)
