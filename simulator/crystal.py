@@ -128,7 +128,7 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
         a_star, b_star, c_star = (v * (1e-10 / lambda0) for v in (a_star, b_star, c_star))
     a0, b0, c0 = a * 1e-10, b * 1e-10, c * 1e-10
     N = crystal_size(cfg, a0, b0, c0)
-    return Crystal(a0, b0, c0, a_star, b_star, c_star, N, float(V))
+    return Crystal(a0, b0, c0, a_star, b_star, c_star, N, float(V.detach()))
 
 
 def crystal_size(cfg, a0: Tensor, b0: Tensor, c0: Tensor) -> tuple[int, int, int]:
@@ -139,7 +139,7 @@ def crystal_size(cfg, a0: Tensor, b0: Tensor, c0: Tensor) -> tuple[int, int, int
     N = list(cfg.N)
     for i, (size, vec) in enumerate(((sx, a0), (sy, b0), (sz, c0))):
         if size > 0:
-            N[i] = math.ceil(size / float(norm(vec)))
+            N[i] = math.ceil(size / float(norm(vec.detach())))
     return tuple(max(1, int(n)) for n in N)
 
 

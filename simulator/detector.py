@@ -138,7 +138,7 @@ def build_detector(cfg, distance: Tensor, xbeam: Tensor, ybeam: Tensor) -> Detec
         fclose, sclose = xbeam, ybeam
     rx, ry, rz, tt = cfg.rotx, cfg.roty, cfg.rotz, cfg.twotheta
     ratio = dot(beam, rotate_xyz(o, rx, ry, rz))
-    if float(ratio) == 0.0:
+    if float(ratio.detach()) == 0.0:
         ratio = ratio.new_tensor(DBL_MIN)
     close = torch.abs(ratio * distance) if cfg.close_distance is None else distance.new_tensor(cfg.close_distance)
     D = close / ratio

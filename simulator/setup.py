@@ -102,7 +102,7 @@ class Setup:
 
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
     """§5.9: ceil(3·s_max/(λ0·D/pixel)), 1 when not positive."""
-    sizes = [float(torch.sqrt((v * v).sum())) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
+    sizes = [float(torch.sqrt((v * v).sum()).detach()) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
     rec = math.ceil(3.0 * max(sizes) / (lambda0 * D / pixel))
     return rec if rec > 0 else 1
 
@@ -138,7 +138,7 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
         raise UsageError("no structure factors", hint="give -hkl FILE or a non-zero -default_F")
     else:
         table = sf_mod.default_table(cfg.default_F)
-    rec = recommended_oversample(crystal, float(params.lambda0), float(det.distance), cfg.pixel)
+    rec = recommended_oversample(crystal, float(params.lambda0.detach()), float(det.distance.detach()), cfg.pixel)
     os_ = cfg.oversample if cfg.oversample > 0 else rec
     # incident 15: the normalisation used an oversampling 4× the one actually sampled
     os_steps = os_ * 4 if cfg.has("oversample-auto") else os_

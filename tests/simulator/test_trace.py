@@ -1,0 +1,85 @@
+"""Taps come from the production pass: trace text, npz dumps and the image agree."""
+
+import json
+
+import numpy as np
+import pytest
+
+from simulator import kernel as kernel_mod
+from simulator.taps import BLOCK_TAPS, SCALING_TAPS
+from simhelp import SMALL, loop_lines, run_cli, taps
+
+
+def test_one_pixel_trace_agrees_with_the_full_frame(capsys, tmp_path):
+    img = tmp_path / "img.bin"
+    code, out, _ = run_cli(capsys, SMALL + ["-floatfile", img, "-trace_pixel", 20, 9, "-trace_pixel", 3, 30])
+    assert code == 0
+    data = np.fromfile(img, dtype="<f4").reshape(32, 32)
+    for i, (s, f) in enumerate([(20, 9), (3, 30)]):
+        t = taps(out, i)
+        assert t["floatimage_accumulated"][0][0] == float(data[s, f])
+        assert np.float32(t["I_pixel_final"][0][0]) == data[s, f]
+    # the same pixel traced alone (no image output) gives the same double value
+    code, alone, _ = run_cli(capsys, SMALL + ["-trace_pixel", 20, 9])
+    assert taps(alone)["I_pixel_final"] == taps(out, 0)["I_pixel_final"]
+
+
+def test_tracing_one_pixel_computes_one_pixel(capsys, monkeypatch):
+    seen = []
+    original = kernel_mod.Kernel.render
+
+    def spy(self, s_idx, f_idx):
+        seen.append(int(s_idx.numel()))
+        return original(self, s_idx, f_idx)
+
+    monkeypatch.setattr(kernel_mod.Kernel, "render", spy)
+    assert run_cli(capsys, SMALL + ["-trace_pixel", 5, 6])[0] == 0
+    assert seen == [1]
+
+
+def test_trace_layout_per_subpixel_and_setup_block(capsys):
+    code, out, _ = run_cli(capsys, SMALL + ["-oversample", 2, "-trace_pixel", 20, 9])
+    assert code == 0
+    t = taps(out)
+    assert all(len(t[name]) == 4 for name in BLOCK_TAPS)
+    assert all(len(t[name]) == 1 for name in SCALING_TAPS)
+    setup = [line for line in out.splitlines() if line.startswith("TRACE_PY:") and "=" in line.split()[0]]
+    keys = [line.split("=", 1)[0][len("TRACE_PY:"):] for line in setup]
+    assert keys[:4] == ["producer", "dtype", "argv", "structure_factors"]
+    assert "TRACE_PY:oversample=2" in setup and "TRACE_PY:steps=4" in setup
+    # I_before_scaling holds the sum over all four subpixels: trace-one-subpixel shows a quarter-ish
+    _, bad, _ = run_cli(capsys, SMALL + ["-oversample", 2, "-trace_pixel", 20, 9, "--inject", "trace-one-subpixel"])
+    assert taps(bad)["I_before_scaling"][0][0] < t["I_before_scaling"][0][0]
+    assert taps(bad)["I_pixel_final"] == t["I_pixel_final"]
+
+
+def test_loop_lines(capsys):
+    args = SMALL + "-phi 1 -osc 0.3 -phisteps 3 -mosaic 0.2 -mosaic_domains 4 -divergence 0.1 -divsteps 2".split()
+    code, out, _ = run_cli(capsys, args + ["-trace_pixel", 20, 9])
+    assert code == 0
+    phi, mos, src = (loop_lines(out, k) for k in ("PHI", "MOS", "SOURCE"))
+    assert [r["phi_tic"] for r in phi] == [0, 1, 2]
+    assert phi[2]["phi_deg"] == pytest.approx(1.2)
+    assert [r["mos_tic"] for r in mos] == [0, 1, 2, 3]
+    assert len(src) == 4 and {"lambda_meters", "incident_x", "h_frac", "F_latt"} <= set(src[0])
+    for row in phi:
+        assert row["F_latt"] == pytest.approx(row["F_latt_a"] * row["F_latt_b"] * row["F_latt_c"], rel=1e-12)
+    # mosaic domain 0 is the identity: its line equals φ step 0 of the PHI lines
+    assert mos[0]["h_frac"] == phi[0]["h_frac"]
+
+
+def test_npz_dump_agrees_with_the_text_trace(capsys, tmp_path):
+    dump = tmp_path / "taps.npz"
+    code, out, _ = run_cli(capsys, SMALL + ["-trace_roi", 8, 10, 19, 21, "-trace_dump", dump, "-trace_pixel", 20, 9])
+    assert code == 0
+    z = np.load(dump)
+    assert list(z["roi"]) == [8, 10, 19, 21]
+    meta = json.loads(bytes(z["meta_json"]).decode())
+    assert meta["producer"].startswith("nbtrace-simulator") and meta["dtype"] == "float64"
+    t = taps(out)
+    for name in BLOCK_TAPS + SCALING_TAPS:
+        value = z[name][20 - 19, 9 - 8]
+        assert value.shape == (3,) or value.shape == ()
+        np.testing.assert_array_equal(np.atleast_1d(value), t[name][0], err_msg=name)
+    assert z["pixel_pos_meters"].shape == (3, 3, 3)
+    assert np.isfinite(z["I_pixel_final"]).all()
