@@ -76,7 +76,7 @@ class Trace:
     meta: provenance (producer, argv, binary checksum, dtype, what the producer said it read, ...).
         The parser adds: "lines", "blank_lines", "ignored_lines", "context_lines", "header_lines",
         "warnings" (list of str), "dialects" (records per dialect), "format_digits" (per dialect),
-        "prefixes" (tap lines per prefix seen).
+        "prefixes" (records per tap prefix seen, before one prefix was chosen).
     """
 
     path: str
