@@ -2057,7 +2057,7 @@ int main(int argc, char **argv)
     print_summary(&S);
     if (tracing) {
         NBT_BEGIN("TRACE_C");
-        for (i = 0; i < cfg.ntrace; i++) (void)NBT_TRACE_PIXEL(cfg.trace_s[i], cfg.trace_f[i]);
+        for (i = 0; i < cfg.ntrace; i++) NBT_TRACE_PIXEL(cfg.trace_s[i], cfg.trace_f[i]);
         if (cfg.trace_roi_given) NBT_REGION_BEGIN(cfg.trace_roi[0], cfg.trace_roi[1], cfg.trace_roi[2], cfg.trace_roi[3]);
         print_setup_block(argc, argv, &S);
         print_input_files(&cfg);

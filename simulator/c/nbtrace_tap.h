@@ -35,7 +35,7 @@
  *
  * Macros (all no-ops when disabled):
  *   NBT_BEGIN(prefix)                 turn output on, set the prefix ("TRACE_C")
- *   NBT_TRACE_PIXEL(s, f)             register a pixel (slow, fast) to print
+ *   NBT_TRACE_PIXEL(s, f)             register a pixel (slow, fast) to print (at most 4096)
  *   NBT_REGION_BEGIN(x0, x1, y0, y1)  record an inclusive fast/slow rectangle
  *   NBT_IS_TRACED(s, f)               1 if (s, f) prints or is recorded
  *   NBT_PIXEL_BEGIN(s, f) / NBT_PIXEL_END()
@@ -110,13 +110,15 @@ static NBT_UNUSED void nbt_begin(const char *prefix)
     strncpy(nbt_state.prefix, prefix, sizeof nbt_state.prefix - 1);
 }
 
-static NBT_UNUSED int nbt_trace_pixel(int s, int f)
+static NBT_UNUSED void nbt_trace_pixel(int s, int f)
 {
-    if (nbt_state.npix >= NBT_MAX_PIXELS) return -1;
+    if (nbt_state.npix >= NBT_MAX_PIXELS) {
+        fprintf(stderr, "nbtrace_tap: more than %d traced pixels; ignoring (%d, %d)\n", NBT_MAX_PIXELS, s, f);
+        return;
+    }
     nbt_state.pix_s[nbt_state.npix] = s;
     nbt_state.pix_f[nbt_state.npix] = f;
     nbt_state.npix++;
-    return 0;
 }
 
 static NBT_UNUSED void nbt_region_begin(int x0, int x1, int y0, int y1)
@@ -554,7 +556,7 @@ static NBT_UNUSED void nbt_end(void)
 #else /* tracing compiled out: nothing is evaluated, nothing is emitted */
 
 #define NBT_BEGIN(prefix) ((void)0)
-#define NBT_TRACE_PIXEL(s, f) (0)
+#define NBT_TRACE_PIXEL(s, f) ((void)0)
 #define NBT_REGION_BEGIN(x0, x1, y0, y1) ((void)0)
 #define NBT_IS_TRACED(s, f) (0)
 #define NBT_PIXEL_BEGIN(s, f) ((void)0)

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
     long hkl[3] = {-1, 0, 2};
     (void)argc; (void)argv;
     NBT_BEGIN("TRACE_T");
-    (void)NBT_TRACE_PIXEL(1, 2);
+    NBT_TRACE_PIXEL(1, 2);
     NBT_REGION_BEGIN(0, 2, 1, 2);            /* fast 0..2, slow 1..2 */
     NBT_SETUP_STR("producer", "tap-test");
     NBT_SETUP_NUM("third", third);
