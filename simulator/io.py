@@ -80,9 +80,10 @@ def smv_header(setup, nbytes: int = 512) -> bytes:
 
 def int_image(image: np.ndarray, mask: np.ndarray, scale: float, adc: float) -> np.ndarray:
     """uint16 of floorf(x + 0.5) with x = float·scale + adc clipped to [0, 65535]; 0 outside the ROI."""
-    x = image.astype(np.float32) * np.float32(scale) + np.float32(adc)
-    x = np.clip(x, 0, 65535).astype(np.float32)
-    out = np.floor((x + np.float32(0.5)).astype(np.float32)).astype(np.uint16)
+    # the value is formed in double; only x + ½ is rounded to float32 (floorf's argument)
+    x = image.astype(np.float32).astype(np.float64) * scale + adc
+    x = np.clip(x, 0.0, 65535.0)
+    out = np.floor((x + 0.5).astype(np.float32)).astype(np.uint16)
     out[~mask] = 0
     return out
 
