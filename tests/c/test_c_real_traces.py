@@ -44,10 +44,10 @@ def test_tilted_detector_setup_matches_the_real_trace_build(run_ref):
                   "-detector_rotx", "5", "-detector_roty", "3", "-detector_rotz", "2", "-twotheta", "15",
                   "-trace_pixel", "0", "0")
     assert res.returncode == 0, res.stderr
-    mine = _setup_taps(res.stdout)
-    pairs = {"pix0_vector": "pix0_vector", "fdet_after_twotheta": "fdet_vector",
-             "sdet_after_twotheta": "sdet_vector", "odet_after_twotheta": "odet_vector"}
+    mine = _space_taps(res.stdout)
+    pairs = {"pix0_vector": "pix0_vector_meters", "fdet_after_twotheta": "fdet_vec",
+             "sdet_after_twotheta": "sdet_vec"}
     for theirs, ours in pairs.items():
         want = [float(v) for v in real[theirs].split()]
-        got = [float(v) for v in mine[ours].split()]
-        assert [float(f"{v:.15g}") for v in got] == want, theirs
+        assert [float(f"{v:.15g}") for v in mine[ours]] == want, theirs
+    assert [float(v) for v in _setup_taps(res.stdout)["pix0_vector"].split()] == mine["pix0_vector_meters"]
