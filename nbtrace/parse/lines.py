@@ -98,24 +98,24 @@ class LineParser:
         pixel = self.pixel
         for raw in lines:
             lineno += 1
-            line = raw.rstrip()
-            if not line:
+            parts = raw.split()
+            if not parts:
                 blank += 1
                 continue
-            tok, _, rest = line.partition(" ")
-            if space_ok and tok[-1:] == ":":
+            tok = parts[0]
+            # A tap line starts at column 0 ("  Mean: 12.9" in a banner is not a tap).
+            if space_ok and tok[-1:] == ":" and raw[0] == tok[0]:
                 group = prefix_ok.get(tok)
                 if group is None and tok not in prefix_ok:
                     group = prefix_ok[tok] = self._space_group(tok[:-1])
                 if group is not None:
-                    parts = rest.split()
-                    toks = parts[1:]
+                    toks = parts[2:]
                     try:
                         values = tuple(map(float, toks))
                     except ValueError:
                         values = ()
-                    if values and parts[0].isidentifier():
-                        name = parts[0]
+                    if values and parts[1].isidentifier():
+                        name = parts[1]
                         if group is not cur_group or pixel is not cur_pixel:
                             cur_group, cur_pixel = group, pixel
                             occ = group.occ_for(pixel, ())
@@ -143,8 +143,10 @@ class LineParser:
                         records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
                                                  digits, kind, None, (), "space"))
                         continue
-                    self._space_slow(group, parts, lineno)
+                    self._space_slow(group, parts[1:], lineno)
                     continue
+            line = raw.rstrip()
+            tok, _, rest = line.partition(" ")
             self._slow(line, tok, rest, lineno)
             pixel = self.pixel  # only the slow path (a pixel header) moves it
         self.counts["blank_lines"] += blank
