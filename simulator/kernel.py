@@ -267,7 +267,7 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) 
     ys = torch.arange(max(ymin, 0), min(ymax, det.spixels - 1) + 1)
     ss, ff = torch.meshgrid(ys, xs, indexing="ij")
     s_all, f_all = ss.reshape(-1), ff.reshape(-1)
-    image = torch.zeros(det.spixels * det.fpixels, dtype=setup.dtype, device=det.pix0.device)
+    image = torch.zeros(det.spixels * det.fpixels, dtype=det.pix0.dtype, device=det.pix0.device)
     kern = Kernel(setup, recorder)
     size = chunk or chunk_size(setup)
     total = s_all.shape[0]
