@@ -33,6 +33,11 @@ _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\
                            re.IGNORECASE)
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
 
+# The hot loop builds records positionally; fail loudly at import if the model's fields move.
+if TapRecord._fields != ("name", "values", "index", "loc", "sigdigits", "kind", "text", "labels", "dialect",
+                         "unit", "shape") or SourceLoc._fields != ("file", "line"):
+    raise ImportError("nbtrace.parse.lines builds TapRecord/SourceLoc positionally: update it to the new fields")
+
 
 class _Group:
     """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file)."""
@@ -90,6 +95,9 @@ class LineParser:
         blank = 0
         # Per (group, pixel) caches, refreshed whenever either changes: occurrence counters
         # and the TapIndex objects shared by every record of that pixel and occurrence.
+        # NamedTuple.__new__ is a Python-level function; building the tuples directly skips that
+        # frame for each of the million records (the field order is pinned at import below).
+        new_tuple = tuple.__new__
         cur_group = cur_pixel = None
         occ: dict[str, int] = {}
         arity: dict[str, tuple[int, int]] = {}
@@ -140,8 +148,9 @@ class LineParser:
                         else:
                             kind = "int" if all(map(is_int_token, toks)) else "number"
                             digits = EXACT
-                        records.append(TapRecord(name, values, indexes[n], SourceLoc(path, lineno),
-                                                 digits, kind, None, (), "space"))
+                        records.append(new_tuple(TapRecord, (name, values, indexes[n],
+                                                             new_tuple(SourceLoc, (path, lineno)),
+                                                             digits, kind, None, (), "space", None, None)))
                         continue
                     self._space_slow(group, parts[1:], lineno)
                     continue
