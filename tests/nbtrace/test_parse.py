@@ -213,6 +213,9 @@ def test_wild_c_log_with_banners_and_progress_lines():
     assert n_record_lines + m["ignored_lines"] + m["context_lines"] + m["blank_lines"] + m["header_lines"] \
         == m["lines"] == 294
     assert m["context_lines"] == 46 and m["ignored_lines"] == 199
+    # the %.15g space taps and the short %g-like setup values are told apart per dialect
+    assert m["format_digits"] == {"eq": 3, "space": 15}
+    assert m["prefixes"] == {"TRACE_C": 47}
 
 
 def test_wild_port_log_earlier_port_dialect():
@@ -256,6 +259,11 @@ def test_forcing_a_dialect_reads_only_that_form():
     assert {r.dialect for r in t.records} == {"loop"} and len(t) == 40
     t = read_trace(WILD / "phi_c_trace_phi.log", dialect="eq")
     assert {r.dialect for r in t.records} == {"eq"} and len(t) == 24
+
+
+def test_indented_colon_lines_in_banners_are_not_taps():
+    t = parse_text("  Mean: 1.288e+01\n  seed: -1\nTRACE_PY: F_cell 100\n")
+    assert t.names() == ["F_cell"] and t.meta["ignored_lines"] == 2
 
 
 def test_jsonl_dialect_sniffed():
