@@ -31,6 +31,7 @@ _PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fa
 _PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
 _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)\s*(?:\[\s*(\w+)\s*,\s*(\w+)\s*\])?",
                            re.IGNORECASE)
+_FORTRAN_EXP = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD](?=[-+]?\d+$)")
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
 
 # The hot loop builds records positionally; fail loudly at import if the model's fields move.
@@ -189,15 +190,32 @@ class LineParser:
             self._ignored(lineno)
             return
         name = parts[0]
+        if len(parts) > 1 and self._fortran_tap(group, name, parts[1:], lineno):
+            return
         if len(parts) == 1:
             self._pending(group, lineno, f"tap {name!r} has no value",
                           "a space-form tap is 'PREFIX: name v1 [v2 v3]'", "novalue")
         else:
-            bad = first_bad(parts[1:])
+            fixed = [_FORTRAN_EXP.sub(r"\1e", t) for t in parts[1:]]
+            bad = parts[1:][fixed.index(first_bad(fixed))]
             self._pending(group, lineno, f"tap {name!r} has a non-numeric value {bad!r}",
                           "values must be numbers (inf, -inf, nan allowed); fix the producer's printf",
                           "nonnumeric")
         self._ignored(lineno)
+
+    def _fortran_tap(self, group: _Group, name: str, tokens: list[str], lineno: int) -> bool:
+        """``1.0D+00`` exponents (Fortran producers): read them as the numbers they are."""
+        fixed = [_FORTRAN_EXP.sub(r"\1e", t) for t in tokens]
+        values = _floats(fixed)
+        if values is None:
+            return False
+        seen = group.arity.get(name)
+        if seen is None:
+            group.arity[name] = (len(values), lineno)
+        elif seen[0] != len(values):
+            self._arity_problem(group, name, len(values), seen, lineno)
+        self._append(group, name, values, (), lineno, record_digits(fixed), "number", "space")
+        return True
 
     def _slow(self, line: str, tok: str, rest: str, lineno: int) -> None:
         if tok == FREE + ":":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nbtrace.errors import TraceError
 from nbtrace.model import TapIndex
 from nbtrace.parse import parse_text, read_trace
 
@@ -70,6 +71,13 @@ def test_any_prefix_pair():
     t = parse_text("MYSIM_REF: energy_J 1.5e-19\nMYSIM_REF: counts 3\n")
     assert t.prefix == "MYSIM_REF"
     assert [r.values for r in t.records] == [(1.5e-19,), (3.0,)]
+
+
+def test_fortran_d_exponents():
+    t = parse_text("FORT_REF: energy 1.5D+00 -2.25d-3\nFORT_REF: n 3\n")
+    assert t.records[0].values == (1.5, -0.00225) and t.records[0].sigdigits == 3
+    with pytest.raises(TraceError, match="non-numeric value 'abc'"):
+        parse_text("FORT_REF: energy 1.5D+00 abc\nFORT_REF: n 3\n")
 
 
 def test_crlf_line_endings(tmp_path):
