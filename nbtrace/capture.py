@@ -461,6 +461,21 @@ def _sha256(path: str) -> str | None:
         return None
 
 
+def _simulator_source_sha256() -> str | None:
+    """For the PyTorch side the interpreter's checksum says nothing: hash the simulator's
+    own sources instead (found without importing it, so torch is not loaded here)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("simulator")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    digest = hashlib.sha256()
+    for root in spec.submodule_search_locations:
+        for path in sorted(Path(root).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _provenance(producer, argv, nb_args, run, setup, pixels, seen_pixels, roi, image, dump, shape) -> dict:
     return {
         "side": producer.side,
@@ -469,6 +484,7 @@ def _provenance(producer, argv, nb_args, run, setup, pixels, seen_pixels, roi, i
         "nb_args": nb_args,
         "executable": producer.executable,
         "sha256": _sha256(producer.executable),
+        "source_sha256": _simulator_source_sha256() if producer.side == "py" else None,
         "producer": setup.get("producer"),
         "dtype": setup.get("dtype"),
         "structure_factors": setup.get("structure_factors"),

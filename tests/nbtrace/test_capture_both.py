@@ -45,6 +45,7 @@ def test_both_writes_traces_with_provenance(tmp_path, capsys):
     assert per_pixel == []
     c_meta, py_meta = read_meta(out_dir / "c.trace"), read_meta(out_dir / "py.trace")
     assert c_meta["side"] == "c" and py_meta["side"] == "py"
+    assert len(py_meta["source_sha256"]) == 64 and c_meta["source_sha256"] is None
     assert c_meta["dtype"] == "float64" and py_meta["dtype"] == "float64"
     assert c_meta["structure_factors"] and py_meta["structure_factors"]
     assert len(c_meta["sha256"]) == 64
