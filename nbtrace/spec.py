@@ -574,12 +574,19 @@ def scaffold_spec(trace, spec_name: str | None = None) -> str:
     from nbtrace.units import guess_unit
 
     firsts: dict[str, Any] = {}
+    skipped: dict[str, None] = {}
     for rec in trace.records:
         if rec.name.isidentifier():
             firsts.setdefault(rec.name, rec)
+        else:
+            skipped.setdefault(rec.name, None)
     name = spec_name or os.path.splitext(os.path.basename(trace.path))[0]
-    lines = [_SCAFFOLD_HEADER.format(source=trace.path, n=len(firsts)),
-             f"spec: {_yaml_str(name if name.isidentifier() else 'scaffold')}",
+    lines = [_SCAFFOLD_HEADER.format(source=trace.path, n=len(firsts))]
+    if skipped:
+        # JSON Lines may name taps with any string; a spec needs identifiers.
+        lines.append("# not declared (names must be identifiers): " + ", ".join(map(repr, skipped)))
+    lines += [
+             f"spec: {_yaml_str(name)}",
              "defaults: {rtol: 1.0e-9, atol: 1.0e-300}", "taps:"]
     previous: str | None = None
     for tap_name, rec in firsts.items():
@@ -594,7 +601,7 @@ def _scaffold_tap(name: str, rec, previous: str | None, guess_unit) -> list[str]
         out += ["    unit: string", "    shape: any"]
     else:
         shape = list(rec.shape) if rec.shape else ([] if len(rec.values) == 1 else [len(rec.values)])
-        out += [f"    shape: {shape}", f"    unit: {_yaml_str(guess_unit(name))}"]
+        out += [f"    shape: {shape}", f"    unit: {_yaml_str(_declared_unit(rec) or guess_unit(name))}"]
     if rec.index.loop:
         out.append(f"    loop: {rec.index.loop[0][0]}")
         out.append("    semantics: per-iteration")
@@ -603,6 +610,17 @@ def _scaffold_tap(name: str, rec, previous: str | None, guess_unit) -> list[str]
     if previous is not None:
         out.append(f"    after: [{previous}]")
     return out
+
+
+def _declared_unit(rec) -> str | None:
+    """The unit a JSON Lines producer declared, when the registry knows it."""
+    if rec.unit is None:
+        return None
+    try:
+        parse_unit(rec.unit)
+    except SpecError:
+        return None
+    return rec.unit
 
 
 def _yaml_str(text: str) -> str:

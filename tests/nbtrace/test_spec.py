@@ -131,6 +131,16 @@ def test_scaffold_from_a_real_trace_loads_and_keeps_order():
     assert tilted.get("R_total").shape == (3, 3) and tilted.get("R_total").semantics == "setup"
 
 
+def test_scaffold_from_json_lines_uses_declared_units_and_skips_odd_names():
+    trace = parse_text('{"name": "pos", "values": [1, 2, 3], "unit": "mm"}\n{"name": "a b", "values": 1}\n'
+                       '{"name": "z_meters", "values": 2, "unit": "furlong"}\n', "port.jsonl")
+    text = scaffold_spec(trace)
+    spec = parse_spec(text, "s.yaml")
+    assert spec.name == "port" and spec.order() == ["pos", "z_meters"]
+    assert spec.get("pos").unit == "mm" and spec.get("z_meters").unit == "m"  # unknown unit: guessed
+    assert "# not declared (names must be identifiers): 'a b'" in text
+
+
 # ----------------------------------------------------------------------------- errors with file:line:col
 
 
