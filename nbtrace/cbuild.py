@@ -122,11 +122,15 @@ def ensure_built(force: bool = False, openmp: bool = True, *, source: Path | Non
     target = cache_dir() / f"{BINARY_STEM}-{key[:20]}{'' if openmp else '-serial'}"
     if target.is_file() and os.access(target, os.X_OK) and not force:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    flags = list(BASE_FLAGS)
-    if openmp and _openmp_works(compiler, target.parent):
-        flags.append(OPENMP_FLAG)
-    _compile(compiler, src, flags, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = list(BASE_FLAGS)
+        if openmp and _openmp_works(compiler, target.parent):
+            flags.append(OPENMP_FLAG)
+        _compile(compiler, src, flags, target)
+    except OSError as exc:
+        raise ProducerError(f"cannot write the build cache: {exc.strerror or exc}", where=str(target.parent),
+                            hint="set NBTRACE_CACHE to a writable directory") from None
     return target
 
 

@@ -716,11 +716,25 @@ static void read_image_headers(int argc, char **argv, Config *c)
     if (c->imgfile) read_smv(c, c->imgfile, 0);
 }
 
+static void usage(void)
+{
+    puts("usage: nbref -cell a b c al be ga | -mat FILE  -default_F F | -hkl FILE  [nanoBragg flags]\n"
+         "             [-floatfile F] [-intfile F] [-noisefile F] [-pgmfile F]\n"
+         "             [-trace_pixel SLOW FAST ...] [-trace_roi XMIN XMAX YMIN YMAX -trace_dump F.npz]\n"
+         "             [-emulate_phi0_carryover]\n"
+         "nanoBragg's flags, units and defaults (mm, Angstrom, degrees, mrad, um), matched exactly.\n"
+         "Trace text goes to stdout, the run summary to stderr. See simulator/c/README.md.");
+}
+
 static void parse_args(int argc, char **argv, Config *c)
 {
     Args a;
     a.argc = argc; a.argv = argv;
     for (a.i = 1; a.i < argc; a.i++) {
+        if (is(&a, "-h") || is(&a, "-help") || is(&a, "--help")) {
+            usage();
+            exit(0);
+        }
         if (parse_geometry_flag(&a, c) || parse_physics_flag(&a, c) || parse_output_flag(&a, c)) continue;
         if (argv[a.i][0] == '-')
             die("argv[%d]: unknown flag '%s' (hint: flags are exact names; see simulator/c/README.md)", a.i, argv[a.i]);

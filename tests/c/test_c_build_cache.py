@@ -102,3 +102,13 @@ def test_build_c_command_prints_the_path(tiny_src, monkeypatch, capsys):
 def test_shipped_sources_are_found():
     src = cbuild.source_dir()
     assert (src / "nbref.c").is_file() and (src / "nbtrace_tap.h").is_file()
+
+
+def test_unwritable_cache_is_one_clear_error(tiny_src, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("NBTRACE_CACHE", str(blocker / "cache"))
+    with pytest.raises(ProducerError) as err:
+        cbuild.ensure_built(source=tiny_src)
+    assert "cannot write the build cache" in err.value.one_line()
+    assert "set NBTRACE_CACHE to a writable directory" in err.value.one_line()

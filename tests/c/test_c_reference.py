@@ -343,3 +343,8 @@ def test_bad_smv_input_is_one_line(run_ref, tmp_path):
     _smv(tmp_path / "m.img", np.ones((4, 4)), "")
     res = run_ref("-cell", "100", "-default_F", "1", "-mask", tmp_path / "m.img", "-detpixels", "8")
     assert res.returncode == 2 and "the mask is 4 x 4 pixels but the detector is 8 x 8" in res.stderr
+
+
+def test_help_prints_usage_and_exits_0(run_ref):
+    res = run_ref("-h")
+    assert res.returncode == 0 and res.stdout.startswith("usage: nbref ") and res.stderr == ""
