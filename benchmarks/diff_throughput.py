@@ -131,7 +131,14 @@ def main() -> None:
         n = sum(1 for _ in open(a_path))
         print(f"generated 2 traces of {n} lines ({size:.0f} MB each) in {time.perf_counter() - t0:.1f} s")
         t = in_process(a_path, b_path)
-        print(f"in-process: parse {t['parse']:.2f} s, diff {t['diff']:.2f} s, json report {t['report']:.2f} s, "
+        print(f"in-process, default GC: parse {t['parse']:.2f} s, diff {t['diff']:.2f} s, "
+              f"json report {t['report']:.2f} s, total {t['total']:.2f} s")
+        import gc
+
+        gc.disable()  # as the CLI does
+        t = in_process(a_path, b_path)
+        gc.enable()
+        print(f"in-process, GC off (as the CLI): parse {t['parse']:.2f} s, diff {t['diff']:.2f} s, json report {t['report']:.2f} s, "
               f"total {t['total']:.2f} s for {t['records']} records; root cause: {t['root']}")
         print(f"in-process peak RSS: {peak_rss_mb():.0f} MB")
         s = diff_only_stages(a_path, b_path)

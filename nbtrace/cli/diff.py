@@ -6,6 +6,7 @@ Exit 0 when every compared tap agrees, 1 on a divergence (or when nothing could 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -104,6 +105,9 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
 
     if (rtol is None) != (atol is None):
         raise UsageError("--rtol and --atol go together", hint="give both, or neither")
+    # A short-lived process holding millions of record tuples: the cyclic GC would rescan them
+    # over and over while parsing and rendering (seconds per 1M lines) and has nothing to free.
+    gc.disable()
     context = parse_context(context_items)
     if dtype:
         context["dtype"] = dtype
