@@ -1553,6 +1553,28 @@ static void loop_lines(const Setup *S, int j, int m, int n, const double *incide
         print_loop_line("MOS", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
 }
 
+/* Trace bookkeeping: what every source computes before the dmin test. */
+static void record_source(LastIter *last, PixelSums *px, const double *incident, double lambda, const double *q,
+                          const double *diffracted)
+{
+    memcpy(last->incident, incident, 3 * sizeof(double));
+    last->lambda = lambda;
+    memcpy(last->q, q, 3 * sizeof(double));
+    px->cos2theta = dot3(incident, diffracted);
+}
+
+/* A source removed by dmin leaves no orientation, hkl, lattice or structure factor behind. */
+static void forget_orientation(LastIter *last)
+{
+    double incident[3], lambda = last->lambda, q[3];
+    memcpy(incident, last->incident, sizeof incident);
+    memcpy(q, last->q, sizeof q);
+    memset(last, 0, sizeof *last);
+    memcpy(last->incident, incident, sizeof incident);
+    last->lambda = lambda;
+    memcpy(last->q, q, sizeof q);
+}
+
 /* Sum over sources, phi steps and mosaic domains for one subpixel; returns the new running I. */
 static double sum_orientations(const Setup *S, const double *diffracted, double I, PixelSums *px, Carry *carry,
                                int tracing, int first_block, LastIter *last)
@@ -1564,9 +1586,12 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
         lambda = S->src_lambda[j];
         for (k = 0; k < 3; k++) q[k] = (diffracted[k] - incident[k]) / lambda;
         stol = 0.5 * norm3(q);
-        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) continue;
+        if (tracing) record_source(last, px, incident, lambda, q, diffracted);
+        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) {
+            if (tracing) forget_orientation(last);   /* nothing after the dmin test ran (CONTRACTS 2.2) */
+            continue;
+        }
         if (px->polar == 0.0 || S->os_polar) px->polar = polarization_factor(S->polarization, incident, diffracted, S->polar_vec);
-        px->cos2theta = dot3(incident, diffracted);
         for (m = 0; m < S->phisteps; m++) {
             orient_for_phi(S, m, carry, ap, bp, cp);
             for (n = 0; n < S->domains; n++) {
@@ -1581,8 +1606,6 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
                 for (k = 0; k < 3; k++) hkl0[k] = (int)ceil(hkl[k] - 0.5);
                 F_latt = lattice_factor(S, hkl, hkl0, &fa, &fb, &fc);
                 if (tracing) {
-                    memcpy(last->incident, incident, sizeof incident); last->lambda = lambda;
-                    memcpy(last->q, q, sizeof q);
                     memcpy(last->a, a, sizeof a); memcpy(last->b, b, sizeof b); memcpy(last->c, c, sizeof c);
                     memcpy(last->hkl, hkl, sizeof hkl); memcpy(last->hkl0, hkl0, sizeof hkl0);
                     last->fa = fa; last->fb = fb; last->fc = fc; last->F_latt = F_latt;

@@ -348,3 +348,15 @@ def test_bad_smv_input_is_one_line(run_ref, tmp_path):
 def test_help_prints_usage_and_exits_0(run_ref):
     res = run_ref("-h")
     assert res.returncode == 0 and res.stdout.startswith("usage: nbref ") and res.stderr == ""
+
+
+def test_source_removed_by_dmin_keeps_its_beam_taps_and_zeroes_the_rest(run_ref):
+    out = ok(run_ref("-water", "0.05", "-dmin", "30", "-lambda", "1", "-cell", "50", "50", "50", "90", "90", "90",
+                     "-N", "5", "-default_F", "100", "-distance", "100", "-detpixels", "64", "-pixel", "0.1",
+                     "-trace_pixel", "63", "7")).stdout
+    t = taps(out)[0]
+    assert t["incident_vec"] == [1.0, 0.0, 0.0] and t["lambda_meters"] == [1e-10]
+    assert t["scattering_vec_A_inv"][1] < -1e8 and 0.99 < t["cos_2theta"][0] < 1
+    for name in ("rot_a_angstroms", "hkl_frac", "hkl_rounded", "F_latt_a", "F_latt", "F_cell", "polar"):
+        assert not any(t[name]), name
+    assert t["I_pixel_final"] == [0.0]  # P stays 0: even the water background vanishes (physics.md 6)
