@@ -33,24 +33,29 @@ __all__ = ["DIALECTS", "read_trace", "parse_text"]
 
 
 def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> Trace:
-    """The trace in the file at ``path``; see the module docstring for ``dialect`` and ``prefix``."""
+    """The trace in the file at ``path``; see the module docstring for ``dialect`` and ``prefix``.
+
+    The file is opened once and read as a stream, so pipes work too
+    (``nbtrace diff <(./c_build ...) <(python -m simulator ...)``).
+    """
     dialect = _check_dialect(dialect)
     path = os.fspath(path)
-    head = _sniff(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline=None) as fh:
-            return _parse(fh, path, dialect, prefix, head.decode("utf-8", "replace"))
-    except UnicodeDecodeError:
-        line = _first_undecodable_line(path)
-        raise TraceError("not UTF-8 text (undecodable bytes)", f"{path}:{line}",
-                         "this looks binary or in another encoding; give the producer's text log") from None
+    raw = _open(path)
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None) as stream:
+        head = _sniff(raw, path)
+        try:
+            return _parse(stream, path, dialect, prefix, head.decode("utf-8", "replace"))
+        except UnicodeDecodeError:
+            where = f"{path}:{_first_undecodable_line(path)}" if os.path.isfile(path) else path
+            raise TraceError("not UTF-8 text (undecodable bytes)", where,
+                             "this looks binary or in another encoding; give the producer's text log") from None
 
 
 def parse_text(text: str, path: str = "<string>", dialect: str | None = None,
                prefix: str | None = None) -> Trace:
     """The trace in ``text``, reported as if read from ``path``."""
     dialect = _check_dialect(dialect)
-    if not text.strip():
+    if not text or text.isspace():
         raise TraceError("empty trace", path, "the producer printed nothing; check it ran with tracing on")
     if "\x00" in text[:_SNIFF_BYTES]:
         raise TraceError("binary content (NUL byte)", path, "this is not a text trace")
@@ -64,15 +69,21 @@ def _check_dialect(dialect: str | None) -> str:
     return dialect
 
 
-def _sniff(path: str) -> bytes:
-    """The first bytes of the file, after refusing what cannot be a text trace."""
+def _open(path: str) -> io.BufferedReader:
     if os.path.isdir(path):
         raise TraceError("is a directory, not a trace file", path, "give the path of a trace log")
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+        return open(path, "rb")
     except FileNotFoundError:
         raise TraceError("no such file", path, "check the path") from None
+    except OSError as exc:
+        raise TraceError(f"cannot read: {exc.strerror}", path, "check the path and its permissions") from None
+
+
+def _sniff(raw: io.BufferedReader, path: str) -> bytes:
+    """The first bytes (peeked, not consumed), after refusing what cannot be a text trace."""
+    try:
+        head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
     except OSError as exc:
         raise TraceError(f"cannot read: {exc.strerror}", path, "check the path and its permissions") from None
     if not head:

@@ -324,3 +324,24 @@ def test_sigdigits_never_exceeds_the_printed_precision(value, digits):
     rec = t.records[0]
     assert rec.sigdigits <= digits or rec.kind == "int"
     assert rec.values[0] == float(f"{value:.{digits}g}")
+
+
+def test_reads_a_pipe_without_losing_its_start(tmp_path):
+    """`nbtrace diff <(producer) ...` hands over a pipe: sniffing must not consume it."""
+    import os
+    import threading
+
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    text = (WILD / "phi_c_trace_phi.log").read_bytes()
+
+    def write():
+        with open(fifo, "wb") as fh:
+            fh.write(text)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    t = read_trace(fifo)
+    writer.join(timeout=10)
+    assert len(t) == 104 and t.records[0].name == "detector_convention"
+    assert t.meta["lines"] == 342
