@@ -13,6 +13,7 @@ Pixel coordinates are (slow, fast) everywhere, as ``-trace_pixel`` takes them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,7 @@ class HuntOptions:
     c_bin: str | None = None
     port_cmd: str | None = None
     inject: tuple[str, ...] = ()
-    npixels: int = 6
+    npixels: int = 7
     maps: bool = False
     out_dir: Path | None = None
     thresholds: Thresholds = Thresholds()
@@ -133,37 +134,57 @@ class HuntResult:
 # --------------------------------------------------------------------------- pixel choice
 
 
-def _pick(img_a, img_b, chosen: dict, pixel, reason):
-    pixel = (int(pixel[0]), int(pixel[1]))
-    if pixel not in chosen:
-        chosen[pixel] = ChosenPixel(pixel, reason, float(img_a[pixel]), float(img_b[pixel]))
+_FIXED_REASONS = ("detector centre (near the direct beam)", "edge (middle of fast-min edge)", "corner (0, 0)",
+                  "opposite corner")
 
 
-def choose_pixels(a: np.ndarray, b: np.ndarray, n: int = 6) -> tuple[ChosenPixel, ...]:
-    """Pixels worth tracing, each with why: the largest |B − A| in photons (absolute, so a 1 %
-    error on a bright spot outranks 100 % on dim background), the brightest reference peak, a
-    background pixel, the middle of the fast-min edge and two opposite corners (geometry faults
-    grow towards the edges); then further large-|Δ| pixels until ``n``. a, b: (S, F) photons."""
-    S, F = a.shape
+def fixed_pixels(shape: tuple[int, int]) -> tuple[ChosenPixel, ...]:
+    """Pixels chosen before any image exists, so the render pass itself can trace them: the
+    detector centre (near the direct beam), the middle of the fast-min edge and two opposite
+    corners (geometry faults grow towards the edges and corners). Values are filled later."""
+    S, F = shape
+    picks = zip([(S // 2, F // 2), (S // 2, 0), (0, 0), (S - 1, F - 1)], _FIXED_REASONS)
+    seen: dict = {}
+    for p, why in picks:
+        seen.setdefault(p, ChosenPixel(p, why, math.nan, math.nan))
+    return tuple(seen.values())
+
+
+def image_pixels(a: np.ndarray, b: np.ndarray, n: int, exclude=()) -> tuple[ChosenPixel, ...]:
+    """Pixels chosen from the two images, each with why: the largest |B − A| in photons (absolute,
+    so a 1 % error on a bright spot outranks 100 % on dim background), the brightest reference
+    pixel, a background pixel, then further large-|Δ| pixels until ``n``. a, b: (S, F) photons."""
+    F = a.shape[1]
     fa, fb = np.nan_to_num(a), np.nan_to_num(b)
     diff = np.abs(fb - fa)
+    taken = {tuple(p) for p in exclude}
     chosen: dict[tuple[int, int], ChosenPixel] = {}
+
+    def pick(pixel, reason):
+        pixel = (int(pixel[0]), int(pixel[1]))
+        if pixel not in chosen and pixel not in taken and len(chosen) < n:
+            chosen[pixel] = ChosenPixel(pixel, reason, float(a[pixel]), float(b[pixel]))
+
     if diff.max() > 0:
-        _pick(a, b, chosen, np.unravel_index(int(np.argmax(diff)), a.shape), "largest |B-A| (photons)")
-    _pick(a, b, chosen, np.unravel_index(int(np.argmax(fa)), a.shape), "brightest pixel of the reference")
-    _pick(a, b, chosen, _background_pixel(fa), "background (median intensity, inner region)")
-    _pick(a, b, chosen, (S // 2, 0), "edge (middle of fast-min edge)")
-    _pick(a, b, chosen, (0, 0), "corner (0, 0)")
-    _pick(a, b, chosen, (S - 1, F - 1), "opposite corner")
-    if len(chosen) < n and diff.max() > 0:
+        pick(np.unravel_index(int(np.argmax(diff)), a.shape), "largest |B-A| (photons)")
+    pick(np.unravel_index(int(np.argmax(fa)), a.shape), "brightest pixel of the reference")
+    pick(_background_pixel(fa), "background (median intensity, inner region)")
+    if diff.max() > 0:
         for k in np.argsort(-diff, axis=None)[: 4 * n]:
             if len(chosen) >= n or diff.flat[k] == 0:
                 break
             # skip the immediate neighbours of pixels already chosen: they say the same thing
             s, f = divmod(int(k), F)
-            if all(abs(s - p[0]) > 2 or abs(f - p[1]) > 2 for p in chosen):
-                _pick(a, b, chosen, (s, f), "next largest |B-A|")
-    return tuple(list(chosen.values())[: max(n, 1)])
+            if all(abs(s - p[0]) > 2 or abs(f - p[1]) > 2 for p in [*chosen, *taken]):
+                pick((s, f), "next largest |B-A|")
+    return tuple(chosen.values())
+
+
+def choose_pixels(a: np.ndarray, b: np.ndarray, n: int = 7) -> tuple[ChosenPixel, ...]:
+    """Every pixel a hunt traces for these images: image-derived ones first, then the fixed ones."""
+    fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel]))
+                  for c in fixed_pixels(a.shape))
+    return image_pixels(a, b, max(n - len(fixed), 1), exclude=[c.pixel for c in fixed]) + fixed
 
 
 def _background_pixel(img: np.ndarray) -> tuple[int, int]:
@@ -283,6 +304,41 @@ def _run_context(args, meta) -> dict:
     return ctx
 
 
+# float32 images carry 24 bits: two renders of the same physics may differ by an ulp or two
+# (summation order); 2 ulps relative is 2.4e-7.
+FLOAT32_SAME = 2.4e-7
+
+
+def same_to_float32(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when every pixel agrees within two float32 ulps (NaN positions must match too)."""
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    fa, fb = np.nan_to_num(a), np.nan_to_num(b)
+    scale = np.maximum(np.abs(fa), np.abs(fb))
+    return bool(np.all(np.abs(fa - fb) <= FLOAT32_SAME * scale))
+
+
+def _merge(first, second):
+    """One Trace from the render-pass trace and the follow-up trace of the same side: the
+    follow-up's setup block repeats the first one's, so only its pixel records are kept."""
+    if second is None:
+        return first
+    extra = tuple(r for r in second.records if r.index.pixel is not None)
+    return dataclasses.replace(first, records=first.records + extra, pixels=first.pixels + second.pixels)
+
+
+def _diff_pixels(ta, tb, chosen, spec, ctx):
+    """The engine over all traced pixels at once, then over each pixel alone."""
+    combined = _diff(ta, tb, spec, ctx)
+    outcomes = []
+    for c in chosen:
+        r = _diff(_only_pixel(ta, c.pixel), _only_pixel(tb, c.pixel), spec, ctx)
+        rc = r.root_cause
+        outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
+                                     rc.kind if rc else None, rc.factor if rc else None, len(r.divergent)))
+    return combined, tuple(outcomes)
+
+
 def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
     from nbtrace.parse import read_trace
 
@@ -293,15 +349,8 @@ def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
                          {"pixels": pixels, "out_trace": work / f"{tag}_py.trace"})
     timings[f"{tag}_capture_s"] = time.perf_counter() - t0
     ta, tb = read_trace(cap_c.trace_path), read_trace(cap_p.trace_path)
-    ctx = _run_context(args, cap_c.meta)
-    combined = _diff(ta, tb, spec, ctx)
-    outcomes = []
-    for c in chosen:
-        r = _diff(_only_pixel(ta, c.pixel), _only_pixel(tb, c.pixel), spec, ctx)
-        rc = r.root_cause
-        outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
-                                     rc.kind if rc else None, rc.factor if rc else None, len(r.divergent)))
-    return combined, tuple(outcomes), cap_c, cap_p
+    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, cap_c.meta))
+    return combined, outcomes, cap_c, cap_p
 
 
 def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
@@ -321,34 +370,56 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
 
 
 def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
-    timings: dict = {}
     from nbtrace.maps import dump_roi_for
+    from nbtrace.parse import read_trace
 
+    timings: dict = {}
     dump_roi = dump_roi_for(shape) if opts.maps else None
-    say(f"hunt: [1/4] rendering both images ({shape[0]}x{shape[1]}), C reference and port in parallel"
-        + (f", with region dump {list(dump_roi)}" if dump_roi else ""))
+    fixed = fixed_pixels(shape)
+    say(f"hunt: [1/4] rendering both images ({shape[0]}x{shape[1]}), C reference and port in parallel, "
+        f"tracing {len(fixed)} fixed pixels in the same pass" + (f", region dump {list(dump_roi)}" if dump_roi else ""))
     t0 = time.perf_counter()
-    kw = lambda side: {"image": work / f"image_{side}.float",  # noqa: E731
-                       **({"roi": dump_roi, "dump": work / f"region_{side}.npz"} if dump_roi else {})}
-    img_c, img_p = _both(opts, args, say, kw("c"), kw("py"))
+
+    def render_kw(side):
+        kw = {"image": work / f"image_{side}.float", "pixels": [c.pixel for c in fixed],
+              "out_trace": work / f"render_{side}.trace"}
+        if dump_roi:
+            kw.update(roi=dump_roi, dump=work / f"region_{side}.npz")
+        return kw
+
+    img_c, img_p = _both(opts, args, say, render_kw("c"), render_kw("py"))
     timings["render_s"] = time.perf_counter() - t0
     a = read_image(img_c.image_path, img_c.shape or shape)
     b = read_image(img_p.image_path, img_p.shape or img_c.shape or shape)
     images = compare_arrays(a, b, names=("C reference", "port"), thresholds=opts.thresholds)
-    say(f"hunt: [2/4] images {'agree' if images else 'disagree'}: correlation "
-        f"{_fmt(images.full.correlation, '.6f')}, sum ratio {_fmt(images.full.sum_ratio, '.6g')}")
+    identical = same_to_float32(a, b)
+    say(f"hunt: [2/4] images {'are identical to float32 storage' if identical else 'agree' if images else 'disagree'}: "
+        f"correlation {_fmt(images.full.correlation, '.6f')}, sum ratio {_fmt(images.full.sum_ratio, '.6g')}")
 
-    chosen = choose_pixels(a, b, opts.npixels)
-    say(f"hunt: [3/4] tracing {len(chosen)} pixels in one run per side: "
-        + ", ".join(f"({c.pixel[0]}, {c.pixel[1]})" for c in chosen))
-    combined, outcomes, cap_c, cap_p = _trace_and_diff(opts, args, chosen, work, "pixels", spec, say, timings)
-    diffs, same = compare_provenance(cap_c.meta, cap_p.meta)
+    fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel])) for c in fixed)
+    ta, tb = read_trace(img_c.trace_path), read_trace(img_p.trace_path)
+    extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed])
+    if extra:
+        # the image-derived pixels: all of them in ONE more run per side (no image, traced pixels only)
+        say(f"hunt: [3/4] tracing {len(extra)} pixels chosen from the images, one run per side: "
+            + ", ".join(f"({c.pixel[0]}, {c.pixel[1]})" for c in extra))
+        t1 = time.perf_counter()
+        ex_c, ex_p = _both(opts, args, say, {"pixels": [c.pixel for c in extra], "out_trace": work / "pixels_c.trace"},
+                           {"pixels": [c.pixel for c in extra], "out_trace": work / "pixels_py.trace"})
+        timings["pixels_capture_s"] = time.perf_counter() - t1
+        ta, tb = _merge(ta, read_trace(ex_c.trace_path)), _merge(tb, read_trace(ex_p.trace_path))
+    else:
+        say("hunt: [3/4] images are identical to float32 storage: the pixels traced in the render pass are the evidence")
+    chosen = extra + fixed
+    t2 = time.perf_counter()
+    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, img_c.meta))
+    timings["diff_s"] = time.perf_counter() - t2
+    diffs, same = compare_provenance(img_c.meta, img_p.meta)
     for d in diffs:
         say(f"hunt: input difference: {d.key}: C {d.a!r} vs port {d.b!r}")
 
     maps_res, maps_reason, region_diff = None, None, None
-    traces_silent = combined.root_cause is None
-    if opts.maps or (traces_silent and not images):
+    if opts.maps or (combined.root_cause is None and not images):
         maps_reason = ("asked for (--maps)" if opts.maps else
                        "the images disagree but every traced pixel agrees: mapping every tap over a region")
         maps_res, region_diff, dump_roi = _region_step(opts, args, shape, work, spec, say, timings, dump_roi,
@@ -356,9 +427,9 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
     timings["total_s"] = time.perf_counter() - t_start
     say(f"hunt: [4/4] done in {timings['total_s']:.2f} s (renders {timings['render_s']:.2f} s)")
     files = {"image_c": str(img_c.image_path), "image_py": str(img_p.image_path),
-             "trace_c": str(cap_c.trace_path), "trace_py": str(cap_p.trace_path)}
+             "trace_c": str(img_c.trace_path), "trace_py": str(img_p.trace_path)}
     return HuntResult(opts, args, not opts.nb_args, shape, images, diffs, same, outcomes, combined, maps_res,
-                      maps_reason, region_diff, timings, files, {"c": cap_c.meta, "py": cap_p.meta})
+                      maps_reason, region_diff, timings, files, {"c": img_c.meta, "py": img_p.meta})
 
 
 def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced):
@@ -415,6 +486,10 @@ def headline(r: HuntResult) -> str:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")
     n_taps = r.diff.matched if r.diff is not None else 0
+    if m.max_abs_diff == 0:
+        img = "bit-identical images (" + img.replace("image correlation", "correlation") + ")"
+    elif "pixels_capture_s" not in r.timings:
+        img = "images identical to float32 storage (" + img.replace("image correlation", "correlation") + ")"
     return (f"AGREE: the port reproduces the reference — {img}; {len(r.pixels)} traced pixels agree on "
             f"all {n_taps} matched tap records.")
 
@@ -446,7 +521,13 @@ def report_lines(r: HuntResult) -> list[str]:
     lines.append(f"image metrics (B = port vs A = C reference, {r.shape[0]}x{r.shape[1]}):")
     lines += metrics_lines(r.images.full, r.images.thresholds)
     lines.append("")
-    lines.append("traced pixels (one producer run per side for all of them):")
+    n_fixed = sum(1 for p in r.pixels if p.reason in _FIXED_REASONS)
+    if "pixels_capture_s" in r.timings:
+        lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
+                     "from the images traced in one more run per side):")
+    else:
+        lines.append(f"traced pixels ({n_fixed} fixed ones, traced in the render pass; the images are identical to "
+                     "float32 storage, so no pixel stands out to add):")
     lines.append(f"  {'(slow, fast)':<13} {'C photons':>12} {'port photons':>13}  {'first divergent tap':<24} why chosen")
     for p in r.pixels:
         verdict = p.root_tap or "agrees"

@@ -90,3 +90,13 @@ def test_bad_port_command_is_one_line_exit_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("nbtrace: error:") and "Traceback" not in "".join(err)
+
+
+def test_fixed_pixels_and_float32_identity():
+    from nbtrace.hunt import fixed_pixels, same_to_float32
+
+    assert [c.pixel for c in fixed_pixels((10, 20))] == [(5, 10), (5, 0), (0, 0), (9, 19)]
+    a = np.array([[1.0, 2.0], [0.0, np.nan]])
+    assert same_to_float32(a, a * (1 + 1e-7))
+    assert not same_to_float32(a, a * (1 + 1e-6))
+    assert not same_to_float32(a, np.nan_to_num(a))
