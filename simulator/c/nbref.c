@@ -1289,12 +1289,11 @@ static void setup_detector(const Config *cfg, Setup *S)
     else { S->roi[0] = 0; S->roi[1] = S->fpixels; S->roi[2] = 0; S->roi[3] = S->spixels; }
 }
 
-/* physics.md 2.6-2.7, 4.5-4.6, 5.9-5.10, 6: loop counts and scale factors. */
-static void setup_sampling(const Config *cfg, Setup *S)
+/* physics.md 2.6: phi steps from -phi/-osc/-phistep/-phisteps (left-edge samples). */
+static void setup_phi(const Config *cfg, Setup *S)
 {
-    double osc = cfg->osc, step = cfg->phistep, smax, r;
-    int n = cfg->phisteps, recommended, d;
-    long seed = cfg->mosaic_seed;
+    double osc = cfg->osc, step = cfg->phistep;
+    int n = cfg->phisteps;
     if (n < 0) {
         if (osc < 0) {
             if (step <= 0) { n = 1; osc = 0; step = 0; }
@@ -1311,9 +1310,14 @@ static void setup_sampling(const Config *cfg, Setup *S)
         } else if (step <= 0) step = osc / n;
     }
     S->phisteps = n; S->osc = osc; S->phistep = step; S->phi0 = cfg->phi0;
+}
 
+/* physics.md 2.7: domain count auto-rule and the ran1-drawn rotations (domain 0 = identity). */
+static void setup_mosaic(const Config *cfg, Setup *S)
+{
+    long seed = cfg->mosaic_seed;
+    int d = cfg->mosaic_domains, n;
     S->mosaic_spread = cfg->mosaic_given ? cfg->mosaic_spread : 0.0;
-    d = cfg->mosaic_domains;
     if (d <= 0) d = S->mosaic_spread > 0 ? 10 : 1;
     else if (S->mosaic_spread <= 0) d = 1;
     if (cfg->mosaic_domains <= 0 && S->mosaic_spread > 0)
@@ -1322,9 +1326,14 @@ static void setup_sampling(const Config *cfg, Setup *S)
     S->umats = (double *)xcalloc((size_t)d * 9, sizeof(double));
     for (n = 0; n < d; n++) mosaic_umat((float)S->mosaic_spread, &S->umats[9 * n], &seed);
     memset(S->umats, 0, 9 * sizeof(double));
-    S->umats[0] = S->umats[4] = S->umats[8] = 1.0;   /* domain 0 is the identity; its draws are still spent */
+    S->umats[0] = S->umats[4] = S->umats[8] = 1.0;   /* its three draws are still spent */
+}
 
-    smax = norm3(S->a0) * S->Na;
+/* physics.md 5.9: recommended subpixels from the crystal extent; a smaller -oversample only warns. */
+static void setup_oversample(const Config *cfg, Setup *S)
+{
+    double smax = norm3(S->a0) * S->Na;
+    int recommended;
     if (norm3(S->b0) * S->Nb > smax) smax = norm3(S->b0) * S->Nb;
     if (norm3(S->c0) * S->Nc > smax) smax = norm3(S->c0) * S->Nc;
     recommended = (int)ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
@@ -1336,16 +1345,24 @@ static void setup_sampling(const Config *cfg, Setup *S)
             fprintf(stderr, "nbref: warning: -oversample %d is below the recommended %d\n", S->oversample, recommended);
     }
     S->os_thick = cfg->os_thick; S->os_polar = cfg->os_polar; S->os_omega = cfg->os_omega;
+}
 
+/* physics.md 5.10: layers (T alone gives 2 of T/2) and mu (default 1/T). */
+static void setup_thickness(const Config *cfg, Setup *S)
+{
+    double r = cfg->thick;
     S->thick = cfg->thick;
     S->thicksteps = cfg->thicksteps;
-    r = S->thick;
     S->thickstep = UNSET;
     auto_steps(&S->thicksteps, &r, &S->thickstep, 1);
     S->mu = cfg->mu;
     if (S->thick > 0 && S->mu < 0) S->mu = 1.0 / S->thick;
     if (S->mu < 0) S->mu = 0;
+}
 
+/* physics.md 4.5, 6: fluence (flux wins), water background, normalisation count. */
+static void setup_scale(const Config *cfg, Setup *S)
+{
     S->lambda0 = cfg->lambda0;
     S->dmin = cfg->dmin;
     S->water = cfg->water;
@@ -1354,9 +1371,19 @@ static void setup_sampling(const Config *cfg, Setup *S)
     S->fluence = cfg->fluence;
     if (cfg->flux != 0.0 && cfg->exposure > 0.0 && cfg->beamsize >= 0)
         S->fluence = cfg->flux * cfg->exposure / cfg->beamsize / cfg->beamsize;
+    /* units inconsistent in the original (water in m, 1e6 factor); kept as is */
     S->I_bg = WATER_F * WATER_F * R_E_SQR * S->fluence * S->water * S->water * S->water * 1e6 * AVOGADRO / WATER_MW;
     S->steps = S->nsources * S->domains * S->phisteps * S->oversample * S->oversample;
     S->emulate_phi0 = cfg->emulate_phi0;
+}
+
+static void setup_sampling(const Config *cfg, Setup *S)
+{
+    setup_phi(cfg, S);
+    setup_mosaic(cfg, S);
+    setup_oversample(cfg, S);
+    setup_thickness(cfg, S);
+    setup_scale(cfg, S);
 }
 
 /* ------------------------------------------------------------ kernel ---- */
