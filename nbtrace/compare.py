@@ -28,9 +28,7 @@ from nbtrace.model import Trace
 from nbtrace.results import TapVerdict, index_text
 
 _sigdigits = attrgetter("sigdigits")
-_dialect = attrgetter("dialect")
 _values = attrgetter("values")
-_kind = attrgetter("kind")
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 # A float32 pipeline accumulates a few ULPs per operation; beyond this it is not noise.
 FLOAT32_NOISE = 32 * FLOAT32_EPS
@@ -128,9 +126,9 @@ class TraceColumns:
     tap's values are gathered by fancy indexing instead of a Python loop per tap.
 
     values: all components of all records, flat; offsets/arity: where each record's components
-    sit; is_int: the record printed integers only.
+    sit.
 
-    digits: significant digits the producer printed with. A record shows only as many digits as
+    digits(): significant digits the producer printed with. A record shows only as many digits as
     its shortest form needs (%.17g prints 0.01 as "0.01"), so its own count understates the
     format's precision; the most digits any record of the same dialect in that file shows
     (parser meta "format_digits") is a lower bound of the format's precision, and so is printf's
@@ -147,13 +145,13 @@ class TraceColumns:
             np.cumsum(self.arity[:-1], out=self.offsets[1:])
         total = int(self.arity.sum())
         self.values = np.fromiter(chain.from_iterable(map(_values, recs)), dtype=np.float64, count=total)
-        fmt = trace.meta.get("format_digits") or {}
-        dialect_ids = {d: i for i, d in enumerate(dict.fromkeys(map(_dialect, recs)))}
-        floor = np.array([max(fmt.get(d, 0), MIN_FORMAT_DIGITS) for d in dialect_ids] or [MIN_FORMAT_DIGITS])
-        dcode = np.fromiter(map(dialect_ids.__getitem__, map(_dialect, recs)), dtype=np.int64, count=n)
-        sig = np.fromiter(map(_sigdigits, recs), dtype=np.int64, count=n)
-        self.digits = np.maximum(sig, floor[dcode]) if n else sig
-        self.is_int = np.fromiter((k == "int" for k in map(_kind, recs)), dtype=bool, count=n)
+        self.format_digits = trace.meta.get("format_digits") or {}
+        self.sig = np.fromiter(map(_sigdigits, recs), dtype=np.int64, count=n)
+
+    def digits(self, positions: np.ndarray, dialect: str) -> np.ndarray:
+        """Printed digits of these records, all printed in ``dialect`` (a tap's records are)."""
+        floor = max(self.format_digits.get(dialect, 0), MIN_FORMAT_DIGITS)
+        return np.maximum(self.sig[positions], floor)
 
     def gather(self, positions: np.ndarray, k: int) -> np.ndarray:
         """(len(positions), k) values of records that all have arity k."""
@@ -227,12 +225,13 @@ def _classify_nonfinite(x: _Arrays):
             f"(component {c}); a division by zero or a zero-weight term on one side?")
 
 
-def _classify_integer(x: _Arrays, ints: bool, tap, tapdef, s):
+def _classify_integer(x: _Arrays, ra, rb, tap, tapdef, s):
     # a double that happens to be integral prints like an integer ("40000"): only a tap the
     # spec declares a count is one; without a spec, both sides printing integers must do
     if tapdef is not None and getattr(tapdef, "dimension", None) != "count":
         return None
-    if not ints:
+    # only reached for a divergent tap: reading the kinds row by row is affordable here
+    if not all(r.kind == "int" for r in ra) or not all(r.kind == "int" for r in rb):
         return None
     bad = np.argwhere(~x.ok)[0]
     av, bv = x.A[tuple(bad)], x.B[tuple(bad)]
@@ -481,10 +480,9 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
         return _arity_verdict(group, label, ra, rb, is_setup)
     k = arities.pop()
     rtol, atol = _tolerances(tapdef, s)
-    x = _arrays(ca.gather(group.ia, k), cb.gather(group.ib, k), ca.digits[group.ia], cb.digits[group.ib],
-                rtol, atol)
-    ints = bool(ca.is_int[group.ia].all() and cb.is_int[group.ib].all())
-    return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup, ints)
+    x = _arrays(ca.gather(group.ia, k), cb.gather(group.ib, k), ca.digits(group.ia, ra[0].dialect),
+                cb.digits(group.ib, rb[0].dialect), rtol, atol)
+    return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup)
 
 
 def _verdict(group, label, kind, ra, rb, row, *, n_el, n_mis, max_abs=0.0, max_rel=0.0,
@@ -529,7 +527,7 @@ def _path(label, a, b, component) -> str:
     return f"{label} at {index_text(a.index, component)} (A {a.loc}, B {b.loc})"
 
 
-def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup, ints) -> TapVerdict:
+def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> TapVerdict:
     n, k = x.A.shape
     n_el = n * k
     mism = ~x.ok
@@ -549,7 +547,7 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup, ints
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(x.mag > 0, (x.abs_err - x.atol) / x.mag, 0.0)
         would_pass = float(max(need.max(), 0.0))
-    kind, factor, head = _classify(x, ints, group.tap, tapdef, s, would_pass)
+    kind, factor, head = _classify(x, ra, rb, group.tap, tapdef, s, would_pass)
     rows = np.flatnonzero(mism.any(axis=1))
     first = int(rows[0])
     first_loop = ra[first].index.loop if group.loop else None
@@ -599,11 +597,11 @@ def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:
     return f"; first divergent iteration: {first} ({len(rows)} of {n} iterations differ)"
 
 
-def _classify(x: _Arrays, ints: bool, tap, tapdef, s, would_pass):
+def _classify(x: _Arrays, ra, rb, tap, tapdef, s, would_pass):
     """The most specific story that explains every divergent element of this tap."""
     for attempt in (
         lambda: _classify_nonfinite(x),
-        lambda: _classify_integer(x, ints, tap, tapdef, s),
+        lambda: _classify_integer(x, ra, rb, tap, tapdef, s),
         lambda: _classify_sign(x),
         lambda: _classify_scale(x, tap, tapdef, s),
         lambda: _classify_permutation(x),

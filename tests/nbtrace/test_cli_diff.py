@@ -4,7 +4,6 @@ one-line errors, and no torch import."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
