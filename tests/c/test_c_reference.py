@@ -360,3 +360,25 @@ def test_source_removed_by_dmin_keeps_its_beam_taps_and_zeroes_the_rest(run_ref)
     for name in ("rot_a_angstroms", "hkl_frac", "hkl_rounded", "F_latt_a", "F_latt", "F_cell", "polar"):
         assert not any(t[name]), name
     assert t["I_pixel_final"] == [0.0]  # P stays 0: even the water background vanishes (physics.md 6)
+
+
+def test_mat_file_is_divided_by_lambda_in_angstrom(run_ref, tmp_path):
+    mat = tmp_path / "a.mat"
+    mat.write_text(" 0.012 0 0\n 0 0.012 0\n 0 0 0.006\n")  # columns a*, b*, c* times lambda (1.2 A)
+    assert SMALL[:3] == ["-lambda", "1", "-cell"]
+    no_crystal = SMALL[9:]  # without "-lambda 1 -cell 100 100 100 90 90 90"
+    t = taps(ok(run_ref(*no_crystal, "-lambda", "1.2", "-mat", mat, "-trace_pixel", "3", "3")).stdout)[0]
+    np.testing.assert_allclose(t["rot_a_star_A_inv"], [0.01, 0, 0], rtol=1e-15, atol=1e-20)
+    np.testing.assert_allclose(t["rot_c_star_A_inv"], [0, 0, 0.005], rtol=1e-15, atol=1e-20)
+    np.testing.assert_allclose(t["rot_a_angstroms"], [100, 0, 0], rtol=1e-14, atol=1e-12)
+    np.testing.assert_allclose(t["rot_c_angstroms"], [0, 0, 200], rtol=1e-14, atol=1e-12)
+
+
+def test_sourcefile_wavelength_column_is_used(run_ref, tmp_path):
+    src = tmp_path / "one.src"
+    src.write_text("-10 0 0 1 1.1e-10\n")
+    assert SMALL[:2] == ["-lambda", "1"]
+    base = SMALL[2:]
+    ok(run_ref(*base, "-sourcefile", src, "-floatfile", tmp_path / "a.bin"))
+    ok(run_ref(*base, "-lambda", "1.1", "-floatfile", tmp_path / "b.bin"))
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
