@@ -40,7 +40,9 @@ def assert_traces_match(a, b, spec=None, *, force: bool = False, context: dict |
     spec = _spec(spec, ta, tb)
     result = diff_traces(ta, tb, spec, force=force, context=context, rtol=rtol, atol=atol)
     if not result:
-        raise AssertionError(render(result, "console", width=100))
+        # the sentence unwrapped first (pytest shows it as the failure's summary), then the report
+        report = render(result, "console", width=100).split("\n\n", 1)
+        raise AssertionError(result.headline + ("\n\n" + report[1] if len(report) > 1 else ""))
 
 
 def _spec(spec, ta: Trace, tb: Trace):

@@ -21,6 +21,7 @@ def test_divergence_message_opens_with_root_cause():
         assert_traces_match(DATA / "r01_hkl_angstrom_lattice" / "reference.log",
                             DATA / "r01_hkl_angstrom_lattice" / "port.log")
     msg = str(exc.value)
+    assert msg.splitlines()[0].endswith("later taps inherit it.")
     assert msg.startswith("`hkl_frac` is the first divergence: port = reference × 1e+10 in all 3 components")
     assert "Mismatched elements:" in msg
 
