@@ -32,6 +32,9 @@
  * Region recording keeps the FIRST value a tap takes in a pixel (for a
  * per-subpixel tap: layer 0, subpixel (0,0)).  Creating a region array on a
  * tap's first use is not thread-safe either: record regions serially too.
+ * Its memory is (taps x pixels x components) doubles: keep regions modest.
+ * All state is `static`, i.e. per translation unit: register pixels and emit
+ * taps from the same .c file (nanoBragg is a single file).
  *
  * Macros (all no-ops when disabled):
  *   NBT_BEGIN(prefix)                 turn output on, set the prefix ("TRACE_C")
