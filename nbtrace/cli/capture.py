@@ -136,18 +136,18 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         results = {side: fut.result() for side, fut in futures.items()}
     parts: dict[str, tuple[bool, object]] = {}
     if common["pixels"]:
-        parts["trace"] = _trace_diff(out_dir / "c.trace", out_dir / "py.trace", run_context(results["c"].meta))
+        parts["trace"] = trace_diff(out_dir / "c.trace", out_dir / "py.trace", run_context(results["c"].meta))
     if common["roi"] is not None:
-        parts["region"] = _region_diff(results["c"].dump_path, results["py"].dump_path)
+        parts["region"] = region_diff(results["c"].dump_path, results["py"].dump_path)
     if not parts:
         _progress(f"capture both: no --pixel or --roi, nothing to diff; compare the images with "
                   f"nbtrace compare {results['c'].image_path} {results['py'].image_path}")
         return 0
-    _print_parts(parts, fmt)
+    print_reports(parts, fmt)
     return 0 if all(ok for ok, _ in parts.values()) else 1
 
 
-def _trace_diff(c_trace: Path, py_trace: Path, context: dict):
+def trace_diff(c_trace: Path, py_trace: Path, context: dict):
     from nbtrace.diff import diff_traces
     from nbtrace.parse import read_trace
 
@@ -155,7 +155,7 @@ def _trace_diff(c_trace: Path, py_trace: Path, context: dict):
     return bool(result), result
 
 
-def _region_diff(c_dump: Path, py_dump: Path):
+def region_diff(c_dump: Path, py_dump: Path):
     from nbtrace.maps import compare_dumps, load_dump
     from nbtrace.spec import default_spec
 
@@ -163,7 +163,7 @@ def _region_diff(c_dump: Path, py_dump: Path):
     return bool(result), result
 
 
-def _print_parts(parts: dict, fmt: str) -> None:
+def print_reports(parts: dict, fmt: str) -> None:
     import json
 
     from nbtrace.cli.maps import render_text

@@ -47,12 +47,30 @@ def run_cli(argv, capsys):
     return exc.value.code, out, err
 
 
-def test_user_build_agrees_on_the_taps_it_emits(tmp_path, monkeypatch, capsys):
-    exe = build(tmp_path)
-    monkeypatch.setenv("NB_C_BIN", str(exe))
-    out_dir = tmp_path / "run"
-    code, out, err = run_cli(["capture", "both", *PIXELS, "--out", str(out_dir), "--format", "json", "--", *NB_ARGS],
-                             capsys)
+@pytest.fixture(scope="module")
+def agreeing_run(tmp_path_factory):
+    """One `capture both` of the correct user build (a PyTorch start costs ~2 s; share it)."""
+    from nbtrace.cli import main
+
+    tmp = tmp_path_factory.mktemp("user_build")
+    exe = build(tmp)
+    out_dir = tmp / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NB_C_BIN", str(exe))
+    try:
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
+            main(["capture", "both", *PIXELS, "--out", str(out_dir), "--format", "json", "--", *NB_ARGS])
+    finally:
+        mp.undo()
+    return exc.value.code, out.getvalue(), err.getvalue(), out_dir, exe
+
+
+def test_user_build_agrees_on_the_taps_it_emits(agreeing_run):
+    code, out, err, out_dir, exe = agreeing_run
     assert code == 0, f"{err}\n{out}"
     report = json.loads(out)
     assert report["verdict"] == "agree", report["headline"]
@@ -68,12 +86,12 @@ def test_user_build_agrees_on_the_taps_it_emits(tmp_path, monkeypatch, capsys):
     assert "capture user-c:" in err
 
 
-def test_console_report_lists_taps_the_user_build_never_emitted(tmp_path, monkeypatch, capsys):
-    exe = build(tmp_path)
-    monkeypatch.setenv("NB_C_BIN", str(exe))
-    code, out, err = run_cli(["capture", "both", "--pixel", "200", "300", "--out", str(tmp_path / "run"), "--",
-                              *NB_ARGS], capsys)
-    assert code == 0, f"{err}\n{out}"
+def test_console_report_lists_taps_the_user_build_never_emitted(agreeing_run, capsys):
+    from nbtrace.cli.capture import print_reports, trace_diff
+
+    out_dir = agreeing_run[3]
+    print_reports({"trace": trace_diff(out_dir / "c.trace", out_dir / "py.trace", {})}, "console")
+    out = capsys.readouterr().out
     missing = [tap for tap in sorted(NEVER_EMITTED) if tap not in out]
     assert not missing, f"console report does not name never-emitted taps {missing}:\n{out}"
 
