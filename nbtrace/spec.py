@@ -165,8 +165,8 @@ def shipped_spec(filename: str) -> TapSpec:
     try:
         ref = resources.files("nbtrace.tap_specs").joinpath(filename)
     except ModuleNotFoundError:
-        # A source checkout used without installing (or an editable install that predates the
-        # tap_specs -> nbtrace.tap_specs mapping): the specs sit beside the package.
+        # A source checkout, or an editable install (its finder maps only the top-level
+        # packages, not the tap_specs -> nbtrace.tap_specs directory): the specs sit beside it.
         return load_spec(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                       "tap_specs", filename))
     with resources.as_file(ref) as p:
