@@ -2088,65 +2088,92 @@ static void write_region_dump(int argc, char **argv, const Config *cfg)
     (void)meta; (void)args;
 }
 
+static void setup_all(int argc, char **argv, Config *cfg, Setup *S)
+{
+    config_defaults(cfg);
+    read_image_headers(argc, argv, cfg);
+    parse_args(argc, argv, cfg);
+    setup_crystal(cfg, S);
+    setup_crystal_size(cfg, S);
+    setup_structure_factors(cfg, S);
+    setup_detector(cfg, S);
+    check_trace_requests(cfg, S);
+    setup_sources(cfg, S);
+    setup_sampling(cfg, S);
+    /* auto-rule on the raw -N values, before the sample-size conversion (physics.md 3.3) */
+    g_interpolate = cfg->interpolate >= 0 ? cfg->interpolate : (cfg->Na <= 2 || cfg->Nb <= 2 || cfg->Nc <= 2);
+    if (S->hkls == 0) g_interpolate = 0;
+}
+
+static void start_tracing(int argc, char **argv, const Config *cfg, const Setup *S)
+{
+    int i;
+    NBT_BEGIN("TRACE_C");
+    for (i = 0; i < cfg->ntrace; i++) NBT_TRACE_PIXEL(cfg->trace_s[i], cfg->trace_f[i]);
+    if (cfg->trace_roi_given)
+        NBT_REGION_BEGIN(cfg->trace_roi[0], cfg->trace_roi[1], cfg->trace_roi[2], cfg->trace_roi[3]);
+    print_setup_block(argc, argv, S);
+    print_input_files(cfg);
+    (void)i;
+}
+
+/* Only the traced pixels. In carry-over mode every pass but the frame's very first starts from the
+   last phi step's orientation, whichever pixel it belongs to, so that state is set up first. */
+static void trace_only(const Config *cfg, const Setup *S)
+{
+    Carry carry;
+    memset(&carry, 0, sizeof carry);
+    if (S->emulate_phi0) {
+        int s0 = cfg->ntrace > 0 ? cfg->trace_s[0] : cfg->trace_roi[2];
+        int f0 = cfg->ntrace > 0 ? cfg->trace_f[0] : cfg->trace_roi[0];
+        if (!first_roi_pixel(S, s0, f0)) carry_after_full_pass(S, &carry);
+    }
+    trace_pixels(cfg, S, NULL, &carry);
+}
+
+static float *frame_with_traces(const Config *cfg, const Setup *S, int tracing)
+{
+    float *img = (float *)xcalloc((size_t)S->fpixels * S->spixels, sizeof(float));
+    Carry carry;
+    memset(&carry, 0, sizeof carry);
+    render_frame(S, img, tracing);
+    /* carry-over mode rendered (and traced) every pixel in order already */
+    if (tracing && !S->emulate_phi0) trace_pixels(cfg, S, img, &carry);
+    return img;
+}
+
+static void write_outputs(const Config *cfg, const Setup *S, const float *img)
+{
+    if (cfg->floatfile) write_floatfile(cfg->floatfile, img, (size_t)S->fpixels * S->spixels);
+    if (cfg->intfile) write_intfile(cfg->intfile, S, img, cfg->intscale, cfg->adc);
+    if (cfg->pgmfile) write_pgm(cfg->pgmfile, S, img, cfg->pgmscale, cfg->intscale);
+    if (cfg->noisefile) write_noisefile(cfg->noisefile, S, img, cfg->seed, cfg->adc);
+}
+
 int main(int argc, char **argv)
 {
     static Config cfg;
     static Setup S;
-    int tracing, want_image, i;
+    int tracing, want_image;
     float *img = NULL;
-    Carry carry;
 
-    config_defaults(&cfg);
-    read_image_headers(argc, argv, &cfg);
-    parse_args(argc, argv, &cfg);
-    setup_crystal(&cfg, &S);
-    setup_crystal_size(&cfg, &S);
-    setup_structure_factors(&cfg, &S);
-    setup_detector(&cfg, &S);
-    check_trace_requests(&cfg, &S);
-    setup_sources(&cfg, &S);
-    setup_sampling(&cfg, &S);
-    g_interpolate = cfg.interpolate >= 0 ? cfg.interpolate : (cfg.Na <= 2 || cfg.Nb <= 2 || cfg.Nc <= 2);
-    if (S.hkls == 0) g_interpolate = 0;
+    setup_all(argc, argv, &cfg, &S);
     tracing = cfg.ntrace > 0 || cfg.trace_roi_given;
 #if !(defined(NBTRACE_ENABLE) || defined(TRACING))
     if (tracing) die("this nbref was built without tracing (hint: rebuild with -DNBTRACE_ENABLE, or nbtrace build-c)");
 #endif
     print_summary(&S);
-    if (tracing) {
-        NBT_BEGIN("TRACE_C");
-        for (i = 0; i < cfg.ntrace; i++) NBT_TRACE_PIXEL(cfg.trace_s[i], cfg.trace_f[i]);
-        if (cfg.trace_roi_given) NBT_REGION_BEGIN(cfg.trace_roi[0], cfg.trace_roi[1], cfg.trace_roi[2], cfg.trace_roi[3]);
-        print_setup_block(argc, argv, &S);
-        print_input_files(&cfg);
-    }
     want_image = cfg.floatfile != NULL || cfg.intfile != NULL || cfg.noisefile != NULL || cfg.pgmfile != NULL;
     if (!want_image && !tracing)
         fprintf(stderr, "nbref: note: no output requested (hint: add -floatfile FILE or -trace_pixel S F)\n");
-
-    memset(&carry, 0, sizeof carry);
-    if (want_image) {
-        img = (float *)xcalloc((size_t)S.fpixels * S.spixels, sizeof(float));
-        render_frame(&S, img, tracing);
-        if (tracing && !S.emulate_phi0) trace_pixels(&cfg, &S, img, &carry);
-    } else if (tracing) {
-        /* only the traced pixels are computed; in carry-over mode every pass but the frame's very first
-           starts from the last phi step's orientation, whichever pixel it belongs to */
-        if (S.emulate_phi0) {
-            int s0 = cfg.ntrace > 0 ? cfg.trace_s[0] : cfg.trace_roi[2];
-            int f0 = cfg.ntrace > 0 ? cfg.trace_f[0] : cfg.trace_roi[0];
-            if (!first_roi_pixel(&S, s0, f0)) carry_after_full_pass(&S, &carry);
-        }
-        trace_pixels(&cfg, &S, NULL, &carry);
-    }
+    if (tracing) start_tracing(argc, argv, &cfg, &S);
+    if (want_image) img = frame_with_traces(&cfg, &S, tracing);
+    else if (tracing) trace_only(&cfg, &S);
     if (tracing) {
         if (cfg.trace_roi_given) write_region_dump(argc, argv, &cfg);
         NBT_END();
     }
-    if (cfg.floatfile) write_floatfile(cfg.floatfile, img, (size_t)S.fpixels * S.spixels);
-    if (cfg.intfile) write_intfile(cfg.intfile, &S, img, cfg.intscale, cfg.adc);
-    if (cfg.pgmfile) write_pgm(cfg.pgmfile, &S, img, cfg.pgmscale, cfg.intscale);
-    if (cfg.noisefile) write_noisefile(cfg.noisefile, &S, img, cfg.seed, cfg.adc);
+    if (want_image) write_outputs(&cfg, &S, img);
     if (fflush(stdout) != 0) die("<stdout>:0: write failed: %s (hint: check the pipe or disk)", strerror(errno));
     free(img);
     return 0;
