@@ -345,3 +345,31 @@ def test_reads_a_pipe_without_losing_its_start(tmp_path):
     writer.join(timeout=10)
     assert len(t) == 104 and t.records[0].name == "detector_convention"
     assert t.meta["lines"] == 342
+
+
+_LINE_KINDS = {
+    "space": lambda i: f"TRACE_C: tap{i % 5} {i * 0.5!r} {i}",
+    "eq": lambda i: f"TRACE_C:setup{i % 3}=X:{i} Y:{i + 1}",
+    "loop": lambda i: f"TRACE_C_PHI phi_tic={i} k_frac={i / 7!r} F_latt={i}",
+    "header": lambda i: f"TRACE_CONFIG: tracing pixel (spixel={i}, fpixel={i + 1})",
+    "context": lambda i: f"TRACE:   a = [{i}, 0, 0] |a| = {i}",
+    "progress": lambda i: f"{i % 100}% done",
+    "banner": lambda i: f"  Kahn polarization factor: {i}.000000",
+    "blank": lambda i: "",
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(sorted(_LINE_KINDS)), min_size=1, max_size=60))
+def test_every_line_is_accounted_for(kinds):
+    """Nothing is lost silently: each line is a record line, context, a header, ignored or blank."""
+    if "space" not in kinds:
+        kinds = ["space"] + kinds
+    text = "\n".join(_LINE_KINDS[k](i) for i, k in enumerate(kinds)) + "\n"
+    t = parse_text(text)
+    m = t.meta
+    record_lines = len({r.loc.line for r in t.records})
+    assert record_lines + m["context_lines"] + m["header_lines"] + m["ignored_lines"] + m["blank_lines"] \
+        == m["lines"] == len(kinds)
+    assert record_lines == sum(k in ("space", "eq", "loop") for k in kinds)
+    assert m["context_lines"] == kinds.count("context")
