@@ -59,6 +59,8 @@ def parse_text(text: str, path: str = "<string>", dialect: str | None = None,
         raise TraceError("empty trace", path, "the producer printed nothing; check it ran with tracing on")
     if "\x00" in text[:_SNIFF_BYTES]:
         raise TraceError("binary content (NUL byte)", path, "this is not a text trace")
+    if text.startswith("\ufeff"):  # a BOM, as read_trace's utf-8-sig decoding drops it
+        text = text[1:]
     return _parse(io.StringIO(text, newline=None), path, dialect, prefix, text[:_SNIFF_BYTES])
 
 

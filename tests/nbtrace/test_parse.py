@@ -373,3 +373,10 @@ def test_every_line_is_accounted_for(kinds):
         == m["lines"] == len(kinds)
     assert record_lines == sum(k in ("space", "eq", "loop") for k in kinds)
     assert m["context_lines"] == kinds.count("context")
+
+
+def test_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    p = tmp_path / "bom.log"
+    p.write_bytes(b"\xef\xbb\xbfTRACE_C: F_cell 100\n")
+    assert read_trace(p).records[0].name == "F_cell"
+    assert parse_text("\ufeffTRACE_C: F_cell 100\n").records[0].loc.line == 1
