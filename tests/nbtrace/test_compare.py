@@ -228,3 +228,25 @@ def test_divergence_confined_to_some_pixels_says_where():
     [g] = align(a, b).groups
     v = compare_group(g, a, b, SPEC.get("lambda_meters"))
     assert "confined to 2 of 5 pixels: (0, 3), (0, 4)" in v.message
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from nbtrace.results import KINDS  # noqa: E402
+
+_vals = st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=3, max_size=3)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_vals, _vals), min_size=1, max_size=6), st.booleans())
+def test_any_values_get_a_verdict_and_identical_values_agree(rows, f32):
+    s = CompareSettings(float32_side="b" if f32 else None,
+                        geometry=Geometry(pixel_size=1e-4, fdet=(0.0, 0.0, 1.0), sdet=(0.0, -1.0, 0.0)))
+    va = [tuple(a) for a, _ in rows]
+    vb = [tuple(b) for _, b in rows]
+    n = len(rows)
+    v = verdict("pix0_vector_meters", va if n > 1 else va[0], vb if n > 1 else vb[0], settings=s, n=n)
+    assert v.kind in KINDS
+    assert (v.kind == "agree") == (v.n_mismatched == 0)
+    same = verdict("pix0_vector_meters", va if n > 1 else va[0], va if n > 1 else va[0], settings=s, n=n)
+    assert same.kind == "agree"
