@@ -58,7 +58,17 @@ def _positions(setup, s_idx, f_idx, layer, ss, sf):
     fd = delta * (f_idx.to(torch.float64) * setup.oversample + sf) + delta / 2.0
     sd = delta * (s_idx.to(torch.float64) * setup.oversample + ss) + delta / 2.0
     od = layer * det.thickstep
-    return tuple(fd * det.fdet[i] + sd * det.sdet[i] + (od * det.odet[i] + det.pix0[i]) for i in range(3))
+    return tuple(_axpy(fd, det.fdet[i], sd, det.sdet[i], od * det.odet[i] + det.pix0[i]) for i in range(3))
+
+
+def _axpy(fd: Tensor, fcomp: Tensor, sd: Tensor, scomp: Tensor, offset: Tensor) -> Tensor:
+    """fd·f + sd·s + offset, skipping a term whose constant coefficient is exactly 0
+    (adding fd·0 = ±0 to a finite sum changes nothing, so the result is bit-identical)."""
+    out = None
+    for x, c in ((fd, fcomp), (sd, scomp)):
+        if c.requires_grad or float(c) != 0.0:
+            out = x * c if out is None else out + x * c
+    return offset.expand_as(fd).clone() if out is None else out + offset
 
 
 def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) -> Block:

@@ -27,8 +27,11 @@ class LatticeFactor(NamedTuple):
 def sincg(x: Tensor, n: int, divided: bool = False) -> Tensor:
     """sin(N·x)/sin(x), N exactly at x == 0. ``divided`` is the flatt-normalization injection (÷N)."""
     zero = x == 0.0
-    den = torch.where(zero, torch.ones_like(x), torch.sin(x))  # keeps the gradient finite at 0
-    val = torch.where(zero, torch.full_like(x, float(n)), torch.sin(n * x) / den)
+    if x.requires_grad or bool(zero.any()):
+        den = torch.where(zero, torch.ones_like(x), torch.sin(x))  # keeps the gradient finite at 0
+        val = torch.where(zero, torch.full_like(x, float(n)), torch.sin(n * x) / den)
+    else:  # the common case: no exact zero in this chunk, skip the two selects
+        val = torch.sin(n * x) / torch.sin(x)
     return val / n if divided else val
 
 

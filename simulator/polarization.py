@@ -31,9 +31,10 @@ def kahn_factor(K: float, incident: Tensor, d: tuple, basis: PolarBasis) -> Tens
     K = 0 is the unpolarized formula and skips ψ, as the C does.
     """
     c = d[0][:, None] * incident[None, :, 0] + d[1][:, None] * incident[None, :, 1] + d[2][:, None] * incident[None, :, 2]
-    s2 = 1.0 - c * c
     if K == 0:
-        return 0.5 * (1.0 + c * c - 0.0 * s2)
+        # ψ = 0 and K·cos2ψ·sin²2θ is an exact 0 (for finite c), so it is left out
+        return 0.5 * (1.0 + c * c)
+    s2 = 1.0 - c * c
     dB = d[0][:, None] * basis.B[None, :, 0] + d[1][:, None] * basis.B[None, :, 1] + d[2][:, None] * basis.B[None, :, 2]
     dE = d[0][:, None] * basis.E[None, :, 0] + d[1][:, None] * basis.E[None, :, 1] + d[2][:, None] * basis.E[None, :, 2]
     psi = -torch.atan2(dB, dE)
