@@ -412,6 +412,12 @@ def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
         prec = sum(1 for f in loc.findings if f.verdict.kind == "precision")
         extra = f", {prec} of them only within float32 noise" if prec else ""
         head = f"All {n} compared taps agree ({matched} records matched{extra})."
+        missing = sum(1 for f in loc.findings if f.status == "missing")
+        if missing > n:
+            # agreement on a sliver of the taps is not agreement of the traces: say so first
+            head = (f"Only {n} of {n + missing} taps could be compared ({missing} printed by one side "
+                    f"only: check the tap names or the spec's aliases); those {n} agree "
+                    f"({matched} records matched{extra}).")
         return None, head
     v = loc.root.verdict
     what = v.message.split("\n", 1)[0].split(": ", 1)[1]
@@ -419,6 +425,8 @@ def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
     inputs = _input_note(v, spec, prov_a, prov_b)
     if inputs and inputs[0]:
         what = inputs[1]
+    elif v.is_setup:
+        what += " — a setup value: the runs were configured differently, or derive it differently"
     head = f"{where} is the first divergence: {what}"
     if v.index is not None and v.index.pixel is not None and len(set(_pixels(a))) > 1:
         head += f" (first at {index_text(v.index)})"

@@ -110,3 +110,19 @@ def test_input_difference_without_provenance_points_at_the_structure_factors():
     r = diff_traces(a, b)
     assert r.root_cause.tap == "F_cell"
     assert "all upstream taps agree: check the structure-factor input (a stale Fdump.bin?" in r.headline
+
+
+def test_agreement_on_a_sliver_of_the_taps_says_so():
+    a = make_trace([("x", 1.0), ("p", 1.0), ("q", 2.0)], pixel=(1, 1))
+    b = make_trace([("x", 1.0), ("Final intensity", 3.0)], pixel=(1, 1))
+    r = diff_traces(a, b)
+    assert r.verdict == "agree"
+    assert r.headline.startswith("Only 1 of 4 taps could be compared (3 printed by one side only")
+
+
+def test_setup_root_cause_says_the_runs_were_configured_differently():
+    a = make_trace([("x", 1.0)], pixel=(1, 1), setup=[("distance_m", 0.1)])
+    b = make_trace([("x", 2.0)], pixel=(1, 1), setup=[("distance_m", 0.2)])
+    r = diff_traces(a, b)
+    assert r.root_cause.tap == "distance_m"
+    assert "a setup value: the runs were configured differently" in r.headline
