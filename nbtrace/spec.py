@@ -625,3 +625,40 @@ def _declared_unit(rec) -> str | None:
 
 def _yaml_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --------------------------------------------------------------------------- spec vs trace
+
+
+@dataclass(frozen=True)
+class SpecFit:
+    """How a trace's records fit a spec (``nbtrace taps check SPEC --trace T``).
+
+    unknown: printed names the spec does not resolve (for that side), in trace order.
+    shape_mismatches: (tap, declared shape, values printed, file:line of the first such record).
+    """
+
+    n_names: int
+    unknown: tuple[str, ...]
+    shape_mismatches: tuple[tuple[str, tuple[int, ...], int, str], ...]
+
+    def __bool__(self) -> bool:
+        return not self.unknown and not self.shape_mismatches
+
+
+def fit_trace(spec: TapSpec, trace, side: str | None = None) -> SpecFit:
+    """Which names of ``trace`` the spec resolves, and which records break the declared shape."""
+    unknown: dict[str, None] = {}
+    bad: dict[str, tuple] = {}
+    names = trace.names()
+    for rec in trace.records:
+        canon = spec.canonical(rec.name, side)
+        if canon is None:
+            unknown.setdefault(rec.name, None)
+            continue
+        shape = spec.get(canon).shape
+        if shape is None or rec.kind == "string" or canon in bad:
+            continue
+        if len(rec.values) != math.prod(shape):
+            bad[canon] = (canon, shape, len(rec.values), str(rec.loc))
+    return SpecFit(len(names), tuple(unknown), tuple(bad.values()))

@@ -61,9 +61,16 @@ def init_cmd(trace, output, dialect, prefix, force):
 
 @command.command("check")
 @click.argument("spec", type=click.Path(dir_okay=True))
-def check_cmd(spec):
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=True), default=None,
+              help="Also check that this trace's names resolve and its records have the declared shapes "
+                   "(exit 1 when not).")
+@click.option("--side", type=click.Choice(["a", "b"]), default=None,
+              help="Resolve the trace's names as side a (reference) or b (port); default: either.")
+def check_cmd(spec, trace_path, side):
     """Validate SPEC; exit 0 with a one-line summary, 2 with the first problem at file:line:col."""
     loaded = _load(spec)
+    if trace_path is not None:
+        return _check_trace(loaded, trace_path, side)
     edges = sum(len(t.after) for t in loaded.taps)
     aliased = sum(1 for t in loaded.taps if t.aliases)
     loops = sorted({t.loop for t in loaded.taps if t.loop})
@@ -71,6 +78,20 @@ def check_cmd(spec):
     click.echo(f"{loaded.path}: ok: spec {loaded.name!r}, {len(loaded)} taps, {aliased} with aliases, "
                f"{edges} after-edges{loop_text}")
     return 0
+
+
+def _check_trace(loaded, trace_path: str, side: str | None) -> int:
+    from nbtrace.parse import read_trace
+    from nbtrace.spec import fit_trace
+
+    fit = fit_trace(loaded, read_trace(trace_path), side)
+    known = fit.n_names - len(fit.unknown)
+    click.echo(f"{trace_path}: {known} of {fit.n_names} tap names resolve in spec {loaded.name!r}")
+    if fit.unknown:
+        click.echo("  not in the spec: " + ", ".join(fit.unknown))
+    for tap, shape, n, where in fit.shape_mismatches:
+        click.echo(f"  {where}: {tap} prints {n} value(s), the spec declares shape {list(shape)}")
+    return 0 if fit else 1
 
 
 @command.command("show")

@@ -131,3 +131,19 @@ def test_python_m_nbtrace_taps_never_imports_torch_and_never_tracebacks(tmp_path
     assert proc.stdout.strip() == "False 2"
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"nbtrace: error: {bad}:4:1: YAML syntax error")
+
+
+def test_check_against_a_trace(tmp_path, capsys, monkeypatch):
+    code, out, _ = run(["taps", "check", "nanobragg", "--trace", str(WILD / "phi_c_trace_phi.log")],
+                       capsys, monkeypatch)
+    assert code == 0
+    assert out == f"{WILD / 'phi_c_trace_phi.log'}: 66 of 66 tap names resolve in spec 'nanobragg'\n"
+    trace = tmp_path / "t.log"
+    trace.write_text("TRACE_PY: pixel_pos_meters 0.1 0.2\nTRACE_PY: my_tap 1\nTRACE_PY: F_cell_interpolated 3\n")
+    code, out, _ = run(["taps", "check", "nanobragg", "--trace", str(trace), "--side", "b"], capsys, monkeypatch)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{trace}: 2 of 3 tap names resolve in spec 'nanobragg'",
+        "  not in the spec: my_tap",
+        f"  {trace}:1: pixel_pos_meters prints 2 value(s), the spec declares shape [3]",
+    ]

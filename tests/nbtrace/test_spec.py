@@ -224,3 +224,15 @@ def test_loc_is_the_line_of_the_tap():
     spec = parse_spec("spec: x\ntaps:\n  - name: a\n  - name: b\n    unit: m\n", "s.yaml")
     assert str(spec.get("b").loc) == "s.yaml:4"
     assert spec.name == "x" and spec.path == "s.yaml"
+
+
+def test_fit_trace_every_shipped_name_and_shape_fits_the_wild_logs():
+    from nbtrace.spec import fit_trace
+
+    spec = default_spec()
+    for log in sorted(WILD.glob("*.log")):
+        trace = read_trace(log)
+        fit = fit_trace(spec, trace, "a" if trace.prefix == "TRACE_C" else "b")
+        assert fit, (log.name, fit)
+    fit = fit_trace(spec, parse_text("TRACE_C: hkl_frac 1 2\nTRACE_C: hkl_frac 1 2\n"), "a")
+    assert not fit and fit.shape_mismatches == (("hkl_frac", (3,), 2, "<string>:1"),)
