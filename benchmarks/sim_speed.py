@@ -1,0 +1,120 @@
+"""Speed and memory of the PyTorch simulator beside the C reference (issue 3 targets).
+
+    python benchmarks/sim_speed.py               # the 4096² seed configuration
+    python benchmarks/sim_speed.py --size 1024   # smaller
+
+Each measurement runs in its own process so that peak RSS is that run's own. "warm" is the
+render time after torch is imported, the setup is built and a 256×256 warm-up region has been
+rendered; the C time is its whole process wall time (it has no warm-up to exclude). Targets:
+float64 ≤ 0.5× C, float32 ≤ 0.3× C, peak RSS ≤ 1.5 GB. Nothing here asserts: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEED = "-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 -pixel 0.05"
+
+
+def _args(size: int) -> list[str]:
+    return SEED.split() + ["-detpixels", str(size)]
+
+
+def child(dtype: str, size: int, threads: int) -> None:
+    """Runs inside the measured process; prints one JSON line."""
+    import torch
+
+    from simulator.cli import parse_args
+    from simulator.kernel import render_frame
+    from simulator.setup import build_setup
+
+    torch.set_num_threads(threads)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        setup = build_setup(parse_args(_args(size) + ["-dtype", dtype]))
+        t_setup = time.perf_counter() - t0
+        warm = build_setup(parse_args(_args(size) + ["-dtype", dtype, "-roi", "0", "255", "0", "255"]))
+        render_frame(warm)
+        t0 = time.perf_counter()
+        image = render_frame(setup)
+        t_render = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"setup_s": t_setup, "render_s": t_render, "rss_mb": rss_kb / 1024.0,
+                      "sum": float(image.double().sum())}))
+
+
+def _wait(proc: subprocess.Popen) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of a finished child, from wait4."""
+    start = time.perf_counter()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024.0
+
+
+def run_python(dtype: str, size: int, threads: int) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", dtype, "--size", str(size),
+                             "--threads", str(threads)], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, rss = _wait(proc)
+    if proc.returncode != 0:
+        return {"error": f"exit {proc.returncode}"}
+    result = json.loads(out.strip().splitlines()[-1])
+    result["rss_mb"] = rss
+    return result
+
+
+def run_c(size: int, threads: int) -> dict:
+    try:
+        from nbtrace.cbuild import ensure_built
+        binary = ensure_built()
+    except Exception as exc:  # the C side may not exist yet or fail to build: say so, don't crash
+        return {"error": f"C reference unavailable: {exc}"}
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(binary), *_args(size), "-floatfile", str(Path(tmp) / "c.bin")],
+                                cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, rss = _wait(proc)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            return {"error": f"C reference exited {proc.returncode}"}
+    return {"render_s": wall, "rss_mb": rss}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=4096, help="detector pixels per side (default 4096)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for torch and OpenMP (default 2)")
+    ap.add_argument("--child", choices=["float64", "float32"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.size, args.threads)
+        return 0
+    print(f"seed configuration {SEED} -detpixels {args.size}  ({args.threads} threads)")
+    c = run_c(args.size, args.threads)
+    rows = [("C reference", c)]
+    for dtype in ("float64", "float32"):
+        rows.append((f"PyTorch {dtype}", run_python(dtype, args.size, args.threads)))
+    targets = {"PyTorch float64": 0.5, "PyTorch float32": 0.3}
+    print(f"{'producer':<18} {'time s':>9} {'× C':>7} {'target':>7} {'peak RSS MB':>12}")
+    for name, r in rows:
+        if "error" in r:
+            print(f"{name:<18} {r['error']}")
+            continue
+        ratio = r["render_s"] / c["render_s"] if "render_s" in c else float("nan")
+        target = f"≤{targets[name]}" if name in targets else ""
+        print(f"{name:<18} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['rss_mb']:12.0f}")
+    print("RSS target: ≤ 1536 MB; times are warm renders (C: whole process)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
