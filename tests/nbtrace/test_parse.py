@@ -380,3 +380,20 @@ def test_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
     p.write_bytes(b"\xef\xbb\xbfTRACE_C: F_cell 100\n")
     assert read_trace(p).records[0].name == "F_cell"
     assert parse_text("\ufeffTRACE_C: F_cell 100\n").records[0].loc.line == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(_names, st.lists(st.floats(allow_nan=False), min_size=1, max_size=3),
+                          st.one_of(st.none(), st.tuples(st.integers(0, 999), st.integers(0, 999))),
+                          st.dictionaries(st.sampled_from(["phi_tic", "mos_tic", "source"]),
+                                          st.integers(0, 50), max_size=2)),
+                min_size=1, max_size=20))
+def test_jsonl_round_trip(rows):
+    import json
+
+    text = "\n".join(json.dumps({"name": n, "values": v, "pixel": list(p) if p else None, "loop": loop})
+                     for n, v, p, loop in rows) + "\n"
+    t = parse_text(text, "p.jsonl")
+    assert [(r.name, r.values, r.index.pixel, dict(r.index.loop)) for r in t.records] \
+        == [(n, tuple(v), p, loop) for n, v, p, loop in rows]
+    assert all(r.sigdigits == 17 and r.dialect == "jsonl" for r in t.records)
