@@ -382,3 +382,12 @@ def test_sourcefile_wavelength_column_is_used(run_ref, tmp_path):
     ok(run_ref(*base, "-sourcefile", src, "-floatfile", tmp_path / "a.bin"))
     ok(run_ref(*base, "-lambda", "1.1", "-floatfile", tmp_path / "b.bin"))
     assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+
+
+def test_image_does_not_depend_on_the_thread_count(nbref, tmp_path):
+    # phi0 = 0 with several steps is where the original depends on threads (incident 12)
+    args = [str(nbref), *CARRY, "-mosaic", "0.2", "-mosaic_domains", "2"]
+    for n in ("1", "2", "3"):
+        subprocess.run([*args, "-floatfile", str(tmp_path / f"t{n}.bin")], check=True, capture_output=True,
+                       env={"OMP_NUM_THREADS": n, "PATH": "/usr/bin:/bin"})
+    assert (tmp_path / "t1.bin").read_bytes() == (tmp_path / "t2.bin").read_bytes() == (tmp_path / "t3.bin").read_bytes()
