@@ -112,3 +112,19 @@ def test_unwritable_cache_is_one_clear_error(tiny_src, tmp_path, monkeypatch):
         cbuild.ensure_built(source=tiny_src)
     assert "cannot write the build cache" in err.value.one_line()
     assert "set NBTRACE_CACHE to a writable directory" in err.value.one_line()
+
+
+def test_concurrent_first_builds_do_not_collide(tiny_src, tmp_path):
+    import sys
+
+    code = ("import sys, subprocess; from pathlib import Path; from nbtrace.cbuild import ensure_built; "
+            "exe = ensure_built(source=Path(sys.argv[1])); "
+            "print(exe, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip())")
+    env = dict(os.environ, NBTRACE_CACHE=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_src)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    outs = {out.strip() for out, _ in results}
+    assert len(outs) == 1 and outs.pop().endswith(" v1")
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
