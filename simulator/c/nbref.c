@@ -2159,6 +2159,8 @@ int main(int argc, char **argv)
 
     setup_all(argc, argv, &cfg, &S);
     tracing = cfg.ntrace > 0 || cfg.trace_roi_given;
+    if (strcmp(cfg.trace_dump, "taps.npz") != 0 && !cfg.trace_roi_given)
+        fprintf(stderr, "nbref: warning: -trace_dump %s without -trace_roi writes nothing\n", cfg.trace_dump);
 #if !(defined(NBTRACE_ENABLE) || defined(TRACING))
     if (tracing) die("this nbref was built without tracing (hint: rebuild with -DNBTRACE_ENABLE, or nbtrace build-c)");
 #endif
