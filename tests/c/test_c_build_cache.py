@@ -128,3 +128,17 @@ def test_concurrent_first_builds_do_not_collide(tiny_src, tmp_path):
     outs = {out.strip() for out, _ in results}
     assert len(outs) == 1 and outs.pop().endswith(" v1")
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+
+
+def test_a_copy_of_the_real_sources_rebuilds_after_an_edit(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACE_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "c"
+    shutil.copytree(cbuild.source_dir(), src, ignore=shutil.ignore_patterns("nbref", "nbref-notrace"))
+    first = cbuild.ensure_built(source=src)
+    with (src / "nbtrace_tap.h").open("a") as fh:
+        fh.write("/* an edit to the header alone */\n")
+    second = cbuild.ensure_built(source=src)
+    assert first != second and first.exists() and second.exists()
+    res = subprocess.run([str(second), "-cell", "100", "-default_F", "1", "-detpixels", "4", "-trace_pixel", "1", "1"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0 and "TRACE_C: I_pixel_final" in res.stdout
