@@ -135,36 +135,15 @@ def capture(
 
     producer = _select_producer(side, c_bin, port_cmd)
     out_trace = _trace_destination(out_trace, pixels, roi, image)
-    image = _absolute(image)
-    dump = _absolute(dump)
-    args = _absolutize_file_args(nb_args)
-    extra = _tracing_args(pixels, roi, producer, inject, dtype)
-
-    with tempfile.TemporaryDirectory(prefix="nbtrace-run-") as workdir:
-        work = Path(workdir)
-        local_image = work / "image.float" if image else None
-        local_dump = work / "taps.npz" if dump else None
-        argv = list(producer.command) + args + extra
-        if local_image is not None:
-            argv += ["-floatfile", str(local_image)]
-        if roi is not None:
-            argv += ["-trace_roi", *map(str, roi), "-trace_dump", str(local_dump)]
-        say(f"capture {producer.side}: {_short(argv)}")
-        run = _run(argv, work, timeout, producer)
-        _raise_on_failure(run, producer, argv)
-        setup = _setup_block(run.stdout_text)
-        seen_pixels = _traced_pixels(run.stdout_text)
-        _deliver(local_image, image, "image", producer)
-        _deliver(local_dump, dump, "region dump", producer)
-
-    if out_trace is not None:
-        out_trace.parent.mkdir(parents=True, exist_ok=True)
-        out_trace.write_text(run.stdout_text)
+    image, dump = _absolute(image), _absolute(dump)
+    argv_head = [*producer.command, *_absolutize_file_args(nb_args), *_tracing_args(pixels, producer, inject, dtype)]
+    run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say)
+    setup = _setup_block(run.stdout_text)
+    seen_pixels = _traced_pixels(run.stdout_text)
     shape = _shape_from_setup(setup) or shape_from_args(nb_args)
     meta = _provenance(producer, argv, nb_args, run, setup, pixels, seen_pixels, roi, image, dump, shape)
     if out_trace is not None:
-        meta_path = out_trace.with_name(out_trace.name + ".meta.json")
-        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        _write_trace(out_trace, run.stdout_text, meta)
     missing = [p for p in pixels if p not in seen_pixels]
     if missing:
         say(f"capture {producer.side}: warning: no trace header for pixel(s) {missing} "
@@ -270,7 +249,8 @@ def _select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> _Pro
     if port_cmd:
         words = shlex.split(port_cmd)
         if not words:
-            raise UsageError("--port-cmd is empty", hint="give the command that runs your port, e.g. 'python -m myport'")
+            raise UsageError("--port-cmd is empty",
+                             hint="give the command that runs your port, e.g. 'python -m myport'")
         exe = _resolve_executable(words[0], "--port-cmd")
         return _Producer("port-cmd", "user port command", (exe, *words[1:]), exe)
     return _Producer("py", "nbtrace PyTorch simulator", (sys.executable, "-m", "simulator"), sys.executable)
@@ -288,7 +268,7 @@ def _resolve_executable(name: str, what: str) -> str:
     return str(Path(found).resolve())
 
 
-def _tracing_args(pixels, roi, producer: _Producer, inject, dtype) -> list[str]:
+def _tracing_args(pixels, producer: _Producer, inject, dtype) -> list[str]:
     extra: list[str] = []
     for s, f in pixels:
         extra += ["-trace_pixel", str(s), str(f)]
@@ -298,6 +278,34 @@ def _tracing_args(pixels, roi, producer: _Producer, inject, dtype) -> list[str]:
         for name in inject:
             extra += ["--inject", name]
     return extra
+
+
+def _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say) -> tuple[_Run, list[str]]:
+    """Run in a temporary directory that is removed afterwards; the image and dump are written
+    there first and moved to their destinations only when the producer succeeded, so a failed
+    run never leaves a half-written file where the caller expects a result."""
+    with tempfile.TemporaryDirectory(prefix="nbtrace-run-") as workdir:
+        work = Path(workdir)
+        local_image = work / "image.float" if image else None
+        local_dump = work / "taps.npz" if dump else None
+        argv = list(argv_head)
+        if local_image is not None:
+            argv += ["-floatfile", str(local_image)]
+        if roi is not None:
+            argv += ["-trace_roi", *map(str, roi), "-trace_dump", str(local_dump)]
+        say(f"capture {producer.side}: {_short(argv)}")
+        run = _run(argv, work, timeout, producer)
+        _raise_on_failure(run, producer, argv)
+        _deliver(local_image, image, "image", producer)
+        _deliver(local_dump, dump, "region dump", producer)
+    return run, argv
+
+
+def _write_trace(out_trace: Path, text: str, meta: dict) -> None:
+    out_trace.parent.mkdir(parents=True, exist_ok=True)
+    out_trace.write_text(text)
+    meta_path = out_trace.with_name(out_trace.name + ".meta.json")
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def _trace_destination(out_trace, pixels, roi, image) -> Path | None:

@@ -10,7 +10,6 @@ in float64) and nbtrace's diff of the traces agrees with the default tap spec.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

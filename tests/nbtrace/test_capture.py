@@ -4,9 +4,7 @@ trace text). The real producers are exercised by tests/test_parity.py."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import struct
 import sys
 from pathlib import Path
 
