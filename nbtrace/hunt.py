@@ -58,6 +58,7 @@ class HuntOptions:
     thresholds: Thresholds = Thresholds()
     spec_path: str | None = None
     timeout: float = 900.0
+    dtype: str | None = None  # the port's compute dtype (forwarded as -dtype; tells the engine float32 noise is expected)
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,8 @@ def _capture(side, args, opts: HuntOptions, progress, **kw):
 
     return capture(side, list(args), c_bin=opts.c_bin if side == "c" else None,
                    port_cmd=opts.port_cmd if side == "py" else None,
-                   inject=opts.inject if side == "py" else (), timeout=opts.timeout, progress=progress, **kw)
+                   inject=opts.inject if side == "py" else (), dtype=opts.dtype if side == "py" else None,
+                   timeout=opts.timeout, progress=progress, **kw)
 
 
 def _both(opts: HuntOptions, args, progress, kw_c: dict, kw_py: dict):
@@ -284,9 +286,9 @@ def _only_pixel(trace, pixel):
     return dataclasses.replace(trace, records=recs, pixels=(pixel,))
 
 
-def _run_context(args, meta) -> dict:
+def _run_context(args, meta, dtype=None) -> dict:
     """Config-derived numbers the engine may use to explain factors (N, oversample, ...)."""
-    ctx: dict = {}
+    ctx: dict = {"dtype": dtype} if dtype else {}
     setup = meta.get("setup") or {}
     for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
         try:
@@ -349,7 +351,7 @@ def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
                          {"pixels": pixels, "out_trace": work / f"{tag}_py.trace"})
     timings[f"{tag}_capture_s"] = time.perf_counter() - t0
     ta, tb = read_trace(cap_c.trace_path), read_trace(cap_p.trace_path)
-    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, cap_c.meta))
+    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, cap_c.meta, opts.dtype))
     return combined, outcomes, cap_c, cap_p
 
 
@@ -412,7 +414,7 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
         say("hunt: [3/4] images are identical to float32 storage: the pixels traced in the render pass are the evidence")
     chosen = extra + fixed
     t2 = time.perf_counter()
-    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, img_c.meta))
+    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, img_c.meta, opts.dtype))
     timings["diff_s"] = time.perf_counter() - t2
     diffs, same = compare_provenance(img_c.meta, img_p.meta)
     for d in diffs:

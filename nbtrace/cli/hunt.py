@@ -31,8 +31,11 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
               help="Tap spec (YAML); default: the shipped nanoBragg spec.")
 @click.option("--timeout", type=float, default=900, show_default=True, help="Seconds per producer run.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="The port's compute dtype (passed to it as -dtype); float32 lets differences within float32 "
+                   "noise be classed as precision, not as a bug.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff JSON contract plus image metrics and traced pixels.")
-def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, sum_tol, spec_path, timeout, as_json):
+def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, sum_tol, spec_path, timeout, dtype, as_json):
     """Find where the port stops agreeing with the C reference, starting from the images.
 
     Renders both images (in parallel), compares them, traces the pixels that matter on both
@@ -49,7 +52,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
 
     opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
                        npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
-                       thresholds=Thresholds(corr_min, sum_tol), spec_path=spec_path, timeout=timeout)
+                       thresholds=Thresholds(corr_min, sum_tol), spec_path=spec_path, timeout=timeout, dtype=dtype)
     result = hunt(opts, progress=lambda m: click.echo(m, err=True))
     if out_dir:
         from nbtrace.htmlreport import write_outputs
