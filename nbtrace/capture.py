@@ -136,6 +136,8 @@ def capture(
     producer = _select_producer(side, c_bin, port_cmd)
     out_trace = _trace_destination(out_trace, pixels, roi, image)
     image, dump = _absolute(image), _absolute(dump)
+    for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
+        _prepare_destination(path, what)
     argv_head = [*producer.command, *_absolutize_file_args(nb_args), *_tracing_args(pixels, producer, inject, dtype)]
     run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say)
     setup = _setup_block(run.stdout_text)
@@ -301,11 +303,27 @@ def _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say) -> tu
     return run, argv
 
 
+def _prepare_destination(path: Path | None, what: str) -> None:
+    """Fail before the (possibly long) run when a result could not be written."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the folder for the {what}: {exc.strerror}", where=str(path.parent),
+                         hint="choose a writable location") from None
+    if path.is_dir():
+        raise UsageError(f"the {what} destination is a directory", where=str(path), hint="give a file name")
+
+
 def _write_trace(out_trace: Path, text: str, meta: dict) -> None:
-    out_trace.parent.mkdir(parents=True, exist_ok=True)
-    out_trace.write_text(text)
     meta_path = out_trace.with_name(out_trace.name + ".meta.json")
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    try:
+        out_trace.write_text(text)
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write the trace: {exc.strerror}", where=exc.filename or str(out_trace),
+                         hint="choose a writable location") from None
 
 
 def _trace_destination(out_trace, pixels, roi, image) -> Path | None:
@@ -414,8 +432,11 @@ def _deliver(local: Path | None, dest: Path | None, what: str, producer: _Produc
     if not local.exists():
         raise ProducerError(f"{producer.kind} exited 0 but wrote no {what}", where=producer.executable,
                             hint="does this build support the flag for it? (-floatfile, -trace_dump)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(local), str(dest))
+    try:
+        shutil.move(str(local), str(dest))
+    except OSError as exc:
+        raise UsageError(f"cannot write the {what}: {exc.strerror}", where=str(dest),
+                         hint="choose a writable location") from None
 
 
 # ----------------------------------------------------------------------------------------

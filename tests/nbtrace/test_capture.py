@@ -332,3 +332,12 @@ def test_cli_both_region_dumps_are_compared(fake, in_tmp, capsys):
     assert set(doc) == {"trace", "region"}
     assert doc["trace"]["root_cause"]["tap"] == "I_pixel_final"
     assert doc["region"]["verdict"] == "diverge"
+
+
+def test_unwritable_destinations_fail_before_the_run(fake, in_tmp):
+    Path("blocker").write_text("a file where a folder is needed")
+    with pytest.raises(UsageError, match="cannot create the folder for the trace"):
+        capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("blocker/t.trace"), c_bin=str(fake))
+    Path("adir").mkdir()
+    with pytest.raises(UsageError, match="image destination is a directory"):
+        capture("c", ["-x"], image=Path("adir"), c_bin=str(fake))
