@@ -421,9 +421,10 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
         say(f"hunt: input difference: {d.key}: C {d.a!r} vs port {d.b!r}")
 
     maps_res, maps_reason, region_diff = None, None, None
-    if opts.maps or (combined.root_cause is None and not images):
+    if opts.maps or (combined.root_cause is None and not identical):
+        # traced pixels that all agree cannot explain images that differ: look at every pixel of a region
         maps_reason = ("asked for (--maps)" if opts.maps else
-                       "the images disagree but every traced pixel agrees: mapping every tap over a region")
+                       "the images differ but every traced pixel agrees: mapping every tap over a region")
         maps_res, region_diff, dump_roi = _region_step(opts, args, shape, work, spec, say, timings, dump_roi,
                                                        traced=combined.root_cause is None)
     timings["total_s"] = time.perf_counter() - t_start
@@ -479,9 +480,9 @@ def headline(r: HuntResult) -> str:
     if rc is not None:
         where = "traced pixels" if r.diff is not None and r.diff.root_cause is not None else "pixels the maps found"
         agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
-        tail = f" ({agree_n} of {len(r.pixels)} traced pixels name it)" if where == "traced pixels" else \
-            " (found by the region maps; single-pixel traces of the usual pixels agreed)"
-        return f"DIVERGE: root cause {_tap_label(rc)} — {rc.explanation}{tail}; {img}."
+        tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
+            "; found by the region maps (the usual traced pixels agreed)"
+        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
     if not r.images:
@@ -494,6 +495,15 @@ def headline(r: HuntResult) -> str:
         img = "images identical to float32 storage (" + img.replace("image correlation", "correlation") + ")"
     return (f"AGREE: the port reproduces the reference — {img}; {len(r.pixels)} traced pixels agree on "
             f"all {n_taps} matched tap records.")
+
+
+def _short_explanation(rc) -> str:
+    """The engine's sentence without its lead-in naming the tap again (the headline already does)."""
+    text = rc.explanation
+    for lead in (f"`{rc.tap}` (per {', '.join(rc.loop)}) is the first divergence: ", f"`{rc.tap}` is the first divergence: "):
+        if text.startswith(lead):
+            return text[len(lead):].rstrip(".")
+    return text.rstrip(".")
 
 
 def _tap_label(rc) -> str:
