@@ -98,6 +98,26 @@ def _ids(values_a: list, values_b: list) -> tuple[dict, np.ndarray, np.ndarray]:
     return table, ia, ib
 
 
+def _run_ids(values_a: list, values_b: list) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Like _ids, for values that come in runs (the pixel of consecutive records, their loop
+    index): the parser reuses one object per run, so runs are found by object identity with
+    numpy and only the first value of each run is hashed."""
+    table: dict = {}
+    setdefault = table.setdefault
+
+    def side(vals: list) -> np.ndarray:
+        n = len(vals)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        oid = np.fromiter(map(id, vals), dtype=np.int64, count=n)
+        starts = np.flatnonzero(np.concatenate(([True], oid[1:] != oid[:-1])))
+        codes = np.fromiter((setdefault(vals[i], len(table)) for i in starts.tolist()),
+                            dtype=np.int64, count=len(starts))
+        return np.repeat(codes, np.diff(np.append(starts, n)))
+
+    return table, side(values_a), side(values_b)
+
+
 class _Coded(NamedTuple):
     """Each record's key as one int64 code; slot = code without the occurrence."""
 
@@ -142,8 +162,8 @@ def _has_duplicates(codes: np.ndarray) -> bool:
 
 def _encode(canon_a, canon_b, ia_idx, ib_idx, oa: np.ndarray, ob: np.ndarray) -> _Coded:
     _, ca, cb = _ids(canon_a, canon_b)
-    pixels, pa, pb = _ids(list(map(_pix, ia_idx)), list(map(_pix, ib_idx)))
-    loops, la, lb = _ids(list(map(_loop, ia_idx)), list(map(_loop, ib_idx)))
+    pixels, pa, pb = _run_ids(list(map(_pix, ia_idx)), list(map(_pix, ib_idx)))
+    loops, la, lb = _run_ids(list(map(_loop, ia_idx)), list(map(_loop, ib_idx)))
     n_occ = int(max(oa.max(initial=0), ob.max(initial=0))) + 1
     n_pix, n_loop = len(pixels) or 1, len(loops) or 1
     if (max(len(canon_a), len(canon_b)) + 1) * n_pix * n_loop * n_occ >= 2**62:
