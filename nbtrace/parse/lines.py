@@ -113,7 +113,7 @@ class LineParser:
                 continue
             tok = parts[0]
             # A tap line starts at column 0 ("  Mean: 12.9" in a banner is not a tap).
-            if space_ok and tok[-1:] == ":" and raw[0] == tok[0]:
+            if space_ok and tok[-1] == ":" and raw[0] == tok[0]:
                 group = prefix_ok.get(tok)
                 if group is None and tok not in prefix_ok:
                     group = prefix_ok[tok] = self._space_group(tok[:-1])
@@ -141,15 +141,18 @@ class LineParser:
                             arity[name] = (len(values), lineno)
                         elif seen[0] != len(values):
                             self._arity_problem(group, name, len(values), seen, lineno)
-                        if n >= len(indexes):
-                            indexes.append(TapIndex(pixel, (), n))
+                        try:
+                            index = indexes[n]
+                        except IndexError:
+                            index = TapIndex(pixel, (), n)
+                            indexes.append(index)
                         digits = max(map(_digits, toks)) if len(toks) > 1 else _digits(toks[0])
                         if digits:
                             kind = "number"
                         else:
                             kind = "int" if all(map(is_int_token, toks)) else "number"
                             digits = EXACT
-                        records.append(new_tuple(TapRecord, (name, values, indexes[n],
+                        records.append(new_tuple(TapRecord, (name, values, index,
                                                              new_tuple(SourceLoc, (path, lineno)),
                                                              digits, kind, None, (), "space", None, None)))
                         continue
