@@ -489,6 +489,10 @@ def headline(r: HuntResult) -> str:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")
     n_taps = r.diff.matched if r.diff is not None else 0
+    if r.maps is not None and r.maps_reason and "differ" in r.maps_reason:
+        return (f"AGREE within the thresholds, with a caveat: the images differ beyond float32 storage "
+                f"(max |B-A| {m.max_abs_diff:.4g} photons at (slow {m.max_abs_diff_at[0]}, fast {m.max_abs_diff_at[1]})) "
+                f"but no traced or mapped tap diverges — the difference arises after the last tap; {img}.")
     if m.max_abs_diff == 0:
         img = "bit-identical images (" + img.replace("image correlation", "correlation") + ")"
     elif "pixels_capture_s" not in r.timings:

@@ -100,3 +100,16 @@ def test_fixed_pixels_and_float32_identity():
     assert same_to_float32(a, a * (1 + 1e-7))
     assert not same_to_float32(a, a * (1 + 1e-6))
     assert not same_to_float32(a, np.nan_to_num(a))
+
+
+def test_images_differ_but_traces_agree_maps_are_run():
+    # within the image thresholds: agreement, but the headline says what was seen and checked
+    r = _hunt("--json", inject="image-only")
+    doc = json.loads(r.stdout)
+    assert r.return_value == 0 and doc["maps"] is not None and doc["maps"]["verdict"] == "agree"
+    assert doc["headline"].startswith("AGREE within the thresholds, with a caveat")
+    # outside them: never agreement, even though no tap diverges
+    r = _hunt("--json", "--sum-tol", "1e-6", inject="image-only")
+    doc = json.loads(r.stdout)
+    assert r.return_value == 1 and doc["root_cause"] is None
+    assert "no traced tap diverges" in doc["headline"]

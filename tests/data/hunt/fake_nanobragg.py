@@ -4,7 +4,8 @@ depend on the real C build or the PyTorch simulator. Geometry: detector at -dist
 pixels of -pixel mm, beam at the centre; a fake lattice of spots on a 25 Å grid in q.
 
 Faults (port side, ``--inject NAME``): ``svec-scale`` (scattering vector in Å⁻¹, ×1e-10),
-``edge-geometry`` (pixel positions shifted 10 µm within 3 px of the detector edge).
+``edge-geometry`` (pixel positions shifted 10 µm within 3 px of the detector edge),
+``image-only`` (a 3x3 patch of the written image doubled, no tap changed).
 """
 import json
 import math
@@ -55,7 +56,10 @@ def main(argv):
             v = np.atleast_1d(arr[ps, pf])
             out.write(f"{prefix}: {name} " + " ".join(repr(float(x)) for x in v) + "\n")
     if floatfile:
-        taps["floatimage_accumulated"].astype("<f4").tofile(floatfile)
+        image = taps["floatimage_accumulated"].copy()
+        if "image-only" in inject:  # a fault after every tap: only the written image differs
+            image[n // 4: n // 4 + 3, n // 4: n // 4 + 3] *= 2.0
+        image.astype("<f4").tofile(floatfile)
     if roi:
         xmin, xmax, ymin, ymax = roi
         arrays = {k: v[ymin:ymax + 1, xmin:xmax + 1] for k, v in taps.items()}
