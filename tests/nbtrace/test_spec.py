@@ -10,7 +10,6 @@ from nbtrace.errors import SpecError
 from nbtrace.parse import parse_text, read_trace
 from nbtrace.spec import default_spec, load_spec, parse_spec, scaffold_spec, shipped_spec, spec_for
 
-ROOT = Path(__file__).resolve().parents[2]
 WILD = Path(__file__).resolve().parents[1] / "data" / "wild"
 
 # CONTRACTS.md 2.2: the per-pixel chain then the scaling block, in print order.
