@@ -113,3 +113,10 @@ def test_images_differ_but_traces_agree_maps_are_run():
     doc = json.loads(r.stdout)
     assert r.return_value == 1 and doc["root_cause"] is None
     assert "no traced tap diverges" in doc["headline"]
+
+
+def test_help_states_the_built_in_default():
+    from nbtrace.hunt import DEFAULT_ARGS
+
+    r = CliRunner().invoke(cli, ["hunt", "--help"], terminal_width=400)
+    assert " ".join(DEFAULT_ARGS) in " ".join(r.output.split())
