@@ -12,6 +12,7 @@ float64 ≤ 0.5× C, float32 ≤ 0.3× C, peak RSS ≤ 1.5 GB. Nothing here asse
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -28,26 +29,31 @@ def _args(size: int) -> list[str]:
     return SEED.split() + ["-detpixels", str(size)]
 
 
-def child(dtype: str, size: int, threads: int) -> None:
+def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
     """Runs inside the measured process; prints one JSON line."""
     import torch
 
     from simulator.cli import parse_args
-    from simulator.kernel import render_frame
+    from simulator.kernel import chunk_size, render_frame
     from simulator.setup import build_setup
 
     torch.set_num_threads(threads)
+    extra = ["-dtype", dtype] + (["-compile"] if compiled else [])
     with torch.no_grad():
         t0 = time.perf_counter()
-        setup = build_setup(parse_args(_args(size) + ["-dtype", dtype]))
+        setup = build_setup(parse_args(_args(size) + extra))
         t_setup = time.perf_counter() - t0
-        warm = build_setup(parse_args(_args(size) + ["-dtype", dtype, "-roi", "0", "255", "0", "255"]))
+        # warm-up on exactly one full chunk, so a compiled core is built for the chunk length
+        rows = max(1, min(size, chunk_size(setup) // size))
+        warm = dataclasses.replace(setup, roi=(0, size - 1, 0, rows - 1))
+        t0 = time.perf_counter()
         render_frame(warm)
+        t_warm = time.perf_counter() - t0
         t0 = time.perf_counter()
         image = render_frame(setup)
         t_render = time.perf_counter() - t0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"setup_s": t_setup, "render_s": t_render, "rss_mb": rss_kb / 1024.0,
+    print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "rss_mb": rss_kb / 1024.0,
                       "sum": float(image.double().sum())}))
 
 
@@ -59,9 +65,9 @@ def _wait(proc: subprocess.Popen) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024.0
 
 
-def run_python(dtype: str, size: int, threads: int) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", dtype, "--size", str(size),
-                             "--threads", str(threads)], stdout=subprocess.PIPE, text=True)
+def run_python(dtype: str, size: int, threads: int, compiled: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", dtype, "--size", str(size), "--threads", str(threads)]
+    proc = subprocess.Popen(cmd + (["--compiled"] if compiled else []), stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
     _, rss = _wait(proc)
     if proc.returncode != 0:
@@ -93,26 +99,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096, help="detector pixels per side (default 4096)")
     ap.add_argument("--threads", type=int, default=2, help="threads for torch and OpenMP (default 2)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     ap.add_argument("--child", choices=["float64", "float32"], help=argparse.SUPPRESS)
+    ap.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.size, args.threads)
+        child(args.child, args.size, args.threads, args.compiled)
         return 0
     print(f"seed configuration {SEED} -detpixels {args.size}  ({args.threads} threads)")
     c = run_c(args.size, args.threads)
     rows = [("C reference", c)]
-    for dtype in ("float64", "float32"):
-        rows.append((f"PyTorch {dtype}", run_python(dtype, args.size, args.threads)))
-    targets = {"PyTorch float64": 0.5, "PyTorch float32": 0.3}
-    print(f"{'producer':<18} {'time s':>9} {'× C':>7} {'target':>7} {'peak RSS MB':>12}")
+    for compiled in (False,) if args.no_compile else (False, True):
+        for dtype in ("float64", "float32"):
+            label = f"PyTorch {dtype}" + (" -compile" if compiled else "")
+            rows.append((label, run_python(dtype, args.size, args.threads, compiled)))
+    targets = {"float64": 0.5, "float32": 0.3}
+    print(f"{'producer':<26} {'time s':>9} {'× C':>7} {'target':>7} {'peak RSS MB':>12} {'warm-up s':>10}")
     for name, r in rows:
         if "error" in r:
-            print(f"{name:<18} {r['error']}")
+            print(f"{name:<26} {r['error']}")
             continue
         ratio = r["render_s"] / c["render_s"] if "render_s" in c else float("nan")
-        target = f"≤{targets[name]}" if name in targets else ""
-        print(f"{name:<18} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['rss_mb']:12.0f}")
-    print("RSS target: ≤ 1536 MB; times are warm renders (C: whole process)")
+        dt = name.split()[1] if name.startswith("PyTorch") else ""
+        target = f"≤{targets[dt]}" if dt in targets else ""
+        warm = f"{r['warmup_s']:10.1f}" if "warmup_s" in r else ""
+        print(f"{name:<26} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['rss_mb']:12.0f} {warm}")
+    print("RSS target: ≤ 1536 MB; times are warm renders (C: whole process); warm-up includes any compilation")
     return 0
 
 

@@ -308,7 +308,7 @@ FLAGS = {
     "-dump": _ignored(1),
     "-mask": _unsupported("SMV header ingestion"), "-img": _unsupported("SMV header ingestion"),
     "-trace_pixel": _trace_pixel, "-trace_roi": _roi("trace_roi"), "-trace_dump": _word("trace_dump"),
-    "-dtype": _dtype, "-device": _word("device"), "--inject": _inject, "-inject": _inject,
+    "-dtype": _dtype, "-compile": _flag(compile=True), "-device": _word("device"), "--inject": _inject, "-inject": _inject,
 }
 
 

@@ -109,6 +109,7 @@ class SimConfig:
     device: str = "cpu"
     injections: frozenset[str] = field(default_factory=frozenset)
     progress: bool = False
+    compile: bool = False
     argv: tuple[str, ...] = ()
 
     def has(self, name: str) -> bool:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
 from simulator import detector as det_mod
 from simulator import structure_factors as sf_mod
 from simulator.constants import R_E_SQR
-from simulator.lattice import lattice_factor
+from simulator.lattice import LatticeFactor, lattice_factor
 from simulator.polarization import kahn_factor
 from simulator.vectors import dot, norm
 
@@ -48,51 +49,98 @@ class Block:
     looked_up: Tensor | None  # (P, S, Φ, D) terms that reach the F_cell lookup; None = all
 
 
-def _positions(setup, s_idx, f_idx, layer, ss, sf):
-    det, cfg = setup.detector, setup.cfg
-    if det.curved or cfg.has("edge-geometry"):
-        pos = det_mod.pixel_positions(det, s_idx, f_idx, ss, sf, layer, setup.oversample,
-                                      edge_band=cfg.has("edge-geometry"))
-        return pos.unbind(-1)
-    delta = det.pixel / setup.oversample
-    fd = delta * (f_idx.to(torch.float64) * setup.oversample + sf) + delta / 2.0
-    sd = delta * (s_idx.to(torch.float64) * setup.oversample + ss) + delta / 2.0
-    od = layer * det.thickstep
-    return tuple(_axpy(fd, det.fdet[i], sd, det.sdet[i], od * det.odet[i] + det.pix0[i]) for i in range(3))
+class CoreStatic(NamedTuple):
+    """Run constants of :func:`_core` (hashable, so a compiled core specialises on them)."""
+
+    fmask: tuple          # which fdet components are nonzero constants
+    smask: tuple
+    q_scale: float        # 1, 1e-10 (svec-inverse-angstrom) or 2π (svec-two-pi)
+    hkl_mode: str         # "real", "angstrom" (×1e10) or "reciprocal"
+    shape: str
+    N: tuple
+    fudge: float
+    divided: bool
+    pixel: float
+    point_pixel: bool
+    dmin: float
+    fused: bool           # compiled: always take the select branches (no data-dependent test)
 
 
-def _axpy(fd: Tensor, fcomp: Tensor, sd: Tensor, scomp: Tensor, offset: Tensor) -> Tensor:
+def core_static(setup) -> CoreStatic:
+    cfg, det = setup.cfg, setup.detector
+    nonzero = lambda v: tuple(bool(v.requires_grad or float(x) != 0.0) for x in v)  # noqa: E731
+    q_scale = 1.0
+    if cfg.has("svec-inverse-angstrom"):
+        q_scale *= 1e-10
+    if cfg.has("svec-two-pi"):
+        q_scale *= 2.0 * math.pi
+    mode = "reciprocal" if cfg.has("hkl-reciprocal-vectors") else ("angstrom" if cfg.has("hkl-angstrom-lattice") else "real")
+    return CoreStatic(nonzero(det.fdet), nonzero(det.sdet), q_scale, mode, cfg.shape, setup.crystal.N, cfg.fudge,
+                      cfg.has("flatt-normalization"), det.pixel, det.point_pixel, cfg.dmin, setup.compiled)
+
+
+def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, stars, st: CoreStatic):
+    """Geometry → h, k, l → F_latt for one (layer, subpixel) pass; a pure tensor function.
+
+    fd, sd: (P,) m along f̂/ŝ (ignored when ``pos_given`` (3 × (P,)) is not None); offset: (3,)
+    m = od·ô + pix0; incident (S, 3); lam (S,) m; vecs (3, Φ, D, 3) m; stars 3 × (3,) Å⁻¹.
+    """
+    if pos_given is None:
+        pos = tuple(_axpy(fd, fdet[i], sd, sdet[i], offset[i], st.fmask[i], st.smask[i]) for i in range(3))
+    else:
+        pos = pos_given
+    R = torch.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
+    d = tuple(x / R for x in pos)
+    omega = 1.0 / (R * R) if st.point_pixel else st.pixel * st.pixel / (R * R) * close / R
+    q = [((d[i][:, None] - incident[None, :, i]) / lam[None, :]) for i in range(3)]
+    if st.q_scale != 1.0:
+        q = [x * st.q_scale for x in q]
+    keep = None
+    if st.dmin > 0:
+        stol = 0.5 * torch.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
+        keep = ~((stol > 0) & (st.dmin > 0.5 / stol))
+    # geometry stays float64; the heavy per-term work runs in the compute dtype
+    q = tuple(x.to(vecs.dtype) for x in q)
+    qx, qy, qz = (x[:, :, None, None] for x in q)
+    if st.hkl_mode == "reciprocal":
+        hkl = tuple(((qx * 1e-10) * v[0] + (qy * 1e-10) * v[1] + (qz * 1e-10) * v[2]).expand(
+            -1, -1, vecs.shape[1], vecs.shape[2]) for v in stars)
+    else:
+        vv = vecs * 1e10 if st.hkl_mode == "angstrom" else vecs
+        hkl = tuple(qx * vv[i, :, :, 0] + qy * vv[i, :, :, 1] + qz * vv[i, :, :, 2] for i in range(3))
+    latt = lattice_factor(st.shape, hkl[0], hkl[1], hkl[2], st.N, st.fudge, stars[0], stars[1], stars[2],
+                          divided=st.divided, fused=st.fused)
+    return pos, R, d, omega, tuple(q), keep, hkl, tuple(latt)
+
+
+def _axpy(fd, fcomp, sd, scomp, offset, fnz: bool, snz: bool):
     """fd·f + sd·s + offset, skipping a term whose constant coefficient is exactly 0
     (adding fd·0 = ±0 to a finite sum changes nothing, so the result is bit-identical)."""
     out = None
-    for x, c in ((fd, fcomp), (sd, scomp)):
-        if c.requires_grad or float(c) != 0.0:
-            out = x * c if out is None else out + x * c
+    if fnz:
+        out = fd * fcomp
+    if snz:
+        out = sd * scomp if out is None else out + sd * scomp
     return offset.expand_as(fd).clone() if out is None else out + offset
 
 
 def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) -> Block:
     cfg, det, src = setup.cfg, setup.detector, setup.sources
-    pos = _positions(setup, s_idx, f_idx, layer, ss, sf)
-    R = torch.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
-    d = tuple(x / R for x in pos)
-    omega = det_mod.solid_angle(det, R)
-    lam = src.wavelength[None, :]
-    q = [((d[i][:, None] - src.incident[None, :, i]) / lam) for i in range(3)]
-    if cfg.has("svec-inverse-angstrom"):
-        q = [x * 1e-10 for x in q]
-    if cfg.has("svec-two-pi"):
-        q = [x * (2.0 * math.pi) for x in q]
-    keep = None
-    if cfg.dmin > 0:
-        stol = 0.5 * torch.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
-        keep = ~((stol > 0) & (cfg.dmin > 0.5 / stol))
-    # geometry stays float64; the heavy per-term work runs in the compute dtype
-    q = tuple(x.to(setup.dtype) for x in q)
-    h, k, l = _miller(setup, q)
-    c = setup.crystal
-    latt = lattice_factor(cfg.shape, h, k, l, c.N, cfg.fudge, setup.stars[0], setup.stars[1], setup.stars[2],
-                          divided=cfg.has("flatt-normalization"))
+    od = layer * det.thickstep
+    offset = od * det.odet + det.pix0
+    pos_given, fd, sd = None, None, None
+    if det.curved or cfg.has("edge-geometry"):
+        pos_given = det_mod.pixel_positions(det, s_idx, f_idx, ss, sf, layer, setup.oversample,
+                                            edge_band=cfg.has("edge-geometry")).unbind(-1)
+    else:
+        delta = det.pixel / setup.oversample
+        fd = delta * (f_idx.to(torch.float64) * setup.oversample + sf) + delta / 2.0
+        sd = delta * (s_idx.to(torch.float64) * setup.oversample + ss) + delta / 2.0
+    core = setup.core if setup.core is not None else _core
+    pos, R, d, omega, q, keep, (h, k, l), latt = core(
+        fd, sd, det.fdet, det.sdet, offset, pos_given, det.close_distance, src.incident, src.wavelength,
+        setup.kvectors, setup.stars, setup.static)
+    latt = LatticeFactor(*latt)
     looked_up = None if keep is None else keep[:, :, None, None].expand_as(h)
     if cfg.water == 0 and (setup.interpolate or _slow_path(cfg)):
         # only these paths can tell a skipped F_latt == 0 term from an added zero
@@ -103,21 +151,6 @@ def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) ->
 
 def _slow_path(cfg) -> bool:
     return cfg.oversample_thick or cfg.oversample_polar or cfg.oversample_omega
-
-
-def _miller(setup, q: tuple) -> tuple[Tensor, Tensor, Tensor]:
-    """h, k, l = (a, b, c)·q, shape (P, S, Φ, D); a in m, q in m⁻¹."""
-    cfg = setup.cfg
-    qx, qy, qz = (x[:, :, None, None] for x in q)
-    nphi, nd = setup.kvectors.shape[1], setup.kvectors.shape[2]
-    if cfg.has("hkl-reciprocal-vectors"):
-        out = []
-        for v in setup.stars:
-            hv = (qx * 1e-10) * v[0] + (qy * 1e-10) * v[1] + (qz * 1e-10) * v[2]
-            out.append(hv.expand(-1, -1, nphi, nd))
-        return tuple(out)
-    vecs = setup.kvectors * 1e10 if cfg.has("hkl-angstrom-lattice") else setup.kvectors
-    return tuple(qx * vecs[i, :, :, 0] + qy * vecs[i, :, :, 1] + qz * vecs[i, :, :, 2] for i in range(3))
 
 
 def _f_cell(setup, blk: Block, use_tricubic: Tensor | None) -> Tensor:
@@ -284,7 +317,12 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) 
     dev = det.pix0.device
     for start in range(0, total, size):
         s_idx, f_idx = s_all[start:start + size].to(dev), f_all[start:start + size].to(dev)
-        image[s_idx * det.fpixels + f_idx] = kern.render(s_idx, f_idx)
+        n = s_idx.shape[0]
+        if setup.compiled and n < size and total > size:
+            # a compiled core is specialised to one chunk length: pad with the last pixel
+            s_idx = torch.cat((s_idx, s_idx[-1:].expand(size - n)))
+            f_idx = torch.cat((f_idx, f_idx[-1:].expand(size - n)))
+        image[s_idx[:n] * det.fpixels + f_idx[:n]] = kern.render(s_idx, f_idx)[:n]
         if progress is not None:
             progress(min(start + size, total), total)
     return image.reshape(det.spixels, det.fpixels)

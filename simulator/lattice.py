@@ -24,10 +24,10 @@ class LatticeFactor(NamedTuple):
     total: Tensor
 
 
-def sincg(x: Tensor, n: int, divided: bool = False) -> Tensor:
+def sincg(x: Tensor, n: int, divided: bool = False, fused: bool = False) -> Tensor:
     """sin(N·x)/sin(x), N exactly at x == 0. ``divided`` is the flatt-normalization injection (÷N)."""
     zero = x == 0.0
-    if x.requires_grad or bool(zero.any()):
+    if fused or x.requires_grad or bool(zero.any()):
         den = torch.where(zero, torch.ones_like(x), torch.sin(x))  # keeps the gradient finite at 0
         val = torch.where(zero, torch.full_like(x, float(n)), torch.sin(n * x) / den)
     else:  # the common case: no exact zero in this chunk, skip the two selects
@@ -42,10 +42,11 @@ def sinc3(x: Tensor) -> Tensor:
     return torch.where(zero, torch.ones_like(x), 3.0 * (torch.sin(safe) / safe - torch.cos(safe)) / (safe * safe))
 
 
-def square(h: Tensor, k: Tensor, l: Tensor, N: tuple[int, int, int], divided: bool = False) -> LatticeFactor:
+def square(h: Tensor, k: Tensor, l: Tensor, N: tuple[int, int, int], divided: bool = False,
+           fused: bool = False) -> LatticeFactor:
     """SQUARE (parallelepiped) shape on the full h, k, l; axes with N = 1 give exactly 1."""
     one = torch.ones_like(h)
-    fa, fb, fc = (sincg(math.pi * x, n, divided) if n > 1 else one for x, n in zip((h, k, l), N))
+    fa, fb, fc = (sincg(math.pi * x, n, divided, fused) if n > 1 else one for x, n in zip((h, k, l), N))
     return LatticeFactor(fa, fb, fc, fa * fb * fc)
 
 
@@ -83,10 +84,11 @@ def tophat_shape(h, k, l, N, fudge, a_star, b_star, c_star) -> LatticeFactor:
     return LatticeFactor(one, one, one, total)
 
 
-def lattice_factor(shape: str, h, k, l, N, fudge, a_star, b_star, c_star, divided=False) -> LatticeFactor:
-    """Dispatch on the shape name: 'square', 'round', 'gauss' or 'tophat'."""
+def lattice_factor(shape: str, h, k, l, N, fudge, a_star, b_star, c_star, divided=False, fused=False) -> LatticeFactor:
+    """Dispatch on the shape name: 'square', 'round', 'gauss' or 'tophat'. ``fused`` avoids
+    data-dependent branches (for a compiled kernel)."""
     if shape == "square":
-        return square(h, k, l, N, divided)
+        return square(h, k, l, N, divided, fused)
     if shape == "round":
         return round_shape(h, k, l, N, fudge)
     if shape == "gauss":

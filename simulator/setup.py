@@ -98,6 +98,9 @@ class Setup:
     kvectors: Tensor  # (3, Φ, D, 3) like ``vectors``, compute dtype
     stars: tuple      # a*, b*, c* (Å⁻¹), compute dtype
     polar_basis: object
+    compiled: bool = False
+    core: object = None        # torch.compile'd kernel core, or None for eager
+    static: object = None      # kernel.CoreStatic
 
 
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
@@ -157,6 +160,10 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     if table.grid is not None:
         table = dataclasses.replace(table, grid=table.grid.to(cdt))
     stars = tuple(v.to(cdt) for v in (crystal.a_star, crystal.b_star, crystal.c_star))
-    return Setup(cfg, cdt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
-                 _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi, vectors.to(cdt), stars,
-                 polar_basis(sources.incident, det.polar))
+    setup = Setup(cfg, cdt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
+                  _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi, vectors.to(cdt), stars,
+                  polar_basis(sources.incident, det.polar), compiled=cfg.compile)
+    from simulator import kernel  # the kernel's constants depend on the finished setup
+
+    core = torch.compile(kernel._core, dynamic=False) if cfg.compile else None
+    return dataclasses.replace(setup, core=core, static=kernel.core_static(setup))
