@@ -293,7 +293,13 @@ def first_divergent_png(res: MapsResult, max_side: int = 384) -> np.ndarray:
         rgb[small == i] = CATEGORICAL[i % len(CATEGORICAL)]
     xmin, xmax, ymin, ymax = res.roi
     title = f"first divergent tap per pixel, fast {xmin}..{xmax}, slow {ymin}..{ymax}"
-    body = compose([(title, _upscale(rgb, 256))], res.summary()[:6])
+    firsts = dict(res.first_counts())
+    lines = [f"{t.name} diverges in {t.n_divergent:,} of {t.n_pixels:,} pixels, {t.where}"
+             for t in res.divergent() if t.name in firsts] or res.summary()[:1]
+    later = len(res.divergent()) - len(firsts)
+    if later > 0:
+        lines.append(f"{later} more taps diverge only where an earlier tap does")
+    body = compose([(title, _upscale(rgb, 256))], lines[:8])
     items = [(CATEGORICAL[res.order.index(n) % len(CATEGORICAL)], f"{n}: first divergent in {c:,} pixels")
              for n, c in res.first_counts()]
     items.append((AGREE_COLOUR, f"all taps agree: {int((res.first_label < 0).sum()):,} pixels"))
