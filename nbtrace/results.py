@@ -16,6 +16,8 @@ KINDS = (
     "agree", "out_of_tolerance", "scale", "sign", "permutation", "offset", "nonfinite",
     "missing", "integer_count", "precision", "different_quantity", "rotation",
 )
+# A region trace can hold 10⁵ pixels; the JSON lists the first ones and counts them all.
+PIXELS_LISTED = 1000
 # Per-tap status after localisation.
 STATUSES = ("agree", "introduced", "inherited", "missing", "setup")
 
@@ -232,7 +234,9 @@ class DiffResult:
             "only_b": [u.tap for u in self.unmatched_b],
             "unmatched": {"a": [u.to_json() for u in self.unmatched_a],
                           "b": [u.to_json() for u in self.unmatched_b]},
-            "pixels": {"a": [list(p) for p in self.pixels_a], "b": [list(p) for p in self.pixels_b]},
+            "pixels": {"a": [list(p) for p in self.pixels_a[:PIXELS_LISTED]],
+                       "b": [list(p) for p in self.pixels_b[:PIXELS_LISTED]],
+                       "count_a": len(self.pixels_a), "count_b": len(self.pixels_b)},
             "warnings": list(self.warnings),
             "inputs": {"a": self.path_a, "b": self.path_b},
             "spec": self.spec_name,
