@@ -88,6 +88,16 @@ class Recorder:
         return out
 
 
+# taps evaluated after the -dmin test: 0 when the last source was removed (CONTRACTS §2.2)
+AFTER_DMIN = ("rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms", "hkl_frac", "hkl_rounded",
+              "F_latt_a", "F_latt_b", "F_latt_c", "F_latt", "F_cell")
+
+
+def _zero_skipped_source(arrays: dict, kept: np.ndarray) -> None:
+    for name in AFTER_DMIN:
+        arrays[name][~kept] = 0.0
+
+
 def _tapped_f_cell(setup, blk, F, at):
     """F_cell of the last iteration, 0 when that term was skipped (CONTRACTS §2.2)."""
     value = F[at]
@@ -123,7 +133,10 @@ class _ChunkView:
             "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[last], "F_latt_b": blk.latt.b[last],
             "F_latt_c": blk.latt.c[last], "F_latt": blk.latt.total[last], "F_cell": _tapped_f_cell(setup, blk, F, last),
         }
-        self.chunk.blocks.append(((t, ss, sf), {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}))
+        arrays = {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}
+        if blk.keep is not None:
+            _zero_skipped_source(arrays, blk.keep[r, -1].cpu().numpy())
+        self.chunk.blocks.append(((t, ss, sf), arrays))
         if first and self.parent.all_blocks:
             self._loops(setup, blk)
 

@@ -83,3 +83,15 @@ def test_npz_dump_agrees_with_the_text_trace(capsys, tmp_path):
         np.testing.assert_array_equal(np.atleast_1d(value), t[name][0], err_msg=name)
     assert z["pixel_pos_meters"].shape == (3, 3, 3)
     assert np.isfinite(z["I_pixel_final"]).all()
+
+
+def test_taps_after_the_dmin_test_are_zero_for_a_removed_source(capsys):
+    args = "-water 0.05 -dmin 30 -lambda 1 -cell 50 50 50 90 90 90 -N 5 -default_F 100 -distance 100 -detpixels 64 -pixel 0.1"
+    code, out, _ = run_cli(capsys, args.split() + ["-trace_pixel", 63, 7, "-trace_pixel", 32, 32])
+    assert code == 0
+    removed, kept = taps(out, 0), taps(out, 1)
+    for name in ("rot_a_angstroms", "hkl_frac", "F_latt", "F_cell"):
+        assert not removed[name][0].any() and kept[name][0].any(), name
+    # computed before the test: still the source's values
+    assert removed["lambda_meters"][0][0] == 1e-10 and removed["scattering_vec_A_inv"][0].any()
+    assert removed["I_pixel_final"][0][0] == 0.0
