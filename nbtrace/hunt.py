@@ -362,6 +362,8 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     shape = shape_from_nb_args(list(args))
     if opts.npixels < 1:
         raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
+    if opts.inject and opts.port_cmd is None:
+        _check_injections(opts.inject)
     spec = _load_spec(opts.spec_path)
     t_start = time.perf_counter()
     if opts.out_dir is None:
@@ -369,6 +371,17 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
             return _hunt_in(opts, args, shape, spec, Path(tmp), say, t_start)
     Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
     return _hunt_in(opts, args, shape, spec, Path(opts.out_dir), say, t_start)
+
+
+def _check_injections(names) -> None:
+    """Fail before any rendering on a misspelt injection (the simulator would only say so later)."""
+    try:
+        from simulator.injections import NAMES
+    except ImportError:
+        return  # not installed beside nbtrace: the producer itself will refuse it
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        raise UsageError(f"unknown injection {bad[0]!r}", "--inject", f"one of: {', '.join(sorted(NAMES))}")
 
 
 def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
