@@ -470,7 +470,7 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
         raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records",
                           hint="this is a bug in nbtrace.align; please report it")
     label = f"{group.tap}[{','.join(group.loop)}]" if group.loop else group.tap
-    is_setup = ra[0].index.pixel is None and not group.loop
+    is_setup = ra[0].index.pixel is None and ra[len(ra) - 1].index.pixel is None and not group.loop
     ca = cols_a if cols_a is not None else TraceColumns(ta)
     cb = cols_b if cols_b is not None else TraceColumns(tb)
     arities = set(np.unique(ca.arity[group.ia]).tolist()) | set(np.unique(cb.arity[group.ib]).tolist())

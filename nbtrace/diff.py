@@ -64,7 +64,8 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")
     verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b)
-    loc = localize(verdicts, spec, float32=settings.float32_side is not None)
+    loc = localize(verdicts, spec, float32=settings.float32_side is not None,
+                   uncompared=frozenset(c.tap for c in al.count_mismatch))
     warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
     warnings += _plausibility_warnings(a, b, al, spec)
     precision = [f for f in loc.findings if f.verdict.kind == "precision"]
@@ -226,7 +227,7 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
                 f"A printed {1 / ratio:g}× as many subpixel blocks per pixel as B")
         root = math.sqrt(ratio if ratio > 1 else 1 / ratio)
         sq = f" (oversample² ratio {root:g}²)" if abs(root - round(root)) < 1e-9 else ""
-        out.append(NamedFactor(ratio, f"= {ratio:g}: {what}{sq}: an accumulation-count factor"))
+        out.append(NamedFactor(ratio, f"{what}{sq}: an accumulation-count factor"))
     lam = _setup_number(a, al.canon_a, "lambda_meters")
     if lam and lam > 0:
         lam_a = lam * 1e10
@@ -437,7 +438,7 @@ def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
                     f"{n_inh} later tap{'s' if n_inh != 1 else ''} inherit{'s' if n_inh == 1 else ''} it")
     if loc.independent:
         others = ", ".join(f"`{f.verdict.label}`" for f in loc.independent[:4])
-        head += f"; {len(loc.independent)} other tap(s) diverge with all upstream taps agreeing: {others}"
+        head += f"; {len(loc.independent)} other tap(s) diverge with no divergent upstream tap: {others}"
     head += "."
     root = RootCause(v.tap, v.loop, v.index, v.kind, v.factor, head)
     return root, head

@@ -79,16 +79,22 @@ def _propagated_precision(v: TapVerdict, ancestors: set[str], precision: set[str
     return replace(v, kind="precision", message=msg)
 
 
-def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False) -> Localized:
+def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False,
+             uncompared: frozenset[str] = frozenset()) -> Localized:
     """Statuses and root cause for verdicts of matched taps (already in any order).
 
     float32: one side computes in float32, so precision-class noise may propagate (see
     FLOAT32_PROPAGATED).
+    uncompared: taps that could not be paired (the sides printed them a different number of
+    times per pixel). A divergence downstream of one of them is still "introduced" (no
+    divergent ancestor is known), but a divergence whose upstream was fully compared and agrees
+    is the stronger root-cause candidate and is preferred.
     """
     ordered = pipeline_order(verdicts, spec)
     divergent_labels: set[str] = set()
     precision_labels: set[str] = set()
     findings: list[Finding] = []
+    shadowed: set[str] = set()
     earlier: list[TapVerdict] = []
     for v in ordered:
         if v.kind == "missing":
@@ -107,8 +113,12 @@ def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False) ->
             bad = sorted(_ancestors(v, earlier, spec) & divergent_labels)
             findings.append(Finding(v, "inherited" if bad else "introduced", tuple(bad)))
             divergent_labels.add(v.label)
+            if not bad and spec is not None and v.tap in spec and spec.ancestors(v.tap) & uncompared:
+                shadowed.add(v.label)
         earlier.append(v)
     introduced = [f for f in findings if f.status == "introduced"]
-    root = introduced[0] if introduced else None
+    clean = [f for f in introduced if f.verdict.label not in shadowed]
+    root = (clean or introduced or [None])[0]
+    others = tuple(f for f in introduced if f is not root)
     inherited = sum(1 for f in findings if f.status == "inherited")
-    return Localized(tuple(findings), root, tuple(introduced[1:]), inherited)
+    return Localized(tuple(findings), root, others, inherited)

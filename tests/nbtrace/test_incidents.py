@@ -86,6 +86,17 @@ def test_row15_oversample_differs_and_steps_is_its_square():
     assert any("A printed 1 and B printed 16 copies" in w for w in r.warnings)
 
 
+def test_row15_without_setup_line_steps_is_the_root_with_ratio_16():
+    # Nothing prints oversample: the per-subpixel blocks (1 vs 16) cannot be paired, and among
+    # the divergences the one whose upstream was compared and agrees is steps.
+    r = diff("r15b_oversample_auto_unprinted")
+    assert r.root_cause.tap == "steps"
+    assert r.root_cause.kind == "integer_count"
+    assert r.root_cause.factor == 16
+    assert "160 vs 10" in r.headline
+    assert "16× as many subpixel blocks per pixel as A (oversample² ratio 4²)" in r.headline
+
+
 def test_row17_float32_is_precision_not_a_bug():
     r = diff("r17_float32")
     assert r.verdict == "agree", r.headline

@@ -49,7 +49,7 @@ def test_independent_divergence_on_a_side_branch_is_introduced():
     r = run(REF, port(b=2.5, d=4.5))
     assert r.root_cause.tap == "b"
     assert statuses(r)["d"] == "introduced"
-    assert "1 other tap(s) diverge with all upstream taps agreeing: `d`" in r.headline
+    assert "1 other tap(s) diverge with no divergent upstream tap: `d`" in r.headline
 
 
 def test_dag_not_line_order_decides():
@@ -95,3 +95,20 @@ def test_pipeline_order_puts_spec_taps_first_then_unknown_in_trace_order():
 def test_agreeing_traces_have_no_root(spec):
     r = run(REF, REF, spec)
     assert r.root_cause is None and r.verdict == "agree"
+
+
+def test_a_divergence_with_fully_compared_upstream_is_preferred_as_root():
+    # b's upstream (a) could not be compared; c's upstream is compared and agrees: c is the root
+    spec = parse_spec("""spec: s
+taps:
+  - {name: u}
+  - {name: a}
+  - {name: b, after: [a]}
+  - {name: c, after: [u]}
+""", "<s>")
+    ref = [("u", 1.0), ("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    prt = [("u", 1.0), ("a", 1.0), ("a", 1.0), ("b", 2.5), ("c", 3.5)]
+    r = run(ref, prt, spec)
+    assert r.root_cause.tap == "c"
+    assert statuses(r)["b"] == "introduced"
+    assert any("A printed 1 and B printed 2 copies of 1 tap(s) (a)" in w for w in r.warnings)

@@ -238,6 +238,9 @@ INCIDENTS: dict[str, tuple[Run, Run]] = {
                            replace(BASE, sources=4, steps_sources=4)),
     "r15_oversample_auto": (replace(BASE, phisteps=10, osc_deg=0.0),
                             replace(BASE, phisteps=10, osc_deg=0.0, oversample=4)),
+    # an older build's setup block without the oversample line: only the counts tell
+    "r15b_oversample_auto_unprinted": (replace(BASE, phisteps=10, print_oversample=False),
+                                       replace(BASE, phisteps=10, oversample=4, print_oversample=False)),
     "r17_float32": (BASE, replace(BASE, dtype="float32")),
     "r18_stale_fdump": (replace(BASE, F_default=108.21, structure_factors="file:Fdump.bin entries:9261"), BASE),
     "r19_transposed_pixel": (BASE, replace(BASE, pixel=(57, 40))),
