@@ -23,7 +23,6 @@ import numpy as np
 
 from nbtrace import units
 from nbtrace.align import TapGroup
-from nbtrace.errors import NbtraceError
 from nbtrace.model import Trace
 from nbtrace.results import TapVerdict, index_text
 
@@ -66,8 +65,10 @@ class CompareSettings:
     geometry: Geometry = field(default_factory=Geometry)
 
 
-class ComparerBug(NbtraceError):
-    """An internal inconsistency in the comparer: a bug in nbtrace, never a trace mismatch."""
+class ComparerBug(RuntimeError):
+    """An internal inconsistency in the comparer: a bug in nbtrace, never a trace mismatch and
+    never "bad input" either, so it is not an NbtraceError (the CLI must not turn it into a
+    polite exit 2)."""
 
 
 def precision_floor(sigdigits: np.ndarray) -> np.ndarray:
@@ -467,8 +468,8 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
     s = settings or CompareSettings()
     ra, rb = _Rows(ta.records, group.ia), _Rows(tb.records, group.ib)
     if not len(ra) or len(ra) != len(rb):
-        raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records",
-                          hint="this is a bug in nbtrace.align; please report it")
+        raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records: "
+                          f"a bug in nbtrace.align, please report it")
     label = f"{group.tap}[{','.join(group.loop)}]" if group.loop else group.tap
     is_setup = ra[0].index.pixel is None and ra[len(ra) - 1].index.pixel is None and not group.loop
     ca = cols_a if cols_a is not None else TraceColumns(ta)
