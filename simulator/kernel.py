@@ -193,7 +193,7 @@ class Kernel:
                 bad &= blk.looked_up
             if not bool(bad.any()):
                 continue
-            keys = _term_keys(bad.shape, nblocks, b)
+            keys = _term_keys(bad.shape, nblocks, b, bad.device)
             first = int(keys[bad].min())
             best = first if best is None else min(best, first)
         return best
@@ -226,7 +226,7 @@ class Kernel:
             if self.interp.on:
                 use_tc = blk.looked_up.clone() if blk.looked_up is not None else torch.ones_like(blk.h, dtype=torch.bool)
                 if cutoff is not None:
-                    use_tc &= _term_keys(blk.h.shape, nblocks, b) < cutoff
+                    use_tc &= _term_keys(blk.h.shape, nblocks, b, blk.h.device) < cutoff
             F = _f_cell(s, blk, use_tc)
             Fl2 = blk.latt.total * blk.latt.total
             term = Fl2 * (s.table.default_F ** 2 if s.table.grid is None else F * F)
@@ -292,36 +292,41 @@ class Kernel:
         return I, polar
 
 
-def _term_keys(shape, nblocks: int, block: int) -> Tensor:
+def _term_keys(shape, nblocks: int, block: int, device) -> Tensor:
     """C loop order key of each term of a block: pixel-major, then block, then S, Φ, D."""
     P = shape[0]
     inner = 1
     for n in shape[1:]:
         inner *= n
-    pix = torch.arange(P, dtype=torch.int64)[:, None] * (nblocks * inner) + block * inner
-    return (pix + torch.arange(inner, dtype=torch.int64)[None, :]).reshape(shape)
+    pix = torch.arange(P, dtype=torch.int64, device=device)[:, None] * (nblocks * inner) + block * inner
+    return (pix + torch.arange(inner, dtype=torch.int64, device=device)[None, :]).reshape(shape)
 
 
 def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) -> Tensor:
-    """The whole image (spixels, fpixels) in the working dtype; zero outside the ROI."""
+    """The whole image (spixels, fpixels), float64; zero outside the ROI.
+
+    Pixel indices are generated per chunk (slow-major, like the C loop), so memory is the
+    image plus one chunk's temporaries.
+    """
     det = setup.detector
+    dev = det.pix0.device
     xmin, xmax, ymin, ymax = setup.roi
-    xs = torch.arange(max(xmin, 0), min(xmax, det.fpixels - 1) + 1)
-    ys = torch.arange(max(ymin, 0), min(ymax, det.spixels - 1) + 1)
-    ss, ff = torch.meshgrid(ys, xs, indexing="ij")
-    s_all, f_all = ss.reshape(-1), ff.reshape(-1)
-    image = torch.zeros(det.spixels * det.fpixels, dtype=det.pix0.dtype, device=det.pix0.device)
+    xmin, ymin = max(xmin, 0), max(ymin, 0)
+    xmax, ymax = min(xmax, det.fpixels - 1), min(ymax, det.spixels - 1)
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    image = torch.zeros(det.spixels * det.fpixels, dtype=det.pix0.dtype, device=dev)
+    if nx <= 0 or ny <= 0:
+        return image.reshape(det.spixels, det.fpixels)
     kern = Kernel(setup, recorder)
     size = chunk or chunk_size(setup)
-    total = s_all.shape[0]
-    dev = det.pix0.device
+    total = nx * ny
     for start in range(0, total, size):
-        s_idx, f_idx = s_all[start:start + size].to(dev), f_all[start:start + size].to(dev)
-        n = s_idx.shape[0]
+        flat = torch.arange(start, min(start + size, total), device=dev)
+        n = flat.shape[0]
         if setup.compiled and n < size and total > size:
             # a compiled core is specialised to one chunk length: pad with the last pixel
-            s_idx = torch.cat((s_idx, s_idx[-1:].expand(size - n)))
-            f_idx = torch.cat((f_idx, f_idx[-1:].expand(size - n)))
+            flat = torch.cat((flat, flat[-1:].expand(size - n)))
+        s_idx, f_idx = ymin + flat // nx, xmin + flat % nx
         image[s_idx[:n] * det.fpixels + f_idx[:n]] = kern.render(s_idx, f_idx)[:n]
         if progress is not None:
             progress(min(start + size, total), total)
