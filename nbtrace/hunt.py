@@ -89,6 +89,9 @@ class PixelOutcome:
     root_kind: str | None
     root_factor: float | None
     n_divergent: int
+    # port/reference of the run's root-cause tap at this pixel, per component (None if not traced
+    # here or a reference component is 0): shows whether a factor is constant across the detector
+    root_ratio: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,8 +340,23 @@ def _diff_pixels(ta, tb, chosen, spec, ctx):
         r = _diff(_only_pixel(ta, c.pixel), _only_pixel(tb, c.pixel), spec, ctx)
         rc = r.root_cause
         outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
-                                     rc.kind if rc else None, rc.factor if rc else None, len(r.divergent)))
+                                     rc.kind if rc else None, rc.factor if rc else None, len(r.divergent),
+                                     _ratio_at(r, combined.root_cause)))
     return combined, tuple(outcomes)
+
+
+def _ratio_at(result, root) -> tuple[float, ...] | None:
+    if root is None:
+        return None
+    for f in result.findings:
+        v = f.verdict
+        if v.tap == root.tap and tuple(v.loop) == tuple(root.loop):
+            if isinstance(v.a, str) or isinstance(v.b, str) or not v.a or not v.b or len(v.a) != len(v.b):
+                return None
+            if any(x == 0 or not math.isfinite(x) for x in v.a):
+                return None
+            return tuple(float(y) / float(x) for x, y in zip(v.a, v.b))
+    return None
 
 
 def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
@@ -580,6 +598,9 @@ def report_lines(r: HuntResult) -> list[str]:
             lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
         if agreeing:
             lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
+        if ratios and rc.tap not in ("steps",):
+            lines.append("  port/ref     " + "; ".join(f"({s}, {f}) {_ratio_text(q)}" for (s, f), q in ratios[:8]))
         d = r.diff if r.diff is not None and r.diff.root_cause is not None else r.region_diff
         if d is not None:
             f0 = next((f for f in d.findings if f.verdict.tap == rc.tap and f.status == "introduced"), None)
@@ -609,6 +630,12 @@ def report_lines(r: HuntResult) -> list[str]:
         if not r.maps.divergent():
             lines += [f"  {s}" for s in r.maps.summary()]
     return lines
+
+
+def _ratio_text(q: tuple[float, ...]) -> str:
+    if all(math.isclose(x, q[0], rel_tol=1e-6) for x in q):
+        return f"{q[0]:.4g}"
+    return "[" + ", ".join(f"{x:.4g}" for x in q) + "]"
 
 
 def _pix_list(pixels) -> str:
@@ -664,7 +691,8 @@ def to_json(r: HuntResult) -> dict:
         {"pixel": list(p.pixel), "reason": p.reason, "c_photons": p.a_value, "port_photons": p.b_value,
          "root_tap": p.root_tap, "root_kind": p.root_kind,
          "root_factor": p.root_factor if p.root_factor is None or np.isfinite(p.root_factor) else str(p.root_factor),
-         "divergent_taps": p.n_divergent}
+         "divergent_taps": p.n_divergent,
+         "root_tap_ratio": None if p.root_ratio is None else [x if math.isfinite(x) else str(x) for x in p.root_ratio]}
         for p in r.pixels
     ]
     doc["provenance"] = {
