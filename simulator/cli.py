@@ -10,11 +10,14 @@ import dataclasses
 import math
 import os
 import sys
+import time
 
 from nbtrace.errors import NbtraceError, UsageError
 from simulator import injections
 from simulator.config import SimConfig
 from simulator.constants import HC_EV_ANGSTROM, RTD
+from simulator.crystal import random_misset
+from simulator.rng import Ran1
 
 PROG = "nbsim"
 USAGE = (
@@ -86,7 +89,10 @@ def _cell(a, kw, flag):
 
 def _misset(a, kw, flag):
     if a.pos < len(a.argv) and "rand" in a.argv[a.pos]:
-        raise UsageError("-misset random is not supported", hint="give three angles in degrees: -misset rx ry rz")
+        a.pos += 1
+        kw["misset_random"] = True
+        return
+    kw["misset_random"] = False
     kw["misset"] = tuple(_deg(x) for x in a.vec(flag))
 
 
@@ -273,7 +279,7 @@ FLAGS = {
     "-phisteps": _int("phisteps"),
     "-mosaic": _num("mosaic_spread", _deg), "-mosaic_spread": _num("mosaic_spread", _deg),
     "-mosaic_domains": _int("mosaic_domains"), "-mosaic_dom": _int("mosaic_domains"),
-    "-mosaic_seed": _neg_seed("mosaic_seed"), "-seed": _neg_seed("seed"), "-misset_seed": _ignored(1),
+    "-mosaic_seed": _neg_seed("mosaic_seed"), "-seed": _neg_seed("seed"), "-misset_seed": _neg_seed("misset_seed"),
     "-pixel": _num("pixel", _mm), "-pixel_size": _num("pixel", _mm), "-detpixels": _pixels_both,
     "-detpixels_f": _int("detpixels_f"), "-detpixels_x": _int("detpixels_f"),
     "-detpixels_s": _int("detpixels_s"), "-detpixels_y": _int("detpixels_s"),
@@ -314,7 +320,8 @@ FLAGS = {
 
 def parse_args(argv: list[str]) -> SimConfig:
     """Flags → :class:`SimConfig`; raises UsageError on anything it cannot read."""
-    kw: dict = {}
+    # like the C, the default misset seed is the clock read before the flags are parsed
+    kw: dict = {"misset_seed": -int(time.time())}
     a = _Args(list(argv))
     while a.pos < len(a.argv):
         flag = a.word("")
@@ -329,6 +336,8 @@ def parse_args(argv: list[str]) -> SimConfig:
         kw["trace_dump"] = "taps.npz"
     if kw.get("device", "cpu").split(":")[0] not in ("cpu", "cuda", "mps"):
         raise UsageError(f"-device needs cpu or cuda, got '{kw['device']}'", hint="e.g. -device cpu")
+    if kw.pop("misset_random", False):
+        kw["misset"] = random_misset(kw["misset_seed"], Ran1())
     if kw.get("cell") is None and kw.get("mat_file") is None:
         raise UsageError("no crystal given", hint="give -cell a b c alpha beta gamma or -mat FILE")
     return SimConfig(argv=tuple(argv), **kw)

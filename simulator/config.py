@@ -18,6 +18,7 @@ class SimConfig:
     cell: tuple[float, ...] | None = None
     mat_file: str | None = None
     misset: Vec3 | None = None
+    misset_seed: int = 0
     hkl_file: str | None = None
     default_F: float = 0.0
     N: tuple[int, int, int] = (1, 1, 1)

@@ -204,30 +204,46 @@ def mosaic_count(cfg) -> tuple[float, int]:
     return spread, domains
 
 
+def _random_umat(spread: float, rng: Ran1, state: list[int]) -> np.ndarray:
+    """One random rotation (3, 3) of cap angle ≤ spread (rad), three ran1 draws (physics §2.7)."""
+    r1 = 2.0 * rng.next(state) - 1.0
+    r2 = 2.0 * rng.next(state) - 1.0
+    r3 = 2.0 * rng.next(state) - 1.0
+    root = math.sqrt(1.0 - r2 * r2)
+    v1, v2, v3 = root * math.sin(math.pi * r1), root * math.cos(math.pi * r1), r2
+    # the C computes the cap angle in float32 with powf
+    p = np.float32(math.pow(float(np.float32(1.0 - r3 * r3)), float(np.float32(1.0 / 3.0))))
+    rot = float(np.float32(np.float32(spread) * p))
+    c, s = math.cos(rot), math.sin(rot)
+    c1 = 1.0 - c
+    return np.array((
+        (c + v1 * v1 * c1, v1 * v2 * c1 - v3 * s, v1 * v3 * c1 + v2 * s),
+        (v1 * v2 * c1 + v3 * s, c + v2 * v2 * c1, v2 * v3 * c1 - v1 * s),
+        (v1 * v3 * c1 - v2 * s, v2 * v3 * c1 + v1 * s, c + v3 * v3 * c1),
+    ))
+
+
 def mosaic_umats(spread: float, domains: int, seed: int, rng: Ran1) -> np.ndarray:
     """(domains, 3, 3) float64 rotation matrices; domain 0 is the identity (draws still consumed)."""
     state = [seed]
-    out = np.empty((domains, 3, 3))
-    third = np.float32(1.0 / 3.0)
-    for n in range(domains):
-        r1 = 2.0 * rng.next(state) - 1.0
-        r2 = 2.0 * rng.next(state) - 1.0
-        r3 = 2.0 * rng.next(state) - 1.0
-        root = math.sqrt(1.0 - r2 * r2)
-        v1, v2, v3 = root * math.sin(math.pi * r1), root * math.cos(math.pi * r1), r2
-        # the C computes the cap angle in float32 with powf
-        p = np.float32(math.pow(float(np.float32(1.0 - r3 * r3)), float(third)))
-        rot = float(np.float32(np.float32(spread) * p))
-        c, s = math.cos(rot), math.sin(rot)
-        c1 = 1.0 - c
-        out[n] = (
-            (c + v1 * v1 * c1, v1 * v2 * c1 - v3 * s, v1 * v3 * c1 + v2 * s),
-            (v1 * v2 * c1 + v3 * s, c + v2 * v2 * c1, v2 * v3 * c1 - v1 * s),
-            (v1 * v3 * c1 - v2 * s, v2 * v3 * c1 + v1 * s, c + v3 * v3 * c1),
-        )
+    out = np.stack([_random_umat(spread, rng, state) for _ in range(domains)]) if domains else np.empty((0, 3, 3))
     if domains:
         out[0] = np.eye(3)
     return out
+
+
+def random_misset(seed: int, rng: Ran1) -> tuple[float, float, float]:
+    """-misset random (physics §2.3): XYZ angles (rad) of a random rotation drawn with a cap of
+    "90" that the C treats as radians."""
+    U = _random_umat(90.0, rng, [seed])
+    if U[2, 0] * U[2, 0] < 1.0:
+        rx = math.atan2(U[2, 1], U[2, 2])
+        ry = math.atan2(-U[2, 0], math.sqrt(U[2, 1] * U[2, 1] + U[2, 2] * U[2, 2]))
+        rz = math.atan2(U[1, 0], U[0, 0])
+    else:  # gimbal lock: x and z rotations are degenerate, put it all in z
+        rx, ry = 0.0, math.copysign(math.pi / 2.0, -U[2, 0])
+        rz = math.atan2(-U[0, 1], U[1, 1])
+    return rx, ry, rz
 
 
 def oriented_vectors(crystal: Crystal, spindle: Tensor, phis: Tensor, umats: Tensor | None) -> Tensor:

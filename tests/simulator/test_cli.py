@@ -20,7 +20,6 @@ from simhelp import SMALL, run_cli, taps
     (SMALL + ["-hkl", "/nonexistent/x.hkl"], "cannot read -hkl file"),
     (SMALL + ["--inject", "nope"], "unknown injection 'nope'"),
     (SMALL + ["-dtype", "float16"], "-dtype needs float64 or float32"),
-    (SMALL + ["-misset", "random"], "-misset random is not supported"),
     (SMALL + ["-trace_pixel", "99", "0"], "outside the 32x32 detector"),
     (SMALL + ["-pivot", "middle"], "-pivot needs 'beam' or 'sample'"),
     (SMALL + ["-img", "x.img"], "-img is not supported"),
@@ -80,3 +79,15 @@ def test_trace_numbers_round_trip(capsys):
     t = taps(out)
     assert t["steps"][0][0] == 4 and "TRACE_PY: steps 4" in out
     assert "TRACE_PY: hkl_rounded " in out and all(x == int(x) for x in t["hkl_rounded"][0])
+
+
+def test_random_misset_is_reproducible_with_its_seed(capsys):
+    def hkl(extra):
+        code, out, _ = run_cli(capsys, SMALL + extra + ["-trace_pixel", 20, 9])
+        assert code == 0
+        return taps(out)["rot_a_angstroms"][0]
+    a = hkl(["-misset_seed", "77", "-misset", "random"])
+    b = hkl(["-misset_seed", "77", "-misset", "random"])
+    c = hkl(["-misset_seed", "78", "-misset", "random"])
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.linalg.norm(a) == pytest.approx(100.0)
