@@ -565,7 +565,10 @@ def report_lines(r: HuntResult) -> list[str]:
         flag = "DIFFERENT (decisive)" if d.decisive else "different"
         lines.append(f"  {flag}: {d.key}: C {d.a!r} vs port {d.b!r}")
     if r.input_same:
-        lines.append("  same: " + ", ".join(f"{k}={v}" for k, v in r.input_same if k != "argv"))
+        import textwrap
+
+        same = ", ".join(f"{k}={_prov_text(v)}" for k, v in r.input_same if k != "argv")
+        lines += textwrap.wrap("same: " + same, width=100, initial_indent="  ", subsequent_indent="        ")
     if not r.input_differences:
         lines.append("  no input difference: both sides were given and read the same")
     lines.append("")
@@ -630,6 +633,15 @@ def report_lines(r: HuntResult) -> list[str]:
         if not r.maps.divergent():
             lines += [f"  {s}" for s in r.maps.summary()]
     return lines
+
+
+def _prov_text(v: str) -> str:
+    """A setup value for humans: numbers at 10 significant digits (the sides print %.17g)."""
+    words = v.split()
+    try:
+        return " ".join(f"{float(w):.10g}" for w in words) if words else v
+    except ValueError:
+        return v
 
 
 def _ratio_text(q: tuple[float, ...]) -> str:
