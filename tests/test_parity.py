@@ -1,11 +1,13 @@
 """C reference vs PyTorch simulator, over every configuration in tests/parity_cases.yaml.
 
-One producer process per side renders the float image and traces three pixels (the
-brightest Bragg peak, a background pixel, an edge pixel) in the same pass. A case passes
-when the float32 images agree (correlation >= 0.999999, |sum ratio - 1| <= 1e-6, computed
-in float64) and nbtrace's diff of the traces agrees with the default tap spec.
+One producer process per side renders the float image and traces four pixels (the strongest
+spot, the brightest Bragg peak away from it, a background pixel, an edge pixel) in the same
+pass. A case passes when the float32 images agree (correlation >= 0.999999, |sum ratio - 1|
+<= 1e-6, computed in float64), each side's traced floatimage_accumulated equals its stored
+pixel, and nbtrace's diff of the traces agrees with the default tap spec (1e-9 relative).
 
-    python tests/test_parity.py --suggest [ID ...]   # print peak/background pixels from the C image
+    python tests/test_parity.py --suggest [--write] [--c-bin PATH] [ID ...]
+        pick the traced pixels from the C image (and rewrite them in the YAML)
 """
 
 from __future__ import annotations
