@@ -74,6 +74,11 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
                         f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
     matched = al.matched
     root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
+    if root is not None and map_b and any(k != v for k, v in map_b.items()):
+        # incident 19: a forced diff of different pixels shows a "swap" that is no bug at all
+        headline = headline[:-1] + (" — but A and B traced different pixels (forced), so this "
+                                    "may be nothing but the pixel difference.")
+        root = RootCause(root.tap, root.loop, root.index, root.kind, root.factor, headline)
     return DiffResult(
         path_a=a.path, path_b=b.path, findings=loc.findings, root_cause=root, headline=headline,
         matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,

@@ -151,6 +151,7 @@ def test_row19_different_pixels_refused_unless_forced():
     forced = diff("r19_transposed_pixel", force=True)
     assert forced.verdict == "diverge"
     assert forced.root_cause.tap == "pixel_pos_meters"
+    assert forced.headline.endswith("traced different pixels (forced), so this may be nothing but the pixel difference.")
     assert any("forced" in w for w in forced.warnings)
 
 
