@@ -147,8 +147,10 @@ def provenance(t: Trace, canon: tuple[str, ...]) -> dict:
     """What a side said about its run: setup provenance taps, then the trace's own metadata."""
     out: dict = {}
     for k in PROVENANCE:
-        if k in t.meta and t.meta[k] is not None:
-            out[k] = t.meta[k] if isinstance(t.meta[k], str) else " ".join(map(str, t.meta[k])) if isinstance(t.meta[k], (list, tuple)) else str(t.meta[k])
+        value = t.meta.get(k)
+        if value is not None:
+            # a capture sidecar may hold argv as a list
+            out[k] = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
     for r, c in zip(t.records, canon):
         if r.index.pixel is not None:
             break  # the setup block precedes every pixel
