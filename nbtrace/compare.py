@@ -391,8 +391,8 @@ def _classify_rotation(x: _Arrays):
     cos = np.clip(np.sum(x.A * x.B, axis=1) / (na * nb), -1.0, 1.0)
     angle = float(np.degrees(np.arccos(cos)).max())
     return ("rotation", None,
-            f"same norm, different direction: rotated by {angle:.4g}° (a rotation applied in a "
-            f"different order, or about a different axis?)")
+            f"same norm, different direction: rotated by {angle:.4g}° (a rotation by a different "
+            f"angle, in a different order, or about a different axis?)")
 
 
 def _classify_precision(x: _Arrays, would_pass: float | None, s: CompareSettings):

@@ -40,10 +40,13 @@ CASES = [
     (5, "r05_svec_two_pi", "scattering_vec_A_inv", "scale", 2 * math.pi, "an extra 2π"),
     (7, "r07_mosflm_half_pixel", "pix0_vector_meters", "offset", None, "exactly +½ pixel along fast"),
     (9, "r09_mosflm_lambda_twice", "rot_a_star_A_inv", "scale", 1 / 1.2, "wavelength factor applied again"),
+    (11, "r11_phi_midpoint", "rot_a_angstroms", "rotation", None, "rotated by 0.25°"),
     (13, "r13_sample_pivot_order", "pix0_vector_meters", "rotation", None, "same norm, different direction"),
     (14, "r14_source_weights", "steps", "integer_count", 2.0, "4 vs 2"),
     (18, "r18_stale_fdump", "F_cell", "out_of_tolerance", None, "the inputs differ"),
     (20, "r20_trace_one_subpixel", "I_before_scaling", "scale", 0.25, "oversample²"),
+    (21, "r21_edge_geometry", "pixel_pos_meters", "out_of_tolerance", None,
+     "confined to 2 of 4 pixels: (0, 0), (99, 50)"),
 ]
 
 

@@ -219,6 +219,32 @@ def _rotate_pix0(v, run):
     return (v[0], c * v[1] - s * v[2], s * v[1] + c * v[2])
 
 
+def _phi_midpoint(v, run):
+    """φ for a single step taken at the middle of the oscillation instead of φ0 (incident 11)."""
+    return rot_z(v, run.osc_deg / 2)
+
+
+def _edge_only_shift(v, run):
+    """A geometry error that only shows at the detector edge (incident 21): +1 µm along slow."""
+    s, f = run.pixel
+    if s in (0, run.detpixels - 1) or f in (0, run.detpixels - 1):
+        return (v[0], v[1] - 1e-6, v[2])
+    return v
+
+
+def multi_pixel(run: Run, prefix: str, producer: str, pixels) -> str:
+    """One setup block, then each pixel's block (the producer's -trace_pixel given several times)."""
+    out = []
+    for i, px in enumerate(pixels):
+        text = trace(replace(run, pixel=px), prefix, producer).splitlines()
+        if i:
+            text = [ln for ln in text if not (ln.startswith(prefix + ":") and "=" in ln.split()[0])]
+        out.extend(text)
+    return "\n".join(out) + "\n"
+
+
+EDGE_PIXELS = ((0, 0), (40, 57), (99, 50), (50, 50))
+
 BASE = Run()
 INCIDENTS: dict[str, tuple[Run, Run]] = {
     "r01_hkl_angstrom_lattice": (BASE, replace(BASE, hooks={"hkl_frac": _scale(1e10)})),
@@ -231,6 +257,8 @@ INCIDENTS: dict[str, tuple[Run, Run]] = {
     "r09_mosflm_lambda_twice": (BASE, replace(BASE, hooks={
         "rot_a_star_A_inv": _scale(1 / 1.2), "rot_b_star_A_inv": _scale(1 / 1.2),
         "rot_c_star_A_inv": _scale(1 / 1.2)})),
+    "r11_phi_midpoint": (replace(BASE, osc_deg=0.5), replace(BASE, osc_deg=0.5, hooks={
+        "rot_a_angstroms": _phi_midpoint, "rot_b_angstroms": _phi_midpoint, "rot_c_angstroms": _phi_midpoint})),
     "r12_phi_carry_over": (replace(BASE, phisteps=4, osc_deg=0.4, hooks={"phi_vectors": _c_carry_over}),
                            replace(BASE, phisteps=4, osc_deg=0.4)),
     "r13_sample_pivot_order": (BASE, replace(BASE, hooks={"pix0_vector_meters": _rotate_pix0})),
@@ -246,6 +274,7 @@ INCIDENTS: dict[str, tuple[Run, Run]] = {
     "r19_transposed_pixel": (BASE, replace(BASE, pixel=(57, 40))),
     "r20_trace_one_subpixel": (replace(BASE, N=1, oversample=2), replace(BASE, N=1, oversample=2)),
     "identical": (BASE, BASE),
+    "r21_edge_geometry": (BASE, replace(BASE, hooks={"pixel_pos_meters": _edge_only_shift})),
 }
 
 
@@ -261,7 +290,10 @@ def main() -> None:
         d = os.path.join(HERE, name)
         os.makedirs(d, exist_ok=True)
         a = trace(ref, "TRACE_C", "nbtrace-c-reference 0.1.0")
-        if name == "r20_trace_one_subpixel":
+        if name == "r21_edge_geometry":
+            a = multi_pixel(ref, "TRACE_C", "nbtrace-c-reference 0.1.0", EDGE_PIXELS)
+            b = multi_pixel(port, "TRACE_PY", "nbsim 0.1.0", EDGE_PIXELS)
+        elif name == "r20_trace_one_subpixel":
             b = _one_subpixel_port(port)
         else:
             b = trace(port, "TRACE_PY", "nbsim 0.1.0")
