@@ -109,7 +109,7 @@ class SimConfig:
     dtype: str = "float64"
     device: str = "cpu"
     injections: frozenset[str] = field(default_factory=frozenset)
-    progress: bool = False
+    progress: bool | None = None  # None: only when stderr is a terminal
     compile: bool = False
     argv: tuple[str, ...] = ()
 

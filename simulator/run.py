@@ -104,7 +104,7 @@ def run(cfg) -> int:
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)
         else:
-            image = render_frame(setup, recorder, progress=_progress(cfg.progress or sys.stderr.isatty()))
+            image = render_frame(setup, recorder, progress=_progress(sys.stderr.isatty() if cfg.progress is None else cfg.progress))
             _write_outputs(setup, image.to(torch.float32).cpu().numpy())
     _emit_traces(setup, cfg, text_rec, roi_rec)
     return 0
