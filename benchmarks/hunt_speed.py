@@ -4,7 +4,7 @@ Runs, on the 1024x1024 seed configuration, (1) the two renders alone — C refer
 simulator in parallel, exactly as the hunt starts — and (2) the whole hunt (renders, metrics,
 pixel choice, one trace run per side, diffs). Prints both wall times and their ratio.
 
-    python benchmarks/hunt_speed.py [--repeat N] [--maps] [-- <nanoBragg args>]
+    python benchmarks/hunt_speed.py [--repeat N] [--maps] [--inject NAME] [-- <nanoBragg args>]
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--maps", action="store_true", help="time hunt --maps as well")
+    p.add_argument("--inject", action="append", default=[], help="a fault for the port (a diverging hunt also "
+                   "traces the image-chosen pixels in a second run per side)")
     p.add_argument("nb_args", nargs="*")
     ns = p.parse_args(argv)
     args = tuple(ns.nb_args) or SEED_1024
-    opts = HuntOptions(nb_args=args, maps=ns.maps)
+    opts = HuntOptions(nb_args=args, maps=ns.maps, inject=tuple(ns.inject))
     print(f"configuration: {' '.join(args)}")
     renders, hunts = [], []
     for i in range(ns.repeat):
