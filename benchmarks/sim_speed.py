@@ -49,20 +49,27 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
         t0 = time.perf_counter()
         render_frame(warm)
         t_warm = time.perf_counter() - t0
+        cpu0 = _cpu_self()
         t0 = time.perf_counter()
         image = render_frame(setup)
         t_render = time.perf_counter() - t0
+        cpu_render = _cpu_self() - cpu0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "rss_mb": rss_kb / 1024.0,
+    print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "cpu_s": cpu_render,
+                      "rss_mb": rss_kb / 1024.0,
                       "sum": float(image.double().sum())}))
 
 
+def _cpu_self() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a finished child, from wait4."""
-    start = time.perf_counter()
+    """(CPU seconds, peak RSS MB) of a finished child, from wait4."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024.0
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def run_python(dtype: str, size: int, threads: int, compiled: bool) -> dict:
@@ -88,11 +95,11 @@ def run_c(size: int, threads: int) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen([str(binary), *_args(size), "-floatfile", str(Path(tmp) / "c.bin")],
                                 cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, rss = _wait(proc)
+        cpu, rss = _wait(proc)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             return {"error": f"C reference exited {proc.returncode}"}
-    return {"render_s": wall, "rss_mb": rss}
+    return {"render_s": wall, "cpu_s": cpu, "rss_mb": rss}
 
 
 def main() -> int:
@@ -114,7 +121,7 @@ def main() -> int:
             label = f"PyTorch {dtype}" + (" -compile" if compiled else "")
             rows.append((label, run_python(dtype, args.size, args.threads, compiled)))
     targets = {"float64": 0.5, "float32": 0.3}
-    print(f"{'producer':<26} {'time s':>9} {'× C':>7} {'target':>7} {'peak RSS MB':>12} {'warm-up s':>10}")
+    print(f"{'producer':<26} {'wall s':>9} {'× C':>7} {'target':>7} {'CPU s':>8} {'× C':>7} {'peak RSS MB':>12} {'warm-up s':>10}")
     for name, r in rows:
         if "error" in r:
             print(f"{name:<26} {r['error']}")
@@ -123,8 +130,11 @@ def main() -> int:
         dt = name.split()[1] if name.startswith("PyTorch") else ""
         target = f"≤{targets[dt]}" if dt in targets else ""
         warm = f"{r['warmup_s']:10.1f}" if "warmup_s" in r else ""
-        print(f"{name:<26} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['rss_mb']:12.0f} {warm}")
-    print("RSS target: ≤ 1536 MB; times are warm renders (C: whole process); warm-up includes any compilation")
+        cpu_ratio = r["cpu_s"] / c["cpu_s"] if c.get("cpu_s") else float("nan")
+        print(f"{name:<26} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['cpu_s']:8.2f} {cpu_ratio:7.2f} "
+              f"{r['rss_mb']:12.0f} {warm}")
+    print("RSS target: ≤ 1536 MB. Times are warm renders (C: whole process); warm-up includes any compilation.")
+    print("CPU s (user+sys) is the fairer figure when other jobs share the machine.")
     return 0
 
 
