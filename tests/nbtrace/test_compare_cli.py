@@ -59,3 +59,24 @@ def test_bad_input_one_line_exit_2(images, capsys, extra, needle):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_output_pinned(tmp_path):
+    a = np.zeros((4, 5), np.float32)
+    a[1, 2] = 10.0
+    b = a.copy()
+    b[1, 2] = 11.0
+    a.tofile(tmp_path / "a.bin")
+    b.tofile(tmp_path / "b.bin")
+    r = _run([str(tmp_path / "a.bin"), str(tmp_path / "b.bin"), "--shape", "4", "5", "--peaks", "3"])
+    assert r.return_value == 1
+    assert r.output.replace(str(tmp_path) + "/", "") == (
+        "images DISAGREE: B b.bin vs A a.bin, 4x5 pixels (slow x fast)\n"
+        "  outside threshold: frame: |sum ratio - 1| = 0.1 > 0.005\n"
+        "frame:\n"
+        "  correlation      1.000000   (>= 0.999 required)\n"
+        "  sum ratio B/A    1.1   (|ratio - 1| <= 0.005 required)   (sums 10 / 11 photons)\n"
+        "  RMSE             0.223607 photons\n"
+        "  max |B - A|      1 photons at (slow 1, fast 2)\n"
+        "  peaks            1 of 1 matched one-to-one within 1 px (top 1 in A, 1 in B), mean offset 0.00 px\n"
+    )
