@@ -136,7 +136,10 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         results = {side: fut.result() for side, fut in futures.items()}
     parts: dict[str, tuple[bool, object]] = {}
     if common["pixels"]:
-        parts["trace"] = trace_diff(out_dir / "c.trace", out_dir / "py.trace", run_context(results["c"].meta))
+        context = run_context(results["c"].meta)
+        if dtype:
+            context["dtype"] = dtype  # the port's compute dtype: float32 noise is then a precision class
+        parts["trace"] = trace_diff(out_dir / "c.trace", out_dir / "py.trace", context)
     if common["roi"] is not None:
         parts["region"] = region_diff(results["c"].dump_path, results["py"].dump_path)
     if not parts:

@@ -68,3 +68,13 @@ def test_producer_bad_input_is_one_line_exit_2(tmp_path, capsys):
     errors = [ln for ln in err.splitlines() if ln.startswith("nbtrace: error:")]
     assert len(errors) == 1 and "-lambda" in errors[0], err
     assert "Traceback" not in err
+
+
+def test_float32_port_agrees_within_float32_noise(tmp_path, capsys):
+    code, out, err = run_cli(["capture", "both", "--pixel", "200", "300", "--dtype", "float32",
+                              "--out", str(tmp_path / "run"), "--format", "json", "--", *DONE_WHEN], capsys)
+    assert code == 0, f"{err}\n{out}"
+    report = json.loads(out)
+    assert report["verdict"] == "agree"
+    assert any("float32 noise" in w for w in report["warnings"])  # compared as precision, not hidden
+    assert read_meta(tmp_path / "run" / "py.trace")["dtype"] == "float32"
