@@ -198,9 +198,10 @@ def image_trace_problems(label: str, side: Side, trace) -> list[str]:
 def trace_problems(c: Side, py: Side, pixels) -> tuple[list[str], str]:
     from nbtrace.diff import diff_traces
     from nbtrace.parse import read_trace
+    from nbtrace.spec import default_spec
 
     trace_c, trace_py = read_trace(c.result.trace_path), read_trace(py.result.trace_path)
-    result = diff_traces(trace_c, trace_py)
+    result = diff_traces(trace_c, trace_py, default_spec())
     problems = image_trace_problems("C", c, trace_c) + image_trace_problems("PY", py, trace_py)
     if not result:
         why = result.root_cause.explanation if result.root_cause else result.headline

@@ -153,8 +153,11 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
 def trace_diff(c_trace: Path, py_trace: Path, context: dict):
     from nbtrace.diff import diff_traces
     from nbtrace.parse import read_trace
+    from nbtrace.spec import spec_for
 
-    result = diff_traces(read_trace(c_trace), read_trace(py_trace), context=context)
+    a, b = read_trace(c_trace), read_trace(py_trace)
+    # the same spec choice as `nbtrace diff A B`, so both commands say the same thing
+    result = diff_traces(a, b, spec_for(a, b), context=context)
     return bool(result), result
 
 
