@@ -235,6 +235,20 @@ def test_parity(case, parity_runs):
                     pytrace=False)
 
 
+def test_the_checks_fail_on_an_injected_fault(tmp_path):
+    """Guard against a matrix that cannot fail: the same checks, with the port's scattering
+    vector given an extra 2*pi (incident 5), must flag the images and name the tap."""
+    case = next(c for c in CASES if c["id"] == "mosflm-default")
+    pixels = [tuple(case[k]) for k in PIXEL_ROLES]
+    c = load_side("c", case, capture_side("c", case, tmp_path / "c"))
+    bad = capture("py", nb_args(case), pixels=pixels, image=tmp_path / "py.float", out_trace=tmp_path / "py.trace",
+                  inject=["svec-two-pi"], timeout=PRODUCER_TIMEOUT_S)
+    py = load_side("py", case, bad)
+    assert any("correlation" in p for p in image_problems(c.image, py.image))
+    problems, headline = trace_problems(c, py, pixels)
+    assert any("scattering_vec_A_inv" in p for p in problems), problems
+
+
 def test_cases_cover_every_flag_family():
     """The issue asks for every flag family; keep the matrix from silently losing one."""
     text = " ".join(c["args"] for c in CASES)
