@@ -104,3 +104,19 @@ def test_a_bug_in_the_user_build_is_localised(tmp_path, monkeypatch, capsys):
     assert code == 1, f"{err}\n{out}"
     report = json.loads(out)
     assert report["root_cause"]["tap"] == "pix0_vector_meters", report["headline"]
+
+
+def test_user_build_agrees_with_the_c_reference_too(agreeing_run, tmp_path, monkeypatch):
+    from nbtrace.capture import capture
+    from nbtrace.diff import diff_traces
+    from nbtrace.parse import read_trace
+    from nbtrace.spec import default_spec
+
+    monkeypatch.delenv("NB_C_BIN", raising=False)
+    out_dir = agreeing_run[3]
+    user = read_trace(out_dir / "c.trace")
+    ref = capture("c", NB_ARGS, pixels=list(user.pixels), out_trace=tmp_path / "ref.trace")
+    assert ref.side == "c"
+    result = diff_traces(read_trace(ref.trace_path), user, default_spec())
+    assert result, result.headline
+    assert NEVER_EMITTED <= {u.tap for u in result.unmatched_a}  # the reference prints them, the user build not
