@@ -37,7 +37,8 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
     from simulator.kernel import chunk_size, render_frame
     from simulator.setup import build_setup
 
-    torch.set_num_threads(threads)
+    # the simulator's own scheme (simulator/run.py): one intra-op thread, chunks in parallel
+    torch.set_num_threads(1)
     extra = ["-dtype", dtype] + (["-compile"] if compiled else [])
     with torch.no_grad():
         t0 = time.perf_counter()
@@ -47,11 +48,11 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
         rows = max(1, min(size, chunk_size(setup) // size))
         warm = dataclasses.replace(setup, roi=(0, size - 1, 0, rows - 1))
         t0 = time.perf_counter()
-        render_frame(warm)
+        render_frame(warm, workers=threads)
         t_warm = time.perf_counter() - t0
         cpu0 = _cpu_self()
         t0 = time.perf_counter()
-        image = render_frame(setup)
+        image = render_frame(setup, workers=threads)
         t_render = time.perf_counter() - t0
         cpu_render = _cpu_self() - cpu0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

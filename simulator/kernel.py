@@ -302,11 +302,15 @@ def _term_keys(shape, nblocks: int, block: int, device) -> Tensor:
     return (pix + torch.arange(inner, dtype=torch.int64, device=device)[None, :]).reshape(shape)
 
 
-def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) -> Tensor:
+def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, workers: int = 1) -> Tensor:
     """The whole image (spixels, fpixels), float64; zero outside the ROI.
 
     Pixel indices are generated per chunk (slow-major, like the C loop), so memory is the
-    image plus one chunk's temporaries.
+    image plus the temporaries of the chunks in flight. ``workers`` > 1 renders chunks
+    concurrently in threads (torch releases the GIL inside ops); use it with
+    torch.set_num_threads(1): many small intra-op parallel regions cost far more than they
+    gain, worst of all on a shared machine. Chunks only run concurrently when nothing
+    depends on their order (no recorder, no tricubic switch).
     """
     det = setup.detector
     dev = det.pix0.device
@@ -320,7 +324,9 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) 
     kern = Kernel(setup, recorder)
     size = chunk or chunk_size(setup)
     total = nx * ny
-    for start in range(0, total, size):
+    starts = range(0, total, size)
+
+    def one(start: int) -> int:
         flat = torch.arange(start, min(start + size, total), device=dev)
         n = flat.shape[0]
         if setup.compiled and n < size and total > size:
@@ -328,8 +334,21 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None) 
             flat = torch.cat((flat, flat[-1:].expand(size - n)))
         s_idx, f_idx = ymin + flat // nx, xmin + flat % nx
         image[s_idx[:n] * det.fpixels + f_idx[:n]] = kern.render(s_idx, f_idx)[:n]
-        if progress is not None:
-            progress(min(start + size, total), total)
+        return min(start + size, total)
+
+    ordered = recorder is not None or kern.interp.on or dev.type != "cpu"
+    if workers > 1 and not ordered and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(one, starts):
+                if progress is not None:
+                    progress(done, total)
+    else:
+        for start in starts:
+            done = one(start)
+            if progress is not None:
+                progress(done, total)
     return image.reshape(det.spixels, det.fpixels)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -86,7 +87,20 @@ def _progress(enabled):
     return report
 
 
+def cpu_workers() -> int:
+    """Chunk workers for a frame: NBSIM_THREADS, else the CPUs this process may use."""
+    env = os.environ.get("NBSIM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def run(cfg) -> int:
+    # one intra-op thread; parallelism comes from rendering chunks concurrently (kernel.render_frame)
+    torch.set_num_threads(1)
     setup = build_setup(cfg)
     sys.stderr.write(summary(setup))
     text_rec = taps_mod.Recorder(cfg.trace_pixels, all_blocks=True) if cfg.trace_pixels else None
@@ -104,7 +118,8 @@ def run(cfg) -> int:
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)
         else:
-            image = render_frame(setup, recorder, progress=_progress(sys.stderr.isatty() if cfg.progress is None else cfg.progress))
+            image = render_frame(setup, recorder, workers=cpu_workers(),
+                                 progress=_progress(sys.stderr.isatty() if cfg.progress is None else cfg.progress))
             _write_outputs(setup, image.to(torch.float32).cpu().numpy())
     _emit_traces(setup, cfg, text_rec, roi_rec)
     return 0
