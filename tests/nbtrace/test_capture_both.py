@@ -26,11 +26,14 @@ def reference_c(monkeypatch):
     monkeypatch.delenv("NB_C_BIN", raising=False)
 
 
-def test_done_when_command_exits_0(capsys):
+def test_done_when_command_exits_0(capsys, tmp_path, monkeypatch):
     """The issue's done-when check, verbatim (no --out: a temporary directory is used)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # keep that directory inside the test's own
     code, out, err = run_cli(["capture", "both", "--pixel", "200", "300", "--", *DONE_WHEN], capsys)
     assert code == 0, f"{err}\n{out}"
-    assert "capture both: writing into" in err
+    assert f"capture both: writing into {tmp_path}" in err
 
 
 def test_both_writes_traces_with_provenance(tmp_path, capsys):
