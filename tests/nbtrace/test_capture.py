@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,9 @@ def fake(tmp_path) -> Path:
 def in_tmp(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
+    (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # default outputs stay in the test's dir
     monkeypatch.delenv("NB_C_BIN", raising=False)
     return work
 
