@@ -66,13 +66,14 @@ def _progress(msg: str) -> None:
               help="Raw float32 image. With 'both': a file name inside --out, prefixed c_/py_.")
 @click.option("--dump", type=click.Path(dir_okay=False, path_type=Path),
               help="Region dump .npz (needs --roi). With 'both': a name inside --out, prefixed c_/py_.")
-@click.option("--c-bin", envvar="NB_C_BIN", default=None,
+@click.option("--c-bin", envvar="NB_C_BIN", default=None, metavar="PATH",
               help="Your own instrumented C build instead of the reference (env NB_C_BIN).")
-@click.option("--port-cmd", default=None, help="Your own port's command; nanoBragg args are appended.")
+@click.option("--port-cmd", default=None, metavar="CMD", help="Your own port's command; nanoBragg args are appended.")
 @click.option("--inject", multiple=True, metavar="NAME", help="PyTorch fault injection (repeatable).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="PyTorch dtype (the C side is always float64).")
-@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds per producer run.")
+@click.option("--timeout", type=float, default=900.0, show_default=True, metavar="SEC",
+              help="Seconds per producer run.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
 @click.option("--format", "fmt", type=click.Choice(["console", "md", "json"]), default="console",
@@ -85,7 +86,10 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     nbtrace capture py --pixel 200 300 -o py.trace --image py.bin -- <nanoBragg args>
     nbtrace capture both --pixel 200 300 --out run1 -- <nanoBragg args>
 
-    'both' writes DIR/c.trace and DIR/py.trace, prints the diff and exits 0 (agree) or 1 (diverge).
+    'both' runs the two producers side by side, writes DIR/c.trace and DIR/py.trace (each with
+    a .meta.json provenance sidecar), prints the diff of the traced pixels (and, with --roi, of
+    the region dumps) and exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
+    NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
     from nbtrace.capture import capture
     from nbtrace.errors import UsageError
