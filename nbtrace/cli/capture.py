@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from nbtrace.errors import UsageError
+
 USAGE_EXAMPLE = "nbtrace capture both --pixel 200 300 -- -lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100"
 
 
@@ -92,7 +94,6 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
     from nbtrace.capture import capture
-    from nbtrace.errors import UsageError
 
     if not nb_args:
         raise UsageError("no nanoBragg arguments after '--'", hint="e.g. " + USAGE_EXAMPLE)
@@ -151,7 +152,22 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
                   f"nbtrace compare {results['c'].image_path} {results['py'].image_path}")
         return 0
     print_reports(parts, fmt)
+    _save_reports(parts, out_dir)
     return 0 if all(ok for ok, _ in parts.values()) else 1
+
+
+def _save_reports(parts: dict, out_dir: Path) -> None:
+    """Keep the verdicts beside the traces (DIR/trace_diff.json, DIR/region_diff.json)."""
+    import json
+
+    for name, (_, res) in parts.items():
+        doc = render_json(res) if name == "trace" else res.to_json()
+        path = out_dir / f"{name}_diff.json"
+        try:
+            path.write_text(json.dumps(doc, indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"cannot write the diff report: {exc.strerror}", where=str(path),
+                             hint="give --out a writable directory") from None
 
 
 def trace_diff(c_trace: Path, py_trace: Path, context: dict):

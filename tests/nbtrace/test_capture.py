@@ -294,6 +294,7 @@ def test_cli_both_agree_and_diverge_with_fake_producers(fake, in_tmp, capsys):
     report = json.loads(out)
     assert report["verdict"] == "agree" and report["counts"]["matched"] >= 4
     assert Path("agree/c.trace").exists() and Path("agree/py.trace.meta.json").exists()
+    assert json.loads(Path("agree/trace_diff.json").read_text()) == report
     assert read_meta(Path("agree/py.trace"))["side"] == "port-cmd"
 
     code, out, err = run_cli(base + ["--port-cmd", port + " --scale 2", "--out", "diverge", "--format", "json",
