@@ -353,6 +353,12 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, 
 
 
 def chunk_size(setup) -> int:
-    """Pixels per chunk so that a (P, S, Φ, D) tensor holds about 2^19 elements."""
+    """Pixels per chunk so that a (P, S, Φ, D) tensor holds about 2^15 elements (2^18 compiled).
+
+    Small eager chunks keep every temporary in cache and in recycled heap memory; measured on
+    the seed configuration, 2^15 is 2.5× faster than 2^18 (fresh pages for every op). A
+    compiled core fuses the temporaries away and prefers fewer, larger calls.
+    """
     inner = setup.sources.incident.shape[0] * setup.phis.shape[0] * setup.domains
-    return max(1, min(1 << 18, (1 << 19) // inner))
+    budget = 1 << (18 if setup.compiled else 15)
+    return max(1, budget // inner)
