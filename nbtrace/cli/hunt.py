@@ -19,8 +19,8 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
               help="Your port's command (shell words; args appended). Default: the PyTorch simulator.")
 @click.option("--inject", multiple=True, metavar="NAME",
               help="Fault to inject into the PyTorch simulator (repeatable; see python -m simulator --list-injections).")
-@click.option("--npixels", type=click.IntRange(1, 64), default=7, show_default=True,
-              help="How many pixels to trace: 4 fixed ones (centre, edge, corners) traced in the render pass, the rest chosen from the images and traced in one more run per side.")
+@click.option("--npixels", type=click.IntRange(5, 64), default=7, show_default=True,
+              help="How many pixels to trace: 4 fixed ones (centre, edge, corners) traced in the render pass, the rest (at least 1) chosen from the images and traced in one more run per side.")
 @click.option("--maps", is_flag=True,
               help="Also dump every tap over a region (full frame up to 256x256, else a full-width band "
                    "through the centre) and map where each diverges.")
