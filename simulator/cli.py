@@ -334,8 +334,14 @@ def parse_args(argv: list[str]) -> SimConfig:
     kw["injections"] = injections.validate(kw.get("injections", []))
     if "trace_roi" in kw and "trace_dump" not in kw:
         kw["trace_dump"] = "taps.npz"
-    if kw.get("device", "cpu").split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"-device needs cpu or cuda, got '{kw['device']}'", hint="e.g. -device cpu")
+    device = kw.get("device", "cpu")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise UsageError(f"-device needs cpu or cuda, got '{device}'", hint="e.g. -device cpu")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"-device {device}: no CUDA device is available to torch", hint="use -device cpu")
     if kw.pop("misset_random", False):
         kw["misset"] = random_misset(kw["misset_seed"], Ran1())
     if kw.get("cell") is None and kw.get("mat_file") is None:

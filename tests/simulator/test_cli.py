@@ -22,6 +22,7 @@ from simhelp import SMALL, run_cli, taps
     (SMALL + ["-dtype", "float16"], "-dtype needs float64 or float32"),
     (SMALL + ["-trace_pixel", "99", "0"], "outside the 32x32 detector"),
     (SMALL + ["-pivot", "middle"], "-pivot needs 'beam' or 'sample'"),
+    (SMALL + ["-device", "tpu"], "-device needs cpu or cuda"),
     (SMALL + ["-img", "x.img"], "-img is not supported"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, fragment, capsys):
