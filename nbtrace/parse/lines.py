@@ -17,7 +17,9 @@ from collections import Counter
 from typing import Iterable
 
 from nbtrace.errors import TraceError
-from nbtrace.model import SourceLoc, TapIndex, TapRecord, Trace
+import numpy as np
+
+from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace
 from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
 
 FREE = "TRACE"  # free-text prefix of the C build and the earlier port
@@ -34,27 +36,34 @@ _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\
 _FORTRAN_EXP = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD](?=[-+]?\d+$)")
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
 
-# The hot loop builds records positionally; fail loudly at import if the model's fields move.
-if TapRecord._fields != ("name", "values", "index", "loc", "sigdigits", "kind", "text", "labels", "dialect",
-                         "unit", "shape") or SourceLoc._fields != ("file", "line"):
-    raise ImportError("nbtrace.parse.lines builds TapRecord/SourceLoc positionally: update it to the new fields")
+# sigdigits and the kind code share one column entry (sigdigits * 8 + kind)
+assert len(KINDS) <= 8
 
 
 class _Group:
-    """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file)."""
+    """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file), kept as
+    columns (one list per field) so a million-line log makes no million objects."""
 
-    __slots__ = ("prefix", "records", "occ", "arity", "pending")
+    __slots__ = ("prefix", "name", "ctx", "occurrence", "line", "ends", "sk", "vals", "extras",
+                 "occ", "arity", "pending")
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.records: list[TapRecord] = []
+        self.name: list[int] = []  # name code per record
+        self.ctx: list[int] = []  # (pixel, loop) code per record
+        self.occurrence: list[int] = []
+        self.line: list[int] = []
+        self.ends: list[int] = []  # end offset of each record's components in vals
+        self.sk: list[int] = []  # sigdigits * 8 + kind code
+        self.vals: list[float] = []
+        self.extras: dict[int, TapRecord] = {}  # position -> record not described by the columns
         self.occ: dict[tuple, dict[str, int]] = {}  # (pixel, loop) -> name -> records so far
         self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
         self.pending: list[tuple[int, str, str, str]] = []  # (line, what, hint, kind)
 
     @property
     def lines(self) -> int:
-        return len(self.records)
+        return len(self.name)
 
     def occ_for(self, pixel, loop) -> dict[str, int]:
         got = self.occ.get((pixel, loop))
@@ -78,8 +87,10 @@ class LineParser:
         self.free_lines: dict[int, str] = {}
         self.counts = Counter()
         self.warnings: list[str] = []
-        self.idx_cache: dict[tuple, list[TapIndex]] = {}
-        self.names: dict[str, str] = {}
+        self.name_ids: dict[str, int] = {}
+        self.name_list: list[str] = []
+        self.ctx_ids: dict[tuple, int] = {}
+        self.ctx_list: list[tuple] = []
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
@@ -87,23 +98,19 @@ class LineParser:
     # ------------------------------------------------------------------ the streaming loop
     def feed(self, lines: Iterable[str]) -> None:
         """Parse ``lines``; the space-form tap is the hot path (a 1M-line log must parse in seconds)."""
-        path = self.path
         space_ok = "space" in self.forms
-        names = self.names
+        name_ids = self.name_ids
         prefix_ok: dict[str, _Group | None] = {}
         lineno = self.last_line
         raw = self.last_raw
         blank = 0
-        # Per (group, pixel) caches, refreshed whenever either changes: occurrence counters
-        # and the TapIndex objects shared by every record of that pixel and occurrence.
-        # NamedTuple.__new__ is a Python-level function; building the tuples directly skips that
-        # frame for each of the million records (the field order is pinned at import below).
-        new_tuple = tuple.__new__
+        # Per (group, pixel) state, refreshed whenever either changes: the occurrence counters
+        # and the group's column appenders (bound methods, looked up once per pixel, not per line).
         cur_group = cur_pixel = None
         occ: dict[str, int] = {}
         arity: dict[str, tuple[int, int]] = {}
-        indexes: list[TapIndex] = []
-        records: list[TapRecord] = []
+        vals: list[float] = []
+        ctx = 0
         pixel = self.pixel
         for raw in lines:
             lineno += 1
@@ -119,43 +126,45 @@ class LineParser:
                     group = prefix_ok[tok] = self._space_group(tok[:-1])
                 if group is not None:
                     toks = parts[2:]
-                    try:
-                        values = tuple(map(float, toks))
-                    except ValueError:
-                        values = ()
-                    if values and parts[1].isidentifier():
-                        name = parts[1]
+                    if toks and parts[1].isidentifier():
                         if group is not cur_group or pixel is not cur_pixel:
                             cur_group, cur_pixel = group, pixel
                             occ = group.occ_for(pixel, ())
                             arity = group.arity
-                            records = group.records
-                            indexes = self._indexes(pixel, ())
-                        n = occ.get(name)
-                        if n is None:
-                            name = names.setdefault(name, name)
-                            n = 0
-                        occ[name] = n + 1
-                        seen = arity.get(name)
-                        if seen is None:
-                            arity[name] = (len(values), lineno)
-                        elif seen[0] != len(values):
-                            self._arity_problem(group, name, len(values), seen, lineno)
+                            vals = group.vals
+                            ctx = self._ctx(pixel, ())
+                            add_name, add_ctx, add_occ = group.name.append, group.ctx.append, group.occurrence.append
+                            add_line, add_end, add_sk = group.line.append, group.ends.append, group.sk.append
+                        start = len(vals)
                         try:
-                            index = indexes[n]
-                        except IndexError:
-                            index = TapIndex(pixel, (), n)
-                            indexes.append(index)
-                        digits = max(map(_digits, toks)) if len(toks) > 1 else _digits(toks[0])
-                        if digits:
-                            kind = "number"
+                            vals.extend(map(float, toks))
+                        except ValueError:
+                            del vals[start:]  # a partly converted line leaves nothing behind
                         else:
-                            kind = "int" if all(map(is_int_token, toks)) else "number"
-                            digits = EXACT
-                        records.append(new_tuple(TapRecord, (name, values, index,
-                                                             new_tuple(SourceLoc, (path, lineno)),
-                                                             digits, kind, None, (), "space", None, None)))
-                        continue
+                            name = parts[1]
+                            nid = name_ids.get(name)
+                            if nid is None:
+                                nid = self._new_name(name)
+                            n = occ.get(name, 0)
+                            occ[name] = n + 1
+                            nv = len(toks)
+                            seen = arity.get(name)
+                            if seen is None:
+                                arity[name] = (nv, lineno)
+                            elif seen[0] != nv:
+                                self._arity_problem(group, name, nv, seen, lineno)
+                            digits = max(map(_digits, toks)) if nv > 1 else _digits(toks[0])
+                            if digits:
+                                sk = digits * 8  # kind "number"
+                            else:
+                                sk = EXACT * 8 + (1 if all(map(is_int_token, toks)) else 0)
+                            add_name(nid)
+                            add_ctx(ctx)
+                            add_occ(n)
+                            add_line(lineno)
+                            add_end(start + nv)
+                            add_sk(sk)
+                            continue
                     self._space_slow(group, parts[1:], lineno)
                     continue
             line = raw.rstrip()
@@ -166,12 +175,18 @@ class LineParser:
         self.last_line = lineno
         self.last_raw = raw
 
-    def _indexes(self, pixel, loop) -> list[TapIndex]:
-        """TapIndex objects for one (pixel, loop), shared by all records: occurrence n is item n."""
+    def _new_name(self, name: str) -> int:
+        nid = self.name_ids[name] = len(self.name_list)
+        self.name_list.append(name)
+        return nid
+
+    def _ctx(self, pixel, loop) -> int:
+        """The code of a (pixel, loop) context, shared by every group."""
         key = (pixel, loop)
-        got = self.idx_cache.get(key)
+        got = self.ctx_ids.get(key)
         if got is None:
-            got = self.idx_cache[key] = []
+            got = self.ctx_ids[key] = len(self.ctx_list)
+            self.ctx_list.append(key)
         return got
 
     def _space_group(self, prefix: str) -> _Group | None:
@@ -380,16 +395,24 @@ class LineParser:
     # ------------------------------------------------------------------ records
     def _append(self, group: _Group, name: str, values, loop, lineno: int, digits: int, kind: str,
                 dialect: str, *, text=None, labels=(), shape=None) -> None:
-        name = self.names.setdefault(name, name)
+        """A record from a slow path: columns for the engine, and the whole record kept aside."""
+        nid = self.name_ids.get(name)
+        if nid is None:
+            nid = self._new_name(name)
         pixel = self.pixel
         occ = group.occ_for(pixel, loop)
         n = occ.get(name, 0)
         occ[name] = n + 1
-        indexes = self._indexes(pixel, loop)
-        while n >= len(indexes):
-            indexes.append(TapIndex(pixel, loop, len(indexes)))
-        group.records.append(TapRecord(name, tuple(values), indexes[n], SourceLoc(self.path, lineno), digits, kind,
-                                       text, tuple(labels), dialect, None, shape))
+        values = tuple(values)
+        group.extras[len(group.name)] = TapRecord(name, values, TapIndex(pixel, loop, n), SourceLoc(self.path, lineno),
+                                                  digits, kind, text, tuple(labels), dialect, None, shape)
+        group.name.append(nid)
+        group.ctx.append(self._ctx(pixel, loop))
+        group.occurrence.append(n)
+        group.line.append(lineno)
+        group.vals.extend(values)
+        group.ends.append(len(group.vals))
+        group.sk.append(digits * 8 + KINDS.index(kind))
 
     # ------------------------------------------------------------------ the end
     def finish(self, *, ends_with_newline: bool, tried: str) -> Trace:
@@ -398,15 +421,14 @@ class LineParser:
                              "this is not a text trace; give the producer's stdout log")
         chosen = self._choose(tried)
         self._check_pending(chosen, ends_with_newline)
-        records = chosen.records
-        if not ends_with_newline and self.last_line and records and records[-1].loc.line == self.last_line:
+        if not ends_with_newline and self.last_line and chosen.line and chosen.line[-1] == self.last_line:
             self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "
                                  "the trace may be truncated (the value was kept as printed)")
         self._drop_others(chosen)
         return self._trace(chosen)
 
     def _choose(self, tried: str) -> _Group:
-        groups = {p: g for p, g in self.groups.items() if g.records}
+        groups = {p: g for p, g in self.groups.items() if g.name}
         if self.want_prefix is not None:
             g = groups.get(self.want_prefix)
             if g is None:
@@ -423,7 +445,7 @@ class LineParser:
         competing = [g for g in ranked if g.lines >= MIN_COMPETING]
         if len(competing) >= 2:
             a, b = competing[0], competing[1]
-            first_b = min(r.loc.line for r in b.records)
+            first_b = min(b.line)
             raise TraceError(
                 f"the file mixes two tap prefixes, {a.prefix} ({a.lines} taps) and {b.prefix} "
                 f"({b.lines} taps, the first here)", f"{self.path}:{first_b}",
@@ -453,23 +475,20 @@ class LineParser:
     def _drop_others(self, chosen: _Group) -> None:
         """Records of other prefixes become context (free text) or ignored lines (stray prefixes)."""
         for prefix, group in self.groups.items():
-            if group is chosen or not group.records:
+            if group is chosen or not group.name:
                 continue
             if prefix == FREE:
-                self.context.extend((r.loc, self.free_lines[r.loc.line]) for r in group.records)
+                self.context.extend((SourceLoc(self.path, ln), self.free_lines[ln]) for ln in group.line)
                 continue
-            lines = {r.loc.line for r in group.records}
+            lines = set(group.line)
             self.counts["ignored_lines"] += len(lines)
             self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {prefix!r} ignored "
                                  f"(the taps are {chosen.prefix!r}; first at line {min(lines)})")
 
     def _trace(self, chosen: _Group) -> Trace:
         self.context.sort(key=lambda c: c[0].line)
-        dialects = Counter(r.dialect for r in chosen.records)
-        digits: dict[str, int] = {}
-        for r in chosen.records:
-            if r.sigdigits != EXACT and r.sigdigits > digits.get(r.dialect, 0):
-                digits[r.dialect] = r.sigdigits
+        columns = self._columns(chosen)
+        dialects, digits = _dialect_digits(columns, chosen.extras)
         meta = {
             "lines": self.last_line,
             "blank_lines": self.counts["blank_lines"],
@@ -477,13 +496,49 @@ class LineParser:
             "context_lines": len(self.context),
             "header_lines": self.counts["header_lines"],
             "warnings": self.warnings,
-            "dialects": dict(dialects),
+            "dialects": dialects,
             "format_digits": digits,
             "prefixes": {p: g.lines for p, g in self.groups.items() if g.lines},
         }
         dialect = next(iter(dialects)) if len(dialects) == 1 else ("mixed" if dialects else "space")
-        return Trace(path=self.path, records=tuple(chosen.records), prefix=chosen.prefix, dialect=dialect,
-                     pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
+        return Trace(path=self.path, records=LazyRecords(columns, self.path, chosen.extras), prefix=chosen.prefix,
+                     dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
+
+    def _columns(self, g: _Group) -> RecordColumns:
+        def ints(xs):
+            return np.fromiter(xs, dtype=np.int64, count=len(xs))
+
+        sk = ints(g.sk)
+        offsets = np.zeros(len(g.ends) + 1, dtype=np.int64)
+        offsets[1:] = g.ends
+        return RecordColumns(tuple(self.name_list), ints(g.name), tuple(self.ctx_list), ints(g.ctx),
+                             ints(g.occurrence), ints(g.line), offsets,
+                             np.fromiter(g.vals, dtype=np.float64, count=len(g.vals)), sk >> 3, sk & 7)
+
+
+def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tuple[dict, dict]:
+    """Records per dialect (in order of first appearance) and the most digits each dialect shows."""
+    first: dict[str, int] = {}
+    counts: Counter = Counter()
+    digits: dict[str, int] = {}
+    for pos, r in sorted(extras.items()):
+        first.setdefault(r.dialect, pos)
+        counts[r.dialect] += 1
+        if r.sigdigits != EXACT and r.sigdigits > digits.get(r.dialect, 0):
+            digits[r.dialect] = r.sigdigits
+    n_space = len(columns) - len(extras)
+    if n_space:
+        plain = np.ones(len(columns), dtype=bool)
+        plain[list(extras)] = False
+        first_plain = int(np.argmax(plain))
+        counts["space"] += n_space
+        first["space"] = min(first.get("space", first_plain), first_plain)
+        sig = columns.sigdigits[plain]
+        sig = sig[sig != EXACT]
+        if sig.size:
+            digits["space"] = max(digits.get("space", 0), int(sig.max()))
+    dialects = {d: counts[d] for d in sorted(first, key=first.__getitem__)}
+    return dialects, digits
 
 
 def _is_index_key(key: str) -> bool:
