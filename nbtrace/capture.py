@@ -115,7 +115,8 @@ def capture(
 
     pixels: (slow, fast) pixel indices to trace (``-trace_pixel S F``, in this order).
     roi: (xmin, xmax, ymin, ymax) inclusive, fast = x, slow = y, for the region dump.
-    dump: where the ``.npz`` region dump goes (requires roi; default name if roi without dump).
+    dump: where the ``.npz`` region dump goes (requires roi); default: beside the trace
+        (``c.trace`` -> ``c.npz``), else a fresh temporary folder.
     image: where the raw float32 image goes.
     out_trace: where the trace text goes; a fresh temporary file when None and tracing.
     c_bin: a user's C build (else NB_C_BIN, else the reference built by nbtrace.cbuild).
@@ -130,11 +131,10 @@ def capture(
     pixels = tuple((int(s), int(f)) for s, f in pixels)
     inject = tuple(inject)
     _check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeout)
-    if roi is not None and dump is None:
-        dump = Path("taps.npz")
-
     producer = _select_producer(side, c_bin, port_cmd)
     out_trace = _trace_destination(out_trace, pixels, roi, image)
+    if roi is not None and dump is None:
+        dump = _default_dump(out_trace)
     image, dump = _absolute(image), _absolute(dump)
     for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
         _prepare_destination(path, what)
@@ -333,6 +333,14 @@ def _trace_destination(out_trace, pixels, roi, image) -> Path | None:
         return None
     # Tracing without a destination: keep the text somewhere that outlives the run.
     return Path(tempfile.mkdtemp(prefix="nbtrace-capture-")) / "trace.txt"
+
+
+def _default_dump(out_trace: Path | None) -> Path:
+    """Beside the trace (c.trace -> c.npz), else in a fresh folder: never a fixed name in the
+    cwd, where two concurrent captures (hunt runs both sides at once) would overwrite each other."""
+    if out_trace is not None:
+        return out_trace.with_suffix(".npz")
+    return Path(tempfile.mkdtemp(prefix="nbtrace-capture-")) / "taps.npz"
 
 
 def _absolute(path: Path | str | None) -> Path | None:

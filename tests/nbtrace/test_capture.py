@@ -345,3 +345,11 @@ def test_unwritable_destinations_fail_before_the_run(fake, in_tmp):
     Path("adir").mkdir()
     with pytest.raises(UsageError, match="image destination is a directory"):
         capture("c", ["-x"], image=Path("adir"), c_bin=str(fake))
+
+
+def test_region_dump_default_goes_beside_the_trace(fake, in_tmp):
+    res = capture("c", ["-x"], roi=(0, 1, 0, 1), out_trace=Path("run/c.trace"), c_bin=str(fake))
+    assert res.dump_path == in_tmp / "run" / "c.npz" and res.dump_path.exists()
+    res = capture("c", ["-x"], roi=(0, 1, 0, 1), c_bin=str(fake))
+    assert res.dump_path.exists() and res.dump_path.parent != in_tmp
+    assert not (in_tmp / "taps.npz").exists()
