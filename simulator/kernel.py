@@ -220,7 +220,9 @@ class Kernel:
                 cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *self._abs_args())
                 cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
             pol_src = None
-            if not (cfg.nopolar and not cfg.oversample_polar):
+            # with K = 0 the factor is ≥ ½, so once set (first block, no -dmin) it never changes
+            settled = b > 0 and s.polar_K == 0 and blk.keep is None and not cfg.oversample_polar and rec is None
+            if not (cfg.nopolar and not cfg.oversample_polar) and not settled:
                 pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
             use_tc = None
             if self.interp.on:
@@ -243,7 +245,7 @@ class Kernel:
         if cutoff is not None:
             self.interp.on = False
         v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
-        if not cfg.oversample_thick:
+        if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
             v = v * cap
         if not cfg.oversample_polar:
             v = v * polar

@@ -45,9 +45,18 @@ def sinc3(x: Tensor) -> Tensor:
 def square(h: Tensor, k: Tensor, l: Tensor, N: tuple[int, int, int], divided: bool = False,
            fused: bool = False) -> LatticeFactor:
     """SQUARE (parallelepiped) shape on the full h, k, l; axes with N = 1 give exactly 1."""
-    one = torch.ones_like(h)
-    fa, fb, fc = (sincg(math.pi * x, n, divided, fused) if n > 1 else one for x, n in zip((h, k, l), N))
-    return LatticeFactor(fa, fb, fc, fa * fb * fc)
+    factors = [sincg(math.pi * x, n, divided, fused) if n > 1 else None for x, n in zip((h, k, l), N)]
+    live = [f for f in factors if f is not None]
+    if not live:
+        total = torch.ones_like(h)
+    else:
+        # the C multiplies by exactly 1 for an N = 1 axis; skipping that multiply is bit-identical
+        total = live[0] if len(live) == 1 else live[0] * live[1] if len(live) == 2 else live[0] * live[1] * live[2]
+    one = None
+    if len(live) < 3:
+        one = torch.ones_like(h)
+    fa, fb, fc = (f if f is not None else one for f in factors)
+    return LatticeFactor(fa, fb, fc, total)
 
 
 def _offsets(h, k, l):
