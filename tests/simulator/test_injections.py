@@ -107,3 +107,11 @@ def test_list_injections_format(capsys):
     assert len(lines) == len(INJECTIONS)
     assert all(len(line.split("\t")) == 2 and line.split("\t")[1].isdigit() for line in lines)
     assert "mosflm-half-pixel\t7" in lines
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_injection_without_its_flags_still_runs(name, capsys):
+    # rows that need particular flags (CONTRACTS §5) must not crash when those flags are absent
+    code, out, err = run_cli(capsys, SMALL + ["-trace_pixel", "20", "9", "--inject", name])
+    assert code == 0, err
+    assert np.isfinite(taps(out)["I_pixel_final"][0][0])
