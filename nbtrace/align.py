@@ -6,9 +6,9 @@ from the spec's aliases (without a spec, identical printed names). Nothing is ev
 position: a record with no partner under its key is reported as unmatched, never paired with
 "the next one".
 
-Speed matters (traces of millions of lines): keys are built with C-level zip/map over the
-records and matched with dict-view set operations; the only per-record Python work is one
-list comprehension over the matched keys.
+Speed matters (traces of millions of lines): keys are built from the trace's columns
+(``Trace.columns()``) as one int64 code per record and matched with numpy set operations; the
+only per-record Python work is building the canonical-name tuples the Alignment exposes.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.model import TapIndex, TapRecord, Trace
+from nbtrace.model import RecordColumns, TapRecord, Trace
 
 _name = attrgetter("name")
-_index = attrgetter("index")
-_pix = attrgetter("pixel")
-_loop = attrgetter("loop")
-_occ = attrgetter("occurrence")
 
 
 @dataclass(frozen=True)
@@ -83,39 +79,22 @@ def canonical_names(records: tuple[TapRecord, ...], spec, side: str) -> list[str
     return list(map(table.__getitem__, names))
 
 
-def _remap(index: TapIndex, pixel_map: dict) -> TapIndex:
-    if index.pixel in pixel_map:
-        return TapIndex(pixel_map[index.pixel], index.loop, index.occurrence)
-    return index
+def _canon_table(names: tuple[str, ...], spec, side: str, ids: dict[str, int]) -> np.ndarray:
+    """Canonical-name id of each entry of a printed-name table (ids shared by both sides)."""
+    out = np.empty(len(names), dtype=np.int64)
+    for i, n in enumerate(names):
+        c = spec.canonical(n, side) if spec is not None else None
+        out[i] = ids.setdefault(n if c is None else c, len(ids))
+    return out
 
 
-def _ids(values_a: list, values_b: list) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Small integer ids for hashable values shared by both sides (one hash per value)."""
-    table = {v: i for i, v in enumerate(dict.fromkeys(values_a + values_b))}
-    get = table.__getitem__
-    ia = np.fromiter(map(get, values_a), dtype=np.int64, count=len(values_a))
-    ib = np.fromiter(map(get, values_b), dtype=np.int64, count=len(values_b))
-    return table, ia, ib
-
-
-def _run_ids(values_a: list, values_b: list) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Like _ids, for values that come in runs (the pixel of consecutive records, their loop
-    index): the parser reuses one object per run, so runs are found by object identity with
-    numpy and only the first value of each run is hashed."""
-    table: dict = {}
-    setdefault = table.setdefault
-
-    def side(vals: list) -> np.ndarray:
-        n = len(vals)
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        oid = np.fromiter(map(id, vals), dtype=np.int64, count=n)
-        starts = np.flatnonzero(np.concatenate(([True], oid[1:] != oid[:-1])))
-        codes = np.fromiter((setdefault(vals[i], len(table)) for i in starts.tolist()),
-                            dtype=np.int64, count=len(starts))
-        return np.repeat(codes, np.diff(np.append(starts, n)))
-
-    return table, side(values_a), side(values_b)
+def _context_tables(contexts, pixel_map, pixels: dict, loops: dict) -> tuple[list, np.ndarray, np.ndarray]:
+    """Per context-table entry: the (remapped pixel, loop) pair and their shared pixel / loop ids."""
+    pixel_map = pixel_map or {}
+    mapped = [(pixel_map.get(p, p), lo) for p, lo in contexts]
+    pix = np.fromiter((pixels.setdefault(p, len(pixels)) for p, _ in mapped), dtype=np.int64, count=len(mapped))
+    loop = np.fromiter((loops.setdefault(lo, len(loops)) for _, lo in mapped), dtype=np.int64, count=len(mapped))
+    return mapped, pix, loop
 
 
 class _Coded(NamedTuple):
@@ -131,28 +110,35 @@ class _Coded(NamedTuple):
     pixels: dict  # pixel -> id
 
 
-def _indices(records, pixel_map):
-    indices = list(map(_index, records))
-    if pixel_map:
-        indices = [_remap(i, pixel_map) for i in indices]
-    return indices
+class _Side(NamedTuple):
+    """One trace's key columns: canonical id, pixel id, loop id, occurrence (all (n,) int64)."""
+
+    canon: np.ndarray
+    pixel: np.ndarray
+    loop: np.ndarray
+    occ: np.ndarray
+    contexts: list  # (remapped pixel, loop) per context code
+    context: np.ndarray  # context code per record
 
 
-def _renumbered(canon: list[str], indices: list[TapIndex]) -> list[int]:
+def _side(cols: RecordColumns, spec, side: str, pixel_map, canon_ids, pixels, loops) -> _Side:
+    canon = _canon_table(cols.names, spec, side, canon_ids)[cols.name]
+    contexts, pix, loop = _context_tables(cols.contexts, pixel_map, pixels, loops)
+    return _Side(canon, pix[cols.context], loop[cols.context], cols.occurrence, contexts, cols.context)
+
+
+def _renumbered(slot: np.ndarray) -> np.ndarray:
     """Occurrences recounted: aliasing (two printed names of one canonical tap) or a pixel remap
-    can make two records share a key; the n-th record of a (tap, pixel, loop) gets n."""
-    seen: dict[tuple, int] = {}
-    out = []
-    for c, i in zip(canon, indices):
-        slot = (c, i.pixel, i.loop)
-        n = seen.get(slot, 0)
-        seen[slot] = n + 1
-        out.append(n)
+    can make two records share a key; the n-th record (in trace order) of a slot gets n."""
+    order = np.argsort(slot, kind="stable")
+    s = slot[order]
+    starts = np.ones(len(s), dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    pos = np.arange(len(s))
+    run_start = np.maximum.accumulate(np.where(starts, pos, 0))
+    out = np.empty_like(slot)
+    out[order] = pos - run_start
     return out
-
-
-def _occurrences(indices: list[TapIndex]) -> np.ndarray:
-    return np.fromiter(map(_occ, indices), dtype=np.int64, count=len(indices))
 
 
 def _has_duplicates(codes: np.ndarray) -> bool:
@@ -160,19 +146,17 @@ def _has_duplicates(codes: np.ndarray) -> bool:
     return bool(np.any(s[1:] == s[:-1]))
 
 
-def _encode(canon_a, canon_b, ia_idx, ib_idx, oa: np.ndarray, ob: np.ndarray) -> _Coded:
-    _, ca, cb = _ids(canon_a, canon_b)
-    pixels, pa, pb = _run_ids(list(map(_pix, ia_idx)), list(map(_pix, ib_idx)))
-    loops, la, lb = _run_ids(list(map(_loop, ia_idx)), list(map(_loop, ib_idx)))
+def _encode(sa: _Side, sb: _Side, oa: np.ndarray, ob: np.ndarray, pixels: dict, loops: dict) -> _Coded:
     n_occ = int(max(oa.max(initial=0), ob.max(initial=0))) + 1
     n_pix, n_loop = len(pixels) or 1, len(loops) or 1
-    if (max(len(canon_a), len(canon_b)) + 1) * n_pix * n_loop * n_occ >= 2**62:
+    n_canon = int(max(sa.canon.max(initial=0), sb.canon.max(initial=0))) + 1
+    if n_canon * n_pix * n_loop * n_occ >= 2**62:
         raise OverflowError("too many distinct keys to encode")  # 4e18 keys: not a real trace
 
-    def code(c, p, lo, o):
-        return ((c * n_pix + p) * n_loop + lo) * n_occ + o
+    def code(s: _Side, o):
+        return ((s.canon * n_pix + s.pixel) * n_loop + s.loop) * n_occ + o
 
-    return _Coded(code(ca, pa, la, oa), code(cb, pb, lb, ob), n_occ, ca, cb, la, loops, pixels)
+    return _Coded(code(sa, oa), code(sb, ob), n_occ, sa.canon, sb.canon, sa.loop, loops, pixels)
 
 
 def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
@@ -182,29 +166,31 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     pixel_map_a / pixel_map_b: optional {pixel: pixel} renames applied before matching (used
     when the caller forces a diff of traces of different pixels, or one side has no header).
     """
-    canon_a = canonical_names(a.records, spec, "a")
-    canon_b = canonical_names(b.records, spec, "b")
-    idx_a, idx_b = _indices(a.records, pixel_map_a), _indices(b.records, pixel_map_b)
-    oa, ob = _occurrences(idx_a), _occurrences(idx_b)
-    k = _encode(canon_a, canon_b, idx_a, idx_b, oa, ob)
+    canon_ids: dict[str, int] = {}
+    pixels: dict = {}
+    loops: dict = {}
+    sa = _side(a.columns(), spec, "a", pixel_map_a, canon_ids, pixels, loops)
+    sb = _side(b.columns(), spec, "b", pixel_map_b, canon_ids, pixels, loops)
+    k = _encode(sa, sb, sa.occ, sb.occ, pixels, loops)
     if _has_duplicates(k.code_a) or _has_duplicates(k.code_b):
-        oa = np.asarray(_renumbered(canon_a, idx_a), dtype=np.int64)
-        ob = np.asarray(_renumbered(canon_b, idx_b), dtype=np.int64)
-        k = _encode(canon_a, canon_b, idx_a, idx_b, oa, ob)
+        k = _encode(sa, sb, _renumbered(k.code_a // k.n_occ), _renumbered(k.code_b // k.n_occ), pixels, loops)
+    canon_names = np.array(list(canon_ids), dtype=object)
+    canon_a = tuple(canon_names[sa.canon].tolist()) if len(sa.canon) else ()
+    canon_b = tuple(canon_names[sb.canon].tolist()) if len(sb.canon) else ()
     _, ia, ib = np.intersect1d(k.code_a, k.code_b, assume_unique=True, return_indices=True)
     matched_a = np.zeros(len(canon_a), dtype=bool)
     matched_b = np.zeros(len(canon_b), dtype=bool)
     matched_a[ia] = True
     matched_b[ib] = True
-    counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, idx_a)
+    counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, sa)
     order = np.argsort(ia, kind="stable")
     ia, ib = ia[order], ib[order]
     groups = _group(k, canon_a, ia, ib)
     return Alignment(groups, tuple(np.flatnonzero(~matched_a).tolist()),
-                     tuple(np.flatnonzero(~matched_b).tolist()), tuple(canon_a), tuple(canon_b), counts)
+                     tuple(np.flatnonzero(~matched_b).tolist()), canon_a, canon_b, counts)
 
 
-def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, idx_a):
+def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, sa: _Side):
     """Occurrence n of a per-subpixel tap is subpixel n only if both sides printed the same
     number of subpixel blocks; a (tap, pixel, loop) slot printed a different number of times is
     therefore not paired at all (its records become unmatched) and reported.
@@ -228,7 +214,8 @@ def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, idx
     out = []
     for s, n_a, n_b in zip(both.tolist(), na[ja].tolist(), nb[jb].tolist()):
         i = first_a[s]
-        out.append(CountMismatch(canon_a[i], idx_a[i].pixel, idx_a[i].loop, n_a, n_b))
+        pixel, loop = sa.contexts[sa.context[i]]
+        out.append(CountMismatch(canon_a[i], pixel, loop, n_a, n_b))
     out.sort(key=lambda c: (c.tap, str(c.pixel), c.loop))
     return tuple(out), ia[~drop], ib[~drop]
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from itertools import chain
-from operator import attrgetter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +24,6 @@ from nbtrace.align import TapGroup
 from nbtrace.model import Trace
 from nbtrace.results import TapVerdict, index_text
 
-_sigdigits = attrgetter("sigdigits")
-_values = attrgetter("values")
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 # A float32 pipeline accumulates a few ULPs per operation; beyond this it is not noise.
 FLOAT32_NOISE = 32 * FLOAT32_EPS
@@ -138,16 +134,12 @@ class TraceColumns:
     """
 
     def __init__(self, trace: Trace):
-        recs = trace.records
-        n = len(recs)
-        self.arity = np.fromiter(map(len, map(_values, recs)), dtype=np.int64, count=n)
-        self.offsets = np.zeros(n, dtype=np.int64)
-        if n:
-            np.cumsum(self.arity[:-1], out=self.offsets[1:])
-        total = int(self.arity.sum())
-        self.values = np.fromiter(chain.from_iterable(map(_values, recs)), dtype=np.float64, count=total)
+        cols = trace.columns()
+        self.arity = cols.arity
+        self.offsets = cols.offsets[:-1]
+        self.values = cols.values
         self.format_digits = trace.meta.get("format_digits") or {}
-        self.sig = np.fromiter(map(_sigdigits, recs), dtype=np.int64, count=n)
+        self.sig = cols.sigdigits
 
     def digits(self, positions: np.ndarray, dialect: str) -> np.ndarray:
         """Printed digits of these records, all printed in ``dialect`` (a tap's records are)."""

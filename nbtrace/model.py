@@ -192,8 +192,8 @@ class LazyRecords(Sequence):
 
     Records that the columns cannot describe alone (text, labels, a matrix shape, a declared
     unit, a non-space dialect) are kept whole in ``extras`` {position: TapRecord}; all others
-    are space-form numeric taps of ``path``. Iterating the whole sequence builds (and keeps) the
-    full tuple, so old callers pay what they paid before, and only they pay it.
+    are space-form numeric taps of ``path``. Iterating builds records as it goes (stopping early
+    costs only what was read); ``materialize()`` builds and keeps the full tuple.
     """
 
     __slots__ = ("columns", "path", "extras", "_all")
@@ -233,7 +233,10 @@ class LazyRecords(Sequence):
         return self._all
 
     def __iter__(self):
-        return iter(self.materialize())
+        if self._all is not None:
+            return iter(self._all)
+        # lazily, so that a caller reading the setup block and stopping early pays for that only
+        return map(self._build, range(len(self)))
 
     def __eq__(self, other) -> bool:
         if isinstance(other, (tuple, list, LazyRecords)):
