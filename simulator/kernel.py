@@ -124,6 +124,14 @@ def _axpy(fd, fcomp, sd, scomp, offset, fnz: bool, snz: bool):
     return offset.expand_as(fd).clone() if out is None else out + offset
 
 
+def _subpixel_offset(idx: Tensor, oversample: int, sub: int, delta: float) -> Tensor:
+    """δ·(i·os + sub) + δ/2 (m); with os = 1 and sub = 0 the ×1 and +0 are exact no-ops."""
+    x = idx.to(torch.float64)
+    if oversample != 1 or sub != 0:
+        x = x * oversample + sub
+    return delta * x + delta / 2.0
+
+
 def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) -> Block:
     cfg, det, src = setup.cfg, setup.detector, setup.sources
     od = layer * det.thickstep
@@ -134,8 +142,8 @@ def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) ->
                                             edge_band=cfg.has("edge-geometry")).unbind(-1)
     else:
         delta = det.pixel / setup.oversample
-        fd = delta * (f_idx.to(torch.float64) * setup.oversample + sf) + delta / 2.0
-        sd = delta * (s_idx.to(torch.float64) * setup.oversample + ss) + delta / 2.0
+        fd = _subpixel_offset(f_idx, setup.oversample, sf, delta)
+        sd = _subpixel_offset(s_idx, setup.oversample, ss, delta)
     core = setup.core if setup.core is not None else _core
     pos, R, d, omega, q, keep, (h, k, l), latt = core(
         fd, sd, det.fdet, det.sdet, offset, pos_given, det.close_distance, src.incident, src.wavelength,
