@@ -96,23 +96,26 @@ def _write_out(out_dir: str, result, argv, inputs) -> None:
               help="The port computed in this dtype (float32 allows the precision class).")
 @click.option("--pixel", nargs=2, type=int, default=None, metavar="S F",
               help="Diff only this pixel (slow, fast) of multi-pixel traces.")
+@click.option("--prefix-a", default=None, metavar="PREFIX",
+              help="Read only A's taps with this prefix (e.g. TRACE_C), for a log holding two producers.")
+@click.option("--prefix-b", default=None, metavar="PREFIX",
+              help="Read only B's taps with this prefix (e.g. TRACE_PY); A and B may be the same file.")
 def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, atol, context_items,
-            dtype, pixel):
+            dtype, pixel, prefix_a, prefix_b):
     """Diff trace A (reference) against trace B (port) and name the root cause."""
     from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
+    from nbtrace.parse import read_traces
     from nbtrace.report import render
 
     if (rtol is None) != (atol is None):
         raise UsageError("--rtol and --atol go together", hint="give both, or neither")
-    # A short-lived process holding millions of record tuples: the cyclic GC would rescan them
-    # over and over while parsing and rendering (seconds per 1M lines) and has nothing to free.
+    # A short-lived process that builds millions of small objects while parsing: the cyclic GC
+    # would rescan them over and over and has nothing to free.
     gc.disable()
     context = parse_context(context_items)
     if dtype:
         context["dtype"] = dtype
-    a = read_trace(trace_a, dialect=dialect)
-    b = read_trace(trace_b, dialect=dialect)
+    a, b = read_traces(trace_a, trace_b, dialect=dialect, prefix_a=prefix_a, prefix_b=prefix_b)
     if pixel:
         a, b = select_pixel(a, tuple(pixel)), select_pixel(b, tuple(pixel))
     spec = _spec(spec_path, a, b)

@@ -20,7 +20,7 @@ import gc
 import io
 import os
 
-from nbtrace.errors import TraceError, UsageError
+from nbtrace.errors import NbtraceError, TraceError, UsageError
 from nbtrace.model import Trace
 from nbtrace.parse.jsonl import JsonlParser
 from nbtrace.parse.lines import LineParser
@@ -29,7 +29,10 @@ DIALECTS = ("auto", "space", "eq", "loop", "jsonl")
 _LINE_FORMS = "space (PREFIX: name v1 ...), eq (PREFIX:name=value), loop (PREFIX_PHI key=value ...)"
 _SNIFF_BYTES = 8192
 
-__all__ = ["DIALECTS", "read_trace", "parse_text"]
+# Below this (both files together) a worker process costs more than it saves.
+PARALLEL_MIN_BYTES = 4_000_000
+
+__all__ = ["DIALECTS", "read_trace", "read_traces", "parse_text"]
 
 
 def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> Trace:
@@ -49,6 +52,82 @@ def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> T
             where = f"{path}:{_first_undecodable_line(path)}" if os.path.isfile(path) else path
             raise TraceError("not UTF-8 text (undecodable bytes)", where,
                              "this looks binary or in another encoding; give the producer's text log") from None
+
+
+def read_traces(path_a, path_b, dialect: str | None = None, prefix_a: str | None = None,
+                prefix_b: str | None = None) -> tuple[Trace, Trace]:
+    """Both sides of a diff, as ``read_trace`` reads each (errors of A are raised first).
+
+    Large regular files are parsed at the same time, B in a forked worker process (parsing is
+    CPU-bound Python, so two cores halve the wait); the worker sends back the trace's columns,
+    which pickle as a few numpy buffers. Anything unusual (no fork, small files, pipes, a worker
+    that dies) falls back to reading one after the other.
+    """
+    worker = _start_worker(path_b, dialect, prefix_b) if _worth_parallel(path_a, path_b) else None
+    if worker is None:
+        return read_trace(path_a, dialect, prefix_a), read_trace(path_b, dialect, prefix_b)
+    proc, conn = worker
+    try:
+        a = read_trace(path_a, dialect, prefix_a)
+        b = _worker_result(proc, conn)
+    finally:
+        conn.close()
+        if proc.is_alive():
+            proc.terminate()  # only when A failed: B's result is no longer wanted
+        proc.join()
+    if b is None:  # the worker died without an answer (killed, out of memory): do it here
+        b = read_trace(path_b, dialect, prefix_b)
+    return a, b
+
+
+def _worth_parallel(path_a, path_b) -> bool:
+    try:
+        sizes = [os.stat(p) for p in (path_a, path_b)]
+    except (OSError, TypeError, ValueError):
+        return False
+    import stat
+
+    if not all(stat.S_ISREG(st.st_mode) for st in sizes):
+        return False
+    return sum(st.st_size for st in sizes) >= PARALLEL_MIN_BYTES
+
+
+def _start_worker(path, dialect, prefix):
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(send, os.fspath(path), dialect, prefix), daemon=True)
+        proc.start()
+    except (ValueError, OSError):
+        return None
+    send.close()
+    return proc, recv
+
+
+def _worker(conn, path, dialect, prefix) -> None:
+    try:
+        result = ("ok", read_trace(path, dialect, prefix))
+    except NbtraceError as exc:  # re-raised in the parent with its what / where / hint intact
+        result = ("error", type(exc), exc.what, exc.where, exc.hint)
+    except BaseException:  # a bug: the parent reads B itself and shows the real traceback
+        result = ("crash",)
+    conn.send(result)
+    conn.close()
+
+
+def _worker_result(proc, conn) -> Trace | None:
+    try:
+        result = conn.recv()
+    except (EOFError, OSError):
+        return None
+    if result[0] == "ok":
+        return result[1]
+    if result[0] == "error":
+        _, cls, what, where, hint = result
+        raise cls(what, where, hint)
+    return None
 
 
 def parse_text(text: str, path: str = "<string>", dialect: str | None = None,

@@ -450,7 +450,8 @@ class LineParser:
                 f"the file mixes two tap prefixes, {a.prefix} ({a.lines} taps) and {b.prefix} "
                 f"({b.lines} taps, the first here)", f"{self.path}:{first_b}",
                 f"split the log per producer (grep '^{a.prefix}[:_ ]'), or select one with "
-                f"prefix={a.prefix!r} (Python) / --prefix {a.prefix} (nbtrace taps init)")
+                f"prefix={a.prefix!r} (Python) / --prefix-a and --prefix-b, one of {a.prefix}, {b.prefix} each "
+                f"(nbtrace diff) / --prefix {a.prefix} (nbtrace taps init)")
         return ranked[0]
 
     def _nothing_found(self, tried: str) -> TraceError:

@@ -192,3 +192,44 @@ def test_bad_spec_yaml_names_file_line_col(capsys, monkeypatch, tmp_path):
 def test_diff_command_does_not_import_torch():
     code = "import nbtrace.cli.diff, nbtrace.diff, nbtrace.report.console, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def _combined_log(tmp_path: Path) -> Path:
+    """One log holding both producers' taps, as a single run printing TRACE_C and TRACE_PY does."""
+    a = (CLI / "a.log").read_text().splitlines()
+    b = (CLI / "b.log").read_text().splitlines()
+    header = a[0]
+    lines = [header] + [x for pair in zip(a[1:], b[1:]) for x in pair] + b[len(a):]
+    path = tmp_path / "both.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_prefix_a_b_diff_one_log_holding_both_producers(tmp_path, capsys, monkeypatch):
+    log = _combined_log(tmp_path)
+    code, out, err = run([log, log, "--prefix-a", "TRACE_C", "--prefix-b", "TRACE_PY", "--format", "json"],
+                         capsys, monkeypatch)
+    both = json.loads(out)
+    code2, out2, _ = run([CLI / "a.log", CLI / "b.log", "--format", "json"], capsys, monkeypatch)
+    separate = json.loads(out2)
+    assert (code, err) == (1, "")
+    assert both["root_cause"] == separate["root_cause"] and both["root_cause"]["tap"] == "q_vec"
+    for key in ("verdict", "headline", "counts", "only_a", "only_b"):
+        assert both[key] == separate[key], key
+
+
+def test_one_log_without_prefixes_names_the_options(tmp_path, capsys, monkeypatch):
+    log = _combined_log(tmp_path)
+    code, out, err = run([log, log], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "mixes two tap prefixes" in err and "--prefix-a and --prefix-b, one of TRACE_PY, TRACE_C" in err
+    assert "both.log:" in err
+
+
+def test_unknown_prefix_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    log = _combined_log(tmp_path)
+    code, out, err = run([log, log, "--prefix-a", "TRACE_C", "--prefix-b", "TRACE_X"], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [err.strip()]
+    assert "no taps with prefix 'TRACE_X'" in err and "TRACE_C, TRACE_PY" in err

@@ -1,0 +1,104 @@
+"""The columnar trace: LazyRecords builds exactly the records a list of TapRecords would hold,
+Trace.columns() agrees between parsed and hand-built traces, and read_traces (B parsed in a
+worker process) returns what two read_trace calls return, errors included."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nbtrace.parse as parse_mod
+from nbtrace.errors import TraceError
+from nbtrace.model import LazyRecords, RecordColumns, Trace
+from nbtrace.parse import parse_text, read_trace, read_traces
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+WILD_C = DATA / "wild" / "at002_c_trace_pixel_64_79.log"
+WILD_PY = DATA / "wild" / "at002_py_trace_pixel_64_79.log"
+
+MIXED = """\
+TRACE_C:detector_convention=MOSFLM
+TRACE_C:Rx=[1 0 0; 0 1 0; 0 0 1]
+TRACE_CONFIG: tracing pixel (spixel=2, fpixel=3)
+TRACE_C: pix0_vector_meters 0.5 0.01285 -0.01285
+TRACE_C: hkl_rounded 0 1 1
+TRACE_C: F_latt 1.0D+00
+TRACE_C_PHI phi_tic=1 k_frac=1.5 F_latt=2.25
+TRACE_C: pix0_vector_meters 0.5 0.01285 -0.012850
+TRACE_C: steps -inf
+"""
+
+
+def test_lazy_records_build_the_same_records_in_every_access_pattern():
+    t = parse_text(MIXED)
+    recs = t.records
+    assert isinstance(recs, LazyRecords) and len(recs) == 9
+    listed = list(recs)
+    assert [r.name for r in listed] == ["detector_convention", "Rx", "pix0_vector_meters", "hkl_rounded",
+                                        "F_latt", "k_frac", "F_latt", "pix0_vector_meters", "steps"]
+    assert recs[-1] == listed[8] and recs[2:4] == tuple(listed[2:4])
+    assert recs == tuple(listed) and recs.materialize() == tuple(listed)
+    assert (recs + ()) == tuple(listed) and isinstance(recs + (), tuple)
+    with pytest.raises(IndexError):
+        recs[9]
+    second = recs[7]
+    assert second.index.occurrence == 1 and second.index.pixel == (2, 3) and second.sigdigits == 5
+    assert second.loc.line == 8 and second.dialect == "space" and second.kind == "number"
+    assert recs[3].kind == "int" and recs[3].sigdigits == 17 and recs[3].values == (0.0, 1.0, 1.0)
+    assert recs[1].kind == "matrix" and recs[1].shape == (3, 3)
+    assert recs[6].dialect == "loop" and recs[6].index.loop == (("phi_tic", 1),) and recs[6].values == (2.25,)
+    assert recs[4].dialect == "space" and recs[4].values == (1.0,) and recs[4].index.occurrence == 0
+    assert recs[8].kind == "number" and recs[8].values == (-math.inf,) and recs[8].sigdigits == 17
+
+
+def test_columns_of_a_parsed_trace_equal_columns_built_from_its_records():
+    t = read_trace(WILD_C)
+    plain = replace(t, records=tuple(t.records))
+    got, want = t.columns(), plain.columns()
+    assert isinstance(want, RecordColumns) and want is plain.columns()  # built once, then cached
+    for field in ("occurrence", "line", "offsets", "sigdigits", "kind"):
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+    assert np.array_equal(got.values, want.values, equal_nan=True)
+    assert [got.names[i] for i in got.name] == [want.names[i] for i in want.name]
+    assert [got.contexts[i] for i in got.context] == [want.contexts[i] for i in want.context]
+    assert t.names() == plain.names()
+
+
+def test_format_digits_and_dialect_counts_come_from_the_columns():
+    t = parse_text(MIXED)
+    assert t.meta["dialects"] == {"eq": 2, "space": 5, "loop": 2}
+    assert t.meta["format_digits"] == {"space": 5, "loop": 3}  # "0.012850"; "2.25"
+
+
+def _same_trace(x: Trace, y: Trace) -> None:
+    assert x.path == y.path and x.prefix == y.prefix and x.pixels == y.pixels
+    assert x.records == y.records and x.context == y.context and x.meta == y.meta
+
+
+@pytest.mark.parametrize("threshold", [0, 10**12], ids=["worker", "serial"])
+def test_read_traces_equals_two_read_trace_calls(threshold, monkeypatch):
+    monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", threshold)
+    a, b = read_traces(WILD_C, WILD_PY)
+    _same_trace(a, read_trace(WILD_C))
+    _same_trace(b, read_trace(WILD_PY))
+
+
+def test_read_traces_worker_error_keeps_file_line_and_hint(tmp_path, monkeypatch):
+    monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", 0)
+    bad = tmp_path / "bad.log"
+    bad.write_text("TRACE_PY: R_distance_meters 0.5\nTRACE_PY: R_distance_meters abc\n")
+    with pytest.raises(TraceError) as exc:
+        read_traces(WILD_C, bad)
+    assert exc.value.where == f"{bad}:2" and "non-numeric value 'abc'" in exc.value.what
+    assert exc.value.hint
+
+
+def test_read_traces_error_of_a_comes_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", 0)
+    with pytest.raises(TraceError) as exc:
+        read_traces(tmp_path / "missing.log", tmp_path / "also_missing.log")
+    assert exc.value.where == str(tmp_path / "missing.log")
