@@ -56,7 +56,6 @@ class _Chunk:
     blocks: list = field(default_factory=list)      # list of ((t, ss, sf), {tap: (n, ...)})
     loops: dict = field(default_factory=dict)       # kind -> list of (label dict, {name: (n,)})
     scaling: dict = field(default_factory=dict)
-    I_first: np.ndarray | None = None
 
 
 class Recorder:
@@ -112,8 +111,6 @@ class _ChunkView:
 
     def block(self, t, ss, sf, setup, blk, F, omega, cap, I):
         first = t == 0 and ss == 0 and sf == 0
-        if first:
-            self.chunk.I_first = _np(I[self.rows], len(self.rows))
         if not (first or self.parent.all_blocks):
             return
         r, n = self.rows, len(self.rows)
@@ -168,7 +165,10 @@ class _ChunkView:
     def scaling(self, setup, I, cap, polar, omega, blk, v):
         r, n = self.rows, len(self.rows)
         cfg = setup.cfg
-        I_rep = self.chunk.I_first if cfg.has("trace-one-subpixel") else _np(I[r], n)
+        I_rep = _np(I[r], n)
+        if cfg.has("trace-one-subpixel"):
+            # incident 20: the trace tool accumulated one subpixel's share, not all oversample²
+            I_rep = I_rep / (setup.oversample * setup.oversample)
         vals = {
             "I_before_scaling": I_rep, "r_e_meters": math.sqrt(R_E_SQR), "r_e_sqr": R_E_SQR,
             "fluence_photons_per_m2": setup.fluence, "steps": setup.steps,

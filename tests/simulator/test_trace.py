@@ -47,9 +47,9 @@ def test_trace_layout_per_subpixel_and_setup_block(capsys):
     keys = [line.split("=", 1)[0][len("TRACE_PY:"):] for line in setup]
     assert keys[:4] == ["producer", "dtype", "argv", "structure_factors"]
     assert "TRACE_PY:oversample=2" in setup and "TRACE_PY:steps=4" in setup
-    # I_before_scaling holds the sum over all four subpixels: trace-one-subpixel shows a quarter-ish
+    # I_before_scaling holds the sum over all four subpixels: trace-one-subpixel shows one share
     _, bad, _ = run_cli(capsys, SMALL + ["-oversample", 2, "-trace_pixel", 20, 9, "--inject", "trace-one-subpixel"])
-    assert taps(bad)["I_before_scaling"][0][0] < t["I_before_scaling"][0][0]
+    assert taps(bad)["I_before_scaling"][0][0] == t["I_before_scaling"][0][0] / 4
     assert taps(bad)["I_pixel_final"] == t["I_pixel_final"]
 
 
