@@ -6,7 +6,6 @@ one line on stderr and exit code 2. The trace goes to stdout, everything else to
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys

@@ -8,7 +8,8 @@ recorder, when given, receives these very tensors; with ``recorder=None`` nothin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -18,7 +19,6 @@ from simulator import structure_factors as sf_mod
 from simulator.constants import R_E_SQR
 from simulator.lattice import LatticeFactor, lattice_factor
 from simulator.polarization import kahn_factor
-from simulator.vectors import dot, norm
 
 Tensor = torch.Tensor
 
@@ -207,7 +207,7 @@ class Kernel:
         return best
 
     def render(self, s_idx: Tensor, f_idx: Tensor) -> Tensor:
-        """Pixel values (photons, compute dtype) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
+        """Pixel values (photons, float64) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
         s, cfg = self.setup, self.setup.cfg
         rec = self.recorder.select(s_idx, f_idx) if self.recorder is not None else None
         P = s_idx.shape[0]
@@ -238,8 +238,9 @@ class Kernel:
                 if cutoff is not None:
                     use_tc &= _term_keys(blk.h.shape, nblocks, b, blk.h.device) < cutoff
             F = _f_cell(s, blk, use_tc)
-            Fl2 = blk.latt.total * blk.latt.total
-            term = Fl2 * (s.table.default_F ** 2 if s.table.grid is None else F * F)
+            # the C's order: F_cell²·F_latt·F_latt
+            F2 = s.table.default_F * s.table.default_F if s.table.grid is None else F * F
+            term = F2 * blk.latt.total * blk.latt.total
             if _slow_path(cfg):
                 I, polar = self._accumulate_sequential(I, polar, pol_src, term, blk, cap, omega)
             else:
@@ -252,6 +253,10 @@ class Kernel:
                 rec.block(t, ss, sf, self.setup, blk, F, omega, cap, I)
         if cutoff is not None:
             self.interp.on = False
+            if not self.interp.warned:
+                self.interp.warned = True
+                sys.stderr.write("nbsim: warning: a structure factor lookup is out of range for tricubic "
+                                 "interpolation; interpolation is off for the rest of the run (as in nanoBragg)\n")
         v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
         if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
             v = v * cap
