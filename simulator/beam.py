@@ -55,6 +55,8 @@ class Sources:
 
 def _normalized(v):
     n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    if n == 0.0:  # IEEE like the C: a zero vector (e.g. a "# comment" source line) gives NaN
+        return (math.nan, math.nan, math.nan)
     return (v[0] / n, v[1] / n, v[2] / n)
 
 
