@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import accumulate, chain, islice, repeat
+from operator import itemgetter
 from typing import Iterable
 
 from nbtrace.errors import TraceError
 import numpy as np
 
 from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace
-from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
+from nbtrace.parse.numbers import EXACT, _digits, digits_many, first_bad, is_int_token, parse_eq_value, record_digits
 
 FREE = "TRACE"  # free-text prefix of the C build and the earlier port
 HEADER = "TRACE_CONFIG"
@@ -28,6 +30,7 @@ INDEX_KEYS = frozenset({"source", "mos", "phi", "subpixel", "layer", "thick", "s
 LOOP_SUFFIX_KEYS = {"PHI": "phi_tic", "MOS": "mos_tic", "SOURCE": "source", "SRC": "source"}
 MIN_COMPETING = 3  # tap lines a second prefix needs before a file counts as mixing two producers
 FORMS = ("space", "eq", "loop")
+CHUNK = 2048  # lines per bulk attempt: large enough to amortise, small enough that a fallback is cheap
 
 _PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fast)\s*=\s*(-?\d+)")
 _PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
@@ -97,7 +100,21 @@ class LineParser:
 
     # ------------------------------------------------------------------ the streaming loop
     def feed(self, lines: Iterable[str]) -> None:
-        """Parse ``lines``; the space-form tap is the hot path (a 1M-line log must parse in seconds)."""
+        """Parse ``lines``, a chunk at a time: a chunk of nothing but clean space-form taps of one
+        known prefix and pixel headers (the bulk of a large log) is read with whole-chunk C-level
+        map/zip calls; any other chunk goes through the line-by-line reader, which handles
+        everything. Both give identical records, counts and errors."""
+        it = iter(lines)
+        bulk_ok = "space" in self.forms
+        while True:
+            chunk = list(islice(it, CHUNK))
+            if not chunk:
+                return
+            if not (bulk_ok and self._bulk(chunk)):
+                self._feed_lines(chunk)
+
+    def _feed_lines(self, lines: Iterable[str]) -> None:
+        """Parse ``lines`` one by one; the space-form tap is the hot path."""
         space_ok = "space" in self.forms
         name_ids = self.name_ids
         prefix_ok: dict[str, _Group | None] = {}
@@ -153,7 +170,19 @@ class LineParser:
                                 arity[name] = (nv, lineno)
                             elif seen[0] != nv:
                                 self._arity_problem(group, name, nv, seen, lineno)
-                            digits = max(map(_digits, toks)) if nv > 1 else _digits(toks[0])
+                            if nv == 1:
+                                # _digits inlined for the common plain decimal scalar (no call
+                                # per line); exponents, zeros and multi-value lines take _digits
+                                t = toks[0]
+                                d = t.lstrip("+-0.")
+                                if not d or "e" in d or "E" in d:
+                                    digits = _digits(t)
+                                elif "." in t:
+                                    digits = len(d) - ("." in d)
+                                else:
+                                    digits = 0
+                            else:
+                                digits = max(map(_digits, toks))
                             if digits:
                                 sk = digits * 8  # kind "number"
                             else:
@@ -174,6 +203,96 @@ class LineParser:
         self.counts["blank_lines"] += blank
         self.last_line = lineno
         self.last_raw = raw
+
+    # ------------------------------------------------------------------ the bulk path
+    def _bulk(self, chunk: list[str]) -> bool:
+        """Read a chunk of clean taps and headers in bulk; False (nothing changed) when the chunk
+        holds anything else, or anything that needs a per-line decision (a new prefix or name,
+        an arity change, a bad value, a repeated name within a pixel)."""
+        parts = list(map(str.split, chunk))
+        if not all(parts) or any(map(str.isspace, map(itemgetter(0), chunk))):
+            return False  # blank or indented lines
+        first = list(map(itemgetter(0), parts))
+        kinds = set(first)
+        kinds.discard(HEADER + ":")
+        if len(kinds) != 1:
+            return False
+        group = self.groups.get(next(iter(kinds))[:-1])
+        if group is None or group.prefix in (FREE, HEADER) or not group.name:
+            return False  # let the line reader meet a prefix first
+        is_tap = [f != HEADER + ":" for f in first]
+        taps = [p for p, t in zip(parts, is_tap) if t]
+        if not taps or min(map(len, taps)) < 3:
+            return False
+        names = list(map(itemgetter(1), taps))
+        tokens = list(map(itemgetter(slice(2, None)), taps))
+        nvs = list(map(len, tokens))
+        arity = group.arity
+        for name, nv in set(zip(names, nvs)):
+            seen = arity.get(name)
+            if seen is None or seen[0] != nv:
+                return False  # a new name (its first line is recorded) or an arity problem
+        flat = list(chain.from_iterable(tokens))
+        try:
+            values = list(map(float, flat))
+        except ValueError:
+            return False
+        pixels = self._bulk_pixels(chunk, is_tap)
+        if pixels is None:
+            return False
+        self._bulk_commit(group, chunk, is_tap, names, nvs, flat, values, pixels)
+        return True
+
+    def _bulk_pixels(self, chunk: list[str], is_tap: list[bool]):
+        """(start, end, pixel) of each run of taps between headers, or None if a header is not a
+        plain pixel header (the line reader then handles the chunk)."""
+        runs = []
+        pixel = self.pixel
+        start = 0
+        n_tap = 0
+        for i in [i for i, t in enumerate(is_tap) if not t]:
+            m = _PIXEL_CONFIG.search(chunk[i])
+            if m is None or _PIXEL_CONFIG_FS.search(chunk[i]):
+                return None
+            k = n_tap + (i - start)  # taps before this header
+            runs.append((n_tap, k, pixel))
+            pixel = (int(m.group(1)), int(m.group(2)))
+            n_tap, start = k, i + 1
+        runs.append((n_tap, n_tap + len(chunk) - start, pixel))
+        return runs
+
+    def _bulk_commit(self, group: _Group, chunk, is_tap, names, nvs, flat, values, runs) -> None:
+        lineno = self.last_line
+        for i, t in enumerate(is_tap):
+            if not t:
+                self._header(chunk[i].rstrip(), lineno + i + 1)
+        lines = [lineno + 1 + i for i, t in enumerate(is_tap) if t]
+        for a, b, pixel in runs:
+            if a == b:
+                continue
+            occ = group.occ_for(pixel, ())
+            seg = names[a:b]
+            ctx = self._ctx(pixel, ())
+            if not occ and len(set(seg)) == len(seg):
+                occ.update(zip(seg, repeat(1)))
+                group.occurrence.extend(repeat(0, len(seg)))
+            else:
+                out = []
+                for name in seg:
+                    n = occ.get(name, 0)
+                    occ[name] = n + 1
+                    out.append(n)
+                group.occurrence.extend(out)
+            group.ctx.extend(repeat(ctx, len(seg)))
+        group.name.extend(map(self.name_ids.__getitem__, names))
+        group.line.extend(lines)
+        base = len(group.vals)
+        group.vals.extend(values)
+        ends = list(accumulate(nvs, initial=base))[1:]
+        group.ends.extend(ends)
+        group.sk.extend(_bulk_sk(flat, nvs, ends, base))
+        self.last_line = lineno + len(chunk)
+        self.last_raw = chunk[-1]
 
     def _new_name(self, name: str) -> int:
         nid = self.name_ids[name] = len(self.name_list)
@@ -540,6 +659,21 @@ def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tup
             digits["space"] = max(digits.get("space", 0), int(sig.max()))
     dialects = {d: counts[d] for d in sorted(first, key=first.__getitem__)}
     return dialects, digits
+
+
+def _bulk_sk(flat: list[str], nvs: list[int], ends: list[int], base: int) -> list[int]:
+    """sigdigits * 8 + kind of each record, from its tokens (the rule of the line reader)."""
+    digits = digits_many(flat)
+    if max(nvs) == 1:
+        per = digits
+    else:
+        per = np.maximum.reduceat(digits, np.asarray(ends, dtype=np.int64) - base - np.asarray(nvs))
+    out = (per * 8).tolist()
+    if not per.all():
+        for i in np.flatnonzero(per == 0).tolist():
+            toks = flat[ends[i] - base - nvs[i]:ends[i] - base]
+            out[i] = EXACT * 8 + (1 if all(map(is_int_token, toks)) else 0)
+    return out
 
 
 def _is_index_key(key: str) -> bool:

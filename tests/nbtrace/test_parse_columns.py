@@ -102,3 +102,52 @@ def test_read_traces_error_of_a_comes_first(tmp_path, monkeypatch):
     with pytest.raises(TraceError) as exc:
         read_traces(tmp_path / "missing.log", tmp_path / "also_missing.log")
     assert exc.value.where == str(tmp_path / "missing.log")
+
+
+def test_digits_many_follows_the_per_token_rule():
+    from nbtrace.parse.numbers import _digits, digits_many
+
+    tokens = ["0.002825", "1.000e+02", "7", "-7", "inf", "-nan", "0.000", "0e0", "-0", "1e5", "1.5E-05",
+              "-.5", "+0.00120", "0.0", "12.5", "1_000.5", "100", ".000", "-0.000e+00", "Infinity",
+              "5.0999999999999996", "1.0000000000000000e-10", "٣.٥"]
+    assert digits_many(tokens).tolist() == [_digits(t) for t in tokens]
+    assert digits_many(tokens[:-1]).tolist() == [_digits(t) for t in tokens[:-1]]  # the numpy path
+
+
+def _chunked_log(n_pixels: int, subpixels: int = 2) -> str:
+    out = []
+    for p in range(n_pixels):
+        out.append(f"TRACE_CONFIG: tracing pixel (spixel={p}, fpixel={2 * p})")
+        for sub in range(subpixels):  # subpixel blocks: occurrences 0, 1, ...
+            out.append(f"TRACE_C: pixel_pos_meters {0.1 + p:.17g} {1e-5 * p:.6e} -0.{p:03d}")
+            out.append(f"TRACE_C: hkl_rounded {p} -1 {sub}")
+        out.append(f"TRACE_C: I_pixel_final {p * 1.5:g}")
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("subpixels", [1, 2])
+def test_bulk_chunks_give_the_records_the_line_reader_gives(subpixels, monkeypatch):
+    import nbtrace.parse.lines as lines_mod
+
+    text = _chunked_log(1000, subpixels)  # > 2 chunks of 2048 lines
+    bulk_calls = []
+    real_bulk = lines_mod.LineParser._bulk
+    monkeypatch.setattr(lines_mod.LineParser, "_bulk",
+                        lambda self, chunk: bulk_calls.append(real_bulk(self, chunk)) or bulk_calls[-1])
+    bulk = parse_text(text)
+    assert bulk_calls.count(True) >= 1  # the chunks after the first were read in bulk
+    monkeypatch.setattr(lines_mod.LineParser, "_bulk", lambda self, chunk: False)
+    by_line = parse_text(text)
+    _same_trace(bulk, by_line)
+    assert bulk.records[-1].index == by_line.records[-1].index
+    assert bulk.records[1].kind == "int" and bulk.records[-1].index.occurrence == 0
+    if subpixels == 2:
+        assert bulk.records[3].index.occurrence == 1
+
+
+def test_bulk_chunk_with_a_bad_value_reports_its_line():
+    text = _chunked_log(700).splitlines()
+    text[3000] = "TRACE_C: hkl_rounded 1 x 2"
+    with pytest.raises(TraceError) as exc:
+        parse_text("\n".join(text) + "\n", path="big.log")
+    assert exc.value.where == "big.log:3001" and "'x'" in exc.value.what
