@@ -3,10 +3,10 @@
     python benchmarks/diff_throughput.py [--lines 1000000] [--tracemalloc] [--profile]
 
 Writes a reference and a port trace (many pixels x the per-pixel chain of the C build, values
-%.17g; the port has hkl_frac x1e10 at every pixel) into a temporary directory, then times
-parse + diff in-process, stage by stage, and the CLI end to end in a fresh process. Prints wall
-times and peak memory (ru_maxrss of each process; tracemalloc peak with --tracemalloc, which
-slows the run, so it is measured in a separate pass).
+%.17g; the port has hkl_frac x1e10 at every pixel) into a temporary directory, then times each
+stage in-process (wall and CPU: the machine may be shared, so CPU seconds are the steadier
+figure) and the CLI end to end in fresh processes. Prints peak memory (ru_maxrss of the parent
+and of the parse worker; tracemalloc peak with --tracemalloc, measured in a separate pass).
 """
 
 from __future__ import annotations
@@ -62,97 +62,107 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def in_process(a_path: str, b_path: str) -> dict[str, float]:
+class Clock:
+    """Wall and CPU seconds of a stage (CPU of this process only; the machine may be shared)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __str__(self) -> str:
+        return f"{time.perf_counter() - self.wall:.2f} s wall / {time.process_time() - self.cpu:.2f} s CPU"
+
+
+def stages(a_path: str, b_path: str) -> tuple[str, object]:
+    """Each stage timed on its own, as the CLI runs them (GC off)."""
+    from nbtrace.align import align
     from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
+    from nbtrace.parse import read_trace, read_traces
     from nbtrace.report import render
     from nbtrace.spec import spec_for
 
-    t = {}
-    t0 = time.perf_counter()
+    out = []
+    c = Clock()
     a = read_trace(a_path)
-    b = read_trace(b_path)
-    t["parse"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    out.append(f"  parse A alone                 {c}")
+    c = Clock()
+    a, b = read_traces(a_path, b_path)
+    out.append(f"  parse A and B (read_traces)   {c}  (B in a worker process)")
     spec = spec_for(a, b)
-    result = diff_traces(a, b, spec)
-    t["diff"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    render(result, "json")
-    t["report"] = time.perf_counter() - t2
-    t["total"] = time.perf_counter() - t0
-    t["records"] = len(a.records) + len(b.records)
-    t["root"] = result.root_cause.tap if result.root_cause else None
-    return t
-
-
-def diff_only_stages(a_path: str, b_path: str) -> dict[str, float]:
-    """align / compare+localize split, on already parsed traces."""
-    from nbtrace.align import align
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import spec_for
-
-    a, b = read_trace(a_path), read_trace(b_path)
-    spec = spec_for(a, b)
-    t0 = time.perf_counter()
+    c = Clock()
     align(a, b, spec)
-    t_align = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    diff_traces(a, b, spec)
-    return {"align": t_align, "diff_traces": time.perf_counter() - t1}
+    out.append(f"  align                         {c}")
+    c = Clock()
+    result = diff_traces(a, b, spec)
+    out.append(f"  diff (align+compare+localize) {c}")
+    c = Clock()
+    render(result, "json")
+    render(result, "console")
+    out.append(f"  report (json + console)       {c}")
+    return "\n".join(out), result
 
 
-def via_cli(a_path: str, b_path: str) -> tuple[float, int, float]:
+def via_cli(a_path: str, b_path: str) -> tuple[float, float, int, float]:
+    """Wall seconds, CPU seconds (this process and its children), exit code, peak RSS (MB)."""
     code = ("import resource, sys\n"
             "from nbtrace.cli import main\n"
             "try:\n    main(['diff', sys.argv[1], sys.argv[2], '--format', 'json'])\n"
             "except SystemExit as e:\n    rc = e.code\n"
-            "sys.stderr.write(f'RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}\\n')\n"
+            "peak = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+            "sys.stderr.write(f'RSS {peak / 1024.0}\\n')\n"
             "sys.exit(rc)\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, a_path, b_path], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     rss = float(proc.stderr.strip().rsplit("RSS ", 1)[-1]) if "RSS " in proc.stderr else float("nan")
-    return wall, proc.returncode, rss
+    return wall, cpu, proc.returncode, rss
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines per trace")
+    ap.add_argument("--runs", type=int, default=3, help="CLI runs (the best and the median are printed)")
     ap.add_argument("--tracemalloc", action="store_true", help="also measure the Python heap peak")
-    ap.add_argument("--profile", action="store_true", help="print the top of a cProfile of the diff")
+    ap.add_argument("--profile", action="store_true", help="print the top of a cProfile of parse + diff")
     args = ap.parse_args()
+    import gc
+
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         a_path, b_path = write_traces(d, args.lines)
         size = os.path.getsize(a_path) / 1e6
         n = sum(1 for _ in open(a_path))
-        print(f"generated 2 traces of {n} lines ({size:.0f} MB each) in {time.perf_counter() - t0:.1f} s")
-        t = in_process(a_path, b_path)
-        print(f"in-process, default GC: parse {t['parse']:.2f} s, diff {t['diff']:.2f} s, "
-              f"json report {t['report']:.2f} s, total {t['total']:.2f} s")
-        import gc
-
+        print(f"generated 2 traces of {n} lines ({size:.0f} MB each) in {time.perf_counter() - t0:.1f} s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         gc.disable()  # as the CLI does
-        t = in_process(a_path, b_path)
+        text, result = stages(a_path, b_path)
         gc.enable()
-        print(f"in-process, GC off (as the CLI): parse {t['parse']:.2f} s, diff {t['diff']:.2f} s, json report {t['report']:.2f} s, "
-              f"total {t['total']:.2f} s for {t['records']} records; root cause: {t['root']}")
-        print(f"in-process peak RSS: {peak_rss_mb():.0f} MB")
-        s = diff_only_stages(a_path, b_path)
-        print(f"stages on parsed traces: align {s['align']:.2f} s; align+compare+localize {s['diff_traces']:.2f} s")
-        wall, rc, rss = via_cli(a_path, b_path)
-        print(f"CLI `nbtrace diff A B --format json`: {wall:.2f} s wall (exit {rc}), peak RSS {rss:.0f} MB")
+        print("in-process stages (GC off, as the CLI):")
+        print(text)
+        print(f"  root cause: {result.root_cause.tap if result.root_cause else None}; "
+              f"peak RSS of this process so far {peak_rss_mb():.0f} MB")
+        runs = sorted(via_cli(a_path, b_path) for _ in range(args.runs))
+        best, median = runs[0], runs[len(runs) // 2]
+        print(f"CLI `nbtrace diff A B --format json` (fresh process, {args.runs} runs): best {best[0]:.2f} s wall "
+              f"({best[1]:.2f} s CPU incl. the worker), median {median[0]:.2f} s; exit {best[2]}; "
+              f"peak RSS {max(r[3] for r in runs):.0f} MB (largest of parent and worker); goal <= 2 s wall")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
         if args.tracemalloc:
             import tracemalloc
 
+            from nbtrace.diff import diff_traces
+            from nbtrace.parse import read_traces
+            from nbtrace.spec import spec_for
+
             tracemalloc.start()
-            in_process(a_path, b_path)
+            a, b = read_traces(a_path, b_path)
+            diff_traces(a, b, spec_for(a, b))
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            print(f"tracemalloc peak (Python heap, parse+diff): {peak / 1e6:.0f} MB")
+            print(f"tracemalloc peak (Python heap of the parent, parse+diff): {peak / 1e6:.0f} MB")
         if args.profile:
             import cProfile
             import pstats
@@ -161,13 +171,12 @@ def main() -> None:
             from nbtrace.parse import read_trace
             from nbtrace.spec import spec_for
 
-            a, b = read_trace(a_path), read_trace(b_path)
-            spec = spec_for(a, b)
             pr = cProfile.Profile()
             pr.enable()
-            diff_traces(a, b, spec)
+            a, b = read_trace(a_path), read_trace(b_path)
+            diff_traces(a, b, spec_for(a, b))
             pr.disable()
-            pstats.Stats(pr).sort_stats("cumulative").print_stats(15)
+            pstats.Stats(pr).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

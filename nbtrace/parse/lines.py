@@ -13,6 +13,7 @@ taps), so records are kept per prefix group and problems found on a group's line
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
 from itertools import accumulate, chain, islice, repeat
 from operator import itemgetter
@@ -52,13 +53,14 @@ class _Group:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.name: list[int] = []  # name code per record
-        self.ctx: list[int] = []  # (pixel, loop) code per record
-        self.occurrence: list[int] = []
-        self.line: list[int] = []
-        self.ends: list[int] = []  # end offset of each record's components in vals
-        self.sk: list[int] = []  # sigdigits * 8 + kind code
-        self.vals: list[float] = []
+        # typed arrays, not lists: 8 bytes an entry instead of a pointer plus an int object
+        self.name = array("q")  # name code per record
+        self.ctx = array("q")  # (pixel, loop) code per record
+        self.occurrence = array("q")
+        self.line = array("q")
+        self.ends = array("q")  # end offset of each record's components in vals
+        self.sk = array("q")  # sigdigits * 8 + kind code
+        self.vals = array("d")
         self.extras: dict[int, TapRecord] = {}  # position -> record not described by the columns
         self.occ: dict[tuple, dict[str, int]] = {}  # (pixel, loop) -> name -> records so far
         self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
@@ -126,7 +128,7 @@ class LineParser:
         cur_group = cur_pixel = None
         occ: dict[str, int] = {}
         arity: dict[str, tuple[int, int]] = {}
-        vals: list[float] = []
+        vals = array("d")
         ctx = 0
         pixel = self.pixel
         for raw in lines:
@@ -625,15 +627,15 @@ class LineParser:
                      dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
 
     def _columns(self, g: _Group) -> RecordColumns:
-        def ints(xs):
-            return np.fromiter(xs, dtype=np.int64, count=len(xs))
+        def ints(xs: array) -> np.ndarray:
+            return np.array(xs, dtype=np.int64)  # one copy through the buffer protocol
 
         sk = ints(g.sk)
         offsets = np.zeros(len(g.ends) + 1, dtype=np.int64)
-        offsets[1:] = g.ends
+        offsets[1:] = ints(g.ends)
         return RecordColumns(tuple(self.name_list), ints(g.name), tuple(self.ctx_list), ints(g.ctx),
-                             ints(g.occurrence), ints(g.line), offsets,
-                             np.fromiter(g.vals, dtype=np.float64, count=len(g.vals)), sk >> 3, sk & 7)
+                             ints(g.occurrence), ints(g.line), offsets, np.array(g.vals, dtype=np.float64),
+                             sk >> 3, sk & 7)
 
 
 def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tuple[dict, dict]:

@@ -136,33 +136,36 @@ for _ch, _bits in (("+", 1 | 16), ("-", 1 | 16), ("0", 1), (".", 1 | 2 | 16), ("
 
 
 def digits_many(tokens: list[str]) -> np.ndarray:
-    """``_digits`` of every token at once (int array), by numpy over the joined bytes.
+    """``_digits`` of every token at once (int64 array), by numpy over the joined bytes.
 
-    The same character rule as ``_digits``: significant digits run from the first character
-    that is not one of ``+-0.`` to the exponent (or the end), less one for a point among them;
-    tokens with neither a point nor an exponent are exact (0); an all-zero mantissa counts its
-    printed digits. Non-ASCII tokens (float() accepts other scripts' digits) take ``_digits``.
+    For tokens that ``float()`` accepts (at most one point, in the mantissa). The same rule as
+    ``_digits``: significant digits run from the first character that is not one of ``+-0.`` to
+    the exponent (or the end), less one for a point among them; tokens with neither a point nor
+    an exponent are exact (0); an all-zero mantissa counts its printed digits (rare: per token).
+    Non-ASCII tokens (float() accepts other scripts' digits) all take ``_digits``.
     """
     text = " ".join(tokens)
     if not text.isascii() or not tokens or not all(tokens):
         return np.fromiter(map(_digits, tokens), dtype=np.int64, count=len(tokens))
-    cls = _CLASS[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    cls = _CLASS.take(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
     n = len(cls)
     pos = np.arange(n, dtype=np.int32)
     sep = np.flatnonzero(cls == 8).astype(np.int32)
     starts = np.concatenate(([0], sep + 1)).astype(np.int32)
     ends = np.concatenate((sep, [n])).astype(np.int32)
-    e_pos = np.minimum.reduceat(np.where(cls == 4, pos, _BIG), starts)
+
+    def first_where(mask):  # position of the first marked byte of each token, else _BIG
+        return np.minimum.reduceat(np.where(mask, pos, _BIG), starts)
+
+    e_pos = first_where(cls == 4)
     has_e = e_pos < ends
     mant_end = np.where(has_e, e_pos, ends)
-    is_dot = (cls & 2).astype(np.int32)
-    dots = np.concatenate(([0], np.cumsum(is_dot, dtype=np.int32)))
-    has_dot = dots[ends] > dots[starts]
-    first = np.minimum.reduceat(np.where(cls & 9, _BIG, pos), starts)
-    first = np.minimum(first, mant_end)  # no significant character before the exponent / end
+    dot = first_where(cls & 2)
+    has_dot = dot < ends
+    first = np.minimum(first_where((cls & 9) == 0), mant_end)  # first significant character
     region = mant_end - first
-    digits = region - (dots[mant_end] > dots[first])
-    signs = np.concatenate(([0], np.cumsum(cls >> 4, dtype=np.int32)))
-    zero = np.maximum(mant_end - starts - (signs[mant_end] - signs[starts]), 1)
-    digits = np.where(region > 0, digits, zero)
-    return np.where(has_e | has_dot, digits, 0).astype(np.int64)
+    digits = region - ((dot >= first) & (dot < mant_end))
+    out = np.where(has_e | has_dot, digits, 0).astype(np.int64)
+    for i in np.flatnonzero((region == 0) & (has_e | has_dot)).tolist():
+        out[i] = _zero_digits(tokens[i])
+    return out
