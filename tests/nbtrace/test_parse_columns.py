@@ -151,3 +151,28 @@ def test_bulk_chunk_with_a_bad_value_reports_its_line():
     with pytest.raises(TraceError) as exc:
         parse_text("\n".join(text) + "\n", path="big.log")
     assert exc.value.where == "big.log:3001" and "'x'" in exc.value.what
+
+
+LOGS = sorted(p for p in DATA.rglob("*.log") if p.stat().st_size < 2_000_000)
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: str(p.relative_to(DATA)))
+def test_every_shipped_log_reads_the_same_in_small_bulk_chunks(path, monkeypatch):
+    """Chunks of 8 lines send most of each log through the bulk reader (whatever it refuses goes
+    line by line): the trace, or the error, must be exactly the line reader's."""
+    import nbtrace.parse.lines as lines_mod
+
+    def read():
+        try:
+            return read_trace(path)
+        except TraceError as exc:
+            return exc.one_line()
+
+    monkeypatch.setattr(lines_mod, "CHUNK", 8)
+    bulk = read()
+    monkeypatch.setattr(lines_mod.LineParser, "_bulk", lambda self, chunk: False)
+    by_line = read()
+    if isinstance(by_line, str):
+        assert bulk == by_line
+    else:
+        _same_trace(bulk, by_line)
