@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import Counter
-from itertools import accumulate, chain, islice, repeat
+from itertools import accumulate, chain, compress, islice, repeat
 from operator import itemgetter
 from typing import Iterable
 
@@ -222,8 +222,8 @@ class LineParser:
         group = self.groups.get(next(iter(kinds))[:-1])
         if group is None or group.prefix in (FREE, HEADER) or not group.name:
             return False  # let the line reader meet a prefix first
-        is_tap = [f != HEADER + ":" for f in first]
-        taps = [p for p, t in zip(parts, is_tap) if t]
+        is_tap = list(map((HEADER + ":").__ne__, first))
+        taps = list(compress(parts, is_tap))
         if not taps or min(map(len, taps)) < 3:
             return False
         names = list(map(itemgetter(1), taps))
@@ -242,33 +242,34 @@ class LineParser:
         pixels = self._bulk_pixels(chunk, is_tap)
         if pixels is None:
             return False
-        self._bulk_commit(group, chunk, is_tap, names, nvs, flat, values, pixels)
+        self._bulk_commit(group, chunk, is_tap, names, nvs, flat, values, *pixels)
         return True
 
     def _bulk_pixels(self, chunk: list[str], is_tap: list[bool]):
-        """(start, end, pixel) of each run of taps between headers, or None if a header is not a
-        plain pixel header (the line reader then handles the chunk)."""
+        """(start, end, pixel) of each run of taps between headers and (position, pixel) of each
+        header, or None if a header is not a plain pixel header (the line reader handles those)."""
         runs = []
+        headers = []
         pixel = self.pixel
         start = 0
         n_tap = 0
         for i in [i for i, t in enumerate(is_tap) if not t]:
-            m = _PIXEL_CONFIG.search(chunk[i])
-            if m is None or _PIXEL_CONFIG_FS.search(chunk[i]):
+            m = _PIXEL_CONFIG.search(chunk[i])  # the pattern _header tries first
+            if m is None:
                 return None
             k = n_tap + (i - start)  # taps before this header
             runs.append((n_tap, k, pixel))
             pixel = (int(m.group(1)), int(m.group(2)))
+            headers.append((i, pixel))
             n_tap, start = k, i + 1
         runs.append((n_tap, n_tap + len(chunk) - start, pixel))
-        return runs
+        return runs, headers
 
-    def _bulk_commit(self, group: _Group, chunk, is_tap, names, nvs, flat, values, runs) -> None:
+    def _bulk_commit(self, group: _Group, chunk, is_tap, names, nvs, flat, values, runs, headers) -> None:
         lineno = self.last_line
-        for i, t in enumerate(is_tap):
-            if not t:
-                self._header(chunk[i].rstrip(), lineno + i + 1)
-        lines = [lineno + 1 + i for i, t in enumerate(is_tap) if t]
+        for i, (slow, fast) in headers:
+            self._set_pixel(slow, fast, lineno + i + 1)
+        lines = compress(range(lineno + 1, lineno + 1 + len(chunk)), is_tap)
         for a, b, pixel in runs:
             if a == b:
                 continue
@@ -292,7 +293,7 @@ class LineParser:
         group.vals.extend(values)
         ends = list(accumulate(nvs, initial=base))[1:]
         group.ends.extend(ends)
-        group.sk.extend(_bulk_sk(flat, nvs, ends, base))
+        group.sk.frombytes(_bulk_sk(flat, nvs, ends, base).tobytes())
         self.last_line = lineno + len(chunk)
         self.last_raw = chunk[-1]
 
@@ -663,14 +664,14 @@ def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tup
     return dialects, digits
 
 
-def _bulk_sk(flat: list[str], nvs: list[int], ends: list[int], base: int) -> list[int]:
+def _bulk_sk(flat: list[str], nvs: list[int], ends: list[int], base: int) -> np.ndarray:
     """sigdigits * 8 + kind of each record, from its tokens (the rule of the line reader)."""
     digits = digits_many(flat)
     if max(nvs) == 1:
         per = digits
     else:
         per = np.maximum.reduceat(digits, np.asarray(ends, dtype=np.int64) - base - np.asarray(nvs))
-    out = (per * 8).tolist()
+    out = per.astype(np.int64) * 8
     if not per.all():
         for i in np.flatnonzero(per == 0).tolist():
             toks = flat[ends[i] - base - nvs[i]:ends[i] - base]
