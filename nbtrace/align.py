@@ -177,17 +177,26 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     canon_names = np.array(list(canon_ids), dtype=object)
     canon_a = tuple(canon_names[sa.canon].tolist()) if len(sa.canon) else ()
     canon_b = tuple(canon_names[sb.canon].tolist()) if len(sb.canon) else ()
-    _, ia, ib = np.intersect1d(k.code_a, k.code_b, assume_unique=True, return_indices=True)
+    ia, ib = _matches(k.code_a, k.code_b)
     matched_a = np.zeros(len(canon_a), dtype=bool)
     matched_b = np.zeros(len(canon_b), dtype=bool)
     matched_a[ia] = True
     matched_b[ib] = True
     counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, sa)
-    order = np.argsort(ia, kind="stable")
-    ia, ib = ia[order], ib[order]
     groups = _group(k, canon_a, ia, ib)
     return Alignment(groups, tuple(np.flatnonzero(~matched_a).tolist()),
                      tuple(np.flatnonzero(~matched_b).tolist()), canon_a, canon_b, counts)
+
+
+def _matches(code_a: np.ndarray, code_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (ia, ib) of equal codes (each side's codes are unique), ia ascending."""
+    if np.array_equal(code_a, code_b):
+        # both sides printed the same taps in the same order (the usual case): no sort needed
+        ia = np.arange(len(code_a), dtype=np.int64)
+        return ia, ia.copy()
+    _, ia, ib = np.intersect1d(code_a, code_b, assume_unique=True, return_indices=True)
+    order = np.argsort(ia, kind="stable")
+    return ia[order], ib[order]
 
 
 def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, sa: _Side):
