@@ -242,6 +242,13 @@ def _neg_seed(name):
     return lambda a, kw, flag: kw.__setitem__(name, -a.int_(flag))
 
 
+def _energy(a, kw, flag):
+    e = a.num(flag)
+    if not e > 0:
+        raise UsageError(f"-energy must be > 0 eV, got {e:g}", hint="e.g. -energy 12398.42 for 1 Å")
+    kw["lambda0"] = (HC_EV_ANGSTROM / e) / 1e10
+
+
 def _polar(a, kw, flag):
     _set(kw, polar=a.num(flag), polar_given=True)
 
@@ -261,7 +268,7 @@ FLAGS = {
     "-tophat_xtal": _shape("tophat"), "-tophat_spots": _shape("tophat"), "-binary_spots": _shape("tophat"),
     "-fudge": _num("fudge"),
     "-lambda": _num("lambda0", lambda x: x / 1e10), "-wave": _num("lambda0", lambda x: x / 1e10),
-    "-energy": _num("lambda0", lambda e: (HC_EV_ANGSTROM / e) / 1e10),
+    "-energy": _energy,
     "-dispersion": _num("dispersion", lambda x: x / 100.0), "-dispsteps": _int("dispsteps"),
     "-divergence": _both("hdivrange", "vdivrange", _mm), "-hdivrange": _num("hdivrange", _mm),
     "-vdivrange": _num("vdivrange", _mm), "-hdivstep": _num("hdivstep", _mm), "-vdivstep": _num("vdivstep", _mm),
@@ -317,6 +324,16 @@ FLAGS = {
 }
 
 
+def _check_positive(kw: dict) -> None:
+    """Values the geometry divides by: the C would print inf/NaN or hang; we refuse them."""
+    for name, flag in (("pixel", "-pixel"), ("lambda0", "-lambda"), ("distance", "-distance")):
+        if name in kw and not kw[name] > 0:
+            raise UsageError(f"{flag} must be > 0", hint=f"give a positive {flag}")
+    if "cell" in kw and not kw["cell"][0] > 0:
+        raise UsageError("-cell needs a positive a (as nanoBragg, which exits when a = 0)",
+                         hint="e.g. -cell 100 100 100 90 90 90")
+
+
 def parse_args(argv: list[str]) -> SimConfig:
     """Flags → :class:`SimConfig`; raises UsageError on anything it cannot read."""
     # like the C, the default misset seed is the clock read before the flags are parsed
@@ -341,6 +358,7 @@ def parse_args(argv: list[str]) -> SimConfig:
 
         if not torch.cuda.is_available():
             raise UsageError(f"-device {device}: no CUDA device is available to torch", hint="use -device cpu")
+    _check_positive(kw)
     if kw.pop("misset_random", False):
         kw["misset"] = random_misset(kw["misset_seed"], Ran1())
     if kw.get("cell") is None and kw.get("mat_file") is None:

@@ -103,6 +103,11 @@ class Setup:
     static: object = None      # kernel.CoreStatic
 
 
+#: An auto-selected oversampling beyond this means a degenerate geometry (e.g. the detector
+#: plane through the sample); the C would run for ever, we stop with a clear error.
+MAX_AUTO_OVERSAMPLE = 256
+
+
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
     """§5.9: ceil(3·s_max/(λ0·D/pixel)), 1 when not positive."""
     sizes = [float(torch.sqrt((v * v).sum()).detach()) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
@@ -142,6 +147,9 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     else:
         table = sf_mod.default_table(cfg.default_F)
     rec = recommended_oversample(crystal, float(params.lambda0.detach()), float(det.distance.detach()), cfg.pixel)
+    if cfg.oversample <= 0 and rec > MAX_AUTO_OVERSAMPLE:
+        raise UsageError(f"auto-selected oversampling would be {rec} (distance {float(det.distance):g} m)",
+                         hint="check the detector geometry, or give -oversample explicitly")
     os_ = cfg.oversample if cfg.oversample > 0 else rec
     # incident 15: the normalisation used an oversampling 4× the one actually sampled
     os_steps = os_ * 4 if cfg.has("oversample-auto") else os_

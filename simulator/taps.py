@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nbtrace.errors import UsageError
 from simulator.constants import R_E_SQR, RTD
 from simulator.vectors import dot
 
@@ -243,5 +244,9 @@ def write_npz(recorder: Recorder, roi, path: str, meta: dict) -> None:
             arrays[name][ss, ff] = vals
     arrays["roi"] = np.array([xmin, xmax, ymin, ymax], dtype=np.int64)
     arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+    try:
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        raise UsageError(f"cannot write the tap dump: {exc.strerror}", where=path,
+                         hint="check that the folder exists and is writable") from None

@@ -23,6 +23,10 @@ from simhelp import SMALL, run_cli, taps
     (SMALL + ["-trace_pixel", "99", "0"], "outside the 32x32 detector"),
     (SMALL + ["-pivot", "middle"], "-pivot needs 'beam' or 'sample'"),
     (SMALL + ["-device", "tpu"], "-device needs cpu or cuda"),
+    (SMALL + ["-pixel", "0"], "-pixel must be > 0"),
+    (SMALL + ["-energy", "0"], "-energy must be > 0"),
+    (SMALL + ["-twotheta", "90"], "auto-selected oversampling would be"),
+    (SMALL + ["-trace_roi", "0", "1", "0", "1", "-trace_dump", "/nonexistent/t.npz"], "cannot write the tap dump"),
     (SMALL + ["-img", "x.img"], "-img is not supported"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, fragment, capsys):
