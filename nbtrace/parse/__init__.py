@@ -108,13 +108,18 @@ def _start_worker(path, dialect, prefix):
 
 def _worker(conn, path, dialect, prefix) -> None:
     try:
-        result = ("ok", read_trace(path, dialect, prefix))
-    except NbtraceError as exc:  # re-raised in the parent with its what / where / hint intact
-        result = ("error", type(exc), exc.what, exc.where, exc.hint)
-    except BaseException:  # a bug: the parent reads B itself and shows the real traceback
-        result = ("crash",)
-    conn.send(result)
-    conn.close()
+        try:
+            result = ("ok", read_trace(path, dialect, prefix))
+        except NbtraceError as exc:  # re-raised in the parent with its what / where / hint intact
+            result = ("error", type(exc), exc.what, exc.where, exc.hint)
+        conn.send(result)
+    except BaseException:  # a bug, or a result that cannot be sent: the parent reads B itself
+        try:
+            conn.send(("crash",))
+        except BaseException:
+            pass
+    finally:
+        conn.close()
 
 
 def _worker_result(proc, conn) -> Trace | None:

@@ -176,3 +176,25 @@ def test_every_shipped_log_reads_the_same_in_small_bulk_chunks(path, monkeypatch
         assert bulk == by_line
     else:
         _same_trace(bulk, by_line)
+
+
+def test_read_traces_worker_crash_falls_back_to_reading_b_here(monkeypatch, capfd):
+    monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", 0)
+
+    def broken_read(path, dialect=None, prefix=None):
+        if Path(path) == WILD_PY and not broken_read.in_parent:
+            raise RuntimeError("worker bug")
+        return real_read(path, dialect, prefix)
+
+    real_read = parse_mod.read_trace
+    broken_read.in_parent = False
+    monkeypatch.setattr(parse_mod, "read_trace", broken_read)
+    worker = parse_mod._start_worker(WILD_PY, None, None)  # forked now: the child sees in_parent False
+    assert worker is not None
+    broken_read.in_parent = True
+    proc, conn = worker
+    assert parse_mod._worker_result(proc, conn) is None  # "crash": the caller reads B itself
+    proc.join()
+    assert proc.exitcode == 0 and "Traceback" not in capfd.readouterr().err
+    _, b = read_traces(WILD_C, WILD_PY)
+    _same_trace(b, real_read(WILD_PY))
