@@ -139,7 +139,9 @@ def _render_selected(setup, recorder, recs):
 
 
 def _emit_traces(setup, cfg, text_rec, roi_rec):
-    dtype_name = cfg.dtype
+    # the dtype the per-term work really ran in (the float32 injection included), so that a
+    # reader can class ~1e-7 differences as float32 precision (incident 17)
+    dtype_name = "float32" if setup.dtype == torch.float32 else "float64"
     if text_rec is not None:
         lines = taps_mod.setup_lines(setup, cfg.argv, dtype_name)
         for pixel in cfg.trace_pixels:

@@ -81,6 +81,7 @@ def test_injection_diverges_first_at_its_tap(name, capsys, tmp_path):
         # precision class: the final value moves, but only at float32 noise
         a, b = clean["I_pixel_final"][0][0], bad["I_pixel_final"][0][0]
         assert a != b and abs(b / a - 1) < 1e-4
+        assert "TRACE_PY:dtype=float32" in bad_out and "TRACE_PY:dtype=float64" in clean_out
         return
     assert _first_divergent(clean, bad) == expected
 
