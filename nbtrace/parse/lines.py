@@ -628,15 +628,22 @@ class LineParser:
                      dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
 
     def _columns(self, g: _Group) -> RecordColumns:
-        def ints(xs: array) -> np.ndarray:
-            return np.array(xs, dtype=np.int64)  # one copy through the buffer protocol
+        """The group's columns as numpy arrays viewing the typed arrays (no copy: the parser is
+        done with them), read-only like the records they describe."""
+        def view(xs: array, dtype=np.int64) -> np.ndarray:
+            out = np.frombuffer(xs, dtype=dtype)
+            out.flags.writeable = False
+            return out
 
-        sk = ints(g.sk)
+        sk = view(g.sk)
         offsets = np.zeros(len(g.ends) + 1, dtype=np.int64)
-        offsets[1:] = ints(g.ends)
-        return RecordColumns(tuple(self.name_list), ints(g.name), tuple(self.ctx_list), ints(g.ctx),
-                             ints(g.occurrence), ints(g.line), offsets, np.array(g.vals, dtype=np.float64),
-                             sk >> 3, sk & 7)
+        offsets[1:] = view(g.ends)
+        derived = [offsets, sk >> 3, sk & 7]
+        for a in derived:
+            a.flags.writeable = False
+        return RecordColumns(tuple(self.name_list), view(g.name), tuple(self.ctx_list), view(g.ctx),
+                             view(g.occurrence), view(g.line), offsets, view(g.vals, np.float64),
+                             derived[1], derived[2])
 
 
 def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tuple[dict, dict]:
