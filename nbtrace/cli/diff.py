@@ -42,12 +42,18 @@ def select_pixel(trace, pixel: tuple[int, int]):
     """Only the setup taps and the records of ``pixel`` (slow, fast) of a multi-pixel trace."""
     from dataclasses import replace
 
-    present = {r.index.pixel for r in trace.records if r.index.pixel is not None} | set(trace.pixels)
+    import numpy as np
+
+    cols = trace.columns()  # only the kept records are built, not the whole trace
+    used = np.unique(cols.context).tolist()
+    present = {cols.contexts[c][0] for c in used if cols.contexts[c][0] is not None} | set(trace.pixels)
     if pixel not in present:
         have = ", ".join(f"({s}, {f})" for s, f in sorted(present)) or "none"
         raise UsageError(f"pixel (slow={pixel[0]}, fast={pixel[1]}) is not in this trace (it has: {have})",
                          where=trace.path, hint="--pixel takes slow then fast")
-    records = tuple(r for r in trace.records if r.index.pixel in (None, pixel))
+    keep = [c for c in used if cols.contexts[c][0] in (None, pixel)]
+    positions = np.flatnonzero(np.isin(cols.context, keep)).tolist()
+    records = tuple(trace.records[i] for i in positions)
     return replace(trace, records=records, pixels=(pixel,))
 
 

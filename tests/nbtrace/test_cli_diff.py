@@ -233,3 +233,15 @@ def test_unknown_prefix_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [err.strip()]
     assert "no taps with prefix 'TRACE_X'" in err and "TRACE_C, TRACE_PY" in err
+
+
+def test_select_pixel_keeps_the_setup_and_that_pixel_in_order():
+    from nbtrace.cli.diff import select_pixel
+    from nbtrace.parse import read_trace
+
+    t = read_trace(DATA / "r21_edge_geometry" / "reference.log")
+    pixels = sorted({r.index.pixel for r in t.records if r.index.pixel is not None})
+    assert len(pixels) >= 2
+    for p in pixels:
+        got = select_pixel(t, p)
+        assert got.records == tuple(r for r in t.records if r.index.pixel in (None, p)) and got.pixels == (p,)
