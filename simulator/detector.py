@@ -202,9 +202,15 @@ def _curve(det: Detector, pos: Tensor) -> Tensor:
 
 def solid_angle(det: Detector, R: Tensor) -> Tensor:
     """§5.8: Ω (sr) of a pixel at airpath R (m), always with the full pixel²."""
-    if det.point_pixel:
-        return 1.0 / (R * R)
-    return det.pixel * det.pixel / (R * R) * det.close_distance / R
+    return omega_c_order(R, det.pixel, det.close_distance, det.point_pixel)
+
+
+def omega_c_order(R: Tensor, pixel: float, close: Tensor, point_pixel: bool) -> Tensor:
+    """pixel²/R/R·close/R (or 1/R/R), divided in the C's order. A Python scalar over a tensor
+    is computed by torch as reciprocal × scalar, so the numerator is made a tensor first."""
+    if point_pixel:
+        return torch.div(R.new_tensor(1.0), R) / R
+    return torch.div(R.new_tensor(pixel * pixel), R) / R * close / R
 
 
 def capture_fraction(det: Detector, d: tuple, layer: int, odet: Tensor | None = None, absolute: bool = False) -> Tensor:
@@ -216,4 +222,7 @@ def capture_fraction(det: Detector, d: tuple, layer: int, odet: Tensor | None = 
     if absolute:
         rho = torch.abs(rho)
     step = det.thickstep
-    return torch.exp(-layer * step * det.mu / rho) - torch.exp(-(layer + 1) * step * det.mu / rho)
+    # tensor numerators: torch computes scalar / tensor as reciprocal × scalar
+    a = torch.div(rho.new_tensor(-layer * step * det.mu), rho)
+    b = torch.div(rho.new_tensor(-(layer + 1) * step * det.mu), rho)
+    return torch.exp(a) - torch.exp(b)

@@ -91,14 +91,15 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
         pos = pos_given
     R = torch.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
     d = tuple(x / R for x in pos)
-    omega = 1.0 / (R * R) if st.point_pixel else st.pixel * st.pixel / (R * R) * close / R
+    omega = det_mod.omega_c_order(R, st.pixel, close, st.point_pixel)
     q = [((d[i][:, None] - incident[None, :, i]) / lam[None, :]) for i in range(3)]
     if st.q_scale != 1.0:
         q = [x * st.q_scale for x in q]
     keep = None
     if st.dmin > 0:
         stol = 0.5 * torch.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
-        keep = ~((stol > 0) & (st.dmin > 0.5 / stol))
+        # scalar / tensor in torch is reciprocal·scalar (not IEEE division): divide tensors
+        keep = ~((stol > 0) & (st.dmin > torch.div(stol.new_tensor(0.5), stol)))
     # geometry stays float64; the heavy per-term work runs in the compute dtype
     q = tuple(x.to(vecs.dtype) for x in q)
     qx, qy, qz = (x[:, :, None, None] for x in q)
