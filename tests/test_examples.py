@@ -110,9 +110,6 @@ def _check_diff(name, r, expect):
 KNOWN = {
     "17-float32": "the port computes float32 but prints dtype=float64, and the engine classes its ~4e-8 relative "
                   "differences as out_of_tolerance ('tiny, but far above float64 noise'), not precision — engine owner",
-    "20-trace-one-subpixel": "port/ref of I_before_scaling is the first subpixel's share (0.01-0.32 at the traced "
-                             "pixels), so the engine classes it out_of_tolerance, not the x1/oversample^2 "
-                             "accumulation factor of incidents.md — engine/simulator owners",
 }
 
 
