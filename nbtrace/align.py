@@ -207,6 +207,8 @@ def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, sa:
     Occurrences are dense from 0, so a slot with an unmatched record on either side and records
     on both sides has different counts; only those slots are inspected.
     """
+    if matched_a.all() and matched_b.all():
+        return (), ia, ib  # unequal counts would leave a record unmatched on one side
     slot_a, slot_b = k.code_a // k.n_occ, k.code_b // k.n_occ
     suspects = np.union1d(slot_a[~matched_a], slot_b[~matched_b])
     if suspects.size == 0:
@@ -243,15 +245,21 @@ def _group(k: _Coded, canon_a: list[str], ia: np.ndarray, ib: np.ndarray) -> tup
     name_ids = {n: i for i, n in enumerate(dict.fromkeys(names_of_loop.values()))}
     loop_name_id = np.array([name_ids[names_of_loop[i]] for i in range(len(names_of_loop))], dtype=np.int64)
     gcode = k.canon_id_a[ia] * len(name_ids) + loop_name_id[k.loop_id_a[ia]]
-    uniq, first, inverse = np.unique(gcode, return_index=True, return_inverse=True)
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))  # first appearance in A
-    gid = rank[inverse.reshape(-1)]
-    order = np.argsort(gid, kind="stable")
-    bounds = np.searchsorted(gid[order], np.arange(len(uniq) + 1))
+    # group codes are few and small: counting (bincount, scatter) instead of sorting a million
+    n_codes = int(gcode.max()) + 1
+    present = np.flatnonzero(np.bincount(gcode, minlength=n_codes))
+    first = np.empty(n_codes, dtype=np.int64)
+    first[gcode[::-1]] = np.arange(len(gcode) - 1, -1, -1)  # the last write is the first position
+    by_first = present[np.argsort(first[present], kind="stable")]  # first appearance in A
+    rank = np.zeros(n_codes, dtype=np.int64)
+    rank[by_first] = np.arange(len(by_first))
+    gid = rank[gcode]
+    small = np.int16 if len(by_first) < 2**15 else np.int64  # a stable sort of int16 is a radix sort
+    order = np.argsort(gid.astype(small), kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(gid, minlength=len(by_first)))))
     loop_names = {v: n for n, v in name_ids.items()}
     out = []
-    for g in range(len(uniq)):
+    for g in range(len(by_first)):
         sel = order[bounds[g]:bounds[g + 1]]
         i0 = int(ia[sel[0]])
         tap = canon_a[i0]
