@@ -134,6 +134,13 @@ def main() -> int:
         cpu_ratio = r["cpu_s"] / c["cpu_s"] if c.get("cpu_s") else float("nan")
         print(f"{name:<26} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['cpu_s']:8.2f} {cpu_ratio:7.2f} "
               f"{r['rss_mb']:12.0f} {warm}")
+    sums = {name: r["sum"] for name, r in rows if "sum" in r}
+    for dtype in ("float64", "float32"):
+        eager, comp = sums.get(f"PyTorch {dtype}"), sums.get(f"PyTorch {dtype} -compile")
+        if eager and comp:
+            print(f"{dtype}: image sum, -compile vs eager: relative difference {comp / eager - 1:.2e}")
+    if sums.get("PyTorch float64") and sums.get("PyTorch float32"):
+        print(f"float32 vs float64 image sum: relative difference {sums['PyTorch float32'] / sums['PyTorch float64'] - 1:.2e}")
     print("RSS target: ≤ 1536 MB. Times are warm renders (C: whole process); warm-up includes any compilation.")
     print("CPU s (user+sys) is the fairer figure when other jobs share the machine.")
     return 0
