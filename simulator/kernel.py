@@ -216,22 +216,27 @@ class Kernel:
         gdt = s.detector.pix0.dtype
         cutoff = self._tricubic_cutoff(s_idx, f_idx) if self.interp.on else None
         nblocks = s.detector.thicksteps * s.oversample ** 2
-        I = torch.full((P,), s.I_bg, dtype=dt, device=dev)
-        polar = torch.full((P,), 1.0 if (cfg.nopolar and not cfg.oversample_polar) else 0.0, dtype=gdt, device=dev)
-        omega = torch.zeros(P, dtype=gdt, device=dev)
+        # I, Ω and P start as in the C (I_bg, 0, 0 or 1); the first block replaces a 0 exactly,
+        # so the initial fills are only made when they can matter
+        I = torch.full((P,), s.I_bg, dtype=dt, device=dev) if s.I_bg != 0 else None
+        nopolar = cfg.nopolar and not cfg.oversample_polar
+        polar = torch.full((P,), 1.0 if nopolar else 0.0, dtype=gdt, device=dev)
+        omega = None
         cap = None
         for b, (t, ss, sf) in enumerate(self.blocks()):
             blk = _block(s, s_idx, f_idx, t, ss, sf)
-            omega = blk.omega if (cfg.oversample_omega or b == 0) else torch.where(omega == 0, blk.omega, omega)
-            if ss == 0 and sf == 0:
-                cap = torch.full((P,), 1.0 if s.detector.thickness <= 0 else 0.0, dtype=gdt, device=dev)
+            omega = blk.omega if (cfg.oversample_omega or omega is None) else torch.where(omega == 0, blk.omega, omega)
             if s.detector.thickness > 0:
+                if ss == 0 and sf == 0:
+                    cap = torch.zeros(P, dtype=gdt, device=dev)
                 cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *self._abs_args())
                 cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
+            elif cap is None:
+                cap = torch.ones(P, dtype=gdt, device=dev)
             pol_src = None
             # with K = 0 the factor is ≥ ½, so once set (first block, no -dmin) it never changes
             settled = b > 0 and s.polar_K == 0 and blk.keep is None and not cfg.oversample_polar and rec is None
-            if not (cfg.nopolar and not cfg.oversample_polar) and not settled:
+            if not nopolar and not settled:
                 pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
             use_tc = None
             if self.interp.on:
@@ -243,13 +248,16 @@ class Kernel:
             F2 = s.table.default_F * s.table.default_F if s.table.grid is None else F * F
             term = F2 * blk.latt.total * blk.latt.total
             if _slow_path(cfg):
+                if I is None:
+                    I = torch.zeros(P, dtype=dt, device=dev)
                 I, polar = self._accumulate_sequential(I, polar, pol_src, term, blk, cap, omega)
             else:
                 if pol_src is not None:
                     polar = self._first_polar(polar, pol_src, blk.keep)
                 if blk.looked_up is not None:
                     term = torch.where(blk.looked_up, term, torch.zeros_like(term))
-                I = I + (term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P))
+                add = term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P)
+                I = add if I is None else I + add  # 0 + x is x exactly
             if rec is not None:
                 rec.block(t, ss, sf, self.setup, blk, F, omega, cap, I)
         if cutoff is not None:
@@ -258,6 +266,8 @@ class Kernel:
                 self.interp.warned = True
                 sys.stderr.write("nbsim: warning: a structure factor lookup is out of range for tricubic "
                                  "interpolation; interpolation is off for the rest of the run (as in nanoBragg)\n")
+        if I is None:  # no block ran (cannot happen: thicksteps, oversample ≥ 1)
+            I = torch.zeros(P, dtype=dt, device=dev)
         v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
         if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
             v = v * cap
