@@ -123,6 +123,34 @@ def _interpolation(cfg, table) -> bool:
     return min(cfg.N) <= 2
 
 
+def _structure_factors(cfg, dt, dev) -> sf_mod.HKLTable:
+    if cfg.hkl_file:
+        return sf_mod.read_hkl(cfg.hkl_file, cfg.default_F, dt, dev)
+    if cfg.default_F == 0:
+        raise UsageError("no structure factors", hint="give -hkl FILE or a non-zero -default_F")
+    return sf_mod.default_table(cfg.default_F)
+
+
+def _oversample(cfg, recommended: int, det) -> int:
+    """-oversample if given (> 0), else the §5.9 recommendation (refused when absurd)."""
+    if cfg.oversample > 0:
+        return cfg.oversample
+    if recommended > MAX_AUTO_OVERSAMPLE:
+        raise UsageError(f"auto-selected oversampling would be {recommended} (distance {float(det.distance):g} m)",
+                         hint="check the detector geometry, or give -oversample explicitly")
+    return recommended
+
+
+def _steps(cfg, sources, domains: int, phisteps: int, oversample: int) -> int:
+    """sources·domains·phisteps·oversample² (thickness layers excluded, physics §6)."""
+    # incident 15: the normalisation used an oversampling 4× the one actually sampled
+    os_steps = oversample * 4 if cfg.has("oversample-auto") else oversample
+    nsrc = sources.incident.shape[0]
+    if cfg.has("source-weights"):  # incident 14: zero-weight sources left out of the count
+        nsrc = int((sources.weight != 0).sum())
+    return nsrc * domains * phisteps * os_steps * os_steps
+
+
 def build_setup(cfg, params: Params | None = None) -> Setup:
     """Crystal, beam, detector, sampling and normalisation for ``cfg`` (physics §1–§5)."""
     params = params or default_params(cfg)
@@ -140,23 +168,10 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
         u = crystal_mod.mosaic_umats(spread, domains, cfg.mosaic_seed, Ran1())
         umats = torch.tensor(u, dtype=dt, device=dev)
     vectors = crystal_mod.oriented_vectors(crystal, det.spindle, phis, umats)
-    if cfg.hkl_file:
-        table = sf_mod.read_hkl(cfg.hkl_file, cfg.default_F, dt, dev)
-    elif cfg.default_F == 0:
-        raise UsageError("no structure factors", hint="give -hkl FILE or a non-zero -default_F")
-    else:
-        table = sf_mod.default_table(cfg.default_F)
+    table = _structure_factors(cfg, dt, dev)
     rec = recommended_oversample(crystal, float(params.lambda0.detach()), float(det.distance.detach()), cfg.pixel)
-    if cfg.oversample <= 0 and rec > MAX_AUTO_OVERSAMPLE:
-        raise UsageError(f"auto-selected oversampling would be {rec} (distance {float(det.distance):g} m)",
-                         hint="check the detector geometry, or give -oversample explicitly")
-    os_ = cfg.oversample if cfg.oversample > 0 else rec
-    # incident 15: the normalisation used an oversampling 4× the one actually sampled
-    os_steps = os_ * 4 if cfg.has("oversample-auto") else os_
-    nsrc = sources.incident.shape[0]
-    if cfg.has("source-weights"):
-        nsrc = int((sources.weight != 0).sum())
-    steps = nsrc * domains * phi.steps * os_steps * os_steps
+    os_ = _oversample(cfg, rec, det)
+    steps = _steps(cfg, sources, domains, phi.steps, os_)
     flu = beam_mod.fluence(cfg)
     water = cfg.water
     I_bg = WATER_F * WATER_F * R_E_SQR * flu * water * water * water * 1e6 * AVOGADRO / WATER_MW
