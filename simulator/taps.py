@@ -59,6 +59,9 @@ class _Chunk:
     scaling: dict = field(default_factory=dict)
 
 
+_KEY = 1 << 32  # (slow, fast) → one int64 key
+
+
 class Recorder:
     """Records taps for ``pixels`` [(slow, fast), ...]. ``all_blocks`` keeps every
     (layer, subpixel) block and the loop taps (text traces); otherwise only block (0, 0, 0)."""
@@ -68,16 +71,19 @@ class Recorder:
         self.wanted = {p: i for i, p in enumerate(self.pixels)}
         self.all_blocks = all_blocks
         self.chunks: list[_Chunk] = []
+        self._keys: torch.Tensor | None = None
 
     def select(self, s_idx: torch.Tensor, f_idx: torch.Tensor):
         """A per-chunk view for the wanted rows of this pixel chunk, or None if there are none."""
-        ss, ff = s_idx.tolist(), f_idx.tolist()
-        rows = [i for i, key in enumerate(zip(ss, ff)) if key in self.wanted]
-        if not rows:
+        keys = s_idx.to(torch.int64) * _KEY + f_idx.to(torch.int64)
+        if self._keys is None or self._keys.device != keys.device:
+            self._keys = torch.tensor([s * _KEY + f for s, f in self.pixels], dtype=torch.int64, device=keys.device)
+        rows = torch.nonzero(torch.isin(keys, self._keys)).reshape(-1)
+        if rows.numel() == 0:
             return None
-        chunk = _Chunk([(ss[i], ff[i]) for i in rows])
+        chunk = _Chunk([(int(s), int(f)) for s, f in zip(s_idx[rows].tolist(), f_idx[rows].tolist())])
         self.chunks.append(chunk)
-        return _ChunkView(self, chunk, torch.tensor(rows, dtype=torch.long, device=s_idx.device))
+        return _ChunkView(self, chunk, rows)
 
     def by_pixel(self) -> dict:
         """(s, f) -> (chunk, row) for every recorded pixel."""
