@@ -524,6 +524,11 @@ def headline(r: HuntResult) -> str:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")
     n_taps = r.diff.matched if r.diff is not None else 0
+    precision = [] if r.diff is None else [f.verdict.tap for f in r.diff.findings if f.verdict.kind == "precision"]
+    if r.maps is not None and r.maps_reason and "differ" in r.maps_reason and precision:
+        return (f"AGREE at float32 precision: the port computes in float32; the images differ by at most "
+                f"{m.max_abs_diff:.4g} photons and {len(precision)} traced taps differ only within float32 "
+                f"noise (first: {precision[0]}); no tap diverges beyond it; {img}.")
     if r.maps is not None and r.maps_reason and "differ" in r.maps_reason:
         return (f"AGREE within the thresholds, with a caveat: the images differ beyond float32 storage "
                 f"(max |B-A| {m.max_abs_diff:.4g} photons at (slow {m.max_abs_diff_at[0]}, fast {m.max_abs_diff_at[1]})) "

@@ -228,7 +228,15 @@ def _order(spec, names_a, names_b) -> tuple[list[str], dict[str, str], dict[str,
 
 
 def compare_dumps(a: Dump, b: Dump, spec=None) -> MapsResult:
-    """Per-tap divergence masks and the first-divergent-tap map of B (port) against A."""
+    """Per-tap divergence masks and the first-divergent-tap map of B (port) against A.
+
+    When either dump says it was computed in float32 (meta "dtype"), differences up to the
+    engine's float32 limit (nbtrace.compare.FLOAT32_AMPLIFIED) are precision, not divergence —
+    the same rule the trace diff applies.
+    """
+    from nbtrace.compare import FLOAT32_AMPLIFIED
+
+    float32 = "float32" in (str(a.meta.get("dtype")), str(b.meta.get("dtype")))
     if a.roi != b.roi:
         raise UsageError(f"dumps cover different regions: A roi {list(a.roi)}, B roi {list(b.roi)}",
                          f"{a.path} vs {b.path}", "dump the same -trace_roi on both sides")
@@ -246,6 +254,8 @@ def compare_dumps(a: Dump, b: Dump, spec=None) -> MapsResult:
             raise UsageError(f"tap {name} has shape {arr_a.shape} in A and {arr_b.shape} in B",
                              f"{a.path} vs {b.path}")
         rtol, atol = _tolerance(spec, name)
+        if float32:
+            rtol = max(rtol, FLOAT32_AMPLIFIED)
         mask, rel = divergence_mask(arr_a, arr_b, rtol, atol)
         first[(first < 0) & mask] = i
         maps.append(_tap_map(name, rtol, atol, mask, rel, a.roi, det))

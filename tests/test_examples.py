@@ -106,15 +106,7 @@ def _check_diff(name, r, expect):
     assert expect["mention"].replace(" 0", "") in text or expect["mention"] in doc["headline"], rc
 
 
-# Known failures of OTHER components, visible as xfail (never counted as passing); remove when fixed.
-KNOWN = {
-    "17-float32": "the port computes float32 but prints dtype=float64, and the engine classes its ~4e-8 relative "
-                  "differences as out_of_tolerance ('tiny, but far above float64 noise'), not precision — engine owner",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(f, marks=pytest.mark.xfail(reason=KNOWN[f])) if f in KNOWN else f
-                                  for f in FOLDERS])
+@pytest.mark.parametrize("name", FOLDERS)
 def test_example_names_root_cause(results, name):
     expect = json.loads((EXAMPLES / name / "expect.json").read_text())
     r = results[name]

@@ -250,3 +250,27 @@ def test_any_values_get_a_verdict_and_identical_values_agree(rows, f32):
     assert (v.kind == "agree") == (v.n_mismatched == 0)
     same = verdict("pix0_vector_meters", va if n > 1 else va[0], va if n > 1 else va[0], settings=s, n=n)
     assert same.kind == "agree"
+
+
+# float32 precision class: plain noise, amplified noise (conditioning), and a real bug above it.
+import pytest as _pytest
+
+from nbtrace.diff import diff_traces as _diff_traces
+from nbtrace.testing import make_trace as _make_trace
+
+
+@_pytest.mark.parametrize("rel, kind", [(2e-7, "precision"), (1.5e-4, "precision"), (5e-3, "out_of_tolerance")])
+def test_float32_port_noise_is_precision_up_to_the_amplified_limit(rel, kind):
+    ref = _make_trace([("F_latt_b", 3.2360804930056273)], pixel=(2, 4))
+    port = _make_trace([("F_latt_b", 3.2360804930056273 * (1 + rel))], pixel=(2, 4), prefix="TRACE_PY")
+    res = _diff_traces(ref, port, context={"dtype": "float32"})
+    (finding,) = [f for f in res.findings if f.verdict.tap == "F_latt_b"]
+    assert finding.verdict.kind == kind
+    assert (res.root_cause is None) == (kind == "precision")
+
+
+def test_amplified_float32_rule_needs_a_float32_side():
+    ref = _make_trace([("F_latt_b", 3.2360804930056273)], pixel=(2, 4))
+    port = _make_trace([("F_latt_b", 3.2360804930056273 * (1 + 1.5e-4))], pixel=(2, 4), prefix="TRACE_PY")
+    res = _diff_traces(ref, port)
+    assert res.root_cause is not None and res.root_cause.kind == "out_of_tolerance"
