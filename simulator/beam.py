@@ -97,36 +97,33 @@ def _trim_value(x, step, n, rng):
 
 
 def read_sourcefile(path: str, beam, lambda0: float) -> list[tuple[tuple, float, float]]:
-    """(position, weight, λ m) per non-blank line; missing columns default (or 0 on an unterminated last line)."""
+    """(position, weight, λ m) per non-blank line of 'X Y Z weight lambda_m' (physics §4.3).
+
+    Missing columns default to −10·b̂, weight 1, λ0. Anything that is not a number is a
+    file:line:col error: the original reads it as 0 (a '# comment' becomes a source at the
+    origin); both producers of this project refuse it instead.
+    """
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="ascii", errors="replace") as fh:
             text = fh.read()
     except OSError as exc:
-        raise UsageError(f"cannot read -sourcefile: {exc.strerror}", where=path, hint="give an existing file") from None
-    lines = text.split("\n")
+        raise UsageError(f"cannot open -sourcefile: {exc.strerror}", where=f"{path}:0", hint="check the path") from None
     out = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip(" \t,;:!\r"):
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = [(m.group(0), m.start() + 1) for m in re.finditer(r"[^ \t\r\n,;:!]+", line)]
+        if not fields:
             continue
-        unterminated = lineno == len(lines)
-        default = [-SOURCE_DISTANCE * beam[0], -SOURCE_DISTANCE * beam[1], -SOURCE_DISTANCE * beam[2], 1.0, lambda0]
-        if unterminated:
-            default = [0.0] * 5
-        tokens = [t for t in re.split(r"[ \t,;:!\r]+", line) if t][:5]
-        vals = list(default)
-        for k, tok in enumerate(tokens):
-            vals[k] = _atof(tok)
+        if len(fields) > 5:
+            raise UsageError("more than 5 columns", where=f"{path}:{lineno}", hint="X Y Z weight lambda_m per line")
+        vals = [-SOURCE_DISTANCE * beam[0], -SOURCE_DISTANCE * beam[1], -SOURCE_DISTANCE * beam[2], 1.0, lambda0]
+        for k, (tok, col) in enumerate(fields):
+            try:
+                vals[k] = float(tok)
+            except ValueError:
+                raise UsageError(f"'{tok}' is not a number", where=f"{path}:{lineno}:{col}",
+                                 hint="no comments or headers; X Y Z weight lambda_m") from None
         out.append(((vals[0], vals[1], vals[2]), vals[3], vals[4]))
     return out
-
-
-_FLOAT_PREFIX = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
-
-
-def _atof(tok: str) -> float:
-    # the C reads columns with atof: a non-numeric token is 0, a numeric prefix counts
-    m = _FLOAT_PREFIX.match(tok)
-    return float(m.group(0)) if m else 0.0
 
 
 def wavelengths(cfg, lambda0: Tensor) -> Tensor:
@@ -142,7 +139,8 @@ def build_sources(cfg, beam, polar, lambda0: Tensor) -> Sources:
     if cfg.sourcefile:
         rows = read_sourcefile(cfg.sourcefile, beam, float(lambda0))
         if not rows:
-            raise UsageError("-sourcefile holds no sources", where=cfg.sourcefile, hint="one 'X Y Z weight lambda_m' per line")
+            raise UsageError("-sourcefile holds no sources", where=f"{cfg.sourcefile}:0",
+                             hint="one 'X Y Z weight lambda_m' per line")
         inc = [tuple(-x for x in _normalized(pos)) for pos, _, _ in rows]
         lam = torch.tensor([lm for _, _, lm in rows], dtype=dt, device=dev)
         given_lambda0 = all(lm == float(lambda0) for _, _, lm in rows)

@@ -327,8 +327,19 @@ FLAGS = {
 def _check_positive(kw: dict) -> None:
     """Values the geometry divides by: the C would print inf/NaN or hang; we refuse them."""
     for name, flag in (("pixel", "-pixel"), ("lambda0", "-lambda"), ("distance", "-distance")):
-        if name in kw and not kw[name] > 0:
-            raise UsageError(f"{flag} must be > 0", hint=f"give a positive {flag}")
+        if name in kw and not (kw[name] > 0 and math.isfinite(kw[name])):
+            raise UsageError(f"{flag} must be a finite number > 0", hint=f"give a positive {flag}")
+    for name in ("detpixels_f", "detpixels_s"):
+        if name in kw and kw[name] < 1:
+            raise UsageError(f"-detpixels must be ≥ 1, got {kw[name]}", hint="e.g. -detpixels 1024")
+    if kw.get("flux", 0.0) != 0 and "beamsize" in kw and kw["beamsize"] == 0:
+        raise UsageError("-beamsize 0 with -flux divides by zero", hint="give the beam size in mm, e.g. -beamsize 0.1")
+    for name in ("roi", "trace_roi"):
+        if name in kw:
+            xmin, xmax, ymin, ymax = kw[name]
+            if xmin > xmax or ymin > ymax:
+                raise UsageError(f"-{name} {xmin} {xmax} {ymin} {ymax}: a minimum exceeds its maximum",
+                                 hint="the order is xmin xmax ymin ymax (fast, then slow), inclusive")
     if "cell" in kw and not kw["cell"][0] > 0:
         raise UsageError("-cell needs a positive a (as nanoBragg, which exits when a = 0)",
                          hint="e.g. -cell 100 100 100 90 90 90")

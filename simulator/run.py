@@ -98,6 +98,20 @@ def cpu_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _check_frame_fits(setup) -> None:
+    """Refuse a frame whose image buffers (float64 + float32) cannot fit in memory."""
+    det = setup.detector
+    need = det.fpixels * det.spixels * 12
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have // 2:
+        raise UsageError(f"a {det.fpixels}x{det.spixels} frame needs {need / 2**30:.1f} GiB for its images; "
+                         f"this machine has {have / 2**30:.1f} GiB",
+                         hint="use fewer -detpixels, a -roi, or trace pixels without an image output")
+
+
 def run(cfg) -> int:
     # one intra-op thread; parallelism comes from rendering chunks concurrently (kernel.render_frame)
     torch.set_num_threads(1)
@@ -118,6 +132,7 @@ def run(cfg) -> int:
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)
         else:
+            _check_frame_fits(setup)
             image = render_frame(setup, recorder, workers=cpu_workers(),
                                  progress=_progress(sys.stderr.isatty() if cfg.progress is None else cfg.progress))
             _write_outputs(setup, image.to(torch.float32).cpu().numpy())

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -13,8 +12,6 @@ from nbtrace.errors import UsageError
 
 Tensor = torch.Tensor
 
-_DOUBLE = re.compile(r"\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))", re.IGNORECASE)
-_INT = re.compile(r"\s*([+-]?\d+)")
 
 
 @dataclass(frozen=True)
@@ -34,64 +31,65 @@ class HKLTable:
         return f"file:{self.source} entries:{self.count}"
 
 
-def _scan(text: str, pos: int, pattern: re.Pattern) -> tuple[str | None, int]:
-    m = pattern.match(text, pos)
-    return (m.group(1), m.end()) if m else (None, pos)
+_INT_TOKEN = re.compile(r"^[+-]?\d+$")
 
 
-def _trunc(x: float) -> int:
-    return int(x) if math.isfinite(x) else 0
+def _strict_entries(path: str, text: str) -> list[tuple[int, int, int, float]]:
+    """Every non-blank line is 'h k l F' with integer indices, else a file:line:col error.
+
+    The original reads four doubles then 'int int int double' and silently stops or shifts
+    columns on anything else (physics §3.1); both producers of this project refuse such files
+    instead, with the same messages.
+    """
+    entries = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = [(m.group(0), m.start() + 1) for m in re.finditer(r"[^ \t\r\n]+", line)]
+        if not fields:
+            continue
+        if len(fields) != 4:
+            found = "more than 4" if len(fields) > 4 else str(len(fields))
+            raise UsageError(f"expected 4 columns 'h k l F', found {found}", where=f"{path}:{lineno}",
+                             hint="remove headers and extra columns")
+        for tok, col in fields[:3]:
+            if not _INT_TOKEN.match(tok):
+                raise UsageError(f"Miller index '{tok}' is not an integer", where=f"{path}:{lineno}:{col}",
+                                 hint="write h k l as integers, e.g. 1 2 3 100.0")
+        tok, col = fields[3]
+        try:
+            F = float(tok)
+        except ValueError:
+            raise UsageError(f"structure factor '{tok}' is not a number", where=f"{path}:{lineno}:{col}",
+                             hint="the 4th column is F") from None
+        entries.append((int(fields[0][0]), int(fields[1][0]), int(fields[2][0]), F))
+    if not entries:
+        raise UsageError("no reflections found", where=f"{path}:{len(text.splitlines())}", hint="lines of 'h k l F'")
+    return entries
 
 
 def read_hkl(path: str, default_F: float, dtype, device) -> HKLTable:
-    """Two-pass read exactly as the C: four doubles per entry, then int,int,int,double."""
+    """The -hkl table: a dense grid with one padding plane per axis, prefilled with default_F
+    in range (physics §3.1); later duplicates overwrite earlier ones."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
-        raise UsageError(f"cannot read -hkl file: {exc.strerror}", where=path,
-                         hint="give an existing 'h k l F' text file") from None
-    pos, entries = 0, 0
-    mins, maxs = [10**9] * 3, [-(10**9)] * 3
-    while True:
-        vals = []
-        for _ in range(4):
-            tok, pos = _scan(text, pos, _DOUBLE)
-            if tok is None:
-                break
-            vals.append(float(tok))
-        if len(vals) < 4:
-            break
-        entries += 1
-        for i in range(3):
-            # the C stores min/max in ints: assigning a double truncates
-            if mins[i] > vals[i]:
-                mins[i] = _trunc(vals[i])
-            if maxs[i] < vals[i]:
-                maxs[i] = _trunc(vals[i])
-    if entries == 0:
-        return HKLTable(None, (0, 0, 0), (0, 0, 0), 0, default_F, path)
+        raise UsageError(f"cannot open -hkl file: {exc.strerror}", where=f"{path}:0", hint="check the path") from None
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UsageError("not a text file (non-ASCII byte)", where=f"{path}:{line}",
+                         hint="give an 'h k l F' text file") from None
+    entries = _strict_entries(path, text)
+    mins = tuple(min(e[i] for e in entries) for i in range(3))
+    maxs = tuple(max(e[i] for e in entries) for i in range(3))
     ranges = [maxs[i] - mins[i] + 1 for i in range(3)]
-    if min(ranges) < 0:
-        raise UsageError("-hkl: negative index range", where=path, hint="check the h k l columns")
     grid = torch.zeros((ranges[0] + 1, ranges[1] + 1, ranges[2] + 1), dtype=torch.float64)
     if default_F != 0:
         grid[: ranges[0], : ranges[1], : ranges[2]] = default_F
-    pos = 0
-    for _ in range(entries):
-        hkl = []
-        for _ in range(3):
-            tok, pos = _scan(text, pos, _INT)
-            if tok is None:
-                break
-            hkl.append(int(tok))
-        tok, pos = _scan(text, pos, _DOUBLE) if len(hkl) == 3 else (None, pos)
-        if tok is None:
-            break
-        idx = tuple(hkl[i] - mins[i] for i in range(3))
-        if all(0 <= idx[i] <= ranges[i] for i in range(3)):
-            grid[idx] = float(tok)
-    return HKLTable(grid.to(dtype=dtype, device=device), tuple(mins), tuple(maxs), entries, default_F, path)
+    for h, k, l, F in entries:
+        grid[h - mins[0], k - mins[1], l - mins[2]] = F
+    return HKLTable(grid.to(dtype=dtype, device=device), mins, maxs, len(entries), default_F, path)
 
 
 def default_table(default_F: float) -> HKLTable:

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -64,11 +65,9 @@ static void die(const char *fmt, ...)
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
-    if (p == NULL) {
-        fprintf(stderr, "nbref: error: out of memory allocating %zu x %zu bytes (hint: use a smaller detector or -roi)\n",
-                n, size);
-        exit(1);
-    }
+    if (p == NULL)
+        die("out of memory: allocating %zu x %zu bytes (%.3g GB) failed (hint: use a smaller detector)", n, size,
+            (double)n * (double)size / 1e9);
     return p;
 }
 
@@ -294,6 +293,7 @@ typedef struct {
     int fpixels, spixels;
     double detsize_f, detsize_s;  /* m */
     double distance, close_distance;  /* m; UNSET */
+    int distance_given, close_given;  /* the flags, not an -img/-mask header */
     double Xbeam, Ybeam, Xclose, Yclose, ORGX, ORGY;  /* NAN when not given */
     Convention convention;
     Pivot pivot;
@@ -397,6 +397,32 @@ static void take_vec3(Args *a, double *v, const char *hint)
     for (k = 0; k < 3; k++) v[k] = take_num(a, hint);
 }
 
+/* Range-checked values: physics.md gives no rule for them, and the kernel would divide by zero, allocate a
+   negative size or silently fall back to a default. */
+static double take_positive(Args *a, const char *unit, const char *example)
+{
+    const char *flag = flag_name(a);
+    double v = take_num(a, example);
+    if (!(v > 0)) die("%s: must be > 0 %s, got %g (hint: %s)", flag, unit, v, example);
+    return v;
+}
+
+static double take_nonnegative(Args *a, const char *unit, const char *example)
+{
+    const char *flag = flag_name(a);
+    double v = take_num(a, example);
+    if (v < 0) die("%s: must be >= 0 %s, got %g (hint: %s)", flag, unit, v, example);
+    return v;
+}
+
+static int take_count(Args *a, int min, const char *what, const char *example)
+{
+    const char *flag = flag_name(a);
+    long v = take_int(a, example);
+    if (v < min) die("%s: %s must be >= %d, got %ld (hint: %s)", flag, what, min, v, example);
+    return (int)v;
+}
+
 static int is(const Args *a, const char *name) { return strcmp(a->argv[a->i], name) == 0; }
 
 static int is_any(const Args *a, const char *const *names)
@@ -416,6 +442,15 @@ static void parse_cell(Args *a, Config *c)
     }
     if (n == 0) die("-cell needs at least one number, got %s (hint: -cell 100 100 100 90 90 90)",
                     a->i + 1 < a->argc ? a->argv[a->i + 1] : "nothing");
+    /* the list stops at a '-' token, so a negative length or angle would surface as an unknown flag */
+    if (n < 6 && a->i + 1 < a->argc) {
+        char *end;
+        const char *tok = a->argv[a->i + 1];
+        (void)strtod(tok, &end);
+        if (end != tok && *end == '\0')
+            die("-cell: value %d is %s, lengths and angles must be positive (hint: -cell 100 100 100 90 90 90; "
+                "0 or a missing b, c or angle takes the default)", n + 1, tok);
+    }
     c->have_cell = 1;
 }
 
@@ -467,15 +502,19 @@ static int parse_geometry_flag(Args *a, Config *c)
 {
     static const char *const detpix_f[] = {"-detpixels_f", "-detpixels_x", NULL};
     static const char *const detpix_s[] = {"-detpixels_s", "-detpixels_y", NULL};
-    if (is(a, "-distance")) { c->distance = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; }
-    else if (is(a, "-close_distance")) { c->close_distance = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_SAMPLE; }
+    if (is(a, "-distance")) { c->distance = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; c->distance_given = 1; }
+    else if (is(a, "-close_distance")) {
+        c->close_distance = take_positive(a, "mm", "e.g. -close_distance 100") / 1000.0;
+        c->pivot = PIVOT_SAMPLE;
+        c->close_given = 1;
+    }
     else if (is(a, "-detsize")) { c->detsize_f = c->detsize_s = take_num(a, "mm") / 1000.0; }
     else if (is(a, "-detsize_f")) { c->detsize_f = take_num(a, "mm") / 1000.0; }
     else if (is(a, "-detsize_s")) { c->detsize_s = take_num(a, "mm") / 1000.0; }
-    else if (is(a, "-detpixels")) { c->fpixels = c->spixels = (int)take_int(a, "pixel count"); }
-    else if (is_any(a, detpix_f)) { c->fpixels = (int)take_int(a, "pixel count"); }
-    else if (is_any(a, detpix_s)) { c->spixels = (int)take_int(a, "pixel count"); }
-    else if (is(a, "-pixel") || is(a, "-pixel_size")) { c->pixel = take_num(a, "pixel size in mm") / 1000.0; }
+    else if (is(a, "-detpixels")) { c->fpixels = c->spixels = take_count(a, 1, "pixel count", "e.g. -detpixels 1024"); }
+    else if (is_any(a, detpix_f)) { c->fpixels = take_count(a, 1, "pixel count", "e.g. -detpixels_f 1024"); }
+    else if (is_any(a, detpix_s)) { c->spixels = take_count(a, 1, "pixel count", "e.g. -detpixels_s 1024"); }
+    else if (is(a, "-pixel") || is(a, "-pixel_size")) { c->pixel = take_positive(a, "mm", "e.g. -pixel 0.1") / 1000.0; }
     else if (is(a, "-Xbeam")) { c->Xbeam = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-Ybeam")) { c->Ybeam = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-Xclose")) { c->Xclose = take_num(a, "mm") / 1000.0; c->pivot = PIVOT_SAMPLE; }
@@ -512,10 +551,12 @@ static int parse_geometry_flag(Args *a, Config *c)
     }
     else if (is(a, "-curved_det")) { c->curved = 1; }
     else if (is(a, "-point_pixel")) { c->point_pixel = 1; }
-    else if (is(a, "-detector_thick")) { c->thick = take_num(a, "sensor thickness in um") * 1e-6; }
+    else if (is(a, "-detector_thick")) { c->thick = take_nonnegative(a, "um", "sensor thickness, e.g. -detector_thick 450") * 1e-6; }
     else if (is(a, "-detector_abs") || is(a, "-detector_absorb") || is(a, "-detector_absorption")) parse_detector_abs(a, c);
     else if (is(a, "-thicksteps") || is(a, "-detector_thicksteps")) { c->thicksteps = (int)take_int(a, "layer count"); }
-    else if (is(a, "-oversample")) { c->oversample = (int)take_int(a, "subpixels per axis"); }
+    else if (is(a, "-oversample")) {
+        c->oversample = take_count(a, 0, "subpixels per axis", "0 or no flag picks it automatically, e.g. -oversample 2");
+    }
     else if (is(a, "-oversample_thick")) { c->os_thick = 1; }
     else if (is(a, "-oversample_polar")) { c->os_polar = 1; }
     else if (is(a, "-oversample_omega")) { c->os_omega = 1; }
@@ -558,8 +599,8 @@ static int parse_physics_flag(Args *a, Config *c)
     else if (is(a, "-gauss_xtal")) c->shape = GAUSS;
     else if (is_any(a, tophat_f)) c->shape = TOPHAT;
     else if (is(a, "-fudge")) c->fudge = take_num(a, "shape width factor");
-    else if (is_any(a, lambda_f)) c->lambda0 = take_num(a, "Angstrom") / 1e10;
-    else if (is(a, "-energy")) c->lambda0 = (12398.42 / take_num(a, "eV")) / 1e10;
+    else if (is_any(a, lambda_f)) c->lambda0 = take_positive(a, "Angstrom", "e.g. -lambda 1") / 1e10;
+    else if (is(a, "-energy")) c->lambda0 = (12398.42 / take_positive(a, "eV", "e.g. -energy 12398.42 for 1 A")) / 1e10;
     else if (is(a, "-dispersion")) c->dispersion = take_num(a, "percent") / 100.0;
     else if (is(a, "-dispsteps")) c->dispsteps = (int)take_int(a, "wavelength count");
     else if (is(a, "-divergence")) c->hdivrange = c->vdivrange = take_num(a, "mrad") / 1000.0;
@@ -740,6 +781,24 @@ static void parse_args(int argc, char **argv, Config *c)
             die("argv[%d]: unknown flag '%s' (hint: flags are exact names; see simulator/c/README.md)", a.i, argv[a.i]);
         die("argv[%d]: unexpected argument '%s' (hint: it follows no flag that takes a value)", a.i, argv[a.i]);
     }
+}
+
+/* Cross-flag checks, after the -img/-mask headers and every flag have been applied; the values a header
+   can set (pixel, lambda, distance) are checked here rather than at their flag. */
+static void check_config(const Config *c)
+{
+    const char *from_header = " (from the -img/-mask header)";
+    if (!(c->lambda0 > 0) || isinf(c->lambda0))
+        die("-lambda: must be > 0 Angstrom, got %g%s (hint: e.g. -lambda 1)", c->lambda0 * 1e10, from_header);
+    if (!(c->pixel > 0))
+        die("-pixel: must be > 0 mm, got %g%s (hint: e.g. -pixel 0.1)", c->pixel * 1000.0, from_header);
+    /* -close_distance overrides -distance (physics.md 5.5), so a zero distance is harmless with it */
+    if (!(c->distance > 0) && c->close_distance == UNSET)
+        die("-distance: must be > 0 mm, got %g%s (hint: e.g. -distance 100, or give -close_distance)",
+            c->distance * 1000.0, c->distance_given ? "" : from_header);
+    if (c->flux != 0.0 && c->exposure > 0.0 && c->beamsize == 0.0)
+        die("-beamsize: 0 mm with -flux divides the flux by a zero beam area (hint: give the beam size, e.g. "
+            "-beamsize 0.1, or use -fluence)");
 }
 
 /* ------------------------------------------------------------ setup ----- */

@@ -17,13 +17,13 @@ from simhelp import SMALL, run_cli, taps
     (SMALL + ["-N", "2.5"], "-N needs an integer, got '2.5'"),
     (["-default_F", "100"], "no crystal given"),
     (SMALL[:9], "no structure factors"),
-    (SMALL + ["-hkl", "/nonexistent/x.hkl"], "cannot read -hkl file"),
+    (SMALL + ["-hkl", "/nonexistent/x.hkl"], "cannot open -hkl file"),
     (SMALL + ["--inject", "nope"], "unknown injection 'nope'"),
     (SMALL + ["-dtype", "float16"], "-dtype needs float64 or float32"),
     (SMALL + ["-trace_pixel", "99", "0"], "outside the 32x32 detector"),
     (SMALL + ["-pivot", "middle"], "-pivot needs 'beam' or 'sample'"),
     (SMALL + ["-device", "tpu"], "-device needs cpu or cuda"),
-    (SMALL + ["-pixel", "0"], "-pixel must be > 0"),
+    (SMALL + ["-pixel", "0"], "-pixel must be a finite number > 0"),
     (SMALL + ["-energy", "0"], "-energy must be > 0"),
     (SMALL + ["-twotheta", "90"], "auto-selected oversampling would be"),
     (SMALL + ["-trace_roi", "0", "1", "0", "1", "-trace_dump", "/nonexistent/t.npz"], "cannot write the tap dump"),
@@ -96,3 +96,37 @@ def test_random_misset_is_reproducible_with_its_seed(capsys):
     c = hkl(["-misset_seed", "78", "-misset", "random"])
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.linalg.norm(a) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("content, where, fragment", [
+    ("1 2 3 100\n1 2 abc\n", ":2", "expected 4 columns 'h k l F', found 3"),
+    ("1 2 3 100\n1 2 3 abc\n", ":2:7", "structure factor 'abc' is not a number"),
+    ("1.0 2 3 100\n", ":1:1", "Miller index '1.0' is not an integer"),
+    ("1 2 3 100 7\n", ":1", "expected 4 columns 'h k l F', found more than 4"),
+    ("", ":0", "no reflections found"),
+])
+def test_hkl_reader_is_strict_with_file_line_col(content, where, fragment, capsys, tmp_path):
+    hkl = tmp_path / "f.hkl"
+    hkl.write_text(content)
+    code, _, err = run_cli(capsys, SMALL + ["-hkl", hkl])
+    assert code == 2 and f"{hkl}{where}: {fragment}" in err
+
+
+def test_sourcefile_comment_is_an_error(capsys, tmp_path):
+    src = tmp_path / "s.txt"
+    src.write_text("-10 0 0\n# comment\n")
+    code, _, err = run_cli(capsys, SMALL + ["-sourcefile", src])
+    assert code == 2 and f"{src}:2:1: '#' is not a number" in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["-beamsize", "0", "-flux", "1e12"], "-beamsize 0 with -flux"),
+    (["-detpixels", "0"], "-detpixels must be ≥ 1"),
+    (["-lambda", "inf"], "-lambda must be a finite number > 0"),
+    (["-roi", "5", "1", "0", "3"], "a minimum exceeds its maximum"),
+    (["-detpixels", "1000000", "-floatfile", "x.bin"], "GiB for its images"),
+])
+def test_more_bad_values(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, SMALL + argv)
+    assert code == 2 and fragment in err and err.count("nbsim: error:") == 1

@@ -107,14 +107,6 @@ def test_roi_pixels_outside_are_zero_and_inside_match_full_frame():
     np.testing.assert_array_equal(roi[10:21, 4:10], full[10:21, 4:10])
 
 
-def test_sourcefile_comment_line_is_a_nan_source_like_the_c(tmp_path):
-    # physics §4.3: no comment syntax; "# text" is a source at the origin → NaN, not a crash
-    src = tmp_path / "s.txt"
-    src.write_text("# comment\n-10 0 0\n")
-    img = frame(SMALL + ["-sourcefile", str(src)])
-    assert np.isnan(img).all()
-
-
 def test_sourcefile_lambda_column_is_used(tmp_path):
     src = tmp_path / "s.txt"
     src.write_text("-10 0 0 1 1.1e-10\n")
