@@ -19,12 +19,31 @@ from simulator.crystal import random_misset
 from simulator.rng import Ran1
 
 PROG = "nbsim"
-USAGE = (
-    "usage: nbsim -cell a b c al be ga | -mat FILE  [-hkl FILE | -default_F F]  [options]\n"
-    "  same flags, units and defaults as nanoBragg (see simulator/README.md); plus\n"
-    "  -trace_pixel S F, -trace_roi xmin xmax ymin ymax, -trace_dump FILE.npz,\n"
-    "  -dtype float64|float32, -device cpu|cuda, --inject NAME, --list-injections\n"
-)
+USAGE = """usage: nbsim -cell a b c al be ga | -mat FILE  [-hkl FILE | -default_F F]  [options]
+
+Same flags, units and defaults as nanoBragg (simulator/README.md lists the deviations).
+  crystal     -cell a b c al be ga (Å, deg)  -mat FILE  -misset rx ry rz | random  -misset_seed N
+              -N n  -Na -Nb -Nc n  -samplesize mm (-sample_x/_y/_z …)  -square_xtal -round_xtal
+              -gauss_xtal -tophat_xtal (-tophat_spots)  -fudge f
+  F           -hkl FILE  -default_F F  -interpolate  -nointerpolate
+  beam        -lambda Å  -energy eV  -dispersion %  -dispsteps n  -divergence mrad  -hdivrange/-vdivrange mrad
+              -hdivstep/-vdivstep mrad  -hdivsteps/-vdivsteps/-divsteps n  -round_div -square_div
+              -sourcefile FILE  -polar K  -nopolar  -polar_vector x y z  -beam_vector x y z
+              -fluence ph/m²  -flux ph/s  -exposure s  -beamsize mm  -water µm  -dmin Å
+  spindle     -phi deg  -osc deg  -phistep deg  -phisteps n  -spindle_axis x y z
+  mosaic      -mosaic deg  -mosaic_domains n  -mosaic_seed n
+  detector    -distance mm  -close_distance mm  -detsize mm (-detsize_f/_s)  -detpixels n (-detpixels_f/_s)
+              -pixel mm  -Xbeam -Ybeam mm  -Xclose -Yclose mm  -ORGX -ORGY px  -pivot beam|sample
+              -mosflm -denzo -adxv -xds -dials  -fdet_vector/-sdet_vector/-odet_vector x y z
+              -twotheta deg  -twotheta_axis x y z  -detector_rotx/-roty/-rotz deg  -curved_det
+              -point_pixel  -detector_thick µm  -detector_abs µm|inf  -thicksteps n
+  sampling    -oversample n  -oversample_thick -oversample_polar -oversample_omega  -roi xmin xmax ymin ymax
+  output      -floatfile F  -intfile F  -noisefile F  -pgmfile F  -scale s  -pgmscale s  -adc counts
+              -seed n  -nonoise -nopgm
+  tracing     -trace_pixel S F (slow fast; repeatable)  -trace_roi xmin xmax ymin ymax  -trace_dump F.npz
+  execution   -dtype float64|float32  -device cpu|cuda  -compile  -progress -noprogress
+  faults      --inject NAME (repeatable)  --list-injections
+"""
 
 
 class _Args:
