@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,8 +441,6 @@ static void parse_cell(Args *a, Config *c)
         c->cell[n] = take_num(a, "-cell a b c alpha beta gamma, in Angstrom and degrees");
         n++;
     }
-    if (n == 0) die("-cell needs at least one number, got %s (hint: -cell 100 100 100 90 90 90)",
-                    a->i + 1 < a->argc ? a->argv[a->i + 1] : "nothing");
     /* the list stops at a '-' token, so a negative length or angle would surface as an unknown flag */
     if (n < 6 && a->i + 1 < a->argc) {
         char *end;
@@ -451,6 +450,8 @@ static void parse_cell(Args *a, Config *c)
             die("-cell: value %d is %s, lengths and angles must be positive (hint: -cell 100 100 100 90 90 90; "
                 "0 or a missing b, c or angle takes the default)", n + 1, tok);
     }
+    if (n == 0) die("-cell needs at least one number, got %s (hint: -cell 100 100 100 90 90 90)",
+                    a->i + 1 < a->argc ? a->argv[a->i + 1] : "nothing");
     c->have_cell = 1;
 }
 
@@ -938,7 +939,7 @@ static void setup_crystal(const Config *cfg, Setup *S)
     if (!cfg->have_cell && cfg->matfile == NULL)
         die("no crystal given (hint: add -cell a b c alpha beta gamma, or -mat FILE)");
     if (cfg->have_cell) {
-        if (cell[0] <= 0) die("-cell needs a positive a, got %g (hint: -cell 100 100 100 90 90 90)", cell[0]);
+        if (cell[0] <= 0) die("-cell: a must be > 0 Angstrom, got %g (hint: -cell 100 100 100 90 90 90)", cell[0]);
         if (cell[1] <= 0) cell[1] = cell[0];
         if (cell[2] <= 0) cell[2] = cell[0];
         V_cell = cell_to_reciprocal(cell, as, bs, cs);
@@ -1314,16 +1315,37 @@ static void detector_pipeline(const Config *cfg, Setup *S)
     S->distance = S->close_distance / S->ratio;
 }
 
+/* physics.md 5.1; the count is checked in double so that a huge -detsize cannot overflow the int. */
+static int pixel_count(double detsize, double pixel)
+{
+    double n = ceil(detsize / pixel - 0.5);
+    if (!(n > 0))
+        die("-detsize: %g mm holds no pixel of %g mm (hint: -detsize must be positive, e.g. -detsize 102.4)",
+            detsize * 1000.0, pixel * 1000.0);
+    if (n > INT_MAX)
+        die("-detsize: %g mm holds %.3g pixels of %g mm per side, more than %d (hint: use a smaller -detsize)",
+            detsize * 1000.0, n, pixel * 1000.0, INT_MAX);
+    return (int)n;
+}
+
+/* -roi is inclusive (physics.md 5.11); min > max or a pixel off the detector is a typo, not a region. */
+static void check_roi(const int *r, int fpixels, int spixels)
+{
+    if (r[0] > r[1] || r[2] > r[3])
+        die("-roi: %d %d %d %d has a min greater than its max (hint: -roi xmin xmax ymin ymax, inclusive)", r[0],
+            r[1], r[2], r[3]);
+    if (r[0] < 0 || r[1] >= fpixels || r[2] < 0 || r[3] >= spixels)
+        die("-roi: %d %d %d %d is not inside the %d x %d (fast x slow) detector (hint: 0 <= xmin <= xmax < %d and "
+            "0 <= ymin <= ymax < %d)", r[0], r[1], r[2], r[3], fpixels, spixels, fpixels, spixels);
+}
+
 static void setup_detector(const Config *cfg, Setup *S)
 {
     S->pixel = cfg->pixel;
-    if (S->pixel <= 0) die("-pixel must be positive, got %g mm (hint: -pixel 0.1)", cfg->pixel * 1000);
     S->detsize_f = cfg->fpixels > 0 ? S->pixel * cfg->fpixels : cfg->detsize_f;
     S->detsize_s = cfg->spixels > 0 ? S->pixel * cfg->spixels : cfg->detsize_s;
-    S->fpixels = (int)ceil(S->detsize_f / S->pixel - 0.5);
-    S->spixels = (int)ceil(S->detsize_s / S->pixel - 0.5);
-    if (S->fpixels <= 0 || S->spixels <= 0)
-        die("detector has %d x %d pixels (hint: -detpixels N or -detsize MM must be positive)", S->fpixels, S->spixels);
+    S->fpixels = pixel_count(S->detsize_f, S->pixel);
+    S->spixels = pixel_count(S->detsize_s, S->pixel);
     S->convention = cfg->convention;
     S->pivot = cfg->pivot;
     memcpy(S->beam, cfg->beam, sizeof S->beam);
@@ -1344,7 +1366,10 @@ static void setup_detector(const Config *cfg, Setup *S)
         die("%s:0: the mask is %d x %d pixels but the detector is %d x %d (hint: drop the -detpixels/-detsize/-pixel "
             "flags that resize it)", cfg->maskfile, cfg->mask_f, cfg->mask_s, S->fpixels, S->spixels);
     S->mask = cfg->mask;
-    if (cfg->roi_given) memcpy(S->roi, cfg->roi, sizeof S->roi);
+    if (cfg->roi_given) {
+        check_roi(cfg->roi, S->fpixels, S->spixels);
+        memcpy(S->roi, cfg->roi, sizeof S->roi);
+    }
     else { S->roi[0] = 0; S->roi[1] = S->fpixels; S->roi[2] = 0; S->roi[3] = S->spixels; }
 }
 
@@ -2147,15 +2172,38 @@ static void write_region_dump(int argc, char **argv, const Config *cfg)
     (void)meta; (void)args;
 }
 
+static double physical_memory_bytes(void)
+{
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && size > 0) return (double)pages * (double)size;
+#endif
+    return 0.0;   /* unknown: only an allocation failure will tell */
+}
+
+/* With an image flag the whole frame is held as float32, plus one uint16/uint8 copy while a file is
+   written; refuse up front what cannot fit, before any trace text or file is produced. */
+static void check_image_memory(const Config *cfg, const Setup *S)
+{
+    double n = (double)S->fpixels * (double)S->spixels, need = n * sizeof(float), have = physical_memory_bytes();
+    if (cfg->intfile || cfg->noisefile) need += n * sizeof(unsigned short);
+    else if (cfg->pgmfile) need += n;
+    if (need > (double)(SIZE_MAX / 2) || (have > 0 && need > have))
+        die("-detpixels: a %d x %d pixel image needs %.3g GB, more than the %.3g GB of memory here (hint: use fewer "
+            "pixels, or trace pixels without an image flag)", S->fpixels, S->spixels, need / 1e9, have / 1e9);
+}
+
 static void setup_all(int argc, char **argv, Config *cfg, Setup *S)
 {
     config_defaults(cfg);
     read_image_headers(argc, argv, cfg);
     parse_args(argc, argv, cfg);
+    check_config(cfg);
     setup_crystal(cfg, S);
     setup_crystal_size(cfg, S);
     setup_structure_factors(cfg, S);
     setup_detector(cfg, S);
+    if (cfg->floatfile || cfg->intfile || cfg->noisefile || cfg->pgmfile) check_image_memory(cfg, S);
     check_trace_requests(cfg, S);
     setup_sources(cfg, S);
     setup_sampling(cfg, S);

@@ -232,6 +232,87 @@ def test_bad_flags_exit_2_with_one_line(run_ref, extra, pattern):
     assert lines[0].startswith("nbref: error: ") and re.search(pattern, lines[0]) and "(hint: " in lines[0]
 
 
+# Values physics.md gives no rule for: each must be refused before anything is written. Every case asks for
+# all four image files and a region dump, so "nothing written" is checked for each kind of output.
+OUTPUTS = ["-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "n.img", "-pgmfile", "p.pgm",
+           "-trace_roi", "0", "1", "0", "1", "-trace_dump", "t.npz"]
+BAD_VALUES = [
+    ("detpixels-negative", ["-detpixels", "-5"], r"^-detpixels: pixel count must be >= 1, got -5"),
+    ("detpixels-zero", ["-detpixels", "0"], r"^-detpixels: pixel count must be >= 1, got 0"),
+    ("detpixels_f-zero", ["-detpixels_f", "0"], r"^-detpixels_f: pixel count must be >= 1, got 0"),
+    ("detpixels_y-negative", ["-detpixels_y", "-2"], r"^-detpixels_y: pixel count must be >= 1, got -2"),
+    ("detpixels-huge", ["-detpixels", "2000000000"], r"^-detpixels: a 2000000000 x 2000000000 pixel image needs "
+                                                     r"\S+ GB, more than the \S+ GB of memory here"),
+    ("detsize-overflows-int", ["-detsize", "1e300"], r"^-detsize: 1e\+300 mm holds 1e\+301 pixels of 0.1 mm per side"),
+    ("detsize-zero", ["-detsize", "0"], r"^-detsize: 0 mm holds no pixel"),
+    ("pixel-zero", ["-pixel", "0"], r"^-pixel: must be > 0 mm, got 0"),
+    ("pixel-negative", ["-pixel_size", "-0.1"], r"^-pixel_size: must be > 0 mm, got -0.1"),
+    ("lambda-zero", ["-lambda", "0"], r"^-lambda: must be > 0 Angstrom, got 0"),
+    ("lambda-negative", ["-wave", "-1"], r"^-wave: must be > 0 Angstrom, got -1"),
+    ("lambda-inf", ["-lambda", "inf"], r"^-lambda needs a number, got 'inf'"),
+    ("lambda-nan", ["-lambda", "nan"], r"^-lambda needs a number, got 'nan'"),
+    ("energy-zero", ["-energy", "0"], r"^-energy: must be > 0 eV, got 0"),
+    ("distance-zero", ["-distance", "0"], r"^-distance: must be > 0 mm, got 0 \(hint: .*-close_distance"),
+    ("distance-negative", ["-distance", "-5"], r"^-distance: must be > 0 mm, got -5"),
+    ("close_distance-zero", ["-close_distance", "0"], r"^-close_distance: must be > 0 mm, got 0"),
+    ("cell-negative-b", ["-cell", "100", "-50", "100", "90", "90", "90"], r"^-cell: value 2 is -50, lengths and "
+                                                                          r"angles must be positive"),
+    ("cell-zero-a", ["-cell", "0", "100", "100"], r"^-cell: a must be > 0 Angstrom, got 0"),
+    ("cell-negative-a", ["-cell", "-100"], r"^-cell: value 1 is -100, lengths and angles must be positive"),
+    ("roi-min-above-max", ["-roi", "5", "2", "0", "10"], r"^-roi: 5 2 0 10 has a min greater than its max"),
+    ("roi-ymin-above-ymax", ["-roi", "0", "10", "7", "3"], r"^-roi: 0 10 7 3 has a min greater than its max"),
+    ("roi-past-the-edge", ["-roi", "0", "48", "0", "47"], r"^-roi: 0 48 0 47 is not inside the 48 x 48"),
+    ("roi-negative", ["-roi", "-1", "10", "0", "10"], r"^-roi: -1 10 0 10 is not inside the 48 x 48"),
+    ("detector_thick-negative", ["-detector_thick", "-1"], r"^-detector_thick: must be >= 0 um, got -1"),
+    ("beamsize-zero-with-flux", ["-flux", "1e12", "-beamsize", "0"], r"^-beamsize: 0 mm with -flux divides"),
+    ("oversample-negative", ["-oversample", "-1"], r"^-oversample: subpixels per axis must be >= 0, got -1"),
+]
+
+
+@pytest.mark.parametrize("extra,pattern", [b[1:] for b in BAD_VALUES], ids=[b[0] for b in BAD_VALUES])
+def test_nonsense_values_exit_2_with_one_line_and_write_nothing(run_ref, tmp_path, extra, pattern):
+    # -detpixels would override -detsize, so those cases start from the detector-less SEED
+    res = run_ref(*(SEED if "-detsize" in extra else SMALL), *OUTPUTS, *extra)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("nbref: error: ") and lines[0].endswith(")") and "(hint: " in lines[0]
+    assert re.search(pattern, lines[0][len("nbref: error: "):]), lines[0]
+    assert res.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_header_pixel_size_names_the_header(run_ref, tmp_path):
+    _smv(tmp_path / "h.img", np.zeros((4, 4)), "PIXEL_SIZE=0;\n")
+    res = run_ref("-cell", "100", "-default_F", "1", "-img", tmp_path / "h.img", "-floatfile", tmp_path / "a.bin")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "-pixel: must be > 0 mm, got 0 (from the -img/-mask header)" in res.stderr
+    assert not (tmp_path / "a.bin").exists()
+
+
+# physics.md gives these a meaning, so they are not errors: N 0 -> 1, phisteps 0 -> 1, domains 0 -> auto,
+# oversample 0 -> auto, angles 0 -> 90, b = c = 0 or missing -> a, distance 0 overridden by -close_distance
+RULED = [
+    ["-N", "0"], ["-phisteps", "0"], ["-mosaic_domains", "0"], ["-oversample", "0"],
+    ["-cell", "100", "100", "100", "0", "0", "0"], ["-cell", "100", "0", "0"],
+    ["-distance", "0", "-close_distance", "100"], ["-detector_thick", "0"], ["-beamsize", "0"],
+    ["-roi", "0", "7", "0", "7"],
+]
+
+
+@pytest.mark.parametrize("extra", RULED, ids=[" ".join(r) for r in RULED])
+def test_values_with_a_physics_rule_are_accepted(run_ref, tmp_path, extra):
+    ok(run_ref(*SMALL, "-detpixels", "8", *extra, "-floatfile", tmp_path / "a.bin"))
+    assert (tmp_path / "a.bin").stat().st_size == 8 * 8 * 4
+
+
+def test_cell_shorthand_equals_the_full_cubic_cell(run_ref, tmp_path):
+    assert SMALL[2:9] == ["-cell", "100", "100", "100", "90", "90", "90"]
+    no_cell = SMALL[:2] + SMALL[9:]
+    ok(run_ref(*SMALL, "-floatfile", tmp_path / "full.bin"))
+    ok(run_ref(*no_cell, "-cell", "100", "-floatfile", tmp_path / "short.bin"))
+    assert (tmp_path / "full.bin").read_bytes() == (tmp_path / "short.bin").read_bytes()
+
+
 def _bad_file(run_ref, tmp_path, flag, text, *more):
     path = tmp_path / "input.txt"
     path.write_text(text)
