@@ -95,7 +95,19 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; image-rendering: pixelated; 
 
 
 def write_outputs(result, out: Path) -> list[Path]:
-    """Write every hunt output into ``out``; returns the paths written."""
+    """Write every hunt output into ``out``; returns the paths written. UsageError (one line,
+    naming the directory) when the file system refuses."""
+    from nbtrace.errors import UsageError
+
+    try:
+        return _write_outputs(result, out)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else str(out)
+        raise UsageError(f"cannot write the hunt report ({exc.strerror or exc})", str(where),
+                         "choose a writable --out directory") from None
+
+
+def _write_outputs(result, out: Path) -> list[Path]:
     from nbtrace.hunt import to_json
 
     out.mkdir(parents=True, exist_ok=True)

@@ -387,7 +387,11 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     if opts.out_dir is None:
         with tempfile.TemporaryDirectory(prefix="nbtrace-hunt-") as tmp:
             return _hunt_in(opts, args, shape, spec, Path(tmp), say, t_start)
-    Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output directory ({exc.strerror or exc})", f"--out {opts.out_dir}",
+                         "choose a writable directory") from None
     return _hunt_in(opts, args, shape, spec, Path(opts.out_dir), say, t_start)
 
 

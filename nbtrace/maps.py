@@ -47,10 +47,23 @@ def load_dump(path: str | Path) -> Dump:
     p = Path(path)
     if not p.is_file():
         raise ImageError("no such dump file", str(p), "produce it with -trace_roi ... -trace_dump FILE.npz")
+    head = _head(p)
+    if not head:
+        raise ImageError("dump file is empty", str(p), "did the producer fail? re-run it with -trace_dump FILE.npz")
+    if head.startswith(b"\x93NUMPY"):
+        raise ImageError("this is a .npy array, not a .npz region dump", str(p),
+                         "give the FILE.npz written by -trace_roi ... -trace_dump FILE.npz; images go to nbtrace compare")
+    if not head.startswith(b"PK"):
+        raise ImageError("not a readable .npz dump (not a zip archive)", str(p),
+                         "give the FILE.npz written by -trace_roi ... -trace_dump FILE.npz")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        loaded = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # numpy raises EOFError on short files
+        raise ImageError(f"not a readable .npz dump ({exc})", str(p), "is it a -trace_dump output?") from None
+    try:
+        with loaded as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ImageError(f"not a readable .npz dump ({exc})", str(p), "is it a -trace_dump output?") from None
     if "roi" not in arrays:
         raise ImageError("dump has no 'roi' member", str(p), "a -trace_dump file holds roi=[xmin,xmax,ymin,ymax]")
@@ -72,6 +85,14 @@ def load_dump(path: str | Path) -> Dump:
     if not dump.arrays:
         raise ImageError("dump holds no tap arrays", str(p), "was the region empty?")
     return dump
+
+
+def _head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(8)
+    except OSError as exc:
+        raise ImageError(f"cannot read the dump ({exc.strerror or exc})", str(p), "check its permissions") from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,8 +31,15 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an (h, w, 3) uint8 picture; UsageError (one line, with the path) if it cannot be written."""
+    from nbtrace.errors import UsageError
+
     p = Path(path)
-    p.write_bytes(encode_png(rgb))
+    data = encode_png(rgb)
+    try:
+        p.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write the PNG ({exc.strerror or exc})", str(p), "choose a writable path") from None
     return p
 
 

@@ -4,6 +4,7 @@ so ``nbtrace --help`` and ``nbtrace diff`` never pay for torch."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -51,23 +52,127 @@ def cli():
     """Find where a port stops agreeing with its reference: trace diffs, captures, hunts."""
 
 
-def main(argv=None):
-    """Console entry point: library errors become one line on stderr and exit code 2."""
+# ctx.meta key under which a command records its verdict (0 agree, 1 diverge) before printing
+# the report, so a reader that closes the pipe early (``| head -1``) does not change the exit code.
+VERDICT_KEY = "nbtrace.verdict"
+
+
+def record_verdict(code: int) -> int:
+    """Remember the command's exit code before it prints; returns ``code`` unchanged."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[VERDICT_KEY] = code
+    return code
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Fail fast, before any long work, when ``path`` cannot be written (its directory is missing
+    or read-only, or it is a directory). Raises nbtrace.errors.UsageError."""
+    from pathlib import Path
+
+    from nbtrace.errors import UsageError
+
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UsageError("is a directory, a file name is needed", f"{option} {path}", "give a file path, e.g. out.png")
+    if not parent.is_dir():
+        raise UsageError(f"directory {parent} does not exist", f"{option} {path}", "create it first or choose another path")
+    existed = p.exists()
+    try:  # a real probe: access() says yes to root even where the file system refuses (/proc)
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write this file ({exc.strerror or exc})", f"{option} {path}",
+                         "choose a writable path") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def ensure_output_dir(path: str, option: str):
+    """Create the output directory now (before any long work) and prove a file can be written
+    in it; returns its pathlib.Path. Raises nbtrace.errors.UsageError."""
+    import tempfile
+    from pathlib import Path
+
+    from nbtrace.errors import UsageError
+
+    d = Path(path)
     try:
-        rv = cli.main(args=argv, prog_name="nbtrace", standalone_mode=False)
+        d.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=d).close()
+    except FileExistsError:
+        raise UsageError("exists and is not a directory", f"{option} {path}", "give a directory path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create or write this directory ({exc.strerror or exc})", f"{option} {path}",
+                         "choose a writable directory") from None
+    return d
+
+
+def _say(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except OSError:  # stderr itself is a closed pipe: nothing left to tell
+        pass
+
+
+def _silence_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the interpreter's final flush of
+    buffered output cannot raise again (it would print 'Exception ignored ...')."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _invoke(args: list[str], seen: dict) -> int:
+    """Parse and run one command. Unlike ``click.Command.main`` this does not turn EOFError into
+    Abort (an EOFError from numpy on an empty file is not a Ctrl-D) nor a broken pipe into exit 1
+    (which means "diverge"). ``seen`` receives the verdict a command recorded."""
+    try:
+        with cli.make_context("nbtrace", args) as ctx:
+            ctx.meta[VERDICT_KEY] = 0
+            seen.update(verdicts=ctx.meta)  # ctx.meta is shared with the subcommand's context
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv=None):
+    """Console entry point: library errors become one line on stderr and exit code 2; only a
+    genuine Ctrl-C is exit 130; a closed output pipe exits quietly with the verdict's code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    seen: dict = {}
+    code = None
+    try:
+        code = _invoke(args, seen)
+        sys.stdout.flush()  # a closed pipe must surface here, not in the interpreter's exit flush
     except NbtraceError as exc:
-        click.echo(f"nbtrace: error: {exc.one_line()}", err=True)
+        _say(f"nbtrace: error: {exc.one_line()}")
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("nbtrace: aborted", err=True)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `nbtrace` or `nbtrace taps`: show the help
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+        sys.exit(2)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _say("nbtrace: aborted")
         sys.exit(130)
     except click.UsageError as exc:
         where = f" ({exc.ctx.command_path})" if exc.ctx is not None else ""
-        click.echo(f"nbtrace: error: {exc.format_message()}{where}; see --help", err=True)
+        _say(f"nbtrace: error: {exc.format_message()}{where}; see --help")
         sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"nbtrace: error: {exc.format_message()}", err=True)
+        _say(f"nbtrace: error: {exc.format_message()}")
         sys.exit(2)
-    except (BrokenPipeError, KeyboardInterrupt):
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(code if code is not None else int(seen.get("verdicts", {}).get(VERDICT_KEY, 0)))
+    except OSError as exc:
+        # a file-system refusal no command anticipated is still the user's path, not a bug
+        where = exc.filename if exc.filename is not None else "file system"
+        _say(f"nbtrace: error: {where}: {exc.strerror or exc} (hint: check the path and its permissions)")
+        sys.exit(2)
+    sys.exit(code)
+

@@ -30,6 +30,7 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
     input. Raw files need a shape: --shape SLOW FAST, or the producer's nanoBragg args after
     `--` (e.g. `nbtrace compare c.bin py.bin -- -detpixels 256 -pixel 0.2`).
     """
+    from nbtrace.cli import check_output_file, record_verdict
     from nbtrace.errors import UsageError
     from nbtrace.images import Roi, Thresholds, compare_arrays, metrics_lines, read_image, shape_from_nb_args
 
@@ -39,6 +40,8 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
         raise UsageError("give --shape or nanoBragg args, not both", "command line")
     if shape is not None and min(shape) < 1:
         raise UsageError(f"--shape {shape[0]} {shape[1]} must be positive", "--shape")
+    if png_path:
+        check_output_file(png_path, "--png")
     if shape is None and nb_args:
         shape = shape_from_nb_args(list(nb_args))
     a = read_image(image_a, shape)
@@ -52,9 +55,10 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
         from nbtrace.png import image_panel, write_png
 
         write_png(png_path, image_panel(a, b, names=(Path(image_a).name, Path(image_b).name)))
+    code = record_verdict(0 if res else 1)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
-        return 0 if res else 1
+        return code
     s, f = res.full.shape
     head = "images agree" if res else "images DISAGREE"
     click.echo(f"{head}: B {image_b} vs A {image_a}, {s}x{f} pixels (slow x fast)")
@@ -69,4 +73,4 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
             click.echo(line)
     if png_path:
         click.echo(f"panel: {png_path}")
-    return 0 if res else 1
+    return code

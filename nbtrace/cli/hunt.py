@@ -47,8 +47,12 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     """
     from pathlib import Path
 
+    from nbtrace.cli import ensure_output_dir, record_verdict
     from nbtrace.hunt import HuntOptions, hunt, report_lines, to_json
     from nbtrace.images import Thresholds
+
+    if out_dir:  # before the renders: a refused --out must not cost the whole hunt
+        ensure_output_dir(out_dir, "--out")
 
     opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
                        npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
@@ -59,9 +63,10 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
 
         written = write_outputs(result, Path(out_dir))
         click.echo(f"hunt: wrote {', '.join(p.name for p in written)} to {out_dir}", err=True)
+    code = record_verdict(0 if result.agrees else 1)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
     else:
         for line in report_lines(result):
             click.echo(line)
-    return 0 if result.agrees else 1
+    return code

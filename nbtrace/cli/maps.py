@@ -22,21 +22,24 @@ def command(dump_a, dump_b, spec_path, png_dir, as_json):
     and maps the FIRST divergent tap of every pixel. Exit 0 when every tap agrees everywhere,
     1 otherwise, 2 on bad input.
     """
+    from nbtrace.cli import ensure_output_dir, record_verdict
     from nbtrace.maps import compare_dumps, load_dump
 
+    out = ensure_output_dir(png_dir, "--png") if png_dir else None
     spec = _spec(spec_path)
     res = compare_dumps(load_dump(dump_a), load_dump(dump_b), spec)
-    written = write_pngs(res, png_dir) if png_dir else []
+    written = write_pngs(res, out) if out else []
+    code = record_verdict(0 if res else 1)
     if as_json:
         doc = res.to_json()
         doc["png"] = [str(p) for p in written]
         click.echo(json.dumps(doc, indent=2))
-        return 0 if res else 1
+        return code
     for line in render_text(res):
         click.echo(line)
     for p in written:
         click.echo(f"map: {p}")
-    return 0 if res else 1
+    return code
 
 
 def _spec(path):
@@ -73,8 +76,9 @@ def write_pngs(res, out_dir) -> list:
     from nbtrace.maps import first_divergent_png, per_tap_png
     from nbtrace.png import write_png
 
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    from nbtrace.cli import ensure_output_dir
+
+    d = ensure_output_dir(str(out_dir), "--png")
     paths = [write_png(d / "first_divergent.png", first_divergent_png(res))]
     taps = per_tap_png(res)
     if taps is not None:

@@ -80,3 +80,50 @@ def test_console_output_pinned(tmp_path):
         "  max |B - A|      1 photons at (slow 1, fast 2)\n"
         "  peaks            1 of 1 matched one-to-one within 1 px (top 1 in A, 1 in B), mean offset 0.00 px\n"
     )
+
+
+def _one_line_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_unwritable_png_is_one_line_exit_2_before_reading(images, capsys):
+    (images / "afile").write_text("x")
+    # image B is missing: the --png refusal must come first, before any reading or comparing
+    err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "missing.npy"),
+                            "--png", str(images / "afile" / "x.png")], capsys)
+    assert "--png" in err and "afile" in err
+    assert not (images / "afile" / "x.png").exists()
+
+
+def test_probe_leaves_no_file_when_the_command_fails(images, capsys):
+    _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "missing.npy"),
+                      "--png", str(images / "new.png")], capsys)
+    assert not (images / "new.png").exists()
+
+
+def _closed_pipe_run(args):
+    """Run nbtrace with stdout a pipe whose reader has already gone (like `| head -0`)."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "nbtrace", *args], stdout=w, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(w)
+
+
+def test_closed_stdout_pipe_keeps_the_verdict_and_is_silent(images):
+    agree = _closed_pipe_run(["compare", str(images / "a.bin"), str(images / "a.npy"), "--shape", "32", "40"])
+    assert (agree.returncode, agree.stderr) == (0, "")
+    differ = _closed_pipe_run(["compare", str(images / "a.bin"), str(images / "b.bin"), "--shape", "32", "40",
+                               "--json"])
+    assert (differ.returncode, differ.stderr) == (1, "")

@@ -149,3 +149,30 @@ def test_agreement_console_output_pinned():
         "  (   0,    0)            1             1  agrees                   corner (0, 0)\n"
         "  (  47,   47)            1             1  agrees                   opposite corner\n"
     )
+
+
+def test_unwritable_out_refused_before_any_render(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        # the C binary does not exist either: --out must be the complaint, i.e. checked first
+        main(["hunt", "--c-bin", str(tmp_path / "no-such-nanobragg"), "--out", str(tmp_path / "afile" / "out"),
+              *ARGS])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "--out" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_closed_stdout_pipe_does_not_turn_agree_into_diverge(tmp_path):
+    import os
+    import subprocess
+
+    r, w = os.pipe()
+    os.close(r)  # like `nbtrace hunt ... | head -0`: the reader is gone before the report
+    try:
+        port = f"{sys.executable} {FAKE} --port"
+        p = subprocess.run([sys.executable, "-m", "nbtrace", "hunt", "--c-bin", str(FAKE), "--port-cmd", port, *ARGS],
+                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and "Broken pipe" not in p.stderr

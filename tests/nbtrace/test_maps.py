@@ -91,3 +91,55 @@ def test_maps_cli_json_and_png(tmp_path):
     assert doc["verdict"] == "diverge" and doc["first_divergent_counts"]["pixel_pos_meters"] > 0
     img = decode_png((tmp_path / "png" / "first_divergent.png").read_bytes())
     assert img.shape[0] > 100
+
+
+def _main_err(argv, capsys):
+    from nbtrace.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "dump file is empty"),
+    (None, "this is a .npy array, not a .npz region dump"),
+    (b"PK\x03\x04 truncated", "not a readable .npz dump"),
+])
+def test_cli_wrong_kind_of_file_is_one_line_exit_2(tmp_path, capsys, content, needle):
+    good = _write(tmp_path / "a.npz")
+    bad = tmp_path / "bad.npy"
+    if content is None:
+        np.save(bad, np.ones((3, 3)))
+    else:
+        bad.write_bytes(content)
+    code, err = _main_err(["maps", str(good), str(bad)], capsys)
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_unwritable_png_dir_is_checked_before_reading(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code, err = _main_err(["maps", str(tmp_path / "missing_a.npz"), str(tmp_path / "missing_b.npz"),
+                           "--png", str(tmp_path / "afile" / "png")], capsys)
+    assert code == 2 and "--png" in err and err.count("\n") == 1
+
+
+def test_library_eof_is_not_an_abort_but_ctrl_c_is(tmp_path, monkeypatch, capsys):
+    import nbtrace.maps
+
+    good = str(_write(tmp_path / "a.npz"))
+
+    def eof(*_a, **_k):
+        raise EOFError("No data left in file")
+
+    monkeypatch.setattr(nbtrace.maps, "compare_dumps", eof)
+    with pytest.raises(EOFError):  # an internal failure with its traceback, never "aborted"/130
+        from nbtrace.cli import main
+        main(["maps", good, good])
+
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nbtrace.maps, "compare_dumps", interrupt)
+    code, err = _main_err(["maps", good, good], capsys)
+    assert code == 130 and "aborted" in err
