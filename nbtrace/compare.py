@@ -478,7 +478,7 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
         raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records: "
                           f"a bug in nbtrace.align, please report it")
     label = f"{group.tap}[{','.join(group.loop)}]" if group.loop else group.tap
-    is_setup = ra[0].index.pixel is None and ra[len(ra) - 1].index.pixel is None and not group.loop
+    is_setup = _is_setup(group, tapdef, ra[0])
     ca = cols_a if cols_a is not None else TraceColumns(ta)
     cb = cols_b if cols_b is not None else TraceColumns(tb)
     arities = set(np.unique(ca.arity[group.ia]).tolist()) | set(np.unique(cb.arity[group.ib]).tolist())
@@ -492,6 +492,17 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
     # comparison (judged as non-finite / out of tolerance), not something to warn about
     with np.errstate(all="ignore"):
         return _compare_numbers(group, label, ra, rb, ca, cb, k, rtol, atol, tapdef, s, is_setup)
+
+
+def _is_setup(group: TapGroup, tapdef, first) -> bool:
+    """A setup value describes the run: the spec says so (semantics "setup"), or, for a tap the
+    spec does not know, it is printed in the `=` form. A record without a pixel is no evidence:
+    a trace without a pixel header has none on any record."""
+    if group.loop:
+        return False
+    if tapdef is not None:
+        return getattr(tapdef, "semantics", None) == "setup"
+    return first.dialect == "eq"
 
 
 def _compare_numbers(group, label, ra, rb, ca, cb, k, rtol, atol, tapdef, s, is_setup) -> TapVerdict:

@@ -10,6 +10,9 @@ import gc
 import math
 import shlex
 from itertools import islice
+from typing import NamedTuple
+
+import numpy as np
 
 from nbtrace.align import Alignment, align
 from nbtrace.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
@@ -53,7 +56,7 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     context = dict(context or {})
     warnings: list[str] = []
     pixels_a, pixels_b = _pixels(a), _pixels(b)
-    map_a, map_b = _pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
+    map_a, map_b, remapped = _pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
     al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
     prov_a, prov_b = provenance(a, al.canon_a), provenance(b, al.canon_b)
     settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
@@ -63,7 +66,7 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
                 for g in al.groups if g.tap not in PROVENANCE]
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")
-    verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b)
+    verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b, spec)
     loc = localize(verdicts, spec, float32=settings.float32_side is not None,
                    uncompared=frozenset(c.tap for c in al.count_mismatch))
     warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
@@ -74,7 +77,10 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
                         f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
     matched = al.matched
     root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
-    if root is not None and map_b and any(k != v for k, v in map_b.items()):
+    cover = coverage(a, b, al, spec)
+    if matched and cover.one_sided:
+        headline = _one_sided_headline(cover, a, b) + (f" Among the compared taps: {headline}" if root else "")
+    if root is not None and remapped:
         # incident 19: a forced diff of different pixels shows a "swap" that is no bug at all
         headline = headline[:-1] + (" — but A and B traced different pixels (forced), so this "
                                     "may be nothing but the pixel difference.")
@@ -84,7 +90,7 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
         matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,
         pixels_a=pixels_a, pixels_b=pixels_b, warnings=tuple(warnings),
         spec_name=getattr(spec, "name", None), context={k: _jsonable(v) for k, v in context.items()},
-        provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0)
+        provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0 or cover.one_sided)
 
 
 def _jsonable(v):
@@ -112,10 +118,12 @@ def _fmt_pixels(ps) -> str:
 
 
 def _pixel_maps(a, b, pa, pb, force, warnings):
+    """Pixel renames for align: (map_a, map_b, remapped), remapped True when B's pixels are
+    compared with different pixels of A (only ever under ``force``)."""
     if not pa or not pb:
-        return _one_sided_pixel_maps(pa, pb, warnings)
+        return (*_one_sided_pixel_maps(pa, pb, warnings), False)
     if set(pa) == set(pb):
-        return None, None
+        return None, None, False
     transposed = set(pb) == {(f, s) for s, f in pa}
     why = " — slow/fast transposed? (-trace_pixel takes slow fast, -printout_pixel fast slow)" if transposed else ""
     what = f"these traces are of different pixels: A traced {_fmt_pixels(pa)}, B traced {_fmt_pixels(pb)}{why}"
@@ -123,21 +131,105 @@ def _pixel_maps(a, b, pa, pb, force, warnings):
         raise UsageError(what, where=f"{a.path} vs {b.path}", hint="trace the same pixel on both sides, or use --force to diff anyway")
     if len(pa) != len(pb):
         warnings.append(f"{what}; forced, but the pixel counts differ ({len(pa)} vs {len(pb)}): only common pixels align")
-        return None, None
+        return None, None, False
     warnings.append(f"{what}; forced: B's pixels are compared with A's in the order traced")
-    return None, dict(zip(pb, pa))
+    return None, dict(zip(pb, pa)), True
 
 
 def _one_sided_pixel_maps(pa, pb, warnings):
+    """One side names no pixel (no header, records without a pixel): when the other traced
+    exactly one, both are aligned as that pixel (the named side's pixel is dropped from its
+    keys, so its records meet the unnamed side's)."""
     if not pa and not pb:
         return None, None
     side, other, ps = ("A", "B", pa) if pa else ("B", "A", pb)
     if len(ps) == 1:
-        warnings.append(f"{other} has no pixel header; assuming it traced {side}'s pixel {_fmt_pixels(ps)}")
+        warnings.append(f"{other} names no pixel; assumed ({ps[0][0]}, {ps[0][1]}), the pixel {side} traced")
         strip = {ps[0]: None}
         return (strip, None) if pa else (None, strip)
     warnings.append(f"{other} has no pixel header while {side} traced {len(ps)} pixels: per-pixel taps cannot be aligned")
     return None, None
+
+
+# ------------------------------------------------------------------------------ coverage
+
+
+class Coverage(NamedTuple):
+    """Per-pixel taps (canonical names) each side printed, and those printed by both.
+
+    A per-pixel tap is one the spec declares with any semantics but "setup" (a tap the spec does
+    not know: one printed in a non-`=` form); provenance taps never count.
+    """
+
+    per_pixel_a: tuple[str, ...]
+    per_pixel_b: tuple[str, ...]
+    both: tuple[str, ...]
+
+    @property
+    def one_sided(self) -> bool:
+        """The rule (style.md rule 4): a comparison is one-sided, hence a failure, when either side
+        printed per-pixel taps and fewer than half of the smaller side's per-pixel taps, or fewer
+        than a quarter of the larger side's, were printed by both sides. The first clause catches
+        names that do not line up; the second a side that traced almost nothing the other did
+        (a port printing one tap of the reference's twenty says nothing about the other nineteen)."""
+        n_a, n_b, m = len(self.per_pixel_a), len(self.per_pixel_b), len(self.both)
+        if max(n_a, n_b) == 0:
+            return False
+        return 2 * m < min(n_a, n_b) or 4 * m < max(n_a, n_b)
+
+
+def coverage(a: Trace, b: Trace, al: Alignment, spec) -> Coverage:
+    """Which per-pixel taps each side printed and which of them found partners."""
+    pa, pb = _per_pixel_taps(a, spec, "a"), _per_pixel_taps(b, spec, "b")
+    paired = {g.tap for g in al.groups} | {c.tap for c in al.count_mismatch}
+    both = tuple(t for t in pa if t in paired and t in pb)
+    return Coverage(pa, pb, both)
+
+
+def _per_pixel_taps(t: Trace, spec, side: str) -> tuple[str, ...]:
+    """Canonical per-pixel taps of one trace in order of first appearance (one pass over the
+    name column, then one record per distinct printed name)."""
+    cols = t.columns()
+    if not len(cols):
+        return ()
+    ids, first = np.unique(cols.name, return_index=True)
+    out: dict[str, int] = {}
+    for nid, pos in zip(ids.tolist(), first.tolist()):
+        printed = cols.names[nid]
+        canon = (spec.canonical(printed, side) if spec is not None else None) or printed
+        if canon in PROVENANCE or is_setup_tap(canon, spec, t.records[pos]):
+            continue
+        out[canon] = min(pos, out.get(canon, pos))
+    return tuple(sorted(out, key=out.get))
+
+
+def is_setup_tap(canon: str, spec, record: TapRecord) -> bool:
+    """A setup value describes the run, not a pixel: a tap the spec declares with setup
+    semantics; a tap the spec does not know when it is printed in the `=` form."""
+    tapdef = spec.get(canon) if spec is not None else None
+    if tapdef is not None:
+        return tapdef.semantics == "setup"
+    return record.dialect == "eq"
+
+
+def _one_sided_headline(c: Coverage, a: Trace, b: Trace) -> str:
+    m = len(c.both)
+    return (f"One-sided comparison: only {m} per-pixel tap(s) were printed by both sides "
+            f"(A printed {len(c.per_pixel_a)}, B printed {len(c.per_pixel_b)}; a comparison needs half "
+            f"of the smaller side's and a quarter of the larger side's). "
+            f"A had: {_tap_list(c.per_pixel_a)}{_narrative(a)}; "
+            f"B had: {_tap_list(c.per_pixel_b)}{_narrative(b)}.")
+
+
+def _tap_list(taps: tuple[str, ...]) -> str:
+    if not taps:
+        return "no per-pixel tap"
+    return ", ".join(taps[:8]) + (f" and {len(taps) - 8} more" if len(taps) > 8 else "")
+
+
+def _narrative(t: Trace) -> str:
+    n = len(t.context)
+    return f" (+ {n} free-text line(s) not read as taps)" if n else ""
 
 
 # ------------------------------------------------------------------------------ context
@@ -303,7 +395,7 @@ def _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> CompareSet
 # ------------------------------------------------------------------------------ unmatched
 
 
-def _missing_verdicts(a, b, ua, ub) -> list[TapVerdict]:
+def _missing_verdicts(a, b, ua, ub, spec) -> list[TapVerdict]:
     """A verdict of kind "missing" for every tap only one side ever printed."""
     out = []
     for side, t, un in (("a", a, ua), ("b", b, ub)):
@@ -321,7 +413,7 @@ def _missing_verdicts(a, b, ua, ub) -> list[TapVerdict]:
                 a=(r.text if r.text is not None else r.values) if side == "a" else None,
                 b=(r.text if r.text is not None else r.values) if side == "b" else None,
                 loc_a=r.loc if side == "a" else None, loc_b=r.loc if side == "b" else None,
-                message=msg, is_setup=r.index.pixel is None and not r.index.loop))
+                message=msg, is_setup=not r.index.loop and is_setup_tap(u.tap, spec, r)))
     return out
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from nbtrace.diff import diff_traces, run_factors
 from nbtrace.align import align
 from nbtrace.errors import UsageError
+from nbtrace.parse import read_trace
+from nbtrace.spec import default_spec
 from nbtrace.testing import make_trace
 
 
@@ -50,7 +53,7 @@ def test_one_side_without_header_is_assumed_same_pixel_with_a_warning():
     b = make_trace([("x", 1.0)])
     r = diff_traces(a, b)
     assert r.verdict == "agree" and r.matched == 1
-    assert r.warnings == ("B has no pixel header; assuming it traced A's pixel (slow=64, fast=79)",)
+    assert r.warnings == ("B names no pixel; assumed (64, 79), the pixel A traced",)
 
 
 def test_missing_taps_are_listed_not_divergent():
@@ -123,6 +126,69 @@ def test_agreement_on_a_sliver_of_the_taps_says_so():
 def test_setup_root_cause_says_the_runs_were_configured_differently():
     a = make_trace([("x", 1.0)], pixel=(1, 1), setup=[("distance_m", 0.1)])
     b = make_trace([("x", 2.0)], pixel=(1, 1), setup=[("distance_m", 0.2)])
-    r = diff_traces(a, b)
+    r = diff_traces(a, b, default_spec())  # the spec declares distance_m a setup tap
     assert r.root_cause.tap == "distance_m"
     assert "a setup value: the runs were configured differently" in r.headline
+
+
+WILD = Path(__file__).resolve().parents[1] / "data" / "wild"
+PER_PIXEL = [("pixel_pos_meters", (0.1, 0.0, 0.006)), ("R_distance_meters", 0.1), ("omega_pixel_sr", 1.6e-5),
+             ("obliquity_factor", 0.998), ("hkl_frac", (0.1, 0.2, 0.3)), ("F_latt", 115.0),
+             ("F_cell", 100.0), ("I_before_scaling", 1.3e8)]
+
+
+def test_a_port_printing_one_of_eight_per_pixel_taps_is_a_one_sided_failure():
+    a = make_trace(PER_PIXEL, pixel=(1, 1))
+    b = make_trace(PER_PIXEL[-1:], pixel=(1, 1))
+    r = diff_traces(a, b, default_spec())
+    assert not r and r.verdict == "diverge" and r.root_cause is None
+    assert r.headline.startswith("One-sided comparison: only 1 per-pixel tap(s) were printed by both sides "
+                                 "(A printed 8, B printed 1;")
+    assert "A had: pixel_pos_meters, R_distance_meters," in r.headline
+    assert "B had: I_before_scaling." in r.headline
+
+
+def test_a_port_printing_a_quarter_of_the_reference_taps_is_compared():
+    a = make_trace(PER_PIXEL, pixel=(1, 1))
+    b = make_trace(PER_PIXEL[-2:], pixel=(1, 1))
+    r = diff_traces(a, b, default_spec())
+    assert r and r.headline.startswith("Only 2 of 8 taps could be compared")
+
+
+def test_setup_taps_do_not_count_toward_coverage():
+    # 8 setup taps on both sides, per-pixel taps on one side only: one-sided
+    setup = [("distance_m", 0.1), ("Fbeam_m", 0.02), ("Sbeam_m", 0.02), ("pixel_size_m", 1e-4)]
+    a = make_trace(PER_PIXEL, pixel=(1, 1), setup=setup)
+    b = make_trace([], pixel=(1, 1), setup=setup)
+    r = diff_traces(a, b, default_spec())
+    assert not r and "B had: no per-pixel tap" in r.headline
+
+
+def test_headerless_reference_is_aligned_as_the_port_pixel_without_claiming_force():
+    r = diff_traces(read_trace(WILD / "at002_c_trace_pixel_64_79.log"),
+                    read_trace(WILD / "at002_py_trace_FIXED_pixel_64_79.log"), default_spec())
+    assert "A names no pixel; assumed (64, 79), the pixel B traced" in r.warnings
+    assert "forced" not in r.headline
+    assert r.root_cause.tap == "scattering_vec_A_inv"
+    assert sum(1 for f in r.findings if f.status != "missing") == 10  # every per-pixel tap B printed
+
+
+def test_headerless_old_port_trace_with_one_tap_is_one_sided():
+    # the earlier port's trace before the fix prints Fluence and Oversample as taps; the rest
+    # ("Omega (solid angle) = ...") is free text the parser does not read as taps
+    r = diff_traces(read_trace(WILD / "at002_c_trace_pixel_64_79.log"),
+                    read_trace(WILD / "at002_py_trace_pixel_64_79.log"), default_spec())
+    assert not r and r.to_json()["verdict"] == "diverge"
+    assert r.headline.startswith("One-sided comparison: only 1 per-pixel tap(s) were printed by both sides "
+                                 "(A printed 22, B printed 1;")
+    assert "B had: fluence_photons_per_m2 (+ 9 free-text line(s) not read as taps)." in r.headline
+
+
+def test_a_divergent_tap_without_pixel_is_not_called_a_setup_value():
+    a = make_trace([("pixel_pos_meters", (0.1, 0.0, 0.006)), ("omega_pixel_sr", 1.6e-5)])
+    b = make_trace([("pixel_pos_meters", (0.1, 0.0, 0.006)), ("omega_pixel_sr", 1.7e-5)])
+    for spec in (default_spec(), None):
+        r = diff_traces(a, b, spec)
+        assert r.root_cause.tap == "omega_pixel_sr"
+        assert "setup value" not in r.headline
+        assert not any(f.verdict.is_setup for f in r.findings)

@@ -173,5 +173,5 @@ def test_real_port_trace_found_its_inverse_angstrom_scattering_vector():
                     read_trace(d / "at002_py_trace_FIXED_pixel_64_79.log"), SPEC)
     assert r.root_cause.tap == "scattering_vec_A_inv"
     assert r.root_cause.factor == pytest.approx(1e-10)
-    assert any("A has no pixel header" in w for w in r.warnings)
+    assert "A names no pixel; assumed (64, 79), the pixel B traced" in r.warnings
     assert any("B printed no setup (`=`) lines" in w for w in r.warnings)
