@@ -252,6 +252,9 @@ class ImageMetrics:
     nonfinite_a: int
     nonfinite_b: int
     peaks: PeakMatch
+    # pixels non-finite on one side only (or NaN vs ±inf): a disagreement, not a pixel to skip
+    nonfinite_mismatch: int = 0
+    nonfinite_mismatch_at: tuple[int, int] | None = None  # first one, (slow, fast) full-image
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -310,7 +313,8 @@ def match_peaks(pa: np.ndarray, pb: np.ndarray, radius: float = 1.0) -> PeakMatc
 
 def compare_images(a: np.ndarray, b: np.ndarray, *, roi: Roi | None = None, peaks: int = 20) -> ImageMetrics:
     """Metrics of B against A over the ROI (whole image when None). Non-finite pixels are
-    counted and excluded from every metric."""
+    counted and excluded from every metric; those non-finite on one side only are counted
+    apart (``failures`` treats them as a disagreement)."""
     if a.shape != b.shape:
         raise ImageError(f"images differ in shape: A is {a.shape[0]}x{a.shape[1]}, B is {b.shape[0]}x{b.shape[1]}",
                          None, "compare images of the same detector")
@@ -330,6 +334,8 @@ def compare_images(a: np.ndarray, b: np.ndarray, *, roi: Roi | None = None, peak
     diff = np.abs(fb - fa)
     k = int(np.argmax(diff))
     sa, sb = float(av.sum()), float(bv.sum())
+    mismatch = _nonfinite_mismatch(a, b, finite)
+    first = np.argwhere(mismatch)[0] if mismatch.any() else None
     return ImageMetrics(
         shape=tuple(int(x) for x in a.shape) if roi is None else (int(a.shape[0]), int(a.shape[1])),
         roi=None if roi is None else (roi.xmin, roi.xmax, roi.ymin, roi.ymax),
@@ -347,13 +353,34 @@ def compare_images(a: np.ndarray, b: np.ndarray, *, roi: Roi | None = None, peak
         nonfinite_a=int((~np.isfinite(a)).sum()),
         nonfinite_b=int((~np.isfinite(b)).sum()),
         peaks=match_peaks(local_maxima(fa, peaks), local_maxima(fb, peaks)),
+        nonfinite_mismatch=int(mismatch.sum()),
+        nonfinite_mismatch_at=None if first is None else (int(first[0]) + s_off, int(first[1]) + f_off),
     )
+
+
+def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """bool mask: pixels where the two sides are not the same non-finite value (NaN on both
+    sides, or the same infinity, is the same outcome; a number vs NaN/inf is not)."""
+    with np.errstate(invalid="ignore"):
+        same = (np.isnan(a) & np.isnan(b)) | (a == b)
+    return ~finite & ~same
 
 
 @dataclass(frozen=True)
 class Thresholds:
+    """corr_min: Pearson correlation needed, in [-1, 1]; sum_tol: allowed |sum(B)/sum(A) - 1|, >= 0."""
+
     corr_min: float = 0.999
     sum_tol: float = 5e-3
+
+    def __post_init__(self):
+        # an unreachable threshold would make every comparison fail (or pass) for a typo
+        if not (math.isfinite(self.corr_min) and -1.0 <= self.corr_min <= 1.0):
+            raise UsageError(f"{self.corr_min} is not a correlation (outside [-1, 1])", "--corr-min",
+                             "give a number in [-1, 1], e.g. 0.999")
+        if not (math.isfinite(self.sum_tol) and self.sum_tol >= 0.0):
+            raise UsageError(f"{self.sum_tol} is not a tolerance (must be finite and >= 0)", "--sum-tol",
+                             "give a relative tolerance such as 0.005")
 
 
 def failures(m: ImageMetrics, t: Thresholds) -> list[str]:
@@ -370,6 +397,9 @@ def failures(m: ImageMetrics, t: Thresholds) -> list[str]:
             out.append("sum of A is 0 but sum of B is not")
     elif abs(m.sum_ratio - 1.0) > t.sum_tol:
         out.append(f"|sum ratio - 1| = {abs(m.sum_ratio - 1):.3g} > {t.sum_tol}")
+    if m.nonfinite_mismatch:
+        s, f = m.nonfinite_mismatch_at
+        out.append(f"{m.nonfinite_mismatch} pixel(s) non-finite on one side only, first at (slow {s}, fast {f})")
     return out
 
 
@@ -433,5 +463,9 @@ def metrics_lines(m: ImageMetrics, t: Thresholds, indent: str = "  ") -> list[st
         f"(top {p.n_a} in A, {p.n_b} in B){off}",
     ]
     if m.nonfinite_a or m.nonfinite_b:
-        lines.append(f"{indent}non-finite       {m.nonfinite_a} in A, {m.nonfinite_b} in B (excluded)")
+        lines.append(f"{indent}non-finite       {m.nonfinite_a} in A, {m.nonfinite_b} in B (excluded from the metrics)")
+    if m.nonfinite_mismatch:
+        s, f = m.nonfinite_mismatch_at
+        lines.append(f"{indent}one side only    {m.nonfinite_mismatch} pixel(s) finite in one image, not in the "
+                     f"other (first at slow {s}, fast {f}): a disagreement")
     return lines

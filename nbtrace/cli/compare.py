@@ -44,10 +44,10 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
         check_output_file(png_path, "--png")
     if shape is None and nb_args:
         shape = shape_from_nb_args(list(nb_args))
+    t = Thresholds(corr_min=corr_min, sum_tol=sum_tol)  # validates the ranges before any reading
     a = read_image(image_a, shape)
     b = read_image(image_b, shape)
     roi_objs = tuple(Roi(*r) for r in rois)
-    t = Thresholds(corr_min=corr_min, sum_tol=sum_tol)
     res = compare_arrays(a, b, names=(image_a, image_b), rois=roi_objs, thresholds=t, peaks=peaks)
     if png_path:
         from pathlib import Path

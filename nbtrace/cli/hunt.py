@@ -51,12 +51,13 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     from nbtrace.hunt import HuntOptions, hunt, report_lines, to_json
     from nbtrace.images import Thresholds
 
+    thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
     if out_dir:  # before the renders: a refused --out must not cost the whole hunt
         ensure_output_dir(out_dir, "--out")
 
     opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
                        npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
-                       thresholds=Thresholds(corr_min, sum_tol), spec_path=spec_path, timeout=timeout, dtype=dtype)
+                       thresholds=thresholds, spec_path=spec_path, timeout=timeout, dtype=dtype)
     result = hunt(opts, progress=lambda m: click.echo(m, err=True))
     if out_dir:
         from nbtrace.htmlreport import write_outputs

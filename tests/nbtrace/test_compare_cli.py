@@ -127,3 +127,19 @@ def test_closed_stdout_pipe_keeps_the_verdict_and_is_silent(images):
     differ = _closed_pipe_run(["compare", str(images / "a.bin"), str(images / "b.bin"), "--shape", "32", "40",
                                "--json"])
     assert (differ.returncode, differ.stderr) == (1, "")
+
+
+def test_one_sided_nan_pixel_is_exit_1_with_count_and_location(images):
+    a = np.load(images / "a.npy")
+    b = a.copy()
+    b[5, 7] = np.nan
+    np.save(images / "nan.npy", b)
+    r = _run([str(images / "a.npy"), str(images / "nan.npy")])
+    assert r.return_value == 1, r.output
+    assert "1 pixel(s) non-finite on one side only, first at (slow 5, fast 7)" in r.output
+
+
+@pytest.mark.parametrize("opt", [["--corr-min", "2"], ["--corr-min", "nan"], ["--sum-tol", "-1"]])
+def test_threshold_out_of_range_is_one_line_exit_2(images, capsys, opt):
+    err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), *opt], capsys)
+    assert opt[0] in err

@@ -119,3 +119,32 @@ def test_failures_and_thresholds():
     assert compare_arrays(a, a * 1.01, thresholds=Thresholds(0.999, 0.02))
     assert failures(compare_images(np.ones((3, 3)), np.ones((3, 3))), Thresholds()) == []
     assert failures(compare_images(np.ones((3, 3)), np.eye(3)), Thresholds())
+
+
+def test_nonfinite_on_one_side_only_is_a_disagreement():
+    a = np.arange(1.0, 101.0).reshape(10, 10)
+    b = a.copy()
+    b[3, 4] = np.nan
+    b[7, 1] = np.inf
+    res = compare_arrays(a, b)
+    assert not res
+    assert res.full.nonfinite_mismatch == 2 and res.full.nonfinite_mismatch_at == (3, 4)
+    assert any("2 pixel(s) non-finite on one side only, first at (slow 3, fast 4)" in f for f in res.failures)
+    # the same non-finite value on both sides is the same outcome, still excluded from the metrics
+    both = a.copy()
+    both[3, 4] = np.nan
+    both[5, 5] = -np.inf
+    assert compare_arrays(both, both.copy())
+    # NaN against inf at one pixel is not the same outcome
+    other = both.copy()
+    other[5, 5] = np.nan
+    assert compare_images(both, other).nonfinite_mismatch == 1
+
+
+@pytest.mark.parametrize("corr_min,sum_tol,option", [
+    (2.0, 5e-3, "--corr-min"), (-1.5, 5e-3, "--corr-min"), (float("nan"), 5e-3, "--corr-min"),
+    (0.999, -1.0, "--sum-tol"), (0.999, float("inf"), "--sum-tol"),
+])
+def test_thresholds_out_of_range_are_usage_errors(corr_min, sum_tol, option):
+    with pytest.raises(UsageError, match=option):
+        Thresholds(corr_min, sum_tol)
