@@ -60,6 +60,8 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
     prov_a, prov_b = provenance(a, al.canon_a), provenance(b, al.canon_b)
     settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
+    if not force and not (pixels_a and pixels_b):
+        _refuse_shifted_pixels(a, b, al, settings.geometry)
     cols_a, cols_b = TraceColumns(a), TraceColumns(b)
     verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings,
                               cols_a=cols_a, cols_b=cols_b)
@@ -149,6 +151,47 @@ def _one_sided_pixel_maps(pa, pb, warnings):
         return (strip, None) if pa else (None, strip)
     warnings.append(f"{other} has no pixel header while {side} traced {len(ps)} pixels: per-pixel taps cannot be aligned")
     return None, None
+
+
+# Taps whose agreement shows both sides used one detector frame: then a whole-pixel shift of
+# pixel_pos_meters is a different pixel, not a geometry bug.
+FRAME_TAPS = ("pix0_vector_meters", "fdet_vec", "sdet_vec")
+
+
+def _refuse_shifted_pixels(a: Trace, b: Trace, al: Alignment, g) -> None:
+    """Incident 19 without pixel headers: the pixel positions differ by whole pixels along fast
+    and slow while the detector frame (pix0, fdet, sdet) agrees — the traces are of different
+    pixels (a transposed -trace_pixel), and diffing them sends people after a false swap."""
+    if not g.pixel_size or g.fdet is None or g.sdet is None:
+        return
+    pos = [_first(t, canon, "pixel_pos_meters") for t, canon in ((a, al.canon_a), (b, al.canon_b))]
+    if any(r is None or len(r.values) != 3 for r in pos):
+        return
+    for name in FRAME_TAPS:
+        ra, rb = _first(a, al.canon_a, name), _first(b, al.canon_b, name)
+        if ra is None or rb is None or not _same_vector(ra.values, rb.values):
+            return
+    d = np.subtract(pos[1].values, pos[0].values)
+    fast = float(d @ np.asarray(g.fdet)) / g.pixel_size
+    slow = float(d @ np.asarray(g.sdet)) / g.pixel_size
+    resid = d - (fast * np.asarray(g.fdet) + slow * np.asarray(g.sdet)) * g.pixel_size
+    ds, df = round(slow), round(fast)
+    whole = abs(slow - ds) < 1e-3 and abs(fast - df) < 1e-3 and np.linalg.norm(resid) < 1e-3 * g.pixel_size
+    if not whole or max(abs(ds), abs(df)) < 1:
+        return
+    why = " — slow/fast transposed?" if ds == -df else ""
+    raise UsageError(
+        f"these traces appear to be of different pixels: pixel_pos_meters differs by (Δslow, Δfast) = "
+        f"({ds}, {df}) whole pixels while pix0/fdet/sdet agree{why} (use --force to diff anyway)",
+        where=f"{pos[0].loc} vs {pos[1].loc}",
+        hint="trace the same pixel on both sides (-trace_pixel takes slow fast, -printout_pixel fast slow)")
+
+
+def _same_vector(u, v) -> bool:
+    if len(u) != 3 or len(v) != 3:
+        return False
+    scale = max(np.linalg.norm(u), np.linalg.norm(v), 1e-300)
+    return bool(np.all(np.abs(np.subtract(u, v)) <= 1e-6 * scale))
 
 
 # ------------------------------------------------------------------------------ coverage

@@ -147,6 +147,20 @@ def test_different_pixels_exit_2_then_force(capsys, monkeypatch):
     assert code == 1 and "pixel_pos_meters" in out
 
 
+def test_headerless_different_pixels_exit_2(capsys, monkeypatch, tmp_path):
+    d = DATA / "r19_transposed_pixel"
+    paths = []
+    for name in ("reference.log", "port.log"):
+        lines = (d / name).read_text().splitlines(keepends=True)
+        (tmp_path / name).write_text("".join(ln for ln in lines if not ln.startswith("TRACE_CONFIG")))
+        paths.append(tmp_path / name)
+    code, out, err = run([*paths, "--spec", SPEC], capsys, monkeypatch)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "appear to be of different pixels: pixel_pos_meters differs by (Δslow, Δfast) = (17, -17)" in err
+    code, _, _ = run([*paths, "--spec", SPEC, "--force"], capsys, monkeypatch)
+    assert code == 1
+
+
 def test_pixel_option_selects_one_pixel(capsys, monkeypatch):
     d = DATA / "identical"
     code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--pixel", "40", "57"], capsys, monkeypatch)

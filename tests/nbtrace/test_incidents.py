@@ -175,3 +175,35 @@ def test_real_port_trace_found_its_inverse_angstrom_scattering_vector():
     assert r.root_cause.factor == pytest.approx(1e-10)
     assert "A names no pixel; assumed (64, 79), the pixel B traced" in r.warnings
     assert any("B printed no setup (`=`) lines" in w for w in r.warnings)
+
+
+def _headerless(case: str, tmp_path) -> tuple[Path, Path]:
+    out = []
+    for name in ("reference.log", "port.log"):
+        text = (DATA / case / name).read_text()
+        dst = tmp_path / name
+        dst.write_text("".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("TRACE_CONFIG")))
+        out.append(dst)
+    return out[0], out[1]
+
+
+def test_row19_without_headers_is_refused_from_the_pixel_positions(tmp_path):
+    # the false lead of incident 19 was "an additive offset of whole pixels, a MOSFLM ½ pixel?"
+    ref, port = _headerless("r19_transposed_pixel", tmp_path)
+    a, b = read_trace(ref), read_trace(port)
+    assert a.pixels == () and b.pixels == ()
+    with pytest.raises(UsageError) as exc:
+        diff_traces(a, b, SPEC)
+    msg = str(exc.value)
+    assert ("these traces appear to be of different pixels: pixel_pos_meters differs by (Δslow, Δfast) = "
+            "(17, -17) whole pixels while pix0/fdet/sdet agree — slow/fast transposed? (use --force to diff anyway)") in msg
+    assert msg.startswith(f"{ref}:") and f" vs {port}:" in msg
+    forced = diff_traces(a, b, SPEC, force=True)
+    assert forced.root_cause.tap == "pixel_pos_meters"
+
+
+def test_whole_pixel_check_leaves_real_geometry_bugs_alone(tmp_path):
+    # row 7: pix0 itself moved by ½ pixel; the frame disagrees, so this is a bug, not a pixel mix-up
+    ref, port = _headerless("r07_mosflm_half_pixel", tmp_path)
+    r = diff_traces(read_trace(ref), read_trace(port), SPEC)
+    assert r.root_cause.tap == "pix0_vector_meters" and r.root_cause.kind == "offset"
