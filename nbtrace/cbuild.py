@@ -66,15 +66,27 @@ def source_dir() -> Path:
 
 
 def find_compiler() -> Compiler:
-    """$CC (may carry flags), else cc, else gcc. Raises ProducerError when there is none."""
-    tried = []
-    if os.environ.get("CC"):
-        tried.append(shlex.split(os.environ["CC"]))
-    tried += [["cc"], ["gcc"]]
-    for argv in tried:
-        if argv and shutil.which(argv[0]):
+    """$CC (may carry flags), else cc, else gcc. Raises ProducerError when there is none, or
+    when $CC is set but not runnable: the user chose that compiler, so falling back to another
+    one silently would build something they did not ask for."""
+    if os.environ.get("CC", "").strip():
+        return _compiler_from_env(os.environ["CC"])
+    for argv in (["cc"], ["gcc"]):
+        if shutil.which(argv[0]):
             return Compiler(tuple(argv), _compiler_identity(argv))
     raise ProducerError(NO_COMPILER[0], hint=NO_COMPILER[1])
+
+
+def _compiler_from_env(value: str) -> Compiler:
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ProducerError(f"$CC={value!r} cannot be split into words ({exc})", where="$CC",
+                            hint="fix the quoting in $CC, or unset it to use cc/gcc") from None
+    if not shutil.which(argv[0]):
+        raise ProducerError(f"$CC={value!r}: {argv[0]!r} is not an executable on PATH", where="$CC",
+                            hint="point CC at an installed C compiler, or unset CC to use cc/gcc")
+    return Compiler(tuple(argv), _compiler_identity(argv))
 
 
 def _compiler_identity(argv: list[str]) -> str:

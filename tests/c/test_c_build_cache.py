@@ -142,3 +142,17 @@ def test_a_copy_of_the_real_sources_rebuilds_after_an_edit(tmp_path, monkeypatch
     res = subprocess.run([str(second), "-cell", "100", "-default_F", "1", "-detpixels", "4", "-trace_pixel", "1", "1"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0 and "TRACE_C: I_pixel_final" in res.stdout
+
+
+@pytest.mark.parametrize("cc,needle", [("/nonexistent/cc", "'/nonexistent/cc' is not an executable"),
+                                       ('gcc "-O2', "cannot be split into words")])
+def test_unrunnable_cc_is_an_error_naming_it_not_a_fallback(tiny_src, monkeypatch, capsys, cc, needle):
+    monkeypatch.setenv("CC", cc)
+    with pytest.raises(ProducerError) as err:
+        cbuild.ensure_built(source=tiny_src)
+    assert err.value.where == "$CC" and needle in err.value.one_line()
+    monkeypatch.setattr(cbuild, "source_dir", lambda: tiny_src)
+    with pytest.raises(SystemExit) as rc:
+        cli_main(["build-c"])
+    err_text = capsys.readouterr().err
+    assert rc.value.code == 2 and "$CC" in err_text and err_text.count("\n") == 1
