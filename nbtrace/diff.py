@@ -16,7 +16,7 @@ import numpy as np
 
 from nbtrace.align import Alignment, align
 from nbtrace.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
-from nbtrace.errors import UsageError
+from nbtrace.errors import TraceError, UsageError
 from nbtrace.localize import localize
 from nbtrace.model import TapRecord, Trace
 from nbtrace.results import DiffResult, RootCause, TapVerdict, Unmatched, index_text
@@ -55,6 +55,9 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
 def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, atol) -> DiffResult:
     context = dict(context or {})
     warnings: list[str] = []
+    if spec is not None:
+        check_shapes(a, spec, "a")
+        check_shapes(b, spec, "b")
     pixels_a, pixels_b = _pixels(a), _pixels(b)
     map_a, map_b, remapped = _pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
     al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
@@ -97,6 +100,36 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
 
 def _jsonable(v):
     return list(v) if isinstance(v, tuple) else v
+
+
+# ------------------------------------------------------------------------------ input checks
+
+
+def check_shapes(t: Trace, spec, side: str) -> None:
+    """Every numeric record of a tap the spec gives a shape must hold that many values: a
+    pixel_pos_meters of 2 values is a broken producer line, not "a different quantity".
+    Raises TraceError at the first offending record (file:line), naming the spec's declaration."""
+    cols = t.columns()
+    if not len(cols):
+        return
+    arity = cols.arity
+    for nid, printed in enumerate(cols.names):
+        canon = spec.canonical(printed, side)
+        tapdef = spec.get(canon) if canon is not None else None
+        if tapdef is None or tapdef.shape is None:
+            continue
+        want = math.prod(tapdef.shape)
+        # arity 0: a string / text value, which has no components to count
+        bad = np.flatnonzero((cols.name == nid) & (arity != want) & (arity != 0))
+        if bad.size:
+            i = int(bad[0])
+            alias = f" (`{canon}` in the spec)" if canon != printed else ""
+            shape = "[" + ", ".join(map(str, tapdef.shape)) + "]"
+            raise TraceError(
+                f"tap `{printed}`{alias} has {int(arity[i])} value(s), but the spec declares shape "
+                f"{shape}{' (a scalar)' if not tapdef.shape else ''} at {tapdef.loc}",
+                where=f"{t.path}:{int(cols.line[i])}",
+                hint="fix the producer's print of this tap (every component), or the spec's shape")
 
 
 # ------------------------------------------------------------------------------ pixels

@@ -161,6 +161,15 @@ def test_headerless_different_pixels_exit_2(capsys, monkeypatch, tmp_path):
     assert code == 1
 
 
+def test_tap_with_wrong_arity_for_its_declared_shape_is_bad_input(capsys, monkeypatch, tmp_path):
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text("TRACE_C: pixel_pos_meters 0.1 0 0.006\nTRACE_C: omega_pixel_sr 1.6e-05\n")
+    b.write_text("TRACE_PY: omega_pixel_sr 1.6e-05\nTRACE_PY: pixel_pos_meters 0.1 0.006\n")
+    code, out, err = run([a, b, "--spec", SPEC], capsys, monkeypatch)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{b}:2: tap `pixel_pos_meters` has 2 value(s), but the spec declares shape [3] at {SPEC}:" in err
+
+
 def test_pixel_option_selects_one_pixel(capsys, monkeypatch):
     d = DATA / "identical"
     code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--pixel", "40", "57"], capsys, monkeypatch)

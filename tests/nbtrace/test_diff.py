@@ -9,7 +9,7 @@ import pytest
 
 from nbtrace.diff import diff_traces, run_factors
 from nbtrace.align import align
-from nbtrace.errors import UsageError
+from nbtrace.errors import TraceError, UsageError
 from nbtrace.parse import read_trace
 from nbtrace.spec import default_spec
 from nbtrace.testing import make_trace
@@ -192,3 +192,15 @@ def test_a_divergent_tap_without_pixel_is_not_called_a_setup_value():
         assert r.root_cause.tap == "omega_pixel_sr"
         assert "setup value" not in r.headline
         assert not any(f.verdict.is_setup for f in r.findings)
+
+
+def test_arity_against_the_declared_shape_is_a_trace_error_naming_both_places():
+    spec = default_spec()
+    a = make_trace([("pixel_pos", (0.1, 0.0))], pixel=(1, 1), path="ref.log")
+    b = make_trace([("pixel_pos_meters", (0.1, 0.0, 0.006))], pixel=(1, 1), path="port.log")
+    with pytest.raises(TraceError) as exc:
+        diff_traces(a, b, spec)
+    where = spec.get("pixel_pos_meters").loc
+    assert str(exc.value).startswith(f"ref.log:1: tap `pixel_pos` (`pixel_pos_meters` in the spec) has 2 value(s), "
+                                     f"but the spec declares shape [3] at {where}")
+    assert diff_traces(a, b, None).findings  # without a spec there is no declared shape to hold it to
