@@ -344,24 +344,36 @@ FLAGS = {
 
 
 def _check_positive(kw: dict) -> None:
-    """Values the geometry divides by: the C would print inf/NaN or hang; we refuse them."""
-    for name, flag in (("pixel", "-pixel"), ("lambda0", "-lambda"), ("distance", "-distance")):
+    """Values physics.md gives no meaning to (the C would print inf/NaN or hang): refused the
+    same way as the C reference (simulator/c/README.md); the physics rules (N ≤ 0 → 1, …) stay."""
+    for name, flag in (("pixel", "-pixel"), ("lambda0", "-lambda")):
         if name in kw and not (kw[name] > 0 and math.isfinite(kw[name])):
             raise UsageError(f"{flag} must be a finite number > 0", hint=f"give a positive {flag}")
+    if "close_distance" in kw and not kw["close_distance"] > 0:
+        raise UsageError("-close_distance must be > 0", hint="give the sample-detector distance in mm")
+    if "distance" in kw and "close_distance" not in kw and not (kw["distance"] > 0 and math.isfinite(kw["distance"])):
+        raise UsageError("-distance must be a finite number > 0", hint="give a positive -distance (mm)")
     for name in ("detpixels_f", "detpixels_s"):
         if name in kw and kw[name] < 1:
             raise UsageError(f"-detpixels must be ≥ 1, got {kw[name]}", hint="e.g. -detpixels 1024")
     if kw.get("flux", 0.0) != 0 and "beamsize" in kw and kw["beamsize"] == 0:
         raise UsageError("-beamsize 0 with -flux divides by zero", hint="give the beam size in mm, e.g. -beamsize 0.1")
+    if kw.get("thickness", 0.0) < 0:
+        raise UsageError("-detector_thick must be ≥ 0", hint="give the sensor thickness in µm")
+    if kw.get("oversample", 0) < 0:
+        raise UsageError("-oversample must be ≥ 0 (0 = auto)", hint="e.g. -oversample 2")
+    if "cell" in kw:
+        if not kw["cell"][0] > 0:
+            raise UsageError("-cell needs a positive a (as nanoBragg, which exits when a = 0)",
+                             hint="e.g. -cell 100 100 100 90 90 90")
+        if any(x < 0 for x in kw["cell"]):
+            raise UsageError("-cell has a negative length or angle", hint="e.g. -cell 100 100 100 90 90 90")
     for name in ("roi", "trace_roi"):
         if name in kw:
             xmin, xmax, ymin, ymax = kw[name]
-            if xmin > xmax or ymin > ymax:
-                raise UsageError(f"-{name} {xmin} {xmax} {ymin} {ymax}: a minimum exceeds its maximum",
+            if xmin > xmax or ymin > ymax or min(kw[name]) < 0:
+                raise UsageError(f"-{name} {xmin} {xmax} {ymin} {ymax}: a minimum exceeds its maximum or is negative",
                                  hint="the order is xmin xmax ymin ymax (fast, then slow), inclusive")
-    if "cell" in kw and not kw["cell"][0] > 0:
-        raise UsageError("-cell needs a positive a (as nanoBragg, which exits when a = 0)",
-                         hint="e.g. -cell 100 100 100 90 90 90")
 
 
 def parse_args(argv: list[str]) -> SimConfig:

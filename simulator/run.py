@@ -112,10 +112,23 @@ def _check_frame_fits(setup) -> None:
                          hint="use fewer -detpixels, a -roi, or trace pixels without an image output")
 
 
+def _check_roi(setup) -> None:
+    det = setup.detector
+    if det.fpixels < 1 or det.spixels < 1:
+        raise UsageError(f"the detector holds no pixel ({det.fpixels}x{det.spixels})",
+                         hint="check -detsize and -pixel (mm)")
+    if setup.cfg.roi is not None:
+        xmin, xmax, ymin, ymax = setup.cfg.roi
+        if xmax >= det.fpixels or ymax >= det.spixels:
+            raise UsageError(f"-roi {xmin} {xmax} {ymin} {ymax} is not inside the {det.fpixels}x{det.spixels} detector",
+                             hint="0 ≤ xmin ≤ xmax < fpixels and 0 ≤ ymin ≤ ymax < spixels")
+
+
 def run(cfg) -> int:
     # one intra-op thread; parallelism comes from rendering chunks concurrently (kernel.render_frame)
     torch.set_num_threads(1)
     setup = build_setup(cfg)
+    _check_roi(setup)
     sys.stderr.write(summary(setup))
     text_rec = taps_mod.Recorder(cfg.trace_pixels, all_blocks=True) if cfg.trace_pixels else None
     roi_rec = None

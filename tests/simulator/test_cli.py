@@ -124,9 +124,18 @@ def test_sourcefile_comment_is_an_error(capsys, tmp_path):
     (["-detpixels", "0"], "-detpixels must be ≥ 1"),
     (["-lambda", "inf"], "-lambda must be a finite number > 0"),
     (["-roi", "5", "1", "0", "3"], "a minimum exceeds its maximum"),
+    (["-roi", "0", "40", "0", "3"], "is not inside the 32x32 detector"),
+    (["-detector_thick", "-1"], "-detector_thick must be ≥ 0"),
+    (["-oversample", "-2"], "-oversample must be ≥ 0"),
+    (["-distance", "0"], "-distance must be a finite number > 0"),
     (["-detpixels", "1000000", "-floatfile", "x.bin"], "GiB for its images"),
 ])
 def test_more_bad_values(argv, fragment, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, SMALL + argv)
     assert code == 2 and fragment in err and err.count("nbsim: error:") == 1
+
+
+def test_detector_without_pixels(capsys):
+    code, _, err = run_cli(capsys, ["-cell", "100", "-default_F", "1", "-detsize", "0.01", "-trace_pixel", "0", "0"])
+    assert code == 2 and "the detector holds no pixel (0x0)" in err
