@@ -459,7 +459,8 @@ def mismatch_message(label: str, headline: str, *, n_mis: int, n_el: int,
         f"Greatest relative difference: {worst_rel[0]:.6g} at {worst_rel[1]} (up to {worst_rel[2]:.3g} allowed)",
     ]
     if would_pass is not None:
-        lines.append(f"Would pass with rtol={would_pass:.3g} (used rtol={rtol:.3g}, atol={atol:.3g})")
+        lines.append(f"Would pass with rtol={would_pass:.3g} (relative to max(|a|, |b|, ‖row‖); "
+                     f"used rtol={rtol:.3g}, atol={atol:.3g})")
     lines.append(f"The failure occurred for item {path}")
     return "\n".join(lines)
 
@@ -574,6 +575,8 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
             need = np.where(x.mag > 0, (x.abs_err - x.atol) / x.mag, 0.0)
         would_pass = float(max(need.max(), 0.0))
     kind, factor, head = _classify(x, ra, rb, group.tap, tapdef, s, would_pass)
+    if would_pass is not None:
+        would_pass = passing_rtol(x, would_pass)
     rows = np.flatnonzero(mism.any(axis=1))
     first = int(rows[0])
     first_loop = ra[first].index.loop if group.loop else None
@@ -590,6 +593,22 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
         path=_path(label, ra[first], rb[first], int(np.flatnonzero(mism[first])[0]) if k > 1 else None))
     return _verdict(group, label, kind, ra, rb, first, would_pass=would_pass, factor=factor,
                     message=msg, first_loop=first_loop, **common)
+
+
+def passing_rtol(x: _Arrays, need: float, digits: int = 3) -> float:
+    """``need`` rounded *up* to ``digits`` significant digits and checked against the tolerance
+    the comparison really applies (``atol + rtol·max(|a|, |b|, ‖row‖)``): the rtol a report prints
+    must make the tap pass when given back (--rtol R --atol A), where a rounded-down 0.444 for a
+    need of 0.4444 would not."""
+    if need <= 0:
+        return 0.0
+    r = float(f"{need:.{digits - 1}e}")
+    step = 10.0 ** (math.floor(math.log10(r)) - (digits - 1))
+    for _ in range(4):
+        if r >= need and np.all(x.abs_err <= x.atol + r * x.mag):
+            return r
+        r = float(f"{r + step:.{digits - 1}e}")
+    return float(np.nextafter(need, np.inf)) * (1 + 1e-12)  # unreachable unless arithmetic is odd
 
 
 def _region_note(ra, rows: np.ndarray, n: int) -> str:

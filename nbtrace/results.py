@@ -67,7 +67,8 @@ class TapVerdict:
     index: where the worst (or first divergent) element sits; a/b: the values there.
     max_abs / max_rel: greatest absolute / relative difference over all compared elements.
     tolerance: the relative tolerance applied (max of spec rtol and printed-precision floors).
-    would_pass: the smallest rtol that would have made this tap agree (None when it agrees).
+    would_pass: the smallest rtol, rounded up to 3 significant digits, that makes this tap agree
+        under the tolerance applied (atol + rtol·max(|a|, |b|, ‖row‖)); None when it agrees.
     factor: port/reference when a scale (or count ratio) explains the divergence.
     """
 

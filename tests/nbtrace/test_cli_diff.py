@@ -45,7 +45,8 @@ PINNED = (
     'allowed)\n'
     'Greatest relative difference: 1 at pixel (3, 4), component 0 (up to 5e-06\n'
     'allowed)\n'
-    'Would pass with rtol=0.802 (used rtol=5e-06, atol=0)\n'
+    'Would pass with rtol=0.802 (relative to max(|a|, |b|, ‖row‖); used rtol=5e-06,\n'
+    'atol=0)\n'
     'The failure occurred for item q_vec at pixel (3, 4), component 0 (A a.log:3, B\n'
     'b.log:3)\n'
 )

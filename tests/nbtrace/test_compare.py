@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nbtrace.align import TapGroup, align
+from nbtrace.diff import diff_traces
 from nbtrace.compare import (CompareSettings, ComparerBug, Geometry, compare_group, mismatch_message,
                              plausibility, precision_floor)
 from nbtrace.spec import parse_spec
@@ -141,7 +142,7 @@ def test_message_prints_the_tolerance_that_would_pass():
     v = verdict("lambda_meters", 1.0e-10, 1.000001e-10)
     assert v.kind == "out_of_tolerance"
     assert v.would_pass == pytest.approx(1e-6, rel=1e-3)
-    assert "Would pass with rtol=1e-06 (used rtol=1e-09" in v.message
+    assert "Would pass with rtol=1e-06 (relative to max(|a|, |b|, ‖row‖); used rtol=1e-09" in v.message
     assert "The failure occurred for item lambda_meters at pixel (7, 9)" in v.message
 
 
@@ -191,7 +192,7 @@ def test_mismatch_message_layout():
         "Mismatched elements: 1 / 4 (25.0%)",
         "Greatest absolute difference: 2 at pixel (1, 2) (up to 0.5 allowed)",
         "Greatest relative difference: 0.1 at pixel (1, 2), component 1 (up to 1e-09 allowed)",
-        "Would pass with rtol=0.1 (used rtol=1e-09, atol=0)",
+        "Would pass with rtol=0.1 (relative to max(|a|, |b|, ‖row‖); used rtol=1e-09, atol=0)",
         "The failure occurred for item tap at pixel (1, 2)",
     ]
 
@@ -274,3 +275,18 @@ def test_amplified_float32_rule_needs_a_float32_side():
     port = _make_trace([("F_latt_b", 3.2360804930056273 * (1 + 1.5e-4))], pixel=(2, 4), prefix="TRACE_PY")
     res = _diff_traces(ref, port)
     assert res.root_cause is not None and res.root_cause.kind == "out_of_tolerance"
+
+
+@pytest.mark.parametrize("a, b", [
+    (1.0, 1.8),  # need 0.44444: three digits rounded to nearest (0.444) would still fail
+    ((1000.0, 2000.0, 3000.0), (1e-7, 2e-7, 3e-7)),  # ×1e-10: relative difference 1, need 0.8018
+    ((0.1, 0.0, 0.006), (0.1, 1e-3, 0.0061)),
+    (2.5e-30, 2.50049e-30),
+])
+def test_printed_would_pass_rtol_really_passes(a, b):
+    ta, tb = make_trace([("x", a)], pixel=(1, 1)), make_trace([("x", b)], pixel=(1, 1))
+    v = diff_traces(ta, tb).findings[0].verdict
+    assert v.kind != "agree" and v.would_pass is not None
+    assert f"Would pass with rtol={v.would_pass:.3g} " in v.message
+    assert float(f"{v.would_pass:.3g}") == v.would_pass  # what is printed is what was checked
+    assert diff_traces(ta, tb, rtol=v.would_pass, atol=v.atol)
