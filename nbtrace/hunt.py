@@ -24,7 +24,9 @@ from typing import Callable
 import numpy as np
 
 from nbtrace.errors import UsageError
-from nbtrace.images import ImageComparison, Thresholds, compare_arrays, read_image, shape_from_nb_args
+from nbtrace.images import (
+    ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
+)
 
 # A small seed configuration with Bragg spots on a 256² detector: a 100 Å cubic cell at 0.5 Å,
 # 5 unit cells per axis so the spots are a few pixels wide, 500 mm away on 0.2 mm pixels
@@ -140,24 +142,41 @@ class HuntResult:
 
 _FIXED_REASONS = ("detector centre (near the direct beam)", "edge (middle of fast-min edge)", "corner (0, 0)",
                   "opposite corner")
+_FIXED_ROI_REASONS = ("centre of the -roi", "edge (middle of the -roi fast-min edge)", "-roi corner (min, min)",
+                      "opposite -roi corner")
 
 
-def fixed_pixels(shape: tuple[int, int]) -> tuple[ChosenPixel, ...]:
+def fixed_pixels(shape: tuple[int, int], roi: tuple[int, int, int, int] | None = None) -> tuple[ChosenPixel, ...]:
     """Pixels chosen before any image exists, so the render pass itself can trace them: the
     detector centre (near the direct beam), the middle of the fast-min edge and two opposite
-    corners (geometry faults grow towards the edges and corners). Values are filled later."""
-    S, F = shape
-    picks = zip([(S // 2, F // 2), (S // 2, 0), (0, 0), (S - 1, F - 1)], _FIXED_REASONS)
+    corners (geometry faults grow towards the edges and corners). With the run's -roi
+    (xmin, xmax, ymin, ymax inclusive) the same four points of the ROI box, since a pixel
+    outside it is never computed. Values are filled later."""
+    if roi is None:
+        ymin, ymax, xmin, xmax = 0, shape[0] - 1, 0, shape[1] - 1
+        reasons = _FIXED_REASONS
+    else:
+        xmin, xmax, ymin, ymax = roi
+        reasons = _FIXED_ROI_REASONS
+    mid_s, mid_f = (ymin + ymax + 1) // 2, (xmin + xmax + 1) // 2
+    picks = zip([(mid_s, mid_f), (mid_s, xmin), (ymin, xmin), (ymax, xmax)], reasons)
     seen: dict = {}
     for p, why in picks:
         seen.setdefault(p, ChosenPixel(p, why, math.nan, math.nan))
     return tuple(seen.values())
 
 
-def image_pixels(a: np.ndarray, b: np.ndarray, n: int, exclude=()) -> tuple[ChosenPixel, ...]:
+def image_pixels(a: np.ndarray, b: np.ndarray, n: int, exclude=(),
+                 roi: tuple[int, int, int, int] | None = None) -> tuple[ChosenPixel, ...]:
     """Pixels chosen from the two images, each with why: the largest |B − A| in photons (absolute,
     so a 1 % error on a bright spot outranks 100 % on dim background), the brightest reference
-    pixel, a background pixel, then further large-|Δ| pixels until ``n``. a, b: (S, F) photons."""
+    pixel, a background pixel, then further large-|Δ| pixels until ``n``. a, b: (S, F) photons.
+    roi: the run's -roi (xmin, xmax, ymin, ymax inclusive): choose only inside it."""
+    if roi is not None:
+        xmin, xmax, ymin, ymax = roi
+        box = (slice(ymin, ymax + 1), slice(xmin, xmax + 1))
+        inner = image_pixels(a[box], b[box], n, [(s - ymin, f - xmin) for s, f in exclude])
+        return tuple(dataclasses.replace(c, pixel=(c.pixel[0] + ymin, c.pixel[1] + xmin)) for c in inner)
     F = a.shape[1]
     fa, fb = np.nan_to_num(a), np.nan_to_num(b)
     diff = np.abs(fb - fa)
@@ -184,11 +203,12 @@ def image_pixels(a: np.ndarray, b: np.ndarray, n: int, exclude=()) -> tuple[Chos
     return tuple(chosen.values())
 
 
-def choose_pixels(a: np.ndarray, b: np.ndarray, n: int = 7) -> tuple[ChosenPixel, ...]:
+def choose_pixels(a: np.ndarray, b: np.ndarray, n: int = 7,
+                  roi: tuple[int, int, int, int] | None = None) -> tuple[ChosenPixel, ...]:
     """Every pixel a hunt traces for these images: image-derived ones first, then the fixed ones."""
     fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel]))
-                  for c in fixed_pixels(a.shape))
-    return image_pixels(a, b, max(n - len(fixed), 1), exclude=[c.pixel for c in fixed]) + fixed
+                  for c in fixed_pixels(a.shape, roi))
+    return image_pixels(a, b, max(n - len(fixed), 1), exclude=[c.pixel for c in fixed], roi=roi) + fixed
 
 
 def _background_pixel(img: np.ndarray) -> tuple[int, int]:
@@ -411,8 +431,9 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
     from nbtrace.parse import read_trace
 
     timings: dict = {}
-    dump_roi = dump_roi_for(shape) if opts.maps else None
-    fixed = fixed_pixels(shape)
+    run_roi = roi_from_nb_args(list(args), shape)
+    dump_roi = dump_roi_for(shape, within=run_roi) if opts.maps else None
+    fixed = fixed_pixels(shape, run_roi)
     say(f"hunt: [1/4] rendering both images ({shape[0]}x{shape[1]}), C reference and port in parallel, "
         f"tracing {len(fixed)} fixed pixels in the same pass" + (f", region dump {list(dump_roi)}" if dump_roi else ""))
     t0 = time.perf_counter()
@@ -435,7 +456,8 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
 
     fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel])) for c in fixed)
     ta, tb = read_trace(img_c.trace_path), read_trace(img_p.trace_path)
-    extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed])
+    extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed],
+                                              roi=run_roi)
     if extra:
         # the image-derived pixels: all of them in ONE more run per side (no image, traced pixels only)
         say(f"hunt: [3/4] tracing {len(extra)} pixels chosen from the images, one run per side: "
@@ -461,7 +483,7 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
         maps_reason = ("asked for (--maps)" if opts.maps else
                        "the images differ but every traced pixel agrees: mapping every tap over a region")
         maps_res, region_diff, dump_roi = _region_step(opts, args, shape, work, spec, say, timings, dump_roi,
-                                                       traced=combined.root_cause is None)
+                                                       traced=combined.root_cause is None, run_roi=run_roi)
     timings["total_s"] = time.perf_counter() - t_start
     say(f"hunt: [4/4] done in {timings['total_s']:.2f} s (renders {timings['render_s']:.2f} s)")
     files = {"image_c": str(img_c.image_path), "image_py": str(img_p.image_path),
@@ -470,13 +492,13 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
                       maps_reason, region_diff, timings, files, {"c": img_c.meta, "py": img_p.meta})
 
 
-def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced):
+def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced, run_roi=None):
     """Maps over a region; if the traced pixels missed a divergence, trace where the maps show it."""
     from nbtrace.maps import compare_dumps, dump_roi_for, load_dump
 
     t0 = time.perf_counter()
     if dump_roi is None:  # not dumped during the render: one more run per side, no image
-        dump_roi = dump_roi_for(shape)
+        dump_roi = dump_roi_for(shape, within=run_roi)
         say(f"hunt: region dump {list(dump_roi)} (fast min, fast max, slow min, slow max), one run per side")
         _both(opts, args, say, {"roi": dump_roi, "dump": work / "region_c.npz"},
               {"roi": dump_roi, "dump": work / "region_py.npz"})
@@ -584,7 +606,7 @@ def report_lines(r: HuntResult) -> list[str]:
     lines.append(f"image metrics (B = port vs A = C reference, {r.shape[0]}x{r.shape[1]}):")
     lines += metrics_lines(r.images.full, r.images.thresholds)
     lines.append("")
-    n_fixed = sum(1 for p in r.pixels if p.reason in _FIXED_REASONS)
+    n_fixed = sum(1 for p in r.pixels if p.reason in _FIXED_REASONS + _FIXED_ROI_REASONS)
     if "pixels_capture_s" in r.timings:
         lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
                      "from the images traced in one more run per side):")

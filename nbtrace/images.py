@@ -77,6 +77,29 @@ def shape_from_nb_args(args: list[str]) -> tuple[int, int]:
     return spix, fpix
 
 
+def roi_from_nb_args(args: list[str], shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The pixels a nanoBragg run with ``args`` computes: its ``-roi xmin xmax ymin ymax`` (fast
+    min, fast max, slow min, slow max, inclusive; the last one given wins) clipped to the
+    (spixels, fpixels) detector, or None without -roi. Pixels outside it are never computed,
+    so they cannot be traced."""
+    where = [i for i, tok in enumerate(args) if tok == "-roi"]
+    if not where:
+        return None
+    i = where[-1]
+    words = args[i + 1: i + 5]
+    try:
+        xmin, xmax, ymin, ymax = (int(float(w)) for w in words)
+    except ValueError:
+        raise UsageError(f"-roi needs 4 pixel indices, got {' '.join(words)!r}", "nanoBragg args",
+                         "write -roi XMIN XMAX YMIN YMAX (fast min, fast max, slow min, slow max)") from None
+    spix, fpix = shape
+    box = max(xmin, 0), min(xmax, fpix - 1), max(ymin, 0), min(ymax, spix - 1)
+    if box[0] > box[1] or box[2] > box[3]:
+        raise UsageError(f"-roi {xmin} {xmax} {ymin} {ymax} selects no pixel of the {spix}x{fpix} detector",
+                         "nanoBragg args", f"fast in 0..{fpix - 1}, slow in 0..{spix - 1}, min <= max (inclusive)")
+    return box
+
+
 # --------------------------------------------------------------------------- reading
 
 

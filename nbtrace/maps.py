@@ -297,16 +297,20 @@ def _tap_map(name, rtol, atol, mask, rel, roi, det) -> TapMap:
                   where, mask)
 
 
-def dump_roi_for(shape: tuple[int, int], max_pixels: int = MAX_DUMP_PIXELS) -> tuple[int, int, int, int]:
+def dump_roi_for(shape: tuple[int, int], max_pixels: int = MAX_DUMP_PIXELS,
+                 within: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
     """The ROI ``hunt --maps`` dumps for a (spixels, fpixels) detector: the full frame when it has at
     most ``max_pixels`` pixels, else a full-width band of rows through the detector centre, so the
-    left and right edges, the centre and the beam all lie in it while memory stays bounded."""
-    spix, fpix = shape
+    left and right edges, the centre and the beam all lie in it while memory stays bounded.
+    ``within``: the run's own -roi (xmin, xmax, ymin, ymax inclusive); only pixels in it are
+    computed, so the dump is the same choice made over that box."""
+    x0, y0 = (within[0], within[2]) if within else (0, 0)
+    spix, fpix = (within[3] - within[2] + 1, within[1] - within[0] + 1) if within else shape
     if spix * fpix <= max_pixels:
-        return 0, fpix - 1, 0, spix - 1
+        return x0, x0 + fpix - 1, y0, y0 + spix - 1
     rows = max(1, min(spix, max_pixels // fpix))
     top = max(0, spix // 2 - rows // 2)
-    return 0, fpix - 1, top, min(spix - 1, top + rows - 1)
+    return x0, x0 + fpix - 1, y0 + top, y0 + min(spix - 1, top + rows - 1)
 
 
 # --------------------------------------------------------------------------- pictures

@@ -10,7 +10,29 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
                  "-detpixels 256 -pixel 0.2")
 
 
-@click.command(context_settings={"ignore_unknown_options": True},
+class _HuntCommand(click.Command):
+    """Everything after ``--`` goes to the producers untouched; an option before it that hunt
+    does not know is a mistake in the hunt command line (not a flag for nanoBragg to reject)."""
+
+    def parse_args(self, ctx, args):
+        given = list(args)  # the parser consumes ``args``
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.UsageError(_unknown_option_message(exc, given), ctx) from None
+
+
+def _unknown_option_message(exc: click.NoSuchOption, args) -> str:
+    before = list(args)[: list(args).index("--")] if "--" in args else list(args)
+    # click reports a short-option cluster by its first letter (-d for -detpixels): show the word typed
+    word = next((a for a in before if a.split("=")[0] == exc.option_name), None) or \
+        next((a for a in before if a.startswith(exc.option_name)), exc.option_name)
+    flag = "-" + word.split("=")[0].lstrip("-")
+    return (f"hunt has no option {word.split('=')[0]}; nanoBragg arguments go after `--`, "
+            f"e.g. nbtrace hunt [OPTIONS] -- {flag} ...")
+
+
+@click.command(cls=_HuntCommand,
                epilog=f"Built-in default configuration (used when no nanoBragg args follow --): {_DEFAULT_HELP}")
 @click.argument("nb_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--c-bin", default=None, metavar="PATH",
