@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import shlex
 from itertools import islice
 from typing import NamedTuple
@@ -30,6 +31,21 @@ PROVENANCE = ("producer", "dtype", "argv", "structure_factors")
 SETUP_HEAD = 2000
 # Taps whose divergence, with all upstream taps agreeing, points at an input file.
 INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale Fdump.bin? another -hkl file?)")}
+
+
+def resolve_spec(spec):
+    """A TapSpec from a TapSpec, a YAML path, or the name of a shipped spec ("nanobragg",
+    "scaling.yaml", "phi_loop"), as `nbtrace taps` accepts; an existing file wins over a name."""
+    from nbtrace.spec import SHIPPED, load_spec, shipped_spec
+
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec
+    arg = os.fspath(spec)
+    if not os.path.exists(arg) and os.sep not in arg:
+        name = arg if arg.endswith(".yaml") else arg + ".yaml"
+        if name in SHIPPED:
+            return shipped_spec(name)
+    return load_spec(arg)
 
 
 def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: dict | None = None,

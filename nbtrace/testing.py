@@ -30,8 +30,8 @@ def assert_traces_match(a, b, spec=None, *, force: bool = False, context: dict |
                         dialect: str | None = None) -> None:
     """Raise AssertionError unless reference ``a`` and port ``b`` agree.
 
-    spec: a TapSpec, a path to a YAML spec, or None (the shipped spec that fits the traces'
-    names, else none). The message opens with the root cause, then the console report.
+    spec: a TapSpec, a path to a YAML spec, the name of a shipped spec ("nanobragg", "scaling",
+    "phi_loop"), or None (the shipped spec that fits the traces' names, else none). The message opens with the root cause, then the console report.
     """
     from nbtrace.diff import diff_traces
     from nbtrace.report import render
@@ -50,11 +50,9 @@ def _spec(spec, ta: Trace, tb: Trace):
         from nbtrace.spec import spec_for
 
         return spec_for(ta, tb)
-    if isinstance(spec, (str, os.PathLike)):
-        from nbtrace.spec import load_spec
+    from nbtrace.diff import resolve_spec
 
-        return load_spec(spec)
-    return spec
+    return resolve_spec(spec)
 
 
 def _kind(raw: tuple) -> str:

@@ -61,7 +61,9 @@ def _spec(spec_path, a, b):
     from nbtrace import spec as spec_mod
 
     if spec_path:
-        return spec_mod.load_spec(spec_path)
+        from nbtrace.diff import resolve_spec
+
+        return resolve_spec(spec_path)
     return spec_mod.spec_for(a, b)
 
 
@@ -87,8 +89,9 @@ def _write_out(out_dir: str, result, argv, inputs) -> None:
 @click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("trace_a", metavar="A", type=click.Path(dir_okay=False))
 @click.argument("trace_b", metavar="B", type=click.Path(dir_okay=False))
-@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
-              help="Tap spec YAML (default: the shipped spec that fits the traces' names, else none).")
+@click.option("--spec", "spec_path",
+              help="Tap spec YAML, or a shipped spec's name: nanobragg, scaling, phi_loop (default: the "
+                   "shipped spec that fits the traces' names, else none).")
 @click.option("--dialect", default=None, help="Force a trace dialect (default: sniffed).")
 @click.option("--force", is_flag=True, help="Diff even traces of different pixels.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="console", show_default=True)

@@ -171,6 +171,14 @@ def test_tap_with_wrong_arity_for_its_declared_shape_is_bad_input(capsys, monkey
     assert f"{b}:2: tap `pixel_pos_meters` has 2 value(s), but the spec declares shape [3] at {SPEC}:" in err
 
 
+def test_spec_by_shipped_name(capsys, monkeypatch):
+    d = DATA / "identical"
+    code, out, _ = run([d / "reference.log", d / "port.log", "--spec", "nanobragg"], capsys, monkeypatch)
+    assert code == 0 and out.startswith("All ")
+    code, out, err = run([d / "reference.log", d / "port.log", "--spec", "nanobrag"], capsys, monkeypatch)
+    assert code == 2 and "nanobrag: cannot read tap spec" in err
+
+
 def test_pixel_option_selects_one_pixel(capsys, monkeypatch):
     d = DATA / "identical"
     code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--pixel", "40", "57"], capsys, monkeypatch)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nbtrace.errors import SpecError
 from nbtrace.testing import assert_traces_match, make_trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +55,12 @@ def test_make_trace_numbers_occurrences_and_loops():
 def test_rejects_other_types():
     with pytest.raises(TypeError):
         assert_traces_match(42, 43)
+
+
+def test_a_shipped_spec_by_name_as_the_cli_takes_it():
+    ref, port = DATA / "r01_hkl_angstrom_lattice" / "reference.log", DATA / "r01_hkl_angstrom_lattice" / "port.log"
+    assert_traces_match(DATA / "identical" / "reference.log", DATA / "identical" / "port.log", spec="nanobragg")
+    with pytest.raises(AssertionError, match="^`hkl_frac` is the first divergence"):
+        assert_traces_match(ref, port, spec="nanobragg.yaml")
+    with pytest.raises(SpecError, match="no-such-spec: cannot read tap spec"):
+        assert_traces_match(ref, port, spec="no-such-spec")
