@@ -46,6 +46,29 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
 
+class PassThroughCommand(click.Command):
+    """A command whose trailing arguments after ``--`` go to nanoBragg untouched. An option
+    before ``--`` that the command does not know is a mistake in the nbtrace command line, so it
+    is reported as such (not handed on for a producer to reject, nor silently ignored)."""
+
+    def parse_args(self, ctx, args):
+        given = list(args)  # the parser consumes ``args``
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.UsageError(_unknown_option_message(ctx.info_name or self.name, exc, given), ctx) from None
+
+
+def _unknown_option_message(name: str, exc: click.NoSuchOption, given: list[str]) -> str:
+    before = given[: given.index("--")] if "--" in given else given
+    # click names a short-option cluster by its first letter (-d for -detpixels): show the word typed
+    word = next((a for a in before if a.split("=")[0] == exc.option_name), None) or \
+        next((a for a in before if a.startswith(exc.option_name)), exc.option_name)
+    word = word.split("=")[0]
+    return (f"{name} has no option {word}; nanoBragg arguments go after `--`, "
+            f"e.g. nbtrace {name} [OPTIONS] ... -- -{word.lstrip('-')} ...")
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nbtrace")
 def cli():

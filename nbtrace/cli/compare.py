@@ -6,8 +6,10 @@ import json
 
 import click
 
+from nbtrace.cli import PassThroughCommand
 
-@click.command(context_settings={"ignore_unknown_options": True})
+
+@click.command(cls=PassThroughCommand)
 @click.argument("image_a", type=click.Path(dir_okay=False))
 @click.argument("image_b", type=click.Path(dir_okay=False))
 @click.argument("nb_args", nargs=-1, type=click.UNPROCESSED)

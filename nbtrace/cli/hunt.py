@@ -6,33 +6,13 @@ import json
 
 import click
 
+from nbtrace.cli import PassThroughCommand
+
 _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 "
                  "-detpixels 256 -pixel 0.2")
 
 
-class _HuntCommand(click.Command):
-    """Everything after ``--`` goes to the producers untouched; an option before it that hunt
-    does not know is a mistake in the hunt command line (not a flag for nanoBragg to reject)."""
-
-    def parse_args(self, ctx, args):
-        given = list(args)  # the parser consumes ``args``
-        try:
-            return super().parse_args(ctx, args)
-        except click.NoSuchOption as exc:
-            raise click.UsageError(_unknown_option_message(exc, given), ctx) from None
-
-
-def _unknown_option_message(exc: click.NoSuchOption, args) -> str:
-    before = list(args)[: list(args).index("--")] if "--" in args else list(args)
-    # click reports a short-option cluster by its first letter (-d for -detpixels): show the word typed
-    word = next((a for a in before if a.split("=")[0] == exc.option_name), None) or \
-        next((a for a in before if a.startswith(exc.option_name)), exc.option_name)
-    flag = "-" + word.split("=")[0].lstrip("-")
-    return (f"hunt has no option {word.split('=')[0]}; nanoBragg arguments go after `--`, "
-            f"e.g. nbtrace hunt [OPTIONS] -- {flag} ...")
-
-
-@click.command(cls=_HuntCommand,
+@click.command(cls=PassThroughCommand,
                epilog=f"Built-in default configuration (used when no nanoBragg args follow --): {_DEFAULT_HELP}")
 @click.argument("nb_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--c-bin", default=None, metavar="PATH",
@@ -52,7 +32,7 @@ def _unknown_option_message(exc: click.NoSuchOption, args) -> str:
 @click.option("--sum-tol", type=float, default=5e-3, show_default=True, help="Allowed |sum ratio - 1|.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
               help="Tap spec (YAML); default: the shipped nanoBragg spec.")
-@click.option("--timeout", type=float, default=900, show_default=True, help="Seconds per producer run.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900, show_default=True, help="Seconds per producer run.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="The port's compute dtype (passed to it as -dtype); float32 lets differences within float32 "
                    "noise be classed as precision, not as a bug.")

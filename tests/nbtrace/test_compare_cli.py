@@ -143,3 +143,9 @@ def test_one_sided_nan_pixel_is_exit_1_with_count_and_location(images):
 def test_threshold_out_of_range_is_one_line_exit_2(images, capsys, opt):
     err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), *opt], capsys)
     assert opt[0] in err
+
+
+def test_unknown_option_is_a_compare_usage_error_not_a_nanobragg_arg(images, capsys):
+    # it used to be taken as a nanoBragg arg, giving a 1024x1024 default shape and a misleading error
+    err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), "--foo"], capsys)
+    assert "compare has no option --foo" in err and "after `--`" in err

@@ -253,3 +253,10 @@ def test_roi_helpers():
     assert dump_roi_for((1024, 1024), within=(100, 199, 300, 399)) == (100, 199, 300, 399)
     xmin, xmax, ymin, ymax = dump_roi_for((1024, 1024), within=(0, 1023, 100, 899))
     assert (xmin, xmax) == (0, 1023) and 100 <= ymin < 500 < ymax <= 899 and (ymax - ymin + 1) * 1024 <= 256 * 256
+
+
+def test_non_positive_timeout_refused_before_rendering(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["hunt", "--c-bin", str(FAKE), "--timeout", "0", *ARGS])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--timeout" in err and "[1/4]" not in err and err.count("\n") == 1
