@@ -148,6 +148,24 @@ def check_shapes(t: Trace, spec, side: str) -> None:
                 hint="fix the producer's print of this tap (every component), or the spec's shape")
 
 
+def unread_note(forced: Trace, sniffed: Trace | None, dialect: str, side: str) -> str | None:
+    """What a forced ``--dialect`` left unread on one side: the tap lines the sniffed reading
+    finds in other forms (``sniffed``: the same file read without forcing, None when that
+    failed), and the parser's count of ignored lines. None when nothing was left out."""
+    ignored = int(forced.meta.get("ignored_lines", 0))
+    if sniffed is None:
+        return (f"--dialect {dialect}: {ignored} line(s) of {side} were not read as taps under the "
+                f"forced dialect" if ignored else None)
+    have = forced.meta.get("dialects") or {}
+    other = {d: n - have.get(d, 0) for d, n in (sniffed.meta.get("dialects") or {}).items()}
+    other = {d: n for d, n in other.items() if n > 0}
+    if not other:
+        return None
+    forms = ", ".join(f"{n} {d}" for d, n in other.items())
+    return (f"--dialect {dialect}: {sum(other.values())} tap line(s) of {side} in other forms ({forms}) "
+            f"were not read, so they are not compared ({ignored} line(s) of {side} ignored in all)")
+
+
 # ------------------------------------------------------------------------------ pixels
 
 

@@ -57,6 +57,27 @@ def select_pixel(trace, pixel: tuple[int, int]):
     return replace(trace, records=records, pixels=(pixel,))
 
 
+def _with_unread_notes(result, *sides, dialect: str):
+    """A forced dialect silently drops every line of the other forms: the report says how many,
+    per side (the files are read once more, sniffed, to count them; only under --dialect)."""
+    from dataclasses import replace
+
+    from nbtrace.diff import unread_note
+    from nbtrace.errors import NbtraceError
+    from nbtrace.parse import read_trace
+
+    notes = []
+    for path, forced, prefix, side in sides:
+        try:
+            sniffed = read_trace(path, prefix=prefix)
+        except NbtraceError:
+            sniffed = None  # the file only reads under the forced dialect: count ignored lines
+        note = unread_note(forced, sniffed, dialect, side)
+        if note:
+            notes.append(note)
+    return replace(result, warnings=tuple(notes) + result.warnings) if notes else result
+
+
 def _spec(spec_path, a, b):
     from nbtrace import spec as spec_mod
 
@@ -129,6 +150,8 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
         a, b = select_pixel(a, tuple(pixel)), select_pixel(b, tuple(pixel))
     spec = _spec(spec_path, a, b)
     result = diff_traces(a, b, spec, force=force, context=context, rtol=rtol, atol=atol)
+    if dialect and dialect != "auto":
+        result = _with_unread_notes(result, (trace_a, a, prefix_a, "A"), (trace_b, b, prefix_b, "B"), dialect=dialect)
     width = shutil.get_terminal_size((80, 24)).columns
     click.echo(render(result, fmt, width=width), nl=False)
     if out_dir:

@@ -179,6 +179,20 @@ def test_spec_by_shipped_name(capsys, monkeypatch):
     assert code == 2 and "nanobrag: cannot read tap spec" in err
 
 
+def test_forced_dialect_says_what_it_left_unread(capsys, monkeypatch):
+    mixed = ROOT / "tests" / "data" / "wild" / "at002_c_trace_pixel_64_79.log"  # 25 eq + 22 space taps
+    code, out, _ = run([mixed, mixed, "--dialect", "eq", "--format", "json"], capsys, monkeypatch)
+    doc = json.loads(out)
+    assert code == 0 and doc["counts"]["matched"] == 25
+    assert doc["warnings"][:2] == [
+        "--dialect eq: 22 tap line(s) of A in other forms (22 space) were not read, so they are not "
+        "compared (221 line(s) of A ignored in all)",
+        "--dialect eq: 22 tap line(s) of B in other forms (22 space) were not read, so they are not "
+        "compared (221 line(s) of B ignored in all)"]
+    code, out, _ = run([mixed, mixed], capsys, monkeypatch)
+    assert code == 0 and "--dialect" not in out
+
+
 def test_pixel_option_selects_one_pixel(capsys, monkeypatch):
     d = DATA / "identical"
     code, _, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC, "--pixel", "40", "57"], capsys, monkeypatch)

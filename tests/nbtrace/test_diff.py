@@ -204,3 +204,16 @@ def test_arity_against_the_declared_shape_is_a_trace_error_naming_both_places():
     assert str(exc.value).startswith(f"ref.log:1: tap `pixel_pos` (`pixel_pos_meters` in the spec) has 2 value(s), "
                                      f"but the spec declares shape [3] at {where}")
     assert diff_traces(a, b, None).findings  # without a spec there is no declared shape to hold it to
+
+
+def test_unread_note_without_a_sniffed_reading_counts_ignored_lines():
+    from dataclasses import replace
+
+    from nbtrace.diff import unread_note
+
+    t = make_trace([("x", 1.0)], pixel=(1, 1))
+    assert unread_note(replace(t, meta={"ignored_lines": 7}), None, "eq", "A") == (
+        "--dialect eq: 7 line(s) of A were not read as taps under the forced dialect")
+    assert unread_note(replace(t, meta={"ignored_lines": 0}), None, "eq", "A") is None
+    same = replace(t, meta={"dialects": {"eq": 3}, "ignored_lines": 2})
+    assert unread_note(same, same, "eq", "B") is None
