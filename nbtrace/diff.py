@@ -128,24 +128,31 @@ def check_shapes(t: Trace, spec, side: str) -> None:
     cols = t.columns()
     if not len(cols):
         return
-    arity = cols.arity
+    want = np.full(len(cols.names), -1, dtype=np.int64)  # -1: no declared shape to hold it to
+    defs: dict[int, tuple] = {}
     for nid, printed in enumerate(cols.names):
         canon = spec.canonical(printed, side)
         tapdef = spec.get(canon) if canon is not None else None
-        if tapdef is None or tapdef.shape is None:
-            continue
-        want = math.prod(tapdef.shape)
-        # arity 0: a string / text value, which has no components to count
-        bad = np.flatnonzero((cols.name == nid) & (arity != want) & (arity != 0))
-        if bad.size:
-            i = int(bad[0])
-            alias = f" (`{canon}` in the spec)" if canon != printed else ""
-            shape = "[" + ", ".join(map(str, tapdef.shape)) + "]"
-            raise TraceError(
-                f"tap `{printed}`{alias} has {int(arity[i])} value(s), but the spec declares shape "
-                f"{shape}{' (a scalar)' if not tapdef.shape else ''} at {tapdef.loc}",
-                where=f"{t.path}:{int(cols.line[i])}",
-                hint="fix the producer's print of this tap (every component), or the spec's shape")
+        if tapdef is not None and tapdef.shape is not None:
+            want[nid] = math.prod(tapdef.shape)
+            defs[nid] = (canon, tapdef)
+    if not defs:
+        return
+    arity, w = cols.arity, want[cols.name]
+    # arity 0: a string / text value, which has no components to count
+    bad = np.flatnonzero((w >= 0) & (arity != w) & (arity != 0))
+    if not bad.size:
+        return
+    i = int(bad[0])
+    printed = cols.names[int(cols.name[i])]
+    canon, tapdef = defs[int(cols.name[i])]
+    alias = f" (`{canon}` in the spec)" if canon != printed else ""
+    shape = "[" + ", ".join(map(str, tapdef.shape)) + "]"
+    raise TraceError(
+        f"tap `{printed}`{alias} has {int(arity[i])} value(s), but the spec declares shape "
+        f"{shape}{' (a scalar)' if not tapdef.shape else ''} at {tapdef.loc}",
+        where=f"{t.path}:{int(cols.line[i])}",
+        hint="fix the producer's print of this tap (every component), or the spec's shape")
 
 
 def unread_note(forced: Trace, sniffed: Trace | None, dialect: str, side: str) -> str | None:
@@ -302,9 +309,13 @@ def _per_pixel_taps(t: Trace, spec, side: str) -> tuple[str, ...]:
     cols = t.columns()
     if not len(cols):
         return ()
-    ids, first = np.unique(cols.name, return_index=True)
+    n = len(cols)
+    first = np.full(len(cols.names), n, dtype=np.int64)
+    first[cols.name[::-1]] = np.arange(n - 1, -1, -1)  # the last write is the first position
     out: dict[str, int] = {}
-    for nid, pos in zip(ids.tolist(), first.tolist()):
+    for nid, pos in enumerate(first.tolist()):
+        if pos == n:
+            continue  # a name of the table no record uses (another prefix's)
         printed = cols.names[nid]
         canon = (spec.canonical(printed, side) if spec is not None else None) or printed
         if canon in PROVENANCE or is_setup_tap(canon, spec, t.records[pos]):
