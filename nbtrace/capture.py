@@ -314,6 +314,15 @@ def _prepare_destination(path: Path | None, what: str) -> None:
                          hint="choose a writable location") from None
     if path.is_dir():
         raise UsageError(f"the {what} destination is a directory", where=str(path), hint="give a file name")
+    existed = path.exists()
+    try:  # a real probe: the folder may exist yet refuse files (read-only mount, /proc)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write the {what}: {exc.strerror or exc}", where=str(path),
+                         hint="choose a writable location") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def _write_trace(out_trace: Path, text: str, meta: dict) -> None:

@@ -74,7 +74,7 @@ def _progress(msg: str) -> None:
 @click.option("--inject", multiple=True, metavar="NAME", help="PyTorch fault injection (repeatable).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="PyTorch dtype (the C side is always float64).")
-@click.option("--timeout", type=float, default=900.0, show_default=True, metavar="SEC",
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0, show_default=True, metavar="SEC",
               help="Seconds per producer run.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
@@ -116,9 +116,11 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
 
     from nbtrace.capture import capture
 
+    from nbtrace.cli import ensure_output_dir, record_verdict
+
     if out_dir is None:
         out_dir = Path(tempfile.mkdtemp(prefix="nbtrace-both-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_output_dir(str(out_dir), "--out")
     _progress(f"capture both: writing into {out_dir}")
     if common["roi"] is not None and dump is None:
         dump = Path("taps.npz")  # one per side inside DIR, never a shared file in the cwd
@@ -151,9 +153,10 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         _progress(f"capture both: no --pixel or --roi, nothing to diff; compare the images with "
                   f"nbtrace compare {results['c'].image_path} {results['py'].image_path}")
         return 0
+    code = record_verdict(0 if all(ok for ok, _ in parts.values()) else 1)
+    _save_reports(parts, out_dir)  # before printing: a reader closing the pipe early must not cost the files
     print_reports(parts, fmt)
-    _save_reports(parts, out_dir)
-    return 0 if all(ok for ok, _ in parts.values()) else 1
+    return code
 
 
 def _save_reports(parts: dict, out_dir: Path) -> None:

@@ -353,3 +353,24 @@ def test_region_dump_default_goes_beside_the_trace(fake, in_tmp):
     res = capture("c", ["-x"], roi=(0, 1, 0, 1), c_bin=str(fake))
     assert res.dump_path.exists() and res.dump_path.parent != in_tmp
     assert not (in_tmp / "taps.npz").exists()
+
+
+def test_refusing_destination_is_found_by_a_probe_before_the_run(fake, in_tmp):
+    # the folder exists, yet the file cannot be created (root ignores permission bits, so a
+    # dangling symlink stands in for a read-only mount): the producer must not run first
+    Path("link.trace").symlink_to(in_tmp / "missing-dir" / "t.trace")
+    said = []
+    with pytest.raises(UsageError, match="cannot write the trace"):
+        capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("link.trace"), c_bin=str(fake), progress=said.append)
+    assert said == []
+    capture("c", ["-x"], image=Path("new.bin"), c_bin=str(fake))  # the probe leaves no stray file behind
+    assert Path("new.bin").stat().st_size > 0
+
+
+def test_cli_both_unwritable_out_and_bad_timeout_are_one_line_exit_2(fake, in_tmp, capsys):
+    Path("blocker").write_text("a file where a folder is needed")
+    base = ["capture", "both", "--c-bin", str(fake), "--port-cmd", str(fake), "--pixel", "1", "2"]
+    code, out, err = run_cli(base + ["--out", "blocker/d", "--", "-x"], capsys)
+    assert code == 2 and "--out blocker/d" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(base + ["--timeout", "-1", "--", "-x"], capsys)
+    assert code == 2 and "--timeout" in err and len(err.strip().splitlines()) == 1
