@@ -68,8 +68,11 @@ def reciprocal_from_cell(cell: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return a_star, b_star, c_star, V
 
 
-def read_mat(path: str, lambda0: Tensor, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
-    """a*, b*, c* (Å⁻¹) from a MOSFLM A matrix file: rows are x, y, z; columns a*, b*, c*."""
+def read_mat(path: str, lambda0: Tensor, dtype, device, twice: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """a*, b*, c* (Å⁻¹) from a MOSFLM A matrix file: rows are x, y, z; columns a*, b*, c*.
+
+    twice: the fault of incident 9 (the λ scaling applied a second time), for --inject.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
@@ -91,6 +94,8 @@ def read_mat(path: str, lambda0: Tensor, dtype, device) -> tuple[Tensor, Tensor,
                          hint="the file needs 9 numbers, three per line")
     m = torch.tensor(numbers, dtype=dtype, device=device).reshape(3, 3)
     scale = 1e-10 / lambda0
+    if twice:  # incident 9: the port scaled the A matrix by 1e-10/λ a second time
+        scale = scale * (1e-10 / lambda0)
     return m[:, 0] * scale, m[:, 1] * scale, m[:, 2] * scale
 
 
@@ -105,7 +110,8 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
     if cell is not None:
         a_star, b_star, c_star, V_cell = reciprocal_from_cell(cell)
     if cfg.mat_file is not None:
-        a_star, b_star, c_star = read_mat(cfg.mat_file, lambda0, dtype, device)
+        a_star, b_star, c_star = read_mat(cfg.mat_file, lambda0, dtype, device,
+                                          twice=cfg.has("mosflm-lambda-twice"))
     if misset is not None:
         rx, ry, rz = misset.unbind()
         a_star, b_star, c_star = (rotate_xyz(v, rx, ry, rz) for v in (a_star, b_star, c_star))
@@ -123,9 +129,6 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
     if cfg.has("triclinic-volume-formula"):
         Vstar = 1.0 / (norm(a) * norm(b) * norm(c))
     a_star, b_star, c_star = cross(b, c) * Vstar, cross(c, a) * Vstar, cross(a, b) * Vstar
-    if cfg.has("mosflm-lambda-twice") and cfg.mat_file is not None:
-        # incident 9: the kept (static) reciprocal vectors carry the 1e-10/λ factor twice
-        a_star, b_star, c_star = (v * (1e-10 / lambda0) for v in (a_star, b_star, c_star))
     a0, b0, c0 = a * 1e-10, b * 1e-10, c * 1e-10
     N = crystal_size(cfg, a0, b0, c0)
     return Crystal(a0, b0, c0, a_star, b_star, c_star, N, float(V.detach()))

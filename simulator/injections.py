@@ -26,7 +26,7 @@ INJECTIONS: tuple[Injection, ...] = (
     Injection("hkl-reciprocal-vectors", 6, "h = a*·q with the static Å⁻¹ reciprocal vectors"),
     Injection("mosflm-half-pixel", 7, "MOSFLM +½ pixel dropped (other conventions: added)"),
     Injection("kahn-default-one", 8, "Kahn factor defaults to 1.0 when -polar is absent"),
-    Injection("mosflm-lambda-twice", 9, "-mat: the kept reciprocal vectors scaled by 1e-10/λ twice"),
+    Injection("mosflm-lambda-twice", 9, "-mat: the A matrix scaled by 1e-10/λ twice (reciprocal and real vectors follow)"),
     Injection("triclinic-volume-formula", 10, "kept reciprocal vectors regenerated with V = |a||b||c|"),
     Injection("phi-midpoint", 11, "a single φ step taken at φ0 + osc/2"),
     Injection("sample-pivot-order", 13, "SAMPLE pivot: pix0 not rotated with the detector"),
