@@ -1,7 +1,7 @@
 """`nbtrace diff A B`: A is the reference (e.g. the C build), B the port.
 
-Exit 0 when every compared tap agrees, 1 on a divergence (or when nothing could be compared),
-2 on bad input or usage. Never imports torch: this command must start in a fraction of a second.
+Exit 0 when every compared tap agrees, 1 on a divergence (or when nothing could be compared, or
+the comparison is one-sided: see nbtrace.diff.Coverage.one_sided), 2 on bad input or usage. Never imports torch: this command must start in a fraction of a second.
 """
 
 from __future__ import annotations
