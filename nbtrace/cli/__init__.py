@@ -54,9 +54,16 @@ class PassThroughCommand(click.Command):
     def parse_args(self, ctx, args):
         given = list(args)  # the parser consumes ``args``
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
             raise click.UsageError(_unknown_option_message(ctx.info_name or self.name, exc, given), ctx) from None
+        after = given[given.index("--") + 1:] if "--" in given else []
+        passed = ctx.params.get("nb_args") or ()
+        if len(passed) > len(after):  # stray words before `--` would reach the producers unannounced
+            stray = " ".join(passed[: len(passed) - len(after)])
+            raise click.UsageError(f"unexpected argument(s) {stray!r} before `--`; nanoBragg arguments go "
+                                   f"after it: nbtrace {ctx.info_name} [OPTIONS] ... -- ARGS", ctx)
+        return rest
 
 
 def _unknown_option_message(name: str, exc: click.NoSuchOption, given: list[str]) -> str:

@@ -149,3 +149,20 @@ def test_unknown_option_is_a_compare_usage_error_not_a_nanobragg_arg(images, cap
     # it used to be taken as a nanoBragg arg, giving a 1024x1024 default shape and a misleading error
     err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), "--foo"], capsys)
     assert "compare has no option --foo" in err and "after `--`" in err
+
+
+def test_unanticipated_file_system_refusal_is_one_line_exit_2(images, capsys, monkeypatch):
+    import nbtrace.images
+
+    def refuse(path, shape=None):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(nbtrace.images, "read_image", refuse)
+    err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy")], capsys)
+    assert "a.npy: Permission denied" in err
+
+
+@pytest.mark.parametrize("tail", [["extra"], ["extra", "--", "-detpixels", "16"]])
+def test_stray_word_before_double_dash_is_a_usage_error(images, capsys, tail):
+    err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), *tail], capsys)
+    assert "unexpected argument(s) 'extra' before `--`" in err

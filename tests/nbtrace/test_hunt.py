@@ -260,3 +260,10 @@ def test_non_positive_timeout_refused_before_rendering(capsys):
         main(["hunt", "--c-bin", str(FAKE), "--timeout", "0", *ARGS])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--timeout" in err and "[1/4]" not in err and err.count("\n") == 1
+
+
+def test_stray_word_before_double_dash_is_not_sent_to_the_producers(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["hunt", "--c-bin", str(FAKE), "roi", *ARGS])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unexpected argument(s) 'roi' before `--`" in err and "[1/4]" not in err
