@@ -239,6 +239,8 @@ def _check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeo
 
 
 def _select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> _Producer:
+    if c_bin is not None and not c_bin.strip():
+        raise UsageError("--c-bin is empty", hint="give the path of your C build, or leave --c-bin out")
     if side == "c":
         user = c_bin or os.environ.get("NB_C_BIN") or None
         if user:
@@ -248,8 +250,12 @@ def _select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> _Pro
 
         exe = str(ensure_built())
         return _Producer("c", "nbtrace C reference", (exe,), exe)
-    if port_cmd:
-        words = shlex.split(port_cmd)
+    if port_cmd is not None:  # "" is a mistake, not a request for the default simulator
+        try:
+            words = shlex.split(port_cmd)
+        except ValueError as exc:
+            raise UsageError(f"--port-cmd {port_cmd!r} cannot be split into words ({exc})", "--port-cmd",
+                             "fix the quoting, e.g. --port-cmd 'python -m myport'") from None
         if not words:
             raise UsageError("--port-cmd is empty",
                              hint="give the command that runs your port, e.g. 'python -m myport'")

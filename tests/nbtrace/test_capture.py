@@ -374,3 +374,15 @@ def test_cli_both_unwritable_out_and_bad_timeout_are_one_line_exit_2(fake, in_tm
     assert code == 2 and "--out blocker/d" in err and len(err.strip().splitlines()) == 1
     code, out, err = run_cli(base + ["--timeout", "-1", "--", "-x"], capsys)
     assert code == 2 and "--timeout" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"port_cmd": ""}, "--port-cmd is empty"),
+    ({"port_cmd": "'unbalanced"}, "cannot be split into words"),
+    ({"c_bin": ""}, "--c-bin is empty"),
+])
+def test_empty_or_unsplittable_producer_commands_are_usage_errors(in_tmp, kwargs, message):
+    # "" used to mean "the default producer": the user asked for their own and got ours silently
+    side = "c" if "c_bin" in kwargs else "py"
+    with pytest.raises(UsageError, match=message):
+        capture(side, ["-x"], pixels=[(0, 0)], **kwargs)
