@@ -171,24 +171,32 @@ def read_raw(path: Path, shape: tuple[int, int] | None) -> np.ndarray:
 def read_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:  # numpy raises EOFError on a short file
         raise ImageError(f"not a readable .npy file ({exc})", str(path)) from None
+    if not isinstance(arr, np.ndarray):  # a .npz archive: several arrays, which one is the image?
+        arr.close()
+        raise ImageError("this is a .npz archive, not one .npy image", str(path),
+                         "save the image alone with numpy.save (region dumps go to nbtrace maps)")
     if arr.ndim != 2:
         raise ImageError(f".npy array has shape {arr.shape}, expected 2-D (slow, fast)", str(path))
     if not np.issubdtype(arr.dtype, np.number):
         raise ImageError(f".npy dtype {arr.dtype} is not numeric", str(path))
+    if np.issubdtype(arr.dtype, np.complexfloating):  # the imaginary part would be dropped silently
+        raise ImageError(f".npy dtype {arr.dtype} is complex; an image holds real photon counts", str(path),
+                         "save abs(x)**2 or the real part explicitly")
     return arr.astype(np.float64)
 
 
 def sniff_format(path: Path) -> str:
     """'npy', 'smv' or 'raw', from the magic bytes first and the extension second."""
     with path.open("rb") as fh:
-        head = fh.read(16)
+        head = fh.read(1024)
     if head.startswith(b"\x93NUMPY"):
         return "npy"
-    if head.startswith(b"{") and b"HEADER_BYTES" in path.open("rb").read(1024):
+    if head.startswith(b"{") and b"HEADER_BYTES" in head:
         return "smv"
-    if path.suffix.lower() in (".npy",):
+    # a .npz is a zip of arrays: read as raw float32 it would be garbage of the right size by chance
+    if path.suffix.lower() in (".npy", ".npz"):
         return "npy"
     if path.suffix.lower() in (".img", ".smv"):
         return "smv"

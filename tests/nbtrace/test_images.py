@@ -148,3 +148,19 @@ def test_nonfinite_on_one_side_only_is_a_disagreement():
 def test_thresholds_out_of_range_are_usage_errors(corr_min, sum_tol, option):
     with pytest.raises(UsageError, match=option):
         Thresholds(corr_min, sum_tol)
+
+
+def test_npy_traps_are_image_errors_not_tracebacks(tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((4, 4), complex))
+    with pytest.raises(ImageError, match="complex"):  # astype(float) would drop the imaginary part
+        read_image(tmp_path / "c.npy")
+    np.savez(tmp_path / "d.npz", roi=np.array([0, 1, 0, 1]))
+    for name in ("d.npz", "zip_named.npy"):
+        if name == "zip_named.npy":
+            (tmp_path / name).write_bytes((tmp_path / "d.npz").read_bytes())
+        with pytest.raises(ImageError, match="is a .npz archive"):
+            read_image(tmp_path / name, (4, 4))
+    np.save(tmp_path / "ok.npy", np.ones((8, 8)))
+    (tmp_path / "short.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:90])
+    with pytest.raises(ImageError, match="not a readable .npy"):
+        read_image(tmp_path / "short.npy")
