@@ -67,9 +67,15 @@ def load_dump(path: str | Path) -> Dump:
         raise ImageError(f"not a readable .npz dump ({exc})", str(p), "is it a -trace_dump output?") from None
     if "roi" not in arrays:
         raise ImageError("dump has no 'roi' member", str(p), "a -trace_dump file holds roi=[xmin,xmax,ymin,ymax]")
-    roi = tuple(int(v) for v in np.asarray(arrays.pop("roi")).ravel())
-    if len(roi) != 4 or roi[1] < roi[0] or roi[3] < roi[2]:
-        raise ImageError(f"dump roi {list(roi)} is not [xmin, xmax, ymin, ymax] with min <= max", str(p))
+    raw_roi = np.asarray(arrays.pop("roi")).ravel()
+    if not (np.issubdtype(raw_roi.dtype, np.integer) or
+            (np.issubdtype(raw_roi.dtype, np.floating) and np.all(np.isfinite(raw_roi)) and
+             np.all(raw_roi == np.round(raw_roi)))):
+        raise ImageError(f"dump roi {raw_roi.tolist()} is not 4 whole pixel indices", str(p),
+                         "a -trace_dump file holds roi=[xmin,xmax,ymin,ymax]")
+    roi = tuple(int(v) for v in raw_roi)
+    if len(roi) != 4 or roi[1] < roi[0] or roi[3] < roi[2] or roi[0] < 0 or roi[2] < 0:
+        raise ImageError(f"dump roi {list(roi)} is not [xmin, xmax, ymin, ymax] with 0 <= min <= max", str(p))
     meta = {}
     if "meta_json" in arrays:
         try:
@@ -81,6 +87,9 @@ def load_dump(path: str | Path) -> Dump:
     for name, arr in arrays.items():
         if arr.shape[:2] != (ny, nx):
             raise ImageError(f"tap {name} has shape {arr.shape}, roi says ({ny}, {nx}, ...)", str(p))
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ImageError(f"tap {name} holds {arr.dtype} values, not real numbers", str(p),
+                             "is it a -trace_dump output?")
         dump.arrays[name] = np.asarray(arr, dtype=np.float64)
     if not dump.arrays:
         raise ImageError("dump holds no tap arrays", str(p), "was the region empty?")

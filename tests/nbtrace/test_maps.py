@@ -143,3 +143,15 @@ def test_library_eof_is_not_an_abort_but_ctrl_c_is(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(nbtrace.maps, "compare_dumps", interrupt)
     code, err = _main_err(["maps", good, good], capsys)
     assert code == 130 and "aborted" in err
+
+
+@pytest.mark.parametrize("members,needle", [
+    ({"roi": np.array([0, 0, 0, 0]), "I": np.array([["x"]])}, "holds <U1 values, not real numbers"),
+    ({"roi": np.array([0, 1, 0, 1]), "I": np.ones((2, 2), complex)}, "holds complex128 values"),
+    ({"roi": np.array(["0", "1.5", "0", "a"]), "I": np.ones((2, 2))}, "not 4 whole pixel indices"),
+    ({"roi": np.array([-5, 3, 0, 3]), "I": np.ones((4, 9))}, "with 0 <= min <= max"),
+])
+def test_malformed_dump_members_are_image_errors(tmp_path, members, needle):
+    np.savez(tmp_path / "d.npz", **members)
+    with pytest.raises(ImageError, match=needle.replace("(", r"\(")):
+        load_dump(tmp_path / "d.npz")
