@@ -152,9 +152,12 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
     result = diff_traces(a, b, spec, force=force, context=context, rtol=rtol, atol=atol)
     if dialect and dialect != "auto":
         result = _with_unread_notes(result, (trace_a, a, prefix_a, "A"), (trace_b, b, prefix_b, "B"), dialect=dialect)
-    width = shutil.get_terminal_size((80, 24)).columns
-    click.echo(render(result, fmt, width=width), nl=False)
+    from nbtrace.cli import record_verdict
+
+    code = record_verdict(0 if result else 1)  # a closed pipe must not change the verdict
     if out_dir:
         _write_out(out_dir, result, list(sys.argv),
                    {"a": trace_a, "b": trace_b, "spec": spec_path})
-    return 0 if result else 1
+    width = shutil.get_terminal_size((80, 24)).columns
+    click.echo(render(result, fmt, width=width), nl=False)
+    return code

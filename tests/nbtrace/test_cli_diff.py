@@ -291,3 +291,20 @@ def test_select_pixel_keeps_the_setup_and_that_pixel_in_order():
     for p in pixels:
         got = select_pixel(t, p)
         assert got.records == tuple(r for r in t.records if r.index.pixel in (None, p)) and got.pixels == (p,)
+
+
+def test_closed_stdout_pipe_keeps_the_divergence_exit_code():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "incidents" / "r02_svec_inverse_angstrom"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "nbtrace", "diff", str(data / "reference.log"),
+                               str(data / "port.log")], stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1 and proc.stderr == b""
