@@ -45,6 +45,7 @@ _FILE_FLAGS = frozenset(
 # truth for where the image / taps went.
 _OWNED_FLAGS = {
     "-trace_pixel": "--pixel S F",
+    "-trace_pixels_from": "--pixel S F",
     "-trace_roi": "--roi XMIN XMAX YMIN YMAX",
     "-trace_dump": "--dump FILE.npz",
     "-floatfile": "--image IMG",
@@ -154,6 +155,101 @@ def capture(
         + (f", trace -> {out_trace}" if out_trace else "")
         + (f", image -> {image}" if image else ""))
     return CaptureResult(producer.side, out_trace, image, dump, shape, meta)
+
+
+class PendingCapture:
+    """A PyTorch-simulator trace run started before its pixels are known (``-trace_pixels_from -``):
+    the interpreter start, torch import and geometry setup happen while the caller does other
+    work (hunt: while both images render). Exactly one of :meth:`finish` / :meth:`cancel` ends it."""
+
+    def __init__(self, nb_args, out_trace: Path, inject, dtype, timeout: float, say: Progress):
+        self._producer = _select_producer("py", None, None)
+        self._nb_args, self._out_trace, self._timeout, self._say = nb_args, out_trace, timeout, say
+        self._argv = [*self._producer.command, *_absolutize_file_args(nb_args),
+                      *_tracing_args((), self._producer, inject, dtype), "-trace_pixels_from", "-"]
+        self._work = Path(tempfile.mkdtemp(prefix="nbtrace-run-"))
+        env, self._env_note = _child_env()
+        self._out = open(self._work / "stdout.txt", "wb")
+        self._err = open(self._work / "stderr.txt", "wb")
+        self._start = time.perf_counter()
+        try:
+            self._proc = subprocess.Popen(self._argv, cwd=self._work, stdout=self._out, stderr=self._err,
+                                          stdin=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as exc:
+            self._cleanup()
+            raise ProducerError(f"cannot start {self._producer.kind}: {exc.strerror}", where=self._argv[0],
+                                hint="check that the program exists and is executable") from None
+        say(f"capture py: started early, waiting for pixels on stdin: {_short(self._argv)}")
+
+    def finish(self, pixels: Iterable[tuple[int, int]]) -> CaptureResult:
+        """Send the (slow, fast) pixels, wait for the trace, return it as :func:`capture` would."""
+        pixels = tuple((int(s), int(f)) for s, f in pixels)
+        try:
+            _check_request("py", self._nb_args, pixels, None, None, None, (), None, self._timeout)
+            if not pixels:
+                raise UsageError("nothing to capture", hint="give at least one pixel")
+            _prepare_destination(self._out_trace, "trace")
+            try:
+                self._proc.stdin.write("".join(f"{s} {f}\n" for s, f in pixels).encode())
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died before reading: its exit code and stderr say why, below
+            run = self._wait()
+            _raise_on_failure(run, self._producer, self._argv)
+        except BaseException:
+            self.cancel()
+            raise
+        self._cleanup()
+        setup = _setup_block(run.stdout_text)
+        seen = _traced_pixels(run.stdout_text)
+        shape = _shape_from_setup(setup) or shape_from_args(self._nb_args)
+        meta = _provenance(self._producer, self._argv, self._nb_args, run, setup, pixels, seen, None, None, None, shape)
+        _write_trace(self._out_trace, run.stdout_text, meta)
+        self._say(f"capture py: done in {run.wall_s:.2f} s (started early), trace -> {self._out_trace}")
+        return CaptureResult("py", self._out_trace, None, None, shape, meta)
+
+    def cancel(self) -> None:
+        """Not needed after all: stop the process (and its children) and remove its folder."""
+        if self._proc.poll() is None:
+            _kill_group(self._proc)
+        self._cleanup()
+
+    def _wait(self) -> _Run:
+        timed_out = False
+        try:
+            self._proc.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(self._proc)
+        wall = time.perf_counter() - self._start
+        self._out.close()
+        self._err.close()
+        return _Run(self._proc.returncode, wall, _read_text(self._work / "stdout.txt"),
+                    _read_text(self._work / "stderr.txt"), timed_out, self._env_note)
+
+    def _cleanup(self) -> None:
+        for fh in (self._out, self._err):
+            fh.close()
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+def start_pixels_capture(nb_args: Sequence[str], out_trace: Path, *, inject: Iterable[str] = (),
+                         dtype: str | None = None, timeout: float = 900,
+                         progress: Progress | None = None) -> PendingCapture:
+    """Start the built-in PyTorch simulator now and give it the pixels to trace later
+    (:meth:`PendingCapture.finish`); only for the built-in simulator (a --port-cmd or a C build
+    need not understand ``-trace_pixels_from``)."""
+    nb_args = [str(a) for a in nb_args]
+    inject = tuple(inject)
+    _check_request("py", nb_args, (), None, None, Path("image"), inject, dtype, timeout)
+    out_trace = _absolute(Path(out_trace))
+    _prepare_destination(out_trace, "trace")
+    return PendingCapture(nb_args, out_trace, inject, dtype, timeout, progress or (lambda _m: None))
 
 
 def shape_from_args(nb_args: Sequence[str]) -> tuple[int, int] | None:

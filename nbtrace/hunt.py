@@ -2,8 +2,10 @@
 
 Steps (each a plain function over frozen results): render both images (one producer process
 per side, in parallel), compare them, choose pixels to trace, capture all of them in ONE run
-per side, compare the provenance (what each side was given and said it read) BEFORE any
-physics, diff the traces with the engine (all pixels together, then each pixel alone), and —
+per side (the built-in PyTorch port's run is started with the renders and given its pixels on
+stdin, so its torch start-up overlaps them), compare the provenance (what each side was given
+and said it read) BEFORE any physics, diff the traces with the engine (all pixels together,
+then each pixel alone), and —
 when the traces cannot explain the image difference or ``maps`` is asked for — dump every tap
 over a region and map where it diverges (incident 21: faults confined to the detector edge).
 
@@ -428,7 +430,6 @@ def _check_injections(names) -> None:
 
 def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
     from nbtrace.maps import dump_roi_for
-    from nbtrace.parse import read_trace
 
     timings: dict = {}
     run_roi = roi_from_nb_args(list(args), shape)
@@ -444,6 +445,42 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
         if dump_roi:
             kw.update(roi=dump_roi, dump=work / f"region_{side}.npz")
         return kw
+
+    # the port's follow-up trace run starts now, so its interpreter start and torch import overlap
+    # the renders; it learns its pixels on stdin once the images have chosen them (issue 5)
+    pending = _start_pending(opts, args, work / "pixels_py.trace", say)
+    try:
+        return _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed,
+                          render_kw, t0, pending)
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+def _start_pending(opts, args, out_trace, say):
+    """The early-started PyTorch trace run, or None for a --port-cmd (it need not know the flag)."""
+    if opts.port_cmd is not None:
+        return None
+    from nbtrace.capture import start_pixels_capture
+
+    return start_pixels_capture(list(args), out_trace, inject=opts.inject, dtype=opts.dtype,
+                                timeout=opts.timeout, progress=say)
+
+
+def _trace_extra(opts, args, pixels, work, say, pending):
+    """One trace run per side for the image-chosen pixels; the port's is the early-started one."""
+    if pending is None:
+        return _both(opts, args, say, {"pixels": pixels, "out_trace": work / "pixels_c.trace"},
+                     {"pixels": pixels, "out_trace": work / "pixels_py.trace"})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fc = pool.submit(_capture, "c", args, opts, say, pixels=pixels, out_trace=work / "pixels_c.trace")
+        fp = pool.submit(pending.finish, pixels)
+        return fc.result(), fp.result()
+
+
+def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed, render_kw, t0,
+               pending) -> HuntResult:
+    from nbtrace.parse import read_trace
 
     img_c, img_p = _both(opts, args, say, render_kw("c"), render_kw("py"))
     timings["render_s"] = time.perf_counter() - t0
@@ -463,12 +500,14 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
         say(f"hunt: [3/4] tracing {len(extra)} pixels chosen from the images, one run per side: "
             + ", ".join(f"({c.pixel[0]}, {c.pixel[1]})" for c in extra))
         t1 = time.perf_counter()
-        ex_c, ex_p = _both(opts, args, say, {"pixels": [c.pixel for c in extra], "out_trace": work / "pixels_c.trace"},
-                           {"pixels": [c.pixel for c in extra], "out_trace": work / "pixels_py.trace"})
+        ex_c, ex_p = _trace_extra(opts, args, [c.pixel for c in extra], work, say, pending)
+        pending = None
         timings["pixels_capture_s"] = time.perf_counter() - t1
         ta, tb = _merge(ta, read_trace(ex_c.trace_path)), _merge(tb, read_trace(ex_p.trace_path))
     else:
         say("hunt: [3/4] images are identical to float32 storage: the pixels traced in the render pass are the evidence")
+    if pending is not None:
+        pending.cancel()  # frees its core before the diff and any region step
     chosen = extra + fixed
     t2 = time.perf_counter()
     combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, img_c.meta, opts.dtype))

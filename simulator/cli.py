@@ -41,6 +41,7 @@ Same flags, units and defaults as nanoBragg (simulator/README.md lists the devia
   output      -floatfile F  -intfile F  -noisefile F  -pgmfile F  -scale s  -pgmscale s  -adc counts
               -seed n  -nonoise -nopgm
   tracing     -trace_pixel S F (slow fast; repeatable)  -trace_roi xmin xmax ymin ymax  -trace_dump F.npz
+              -trace_pixels_from FILE|- ("S F" lines, read after setup until EOF; none → exit 0 quietly)
   execution   -dtype float64|float32  -device cpu|cuda  -compile  -progress -noprogress
   faults      --inject NAME (repeatable)  --list-injections
 """
@@ -408,6 +409,60 @@ def parse_args(argv: list[str]) -> SimConfig:
     return SimConfig(argv=tuple(argv), **kw)
 
 
+def split_pixels_from(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take ``-trace_pixels_from FILE`` out of argv (it is not a SimConfig field: its pixels are
+    known only after setup). Returns (the other flags, FILE or None)."""
+    rest, source = [], None
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-trace_pixels_from":
+            if i + 1 >= len(argv):
+                raise UsageError("-trace_pixels_from needs a file name or -",
+                                 hint="write -trace_pixels_from FILE (or - for stdin), one 'S F' line per pixel")
+            if source is not None:
+                raise UsageError("-trace_pixels_from is given twice", hint="give it once")
+            source = argv[i + 1]
+            i += 2
+            continue
+        rest.append(argv[i])
+        i += 1
+    return rest, source
+
+
+def read_pixel_lines(lines, where: str) -> tuple[tuple[int, int], ...]:
+    """'S F' lines (slow fast, 0-based integers; blank lines and # comments skipped) → pixels."""
+    pixels = []
+    for n, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        try:
+            if len(words) != 2:
+                raise ValueError
+            pixels.append((int(words[0]), int(words[1])))
+        except ValueError:
+            raise UsageError(f"-trace_pixels_from: expected 'SLOW FAST' (two integers), got {line.strip()!r}",
+                             where=f"{where}:{n}", hint="one pixel per line, e.g. '12 34'") from None
+    return tuple(pixels)
+
+
+def pixel_reader(source: str):
+    """A function returning the pixels of ``source`` ('-' = stdin), called once setup is done."""
+    def read() -> tuple[tuple[int, int], ...]:
+        if source == "-":
+            return read_pixel_lines(sys.stdin, "<stdin>")
+        try:
+            with open(source, encoding="utf-8") as fh:
+                return read_pixel_lines(fh, source)
+        except OSError as exc:
+            raise UsageError(f"cannot read -trace_pixels_from file: {exc.strerror or exc}", where=source,
+                             hint="give an existing file of 'S F' lines, or - for stdin") from None
+        except UnicodeDecodeError:
+            raise UsageError("-trace_pixels_from file is not text", where=source,
+                             hint="give a text file of 'S F' lines") from None
+    return read
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal failure)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -418,8 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(injections.listing())
         return 0
     try:
+        argv, source = split_pixels_from(argv)
         from simulator.run import run
-        return run(parse_args(argv))
+        return run(parse_args(argv), pixels_from=pixel_reader(source) if source is not None else None)
     except NbtraceError as exc:
         print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -124,11 +125,19 @@ def _check_roi(setup) -> None:
                              hint="0 ≤ xmin ≤ xmax < fpixels and 0 ≤ ymin ≤ ymax < spixels")
 
 
-def run(cfg) -> int:
+def run(cfg, pixels_from=None) -> int:
+    """pixels_from: None, or a function giving more (slow, fast) pixels to trace; it is called
+    only after setup, so a caller can start this process before it knows the pixels and have
+    the imports and geometry done meanwhile (-trace_pixels_from, nbtrace hunt)."""
     # one intra-op thread; parallelism comes from rendering chunks concurrently (kernel.render_frame)
     torch.set_num_threads(1)
     setup = build_setup(cfg)
     _check_roi(setup)
+    if pixels_from is not None:
+        cfg = dataclasses.replace(cfg, trace_pixels=tuple(cfg.trace_pixels) + tuple(pixels_from()))
+        wants_image = any((cfg.floatfile, cfg.intfile, cfg.noisefile, cfg.pgmfile))
+        if not cfg.trace_pixels and not cfg.trace_roi and not wants_image:
+            return 0  # nothing was asked for after all (the images agreed): a quiet no-op
     sys.stderr.write(summary(setup))
     text_rec = taps_mod.Recorder(cfg.trace_pixels, all_blocks=True) if cfg.trace_pixels else None
     roi_rec = None

@@ -267,3 +267,63 @@ def test_stray_word_before_double_dash_is_not_sent_to_the_producers(capsys):
         main(["hunt", "--c-bin", str(FAKE), "roi", *ARGS])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "unexpected argument(s) 'roi' before `--`" in err and "[1/4]" not in err
+
+
+# --- the built-in PyTorch port: its follow-up trace run is started before the renders and
+# given the image-chosen pixels on stdin (issue 5). These run the real C reference and simulator.
+_SMALL_REAL = ("-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",
+               "-distance", "500", "-detpixels", "48", "-pixel", "0.4")
+
+
+def _started(monkeypatch):
+    """Record every early-started capture hunt makes."""
+    import nbtrace.capture as capture_mod
+
+    made = []
+    real = capture_mod.start_pixels_capture
+
+    def spy(*a, **kw):
+        made.append(real(*a, **kw))
+        return made[-1]
+    monkeypatch.setattr(capture_mod, "start_pixels_capture", spy)
+    return made
+
+
+def test_prestarted_port_trace_gives_the_same_result_as_a_second_run(tmp_path, monkeypatch):
+    from nbtrace.capture import read_meta
+    from nbtrace.hunt import HuntOptions, hunt
+
+    made = _started(monkeypatch)
+    early = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",), out_dir=tmp_path / "early"))
+    assert len(made) == 1 and made[0]._proc.returncode == 0
+    meta = read_meta(tmp_path / "early" / "pixels_py.trace")
+    assert meta["argv"][-2:] == ["-trace_pixels_from", "-"]
+    extra = [p.pixel for p in early.pixels[: len(early.pixels) - 4]]
+    assert meta["pixels_traced"] == [list(p) for p in extra] and extra
+    # the same hunt through --port-cmd (no early start): the classic second run per side
+    late = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",),
+                            port_cmd=f"{sys.executable} -m simulator", out_dir=tmp_path / "late"))
+    assert len(made) == 1
+    assert early.root is not None and early.root.tap == late.root.tap and early.root.kind == late.root.kind
+    assert [(p.pixel, p.root_tap, p.root_factor) for p in early.pixels] == \
+        [(p.pixel, p.root_tap, p.root_factor) for p in late.pixels]
+
+
+def test_prestarted_port_trace_is_stopped_when_the_images_agree(tmp_path, monkeypatch):
+    from nbtrace.hunt import HuntOptions, hunt
+
+    made = _started(monkeypatch)
+    res = hunt(HuntOptions(nb_args=_SMALL_REAL, out_dir=tmp_path))
+    assert res.agrees and len(made) == 1
+    assert made[0]._proc.returncode is not None  # ended, not left running
+    assert not (tmp_path / "pixels_py.trace").exists() and not made[0]._work.exists()
+
+
+def test_prestarted_port_trace_is_stopped_when_a_render_fails(tmp_path, monkeypatch):
+    from nbtrace.errors import ProducerError
+    from nbtrace.hunt import HuntOptions, hunt
+
+    made = _started(monkeypatch)
+    with pytest.raises(ProducerError):
+        hunt(HuntOptions(nb_args=(*_SMALL_REAL, "-distance", "abc"), out_dir=tmp_path))
+    assert len(made) == 1 and made[0]._proc.returncode is not None and not made[0]._work.exists()
