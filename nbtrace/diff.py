@@ -72,6 +72,10 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     context = dict(context or {})
     warnings: list[str] = []
     if spec is not None:
+        from nbtrace.spec import conditions_of
+
+        # run choices that reorder the computation (the detector pivot) pick the DAG's edges
+        spec = spec.specialize(conditions_of(spec, a, b))
         check_shapes(a, spec, "a")
         check_shapes(b, spec, "b")
     pixels_a, pixels_b = _pixels(a), _pixels(b)

@@ -227,7 +227,10 @@ def _background_pixel(img: np.ndarray) -> tuple[int, int]:
 def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifference, ...], tuple[tuple[str, str], ...]]:
     """Compare what each side was given and said it read (setup block + capture meta)."""
     diffs, same = [], []
+    derived = _derived_setup(meta_a)
     for key in PROVENANCE_KEYS:
+        if key in derived:
+            continue  # computed by the physics, so the diff engine judges it, not the input check
         va, vb = _prov_value(meta_a, key), _prov_value(meta_b, key)
         if va is None and vb is None:
             continue
@@ -240,6 +243,13 @@ def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifferenc
             if key in ("structure_factors", "dtype"):
                 diffs.append(InputDifference(key, va, vb, False))
     return tuple(diffs), tuple(same)
+
+
+def _derived_setup(meta_a: dict) -> frozenset[str]:
+    """Setup keys that are results, not inputs, for this run: the SAMPLE pivot rotates pix0
+    first and derives the beam-path distance from it (tap_specs/nanobragg.yaml, pivot=SAMPLE)."""
+    pivot = (_prov_value(meta_a, "pivot") or "").strip().upper()
+    return frozenset({"distance_m"}) if pivot == "SAMPLE" else frozenset()
 
 
 def _same_value(va: str | None, vb: str | None) -> bool:

@@ -15,7 +15,7 @@ import difflib
 import functools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -30,7 +30,8 @@ SEMANTICS = ("per-subpixel", "per-pixel", "last-value", "first-value", "setup", 
 TOP_KEYS = ("spec", "description", "defaults", "taps")
 DEFAULT_KEYS = ("rtol", "atol", "semantics", "unit")
 TAP_KEYS = ("name", "aliases", "shape", "unit", "range", "rtol", "atol", "after", "loop",
-            "semantics", "hints", "note")
+            "semantics", "hints", "note", "when")
+WHEN_KEYS = ("after",)
 SHIPPED = ("nanobragg.yaml", "scaling.yaml", "phi_loop.yaml")
 
 
@@ -48,6 +49,10 @@ class TapDef:
     loop: the loop key the tap is indexed by ("phi_tic", "mos_tic", "source"), else None.
     hints: factor (port/reference) -> what that factor means for this tap.
     loc: where the tap is declared (file:line of its ``- name:`` item).
+    when: conditional edges, ((key, value, after), ...): when the run's setup block says
+        ``key=value`` (e.g. pivot=SAMPLE), ``after`` replaces the tap's edges. A computation
+        whose order depends on a run choice (the SAMPLE pivot derives the beam centre from pix0,
+        the BEAM pivot pix0 from the beam centre) needs both directions in one spec.
     """
 
     name: str
@@ -64,6 +69,7 @@ class TapDef:
     hints: dict[float, str]
     loc: SourceLoc
     note: str | None = None
+    when: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     def all_names(self) -> tuple[str, ...]:
         names = [self.name]
@@ -119,7 +125,29 @@ class TapSpec:
         return seen
 
     def order(self) -> list[str]:
-        return [t.name for t in self.taps]
+        """Pipeline order: topological over ``after`` (upstream first), declared order among
+        taps the edges leave free. A forward reference (``after:`` naming a tap declared later)
+        therefore moves the tap after its upstream, as the physics requires."""
+        return _topological(self.taps)
+
+    def condition_keys(self) -> tuple[str, ...]:
+        """The setup keys some ``when:`` condition reads (e.g. ("pivot",))."""
+        return tuple(dict.fromkeys(k for t in self.taps for k, _, _ in t.when))
+
+    @staticmethod
+    def specialize_tap(t: TapDef, conditions: dict[str, str]) -> TapDef:
+        wanted = {k: str(v).strip().upper() for k, v in conditions.items()}
+        after = next((a for k, v, a in t.when if wanted.get(k) == v.upper()), None)
+        return t if after is None else replace(t, after=after)
+
+    def specialize(self, conditions: dict[str, str]) -> "TapSpec":
+        """This spec with each tap's ``when:`` edges applied for the run's setup values
+        (``{"pivot": "SAMPLE"}``); values compare case-insensitively. Unchanged spec when no
+        condition matches."""
+        taps = [self.specialize_tap(t, conditions) for t in self.taps]
+        if all(new.after == old.after for new, old in zip(taps, self.taps)):
+            return self
+        return TapSpec(name=self.name, path=self.path, taps=tuple(taps), defaults=self.defaults)
 
     def __len__(self) -> int:
         return len(self.taps)
@@ -384,8 +412,35 @@ class _Builder:
             hints=self.hints(nodes.get("hints")),
             loc=SourceLoc(self.path, node.start_mark.line + 1),
             note=self.string(nodes["note"], "note") if "note" in nodes else None,
+            when=self.when(nodes["when"]) if "when" in nodes else (),
         )
         return tap, nodes
+
+    def when(self, node) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        out = []
+        seen: set[tuple[str, str]] = set()
+        for k, v in self.mapping(node, "when"):
+            cond = str(k.value).strip()
+            key, eq, value = cond.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or not key.isidentifier() or not value:
+                raise self.err(k, f"'when' condition {cond!r} is not key=VALUE",
+                               "write the setup key and the value it prints, e.g. 'pivot=SAMPLE'")
+            if (key, value.upper()) in seen:
+                raise self.err(k, f"'when' condition {cond!r} given twice", "give each condition once")
+            seen.add((key, value.upper()))
+            body = {}
+            for bk, bv in self.mapping(v, f"'when' {cond}"):
+                bkey = str(bk.value)
+                if bkey not in WHEN_KEYS:
+                    raise self.unknown_key(bk, bkey, WHEN_KEYS, f"'when' {cond}")
+                body[bkey] = bv
+            if "after" not in body:
+                raise self.err(v, f"'when' {cond} without 'after:'",
+                               "give the upstream taps that hold under this condition: {after: [...]}")
+            after = tuple(self.identifier(n, "an 'after' entry") for n in self.sequence(body["after"], "after"))
+            out.append((key, value, after))
+        return tuple(out)
 
     def identifier(self, node, what: str) -> str:
         value = self.string(node, what)
@@ -498,28 +553,44 @@ class _Builder:
         by_name = {t.name: t for t, _ in taps}
         aliases = {a: t.name for t, _ in taps for names in t.aliases.values() for a in names}
         for tap, nodes in taps:
-            for i, up in enumerate(tap.after):
-                if up in by_name:
-                    continue
-                where = self.sequence(nodes["after"], "after")[i]
-                if up in aliases:
-                    hint = f"'after' takes canonical names: use {aliases[up]!r}"
-                else:
-                    close = difflib.get_close_matches(up, list(by_name), n=1)
-                    hint = f"did you mean {close[0]!r}?" if close else "declare that tap or remove it from 'after'"
-                raise self.err(where, f"'after' of {tap.name!r} names unknown tap {up!r}", hint)
-        self.check_acyclic(taps, by_name)
+            lists = [(tap.after, lambda i, n=nodes: self.sequence(n["after"], "after")[i])]
+            for key, value, after in tap.when:
+                lists.append((after, lambda i, n=nodes, c=(key, value): self._when_after_nodes(n, c)[i]))
+            for after, where_of in lists:
+                for i, up in enumerate(after):
+                    if up in by_name:
+                        continue
+                    if up in aliases:
+                        hint = f"'after' takes canonical names: use {aliases[up]!r}"
+                    else:
+                        close = difflib.get_close_matches(up, list(by_name), n=1)
+                        hint = f"did you mean {close[0]!r}?" if close else "declare that tap or remove it from 'after'"
+                    raise self.err(where_of(i), f"'after' of {tap.name!r} names unknown tap {up!r}", hint)
+        self.check_acyclic(taps, by_name, None)
+        for key, value in dict.fromkeys((k, v.upper()) for t, _ in taps for k, v, _ in t.when):
+            variant = {t.name: TapSpec.specialize_tap(t, {key: value}) for t, _ in taps}
+            self.check_acyclic(taps, variant, f"{key}={value}")
 
-    def check_acyclic(self, taps, by_name) -> None:
+    def _when_after_nodes(self, nodes, cond) -> list[yaml.Node]:
+        for k, v in self.mapping(nodes["when"], "when"):
+            key, _, value = str(k.value).partition("=")
+            if (key.strip(), value.strip()) == cond:
+                body = dict((str(bk.value), bv) for bk, bv in self.mapping(v, "when"))
+                return self.sequence(body["after"], "after")
+        raise AssertionError(cond)  # only called for conditions parsed from these nodes
+
+    def check_acyclic(self, taps, by_name, condition: str | None) -> None:
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
         nodes_of = {t.name: nodes for t, nodes in taps}
+        under = "" if condition is None else f" when {condition}"
 
         def visit(name: str, path: list[str]) -> None:
             state[name] = 1
             for up in by_name[name].after:
                 if state.get(up) == 1:
                     cycle = path[path.index(up):] + [name, up] if up in path else [name, up]
-                    raise self.err(nodes_of[name]["after"], "'after' edges form a cycle: "
+                    node = nodes_of[name].get("when" if condition else "after", nodes_of[name].get("after"))
+                    raise self.err(node, f"'after' edges form a cycle{under}: "
                                    + " -> ".join(cycle), "the after: graph must be acyclic (upstream taps only)")
                 if state.get(up) is None:
                     visit(up, path + [name])
@@ -528,6 +599,60 @@ class _Builder:
         for tap, _ in taps:
             if state.get(tap.name) is None:
                 visit(tap.name, [])
+
+
+def _topological(taps) -> list[str]:
+    """Kahn's algorithm, always taking the earliest-declared ready tap (stable for specs whose
+    edges all point backwards)."""
+    import heapq
+
+    index = {t.name: i for i, t in enumerate(taps)}
+    waiting = {t.name: len(set(t.after)) for t in taps}
+    users: dict[str, list[str]] = {}
+    for t in taps:
+        for up in set(t.after):
+            users.setdefault(up, []).append(t.name)
+    ready = [(index[n], n) for n, k in waiting.items() if k == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        out.append(name)
+        for user in users.get(name, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, (index[user], user))
+    return out
+
+
+def conditions_of(spec: TapSpec, *traces) -> dict[str, str]:
+    """Setup values the spec's ``when:`` conditions read, from the first trace that prints each
+    (the reference first: its run choices define which computation order is the true one)."""
+    keys = spec.condition_keys()
+    out: dict[str, str] = {}
+    for side, trace in zip(("a", "b"), traces):
+        if trace is None:
+            continue
+        for k in keys:
+            if k in out:
+                continue
+            value = trace.meta.get(k) if isinstance(getattr(trace, "meta", None), dict) else None
+            if value is None:
+                value = _setup_text(spec, trace, side, k)
+            if value is not None:
+                out[k] = str(value).strip()
+    return out
+
+
+def _setup_text(spec: TapSpec, trace, side: str, key: str) -> str | None:
+    for r in trace.records:
+        if r.index.pixel is not None:
+            return None  # the setup block precedes every pixel
+        if spec.canonical(r.name, side) == key:
+            if r.text is not None:
+                return r.text.strip()
+            return " ".join(f"{v:g}" for v in r.values)
+    return None
 
 
 # --------------------------------------------------------------------------- export and scaffold
@@ -548,6 +673,7 @@ def tap_to_json(tap: TapDef) -> dict:
         "loop": tap.loop,
         "semantics": tap.semantics,
         "hints": {repr(k): v for k, v in tap.hints.items()},
+        "when": {f"{k}={v}": {"after": list(a)} for k, v, a in tap.when},
         "loc": str(tap.loc),
     }
 

@@ -207,3 +207,29 @@ def test_whole_pixel_check_leaves_real_geometry_bugs_alone(tmp_path):
     ref, port = _headerless("r07_mosflm_half_pixel", tmp_path)
     r = diff_traces(read_trace(ref), read_trace(port), SPEC)
     assert r.root_cause.tap == "pix0_vector_meters" and r.root_cause.kind == "offset"
+
+
+
+@pytest.mark.parametrize("pivot,root,kind", [("SAMPLE", "pix0_vector", "rotation"),
+                                             ("BEAM", "Fbeam_m", "out_of_tolerance")])
+def test_row13_the_pivot_decides_whether_pix0_or_the_beam_centre_comes_first(pivot, root, kind):
+    # The same numbers mean different things: under the SAMPLE pivot the beam centre is derived
+    # from the rotated pix0 (a wrong pix0 makes a wrong beam centre); under BEAM, pix0 is built
+    # from the beam centre. The spec's pivot-conditional edges decide which is the cause.
+    from nbtrace.testing import make_trace
+
+    p = (0.1, 0.00505, -0.00505)
+    c, s_ = math.cos(0.05), math.sin(0.05)
+    q = (p[0] * c - p[1] * s_, p[0] * s_ + p[1] * c, p[2])  # same norm, rotated about z
+
+    def trace(pix0, fbeam, prefix):
+        setup = [("pivot", pivot), ("distance_m", 0.1), ("Fbeam_m", fbeam), ("Sbeam_m", 0.00505),
+                 ("pix0_vector", pix0)]
+        return make_trace([("pix0_vector_meters", pix0)], pixel=(40, 57), setup=setup, prefix=prefix)
+
+    r = diff_traces(trace(p, 0.00505, "TRACE_C"), trace(q, 0.0101, "TRACE_PY"), SPEC)
+    assert r.root_cause.tap == root, r.headline
+    assert r.root_cause.kind == kind, r.headline
+    statuses = {f.verdict.label: f.status for f in r.findings}
+    other = "Fbeam_m" if root == "pix0_vector" else "pix0_vector"
+    assert statuses[other] == "inherited"

@@ -112,3 +112,12 @@ taps:
     assert r.root_cause.tap == "c"
     assert statuses(r)["b"] == "introduced"
     assert any("A printed 1 and B printed 2 copies of 1 tap(s) (a)" in w for w in r.warnings)
+
+
+def test_a_forward_reference_is_honoured():
+    # declared first but computed from a tap printed later: the later one is the root cause
+    spec = parse_spec("taps:\n  - {name: a, after: [b]}\n  - {name: b}\n", "<fwd>")
+    r = diff_traces(make_trace([("a", 1.0), ("b", 2.0)], pixel=(1, 1)),
+                    make_trace([("a", 9.0), ("b", 5.0)], pixel=(1, 1), prefix="TRACE_PY"), spec)
+    assert r.root_cause.tap == "b"
+    assert statuses(r) == {"b": "introduced", "a": "inherited"}

@@ -33,12 +33,16 @@ SCALING = [
 def test_default_spec_holds_the_c_chain_in_print_order():
     # One deliberate exception: the static reciprocal vectors are declared before the real-space
     # ones (the C prints them after), because the real vectors are generated from them (§2.4).
+    # The pipeline order is topological, so a tap printed before one of its own inputs follows
+    # that input: the C prints omega_pixel_sr before close_distance_meters, which omega uses.
     spec = default_spec()
     order = spec.order()
     stars = ["rot_a_star_A_inv", "rot_b_star_A_inv", "rot_c_star_A_inv"]
-    chain = [n for n in PIXEL_CHAIN + SCALING if n not in stars]
+    chain = [n for n in PIXEL_CHAIN + SCALING if n not in stars + ["omega_pixel_sr"]]
     positions = [order.index(n) for n in chain]
     assert positions == sorted(positions)
+    assert "close_distance_meters" in spec.ancestors("omega_pixel_sr")
+    assert order.index("close_distance_meters") < order.index("omega_pixel_sr") < order.index("obliquity_factor")
     assert max(order.index(n) for n in stars) < order.index("rot_a_angstroms")
     assert set(stars) <= spec.ancestors("rot_a_angstroms")
 
@@ -186,6 +190,15 @@ def spec_error(text: str) -> SpecError:
     ("taps:\n  - name: a\n    unit: m\n    unit: A\n", "s.yaml:4:5", "duplicate key 'unit'"),
     ("taps: []\n", "s.yaml:1:7", "'taps:' is empty"),
     ("- a\n- b\n", "s.yaml:1:1", "the spec must be a mapping"),
+    ("taps:\n  - name: a\n    when: {pivot: {after: []}}\n", "s.yaml:3:12", "'when' condition 'pivot' is not key=VALUE"),
+    ("taps:\n  - name: a\n    when: {pivot=SAMPLE: {aftr: []}}\n", "s.yaml:3:27", "unknown key 'aftr'"),
+    ("taps:\n  - name: a\n    when: {pivot=SAMPLE: {}}\n", "s.yaml:3:26", "'when' pivot=SAMPLE without 'after:'"),
+    ("taps:\n  - name: a\n    when: {pivot=SAMPLE: {after: [zz]}}\n", "s.yaml:3:35",
+     "'after' of 'a' names unknown tap 'zz'"),
+    ("taps:\n  - name: a\n    when: {pivot=SAMPLE: {after: []}, pivot=sample: {after: []}}\n", "s.yaml:3:39",
+     "given twice"),
+    ("taps:\n  - name: a\n    after: [b]\n  - name: b\n    when: {pivot=SAMPLE: {after: [a]}}\n", "s.yaml:5:11",
+     "'after' edges form a cycle when pivot=SAMPLE"),
 ])
 def test_spec_errors_point_at_file_line_col(text, where, what):
     err = spec_error(text)
@@ -241,3 +254,58 @@ def test_fit_trace_every_shipped_name_and_shape_fits_the_wild_logs():
         assert fit, (log.name, fit)
     fit = fit_trace(spec, parse_text("TRACE_C: hkl_frac 1 2\nTRACE_C: hkl_frac 1 2\n"), "a")
     assert not fit and fit.shape_mismatches == (("hkl_frac", (3,), 2, "<string>:1"),)
+
+
+# ----------------------------------------------------------------------------- conditional edges, order
+
+
+WHEN = """taps:
+  - {name: pivot, unit: string, shape: any, semantics: setup}
+  - {name: beam, when: {pivot=SAMPLE: {after: [pix0]}}}
+  - {name: pix0, after: [beam], when: {pivot=SAMPLE: {after: [angles]}}}
+  - {name: angles}
+"""
+
+
+def test_when_edges_replace_after_under_their_condition():
+    spec = parse_spec(WHEN, "w.yaml")
+    assert spec.condition_keys() == ("pivot",)
+    assert spec.ancestors("pix0") == {"beam"}
+    assert spec.order() == ["pivot", "beam", "pix0", "angles"]
+    sample = spec.specialize({"pivot": " sample "})  # as printed: case and blanks do not matter
+    assert sample.ancestors("beam") == {"pix0", "angles"}
+    assert sample.ancestors("pix0") == {"angles"}
+    assert sample.order() == ["pivot", "angles", "pix0", "beam"]
+    assert spec.specialize({"pivot": "BEAM"}) is spec
+    assert spec.specialize({}) is spec
+
+
+def test_order_is_topological_for_forward_references():
+    spec = parse_spec("taps:\n  - {name: x, after: [y]}\n  - {name: z}\n  - {name: y}\n", "f.yaml")
+    assert spec.order() == ["z", "y", "x"]
+
+
+def test_conditions_are_read_from_the_reference_setup_block_first():
+    from nbtrace.spec import conditions_of
+    from nbtrace.testing import make_trace
+
+    spec = parse_spec(WHEN, "w.yaml")
+    a = make_trace([("beam", 1.0)], pixel=(0, 0), setup=[("pivot", "SAMPLE")])
+    b = make_trace([("beam", 1.0)], pixel=(0, 0), setup=[("pivot", "BEAM")], prefix="TRACE_PY")
+    silent = make_trace([("beam", 1.0)], pixel=(0, 0))
+    assert conditions_of(spec, a, b) == {"pivot": "SAMPLE"}
+    assert conditions_of(spec, silent, b) == {"pivot": "BEAM"}
+    assert conditions_of(spec, silent, silent) == {}
+
+
+def test_shipped_spec_pivot_edges():
+    spec = default_spec()
+    beam, sample = spec.specialize({"pivot": "BEAM"}), spec.specialize({"pivot": "SAMPLE"})
+    assert "Fbeam_m" in beam.ancestors("pix0_vector") and "pix0_vector" in beam.ancestors("Fclose_m")
+    assert "pix0_vector" in sample.ancestors("Fbeam_m") and "Fbeam_m" not in sample.ancestors("pix0_vector")
+    assert "Fclose_m" in sample.ancestors("pix0_vector")
+    for s in (beam, sample):
+        order = s.order()
+        assert sorted(order) == sorted(t.name for t in spec.taps)
+        for tap in s.taps:  # every edge points backwards in the pipeline order
+            assert all(order.index(up) < order.index(tap.name) for up in tap.after), tap.name
