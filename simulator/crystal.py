@@ -127,11 +127,26 @@ def build_crystal(cfg, cell: Tensor | None, misset: Tensor | None, lambda0: Tens
     V = 1.0 / Vstar
     a, b, c = B * V, C * V, A * V
     if cfg.has("triclinic-volume-formula"):
-        Vstar = 1.0 / (norm(a) * norm(b) * norm(c))
-    a_star, b_star, c_star = cross(b, c) * Vstar, cross(c, a) * Vstar, cross(a, b) * Vstar
+        a, b, c, a_star, b_star, c_star = _formula_volume_fault(a, b, c)
+    else:
+        a_star, b_star, c_star = cross(b, c) * Vstar, cross(c, a) * Vstar, cross(a, b) * Vstar
     a0, b0, c0 = a * 1e-10, b * 1e-10, c * 1e-10
     N = crystal_size(cfg, a0, b0, c0)
     return Crystal(a0, b0, c0, a_star, b_star, c_star, N, float(V.detach()))
+
+
+def _formula_volume_fault(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, ...]:
+    """Incident 10, for --inject triclinic-volume-formula: (a, b, c, a*, b*, c*).
+
+    a, b, c: the real vectors (Å, (3,) each) generated from the reciprocal basis. The port took
+    V = |a||b||c| (the orthogonal-cell formula) instead of a·(b×c), regenerated a*, b*, c* (Å⁻¹)
+    with it, and then derived its real vectors back from those wrong reciprocal vectors with
+    the same V. Both bases come out scaled by V_true/(|a||b||c|) (0.5–1.6 % for angles a few
+    degrees from 90°), so h = a·q and the image move with them, as they did in the port.
+    """
+    V = norm(a) * norm(b) * norm(c)
+    a_star, b_star, c_star = cross(b, c) / V, cross(c, a) / V, cross(a, b) / V
+    return cross(b_star, c_star) * V, cross(c_star, a_star) * V, cross(a_star, b_star) * V, a_star, b_star, c_star
 
 
 def crystal_size(cfg, a0: Tensor, b0: Tensor, c0: Tensor) -> tuple[int, int, int]:

@@ -151,6 +151,19 @@ def _steps(cfg, sources, domains: int, phisteps: int, oversample: int) -> int:
     return nsrc * domains * phisteps * os_steps * os_steps
 
 
+def _kahn_fault(cfg):
+    """Incident 8, for --inject kahn-default-one: (K, the config the kernel sees).
+
+    The port had two polarization faults. Its Kahn factor defaulted to 1.0 where the C uses
+    0.0 (so without -polar K = 1), and its per-pixel path (the one without -oversample_polar,
+    where P is computed once per pixel and multiplies the final value) never applied P. The
+    kernel already has that path with P left at 1: -nopolar, which it ignores under
+    -oversample_polar, exactly as the port's subpixel path still applied (the wrong-K) P.
+    """
+    K = cfg.polar if cfg.polar_given else 1.0
+    return K, dataclasses.replace(cfg, nopolar=True)
+
+
 def build_setup(cfg, params: Params | None = None) -> Setup:
     """Crystal, beam, detector, sampling and normalisation for ``cfg`` (physics §1–§5)."""
     params = params or default_params(cfg)
@@ -176,8 +189,8 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     water = cfg.water
     I_bg = WATER_F * WATER_F * R_E_SQR * flu * water * water * water * 1e6 * AVOGADRO / WATER_MW
     K = cfg.polar
-    if cfg.has("kahn-default-one") and not cfg.polar_given:
-        K = 1.0
+    if cfg.has("kahn-default-one"):
+        K, cfg = _kahn_fault(cfg)
     roi = cfg.roi or (0, det.fpixels - 1, 0, det.spixels - 1)
     cdt = working_dtype(cfg)
     if table.grid is not None:

@@ -6,10 +6,14 @@ import pytest
 
 from simulator.injections import INJECTIONS
 from simulator.taps import BLOCK_TAPS, SCALING_TAPS
-from simhelp import SMALL, loop_lines, run_cli, taps
+from simhelp import SMALL, frame, loop_lines, run_cli, taps
 
 ORDER = BLOCK_TAPS + SCALING_TAPS
 TILTED_THICK = SMALL + "-detector_thick 200 -detector_rotx 20 -detector_roty 15".split()
+# the cell of examples/10: V/(|a||b||c|) = 0.9901, so the formula volume is 0.99 % off
+TRICLINIC = "-cell 50 60 70 86 94 96".split()
+# short distance, wide detector: 2θ up to 42°, where the Kahn factor matters (examples/08)
+WIDE_ANGLE = "-lambda 1 -cell 50 50 50 90 90 90 -N 5 -default_F 100 -distance 40 -detpixels 64 -pixel 0.8".split()
 
 # name -> (extra arguments, traced pixel, expected first divergent tap)
 CASES = {
@@ -24,7 +28,7 @@ CASES = {
     # in print order the real vectors come first; with the spec DAG the root is rot_a_star_A_inv
     # (the real vectors are generated from it), which the examples test checks
     "mosflm-lambda-twice": (None, (20, 9), "rot_a_angstroms"),
-    "triclinic-volume-formula": (None, (20, 9), "rot_a_star_A_inv"),
+    "triclinic-volume-formula": (None, (20, 9), "rot_a_angstroms"),
     "phi-midpoint": ("-phi 3 -osc 2 -phisteps 1".split(), (20, 9), "rot_a_angstroms"),
     "sample-pivot-order": ("-xds -detector_rotx 5 -twotheta 8".split(), (20, 9), "pix0_vector_meters"),
     "source-weights": (None, (20, 9), "steps"),
@@ -46,7 +50,7 @@ def _args(name, tmp_path):
         base = ["-lambda", "1.5", "-mat", str(mat)] + SMALL[9:]
         extra = []
     elif name == "triclinic-volume-formula":
-        base = SMALL[:2] + "-cell 70 80 90 85 95 100".split() + SMALL[9:]
+        base = SMALL[:2] + TRICLINIC + SMALL[9:]
         extra = []
     elif name == "source-weights":
         src = tmp_path / "sources.txt"
@@ -118,3 +122,109 @@ def test_injection_without_its_flags_still_runs(name, capsys):
     code, out, err = run_cli(capsys, SMALL + ["-trace_pixel", "20", "9", "--inject", name])
     assert code == 0, err
     assert np.isfinite(taps(out)["I_pixel_final"][0][0])
+
+
+# ------------------------------------------------- the image symptom of the incidents (rows 8, 10, 20)
+
+
+def _frames(argv, name):
+    return frame(argv), frame(argv + ["--inject", name])
+
+
+def _corr(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_kahn_fault_skips_polarization_in_the_per_pixel_path():
+    clean, bad = _frames(WIDE_ANGLE + ["-oversample", "1"], "kahn-default-one")
+    ratio = bad / clean
+    centre, corner = ratio[32, 32], ratio[0, 0]
+    # P = ½(1 + cos²2θ) left out: port/ref = 1/P, 1 on the beam, growing with 2θ (a radial trend)
+    assert centre == pytest.approx(1.0, abs=1e-3)
+    assert 1.2 < corner < 1.4
+    assert ratio[32, 0] > ratio[32, 16] > ratio[32, 24] > centre
+    # the incident's symptom: sum ratio 1.10
+    assert 1.07 < bad.sum() / clean.sum() < 1.13
+
+
+def test_kahn_fault_polar_tap_is_one_where_the_reference_has_half_one_plus_cos2(capsys):
+    args = WIDE_ANGLE + "-oversample 1 -trace_pixel 2 3".split()
+    _, clean, _ = run_cli(capsys, args)
+    _, bad, _ = run_cli(capsys, args + ["--inject", "kahn-default-one"])
+    c, b = taps(clean), taps(bad)
+    cos2 = c["cos_2theta"][0][0]
+    assert c["polar"][0][0] == pytest.approx(0.5 * (1 + cos2 * cos2), rel=1e-12)
+    assert b["polar"][0][0] == 1.0
+    assert b["I_pixel_final"][0][0] / c["I_pixel_final"][0][0] == pytest.approx(1 / c["polar"][0][0], rel=1e-12)
+
+
+def test_kahn_fault_defaults_K_to_one_in_the_oversample_polar_path(capsys):
+    # -oversample_polar still applies P, but with the port's default K = 1: an azimuthal
+    # (polarized-beam) pattern instead of the unpolarized ½(1 + cos²2θ)
+    args = WIDE_ANGLE + "-oversample 1 -oversample_polar".split()
+    clean, bad = _frames(args, "kahn-default-one")
+    ratio = bad / clean
+    assert ratio.max() > 1.1 and ratio.min() < 0.9
+    # along the polarization axis (MOSFLM p̂ = z = fast) fully polarized P is smaller, across it larger
+    assert ratio[32, 0] < 0.9 and ratio[0, 32] > 1.1
+    _, clean_t, _ = run_cli(capsys, args + ["-trace_pixel", "32", "0"])
+    _, bad_t, _ = run_cli(capsys, args + ["-trace_pixel", "32", "0", "--inject", "kahn-default-one"])
+    cos2 = taps(clean_t)["cos_2theta"][0][0]
+    assert taps(bad_t)["polar"][0][0] < 0.5 * (1 + cos2 * cos2) - 0.05
+
+
+def test_kahn_fault_with_an_explicit_polar_only_skips_the_per_pixel_path():
+    # K given: the default does not apply, so the oversample_polar path is untouched ...
+    args = WIDE_ANGLE + "-oversample 1 -polar 0.5 -oversample_polar".split()
+    clean, bad = _frames(args, "kahn-default-one")
+    assert np.array_equal(clean, bad)
+    # ... and the per-pixel path still leaves P out
+    clean, bad = _frames(WIDE_ANGLE + "-oversample 1 -polar 0.5".split(), "kahn-default-one")
+    assert (bad / clean).max() > 1.2
+
+
+def _crystal(argv):
+    from simulator.cli import parse_args
+    from simulator.setup import build_setup
+
+    return build_setup(parse_args(list(argv))).crystal
+
+
+def test_triclinic_fault_scales_both_bases_by_the_formula_volume():
+    args = SMALL[:2] + TRICLINIC + SMALL[9:]
+    good, bad = _crystal(args), _crystal(args + ["--inject", "triclinic-volume-formula"])
+    a, b, c = (v.numpy() for v in (good.a0, good.b0, good.c0))
+    formula = np.linalg.norm(a) * np.linalg.norm(b) * np.linalg.norm(c)
+    # a* = (b×c)/V: scaled by V_cell/V_formula; a = (b*×c*)·V_formula then brings back
+    # a·(b×c) of the generated vectors (equal to the cell's V to ~1e-5, not to the last bit)
+    s_star = good.volume_A3 * 1e-30 / formula
+    s_real = float(np.dot(a, np.cross(b, c))) / formula
+    assert 0.984 < s_star < 0.995 and 0.984 < s_real < 0.995  # the incident's 0.5–1.6 %
+    for s, pairs in ((s_star, ((good.a_star, bad.a_star), (good.b_star, bad.b_star), (good.c_star, bad.c_star))),
+                     (s_real, ((good.a0, bad.a0), (good.b0, bad.b0), (good.c0, bad.c0)))):
+        for g, w in pairs:
+            np.testing.assert_allclose(w.numpy(), s * g.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_triclinic_fault_moves_the_spots():
+    args = "-lambda 1 -cell 50 60 70 86 94 96 -N 5 -default_F 100 -distance 100 -detpixels 32 -pixel 0.8 -oversample 1".split()
+    clean, bad = _frames(args, "triclinic-volume-formula")
+    assert _corr(clean, bad) < 0.95
+
+
+def test_triclinic_fault_leaves_an_orthogonal_cell_alone():
+    # V = |a||b||c| is right for 90° angles: the fault needs a triclinic cell (CONTRACTS §5)
+    clean, bad = _frames(SMALL, "triclinic-volume-formula")
+    np.testing.assert_allclose(bad, clean, rtol=1e-12)
+
+
+def test_trace_one_subpixel_changes_the_trace_not_the_image(capsys):
+    # incident 20 was a trace-tool fault: the image is right, only I_before_scaling is 1/os²
+    args = SMALL + ["-oversample", "2"]
+    clean, bad = _frames(args, "trace-one-subpixel")
+    assert np.array_equal(clean, bad)
+    _, clean_t, _ = run_cli(capsys, args + ["-trace_pixel", "20", "9"])
+    _, bad_t, _ = run_cli(capsys, args + ["-trace_pixel", "20", "9", "--inject", "trace-one-subpixel"])
+    c, b = taps(clean_t), taps(bad_t)
+    assert b["I_before_scaling"][0][0] == c["I_before_scaling"][0][0] / 4
+    assert b["I_pixel_final"] == c["I_pixel_final"]
