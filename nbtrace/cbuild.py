@@ -2,7 +2,9 @@
 
 The binary is named after the sha256 of its sources, the compiler and the flags, so it is rebuilt
 exactly when one of them changes; compiling goes to a temporary name that is renamed into place,
-so concurrent callers (parallel tests) never see a half-written binary.
+so concurrent callers (parallel tests) never see a half-written binary. Each new build prunes
+the cache to the KEEP most recently built binaries (a checkout that moves between commits would
+otherwise leave one binary per source state, forever).
 
     >>> from nbtrace.cbuild import ensure_built
     >>> exe = ensure_built()          # pathlib.Path to an executable, tracing compiled in
@@ -24,6 +26,7 @@ from pathlib import Path
 from nbtrace.errors import ProducerError
 
 BINARY_STEM = "nbref"
+KEEP = 6  # builds kept in the cache: a few source states (branches) and both OpenMP variants
 BASE_FLAGS = ("-O2", "-std=c99", "-DNBTRACE_ENABLE")
 LINK_FLAGS = ("-lm",)
 OPENMP_FLAG = "-fopenmp"
@@ -140,10 +143,26 @@ def ensure_built(force: bool = False, openmp: bool = True, *, source: Path | Non
         if openmp and _openmp_works(compiler, target.parent):
             flags.append(OPENMP_FLAG)
         _compile(compiler, src, flags, target)
+        prune(target.parent, keep=KEEP)
     except OSError as exc:
         raise ProducerError(f"cannot write the build cache: {exc.strerror or exc}", where=str(target.parent),
                             hint="set NBTRACE_CACHE to a writable directory") from None
     return target
+
+
+def prune(directory: Path, keep: int = KEEP) -> list[Path]:
+    """Delete all but the ``keep`` newest builds (by build time) in ``directory``; returns what
+    was deleted. A binary another process is running stays usable until it exits (POSIX)."""
+    builds = [p for p in directory.glob(f"{BINARY_STEM}-*") if p.is_file() and not p.name.endswith(".tmp")]
+    builds.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    removed = []
+    for old in builds[keep:]:
+        try:
+            old.unlink()
+            removed.append(old)
+        except OSError:
+            pass  # a concurrent prune got there first, or the file is not ours to delete
+    return removed
 
 
 def _openmp_works(compiler: Compiler, workdir: Path) -> bool:

@@ -156,3 +156,15 @@ def test_unrunnable_cc_is_an_error_naming_it_not_a_fallback(tiny_src, monkeypatc
         cli_main(["build-c"])
     err_text = capsys.readouterr().err
     assert rc.value.code == 2 and "$CC" in err_text and err_text.count("\n") == 1
+
+
+def test_a_new_build_prunes_the_cache_to_the_newest_keep(tiny_src, monkeypatch):
+    monkeypatch.setattr(cbuild, "KEEP", 2)
+    built = []
+    for version in range(4):
+        (tiny_src / "nbref.c").write_text(TINY % f"v{version}")
+        built.append(cbuild.ensure_built(source=tiny_src))
+        os.utime(built[-1], ns=(version * 10**9, version * 10**9))  # distinct build times
+    left = sorted(p.name for p in built[0].parent.glob("nbref-*"))
+    assert left == sorted(p.name for p in built[-2:])
+    assert _run(built[-1]) == "v3"
