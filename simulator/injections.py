@@ -34,7 +34,7 @@ INJECTIONS: tuple[Injection, ...] = (
     Injection("oversample-auto", 15, "steps normalised with 4× the sampled oversampling"),
     Injection("abs-parallax", 16, "absorption obliquity |d·ô₀| from the untilted normal"),
     Injection("float32", 17, "float32 internally whatever -dtype says"),
-    Injection("trace-one-subpixel", 20, "trace reports I_before_scaling as one subpixel's share (÷ oversample²)"),
+    Injection("trace-one-subpixel", 20, "trace reports I_before_scaling as one subpixel's average share, sum ÷ oversample² (image unchanged)"),
     Injection("edge-geometry", 21, "pixels in a 10 % border band use −½ subpixel on the fast axis"),
 )
 

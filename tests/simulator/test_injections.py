@@ -228,3 +228,15 @@ def test_trace_one_subpixel_changes_the_trace_not_the_image(capsys):
     c, b = taps(clean_t), taps(bad_t)
     assert b["I_before_scaling"][0][0] == c["I_before_scaling"][0][0] / 4
     assert b["I_pixel_final"] == c["I_pixel_final"]
+
+
+def test_first_subpixel_alone_is_not_a_quarter_of_the_sum(capsys):
+    # why the injection reports sum ÷ os² and not the first subpixel's own term: in the
+    # configuration of examples/20 that term is far from a quarter of the sum (one source,
+    # φ step and domain, so a block's F_cell²·F_latt² is that subpixel's whole contribution)
+    args = "-oversample 2 -lambda 1 -cell 50 50 50 90 90 90 -N 5 -default_F 100 -distance 100 -detpixels 64 -pixel 0.4"
+    _, out, _ = run_cli(capsys, args.split() + ["-trace_pixel", "32", "32"])
+    t = taps(out)
+    terms = [f[0] ** 2 * g[0] ** 2 for f, g in zip(t["F_cell"], t["F_latt"])]
+    assert len(terms) == 4 and sum(terms) == pytest.approx(t["I_before_scaling"][0][0], rel=1e-12)
+    assert abs(terms[0] / sum(terms) - 0.25) > 0.1
