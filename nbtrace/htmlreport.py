@@ -59,7 +59,7 @@ def run_metadata(result) -> dict:
 
 
 def summary_markdown(result) -> str:
-    from nbtrace.hunt import report_lines
+    from nbtrace.report.hunt import report_lines
 
     lines = report_lines(result)
     return f"# nbtrace hunt\n\n**{lines[0]}**\n\n```\n" + "\n".join(lines[2:]) + "\n```\n"
@@ -70,7 +70,7 @@ def _data_uri(path: Path) -> str:
 
 
 def report_html(result, pictures: list[tuple[str, Path]]) -> str:
-    from nbtrace.hunt import report_lines
+    from nbtrace.report.hunt import report_lines
 
     lines = report_lines(result)
     colour = "#1a7f37" if result.agrees else "#b42318"
@@ -108,7 +108,7 @@ def write_outputs(result, out: Path) -> list[Path]:
 
 
 def _write_outputs(result, out: Path) -> list[Path]:
-    from nbtrace.hunt import to_json
+    from nbtrace.report.hunt import to_json
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -50,7 +50,8 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     from pathlib import Path
 
     from nbtrace.cli import ensure_output_dir, record_verdict
-    from nbtrace.hunt import HuntOptions, hunt, report_lines, to_json
+    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.report.hunt import report_lines, to_json
     from nbtrace.images import Thresholds
 
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering

@@ -1,0 +1,238 @@
+"""Hunt reports as text and JSON (read-only views of a :class:`nbtrace.hunt.HuntResult`): the
+headline sentence, the console/summary.md lines and the ``--json`` document."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+from nbtrace.hunt_pixels import FIXED_REASONS, FIXED_ROI_REASONS
+
+if TYPE_CHECKING:
+    from nbtrace.hunt import HuntResult
+
+
+def fmt(x, spec):
+    return "undefined" if x is None else format(x, spec)
+
+
+def headline(r: HuntResult) -> str:
+    """The verdict sentence every report opens with."""
+    m = r.images.full
+    img = f"image correlation {fmt(m.correlation, '.6f')}, sum ratio {fmt(m.sum_ratio, '.6g')}"
+    if r.decisive_inputs:
+        d = r.decisive_inputs[0]
+        return (f"DIVERGE: the inputs differ ({d.key}: C {d.a!r} vs port {d.b!r}) — fix the input, not the "
+                f"physics; {img}.")
+    rc = r.root
+    if rc is not None:
+        where = "traced pixels" if r.diff is not None and r.diff.root_cause is not None else "pixels the maps found"
+        agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
+        tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
+            "; found by the region maps (the usual traced pixels agreed)"
+        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
+    if r.maps is not None and not r.maps:
+        return f"DIVERGE: {r.maps.summary()[0]}; {img}."
+    if not r.images:
+        return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
+                f"{img}.")
+    n_taps = r.diff.matched if r.diff is not None else 0
+    precision = [] if r.diff is None else [f.verdict.tap for f in r.diff.findings if f.verdict.kind == "precision"]
+    if r.maps is not None and r.maps_reason and "differ" in r.maps_reason and precision:
+        return (f"AGREE at float32 precision: the port computes in float32; the images differ by at most "
+                f"{m.max_abs_diff:.4g} photons and {len(precision)} traced taps differ only within float32 "
+                f"noise (first: {precision[0]}); no tap diverges beyond it; {img}.")
+    if r.maps is not None and r.maps_reason and "differ" in r.maps_reason:
+        return (f"AGREE within the thresholds, with a caveat: the images differ beyond float32 storage "
+                f"(max |B-A| {m.max_abs_diff:.4g} photons at (slow {m.max_abs_diff_at[0]}, fast {m.max_abs_diff_at[1]})) "
+                f"but no traced or mapped tap diverges — the difference arises after the last tap; {img}.")
+    if m.max_abs_diff == 0:
+        img = "bit-identical images (" + img.replace("image correlation", "correlation") + ")"
+    elif "pixels_capture_s" not in r.timings:
+        img = "images identical to float32 storage (" + img.replace("image correlation", "correlation") + ")"
+    return (f"AGREE: the port reproduces the reference — {img}; {len(r.pixels)} traced pixels agree on "
+            f"all {n_taps} matched tap records.")
+
+
+def _short_explanation(rc) -> str:
+    """The engine's sentence without its lead-in naming the tap again (the headline already does)."""
+    text = rc.explanation
+    for lead in (f"`{rc.tap}` (per {', '.join(rc.loop)}) is the first divergence: ", f"`{rc.tap}` is the first divergence: "):
+        if text.startswith(lead):
+            return text[len(lead):].rstrip(".")
+    return text.rstrip(".")
+
+
+def _tap_label(rc) -> str:
+    return f"{rc.tap}[{','.join(rc.loop)}]" if getattr(rc, "loop", None) else rc.tap
+
+
+def report_lines(r: HuntResult) -> list[str]:
+    """The console / markdown body (plain text, no markup)."""
+    from nbtrace.images import metrics_lines
+    from nbtrace.results import index_text
+
+    lines = [headline(r), ""]
+    cfg = " ".join(r.nb_args)
+    lines.append(f"configuration: {cfg}" + ("   (built-in default)" if r.default_config else ""))
+    if r.options.inject:
+        lines.append(f"injected into the port: {', '.join(r.options.inject)}")
+    lines.append("")
+    lines.append("inputs (compared before any physics):")
+    for d in r.input_differences:
+        flag = "DIFFERENT (decisive)" if d.decisive else "different"
+        lines.append(f"  {flag}: {d.key}: C {d.a!r} vs port {d.b!r}")
+    if r.input_same:
+        import textwrap
+
+        same = ", ".join(f"{k}={_prov_text(v)}" for k, v in r.input_same if k != "argv")
+        lines += textwrap.wrap("same: " + same, width=100, initial_indent="  ", subsequent_indent="        ")
+    if not r.input_differences:
+        lines.append("  no input difference: both sides were given and read the same")
+    lines.append("")
+    lines.append(f"image metrics (B = port vs A = C reference, {r.shape[0]}x{r.shape[1]}):")
+    lines += metrics_lines(r.images.full, r.images.thresholds)
+    lines.append("")
+    n_fixed = sum(1 for p in r.pixels if p.reason in FIXED_REASONS + FIXED_ROI_REASONS)
+    if "pixels_capture_s" in r.timings:
+        lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
+                     "from the images traced in one more run per side):")
+    else:
+        lines.append(f"traced pixels ({n_fixed} fixed ones, traced in the render pass; the images are identical to "
+                     "float32 storage, so no pixel stands out to add):")
+    lines.append(f"  {'(slow, fast)':<13} {'C photons':>12} {'port photons':>13}  {'first divergent tap':<24} why chosen")
+    for p in r.pixels:
+        verdict = p.root_tap or "agrees"
+        if p.root_factor is not None:
+            verdict += f" x{p.root_factor:.4g}"
+        lines.append(f"  ({p.pixel[0]:>4}, {p.pixel[1]:>4}) {p.a_value:>12.6g} {p.b_value:>13.6g}  {verdict:<24} {p.reason}")
+    rc = r.root
+    if rc is not None:
+        lines.append("")
+        lines.append("root cause evidence:")
+        lines.append(f"  tap          {_tap_label(rc)}   at {index_text(rc.index)}")
+        lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor:.6g}" if rc.factor is not None else ""))
+        lines.append(f"  explanation  {rc.explanation}")
+        named = [p.pixel for p in r.pixels if p.root_tap == rc.tap]
+        agreeing = [p.pixel for p in r.pixels if p.root_tap is None]
+        if named:
+            lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
+        if agreeing:
+            lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
+        if ratios and rc.tap not in ("steps",):
+            lines.append("  port/ref     " + "; ".join(f"({s}, {f}) {_ratio_text(q)}" for (s, f), q in ratios[:8]))
+        d = r.diff if r.diff is not None and r.diff.root_cause is not None else r.region_diff
+        if d is not None:
+            f0 = next((f for f in d.findings if f.verdict.tap == rc.tap and f.status == "introduced"), None)
+            if f0 is not None and f0.verdict.a is not None:
+                lines.append(f"  values       C {_vals(f0.verdict.a)}  port {_vals(f0.verdict.b)}")
+            downstream = [f.verdict.label for f in d.findings if f.status == "inherited"]
+            if downstream:
+                lines.append(f"  downstream   {len(downstream)} taps inherit it: {', '.join(downstream[:8])}"
+                             + (" ..." if len(downstream) > 8 else ""))
+    loops = _loop_lines(r)
+    if loops:
+        lines.append("")
+        lines.append("loop taps (per phi step / mosaic domain / source):")
+        lines += loops
+    if r.maps is not None:
+        lines.append("")
+        xmin, xmax, ymin, ymax = r.maps.roi
+        lines.append(f"region maps ({r.maps_reason}); fast {xmin}..{xmax}, slow {ymin}..{ymax} inclusive:")
+        firsts = dict(r.maps.first_counts())
+        for t in r.maps.divergent():
+            if t.name in firsts:
+                lines.append(f"  {t.name} diverges in {t.n_divergent:,} of {t.n_pixels:,} pixels, {t.where}; "
+                             f"first divergent tap in {firsts[t.name]:,} of them")
+        later = [t.name for t in r.maps.divergent() if t.name not in firsts]
+        if later:
+            lines.append(f"  downstream, diverging only where an earlier tap does: {', '.join(later)}")
+        if not r.maps.divergent():
+            lines += [f"  {s}" for s in r.maps.summary()]
+    return lines
+
+
+def _prov_text(v: str) -> str:
+    """A setup value for humans: numbers at 10 significant digits (the sides print %.17g)."""
+    words = v.split()
+    try:
+        return " ".join(f"{float(w):.10g}" for w in words) if words else v
+    except ValueError:
+        return v
+
+
+def _ratio_text(q: tuple[float, ...]) -> str:
+    if all(math.isclose(x, q[0], rel_tol=1e-6) for x in q):
+        return f"{q[0]:.4g}"
+    return "[" + ", ".join(f"{x:.4g}" for x in q) + "]"
+
+
+def _pix_list(pixels) -> str:
+    return ", ".join(f"({s}, {f})" for s, f in pixels)
+
+
+def _vals(v) -> str:
+    if isinstance(v, str):
+        return v
+    return "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
+
+
+def _loop_lines(r: HuntResult) -> list[str]:
+    """Loop taps: the one that introduced a divergence in full (with its first divergent
+    iteration, incident 12), the ones inheriting it and the agreeing ones compactly."""
+    out, inherited, agreeing = [], [], []
+    for d in (r.diff, r.region_diff):
+        if d is None:
+            continue
+        for f in d.findings:
+            v = f.verdict
+            if not v.loop:
+                continue
+            if v.agrees:
+                agreeing.append(v)
+            elif f.status == "introduced":
+                first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or "-"
+                out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}")
+                out.append(f"  {'':<28} {v.message.splitlines()[0]}")
+            else:
+                inherited.append(v)
+    if inherited:
+        firsts = sorted({", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) for v in inherited} - {""})
+        out.append(f"  {len(inherited)} loop taps diverge downstream ({', '.join(v.label for v in inherited[:6])}"
+                   + (" ..." if len(inherited) > 6 else "") + ")"
+                   + (f"; first divergent iteration: {'; '.join(firsts)}" if firsts else ""))
+    if agreeing:
+        loops = sorted({k for v in agreeing for k in v.loop})
+        out.append(f"  {len(agreeing)} loop taps agree over every {'/'.join(loops)} iteration: "
+                   + ", ".join(v.tap for v in agreeing[:8]) + (" ..." if len(agreeing) > 8 else ""))
+    return out
+
+
+def to_json(r: HuntResult) -> dict:
+    """The diff JSON contract plus image metrics, traced pixels, provenance and maps."""
+    doc = r.diff.to_json() if r.diff is not None else {}
+    doc["verdict"] = r.verdict
+    doc["headline"] = headline(r)
+    if r.root is not None:
+        doc["root_cause"] = r.root.to_json()
+    doc["image_metrics"] = r.images.to_json()
+    doc["traced_pixels"] = [
+        {"pixel": list(p.pixel), "reason": p.reason, "c_photons": p.a_value, "port_photons": p.b_value,
+         "root_tap": p.root_tap, "root_kind": p.root_kind,
+         "root_factor": p.root_factor if p.root_factor is None or math.isfinite(p.root_factor) else str(p.root_factor),
+         "divergent_taps": p.n_divergent,
+         "root_tap_ratio": None if p.root_ratio is None else [x if math.isfinite(x) else str(x) for x in p.root_ratio]}
+        for p in r.pixels
+    ]
+    doc["provenance"] = {
+        "differences": [dataclasses.asdict(d) for d in r.input_differences],
+        "same": dict(r.input_same),
+    }
+    doc["config"] = {"nb_args": list(r.nb_args), "built_in_default": r.default_config,
+                     "inject": list(r.options.inject)}
+    doc["maps"] = r.maps.to_json() if r.maps is not None else None
+    doc["region_pixels_diff"] = r.region_diff.to_json() if r.region_diff is not None else None
+    doc["timings_s"] = {k: round(v, 4) for k, v in r.timings.items()}
+    return doc
