@@ -145,8 +145,7 @@ def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) ->
         delta = det.pixel / setup.oversample
         fd = _subpixel_offset(f_idx, setup.oversample, sf, delta)
         sd = _subpixel_offset(s_idx, setup.oversample, ss, delta)
-    core = setup.core if setup.core is not None else _core
-    pos, R, d, omega, q, keep, (h, k, l), latt = core(
+    pos, R, d, omega, q, keep, (h, k, l), latt = _core(
         fd, sd, det.fdet, det.sdet, offset, pos_given, det.close_distance, src.incident, src.wavelength,
         setup.kvectors, setup.stars, setup.static)
     latt = LatticeFactor(*latt)
@@ -175,6 +174,33 @@ def _f_cell(setup, blk: Block, use_tricubic: Tensor | None) -> Tensor:
     return F
 
 
+#: Layers × subpixels beyond which a compiled kernel is not built: the blocks are unrolled
+#: into one graph, and compile time grows with them while the gain per pixel does not.
+MAX_FUSED_BLOCKS = 16
+
+
+def fusable(s) -> bool:
+    """True when ``-compile`` renders untraced pixels through one compiled function.
+
+    Everything else (taps, the tricubic switch, whose order matters; the oversample_* flags,
+    which unroll a loop per term; autograd) runs eagerly through the same ``pixel_values``.
+    """
+    nblocks = s.detector.thicksteps * s.oversample ** 2
+    return (s.compiled and not _slow_path(s.cfg) and nblocks <= MAX_FUSED_BLOCKS
+            and not torch.is_grad_enabled())
+
+
+_COMPILED = []
+
+
+def _compiled_pixel_values():
+    """``pixel_values`` through torch.compile, built once per process (inductor caches the
+    generated code on disk, so a later process only pays the tracing)."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(pixel_values, dynamic=False, fullgraph=True))
+    return _COMPILED[0]
+
+
 class Kernel:
     """Renders pixel sets for one :class:`~simulator.setup.Setup`; holds the interpolation switch."""
 
@@ -183,19 +209,12 @@ class Kernel:
         self.recorder = recorder
         self.interp = InterpState(setup.interpolate)
 
-    def blocks(self):
-        s = self.setup
-        for t in range(s.detector.thicksteps):
-            for ss in range(s.oversample):
-                for sf in range(s.oversample):
-                    yield t, ss, sf
-
     def _tricubic_cutoff(self, s_idx, f_idx) -> int | None:
         """C-order key of the first out-of-range lookup in this chunk (None: all in range)."""
         s = self.setup
         nblocks = s.detector.thicksteps * s.oversample ** 2
         best = None
-        for b, (t, ss, sf) in enumerate(self.blocks()):
+        for b, (t, ss, sf) in enumerate(_block_order(s)):
             blk = _block(s, s_idx, f_idx, t, ss, sf)
             bad = ~sf_mod.tricubic_in_range(s.table, blk.h, blk.k, blk.l)
             if blk.looked_up is not None:
@@ -209,113 +228,135 @@ class Kernel:
 
     def render(self, s_idx: Tensor, f_idx: Tensor) -> Tensor:
         """Pixel values (photons, float64) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
-        s, cfg = self.setup, self.setup.cfg
+        s = self.setup
         rec = self.recorder.select(s_idx, f_idx) if self.recorder is not None else None
-        P = s_idx.shape[0]
-        dt, dev = s.dtype, s.detector.pix0.device
-        gdt = s.detector.pix0.dtype
         cutoff = self._tricubic_cutoff(s_idx, f_idx) if self.interp.on else None
-        nblocks = s.detector.thicksteps * s.oversample ** 2
-        # I, Ω and P start as in the C (I_bg, 0, 0 or 1); the first block replaces a 0 exactly,
-        # so the initial fills are only made when they can matter
-        I = torch.full((P,), s.I_bg, dtype=dt, device=dev) if s.I_bg != 0 else None
-        nopolar = cfg.nopolar and not cfg.oversample_polar
-        polar = torch.full((P,), 1.0 if nopolar else 0.0, dtype=gdt, device=dev)
-        omega = None
-        cap = None
-        for b, (t, ss, sf) in enumerate(self.blocks()):
-            blk = _block(s, s_idx, f_idx, t, ss, sf)
-            omega = blk.omega if (cfg.oversample_omega or omega is None) else torch.where(omega == 0, blk.omega, omega)
-            if s.detector.thickness > 0:
-                if ss == 0 and sf == 0:
-                    cap = torch.zeros(P, dtype=gdt, device=dev)
-                cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *self._abs_args())
-                cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
-            elif cap is None:
-                cap = torch.ones(P, dtype=gdt, device=dev)
-            pol_src = None
-            # with K = 0 the factor is ≥ ½, so once set (first block, no -dmin) it never changes
-            settled = b > 0 and s.polar_K == 0 and blk.keep is None and not cfg.oversample_polar and rec is None
-            if not nopolar and not settled:
-                pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
-            use_tc = None
-            if self.interp.on:
-                use_tc = blk.looked_up.clone() if blk.looked_up is not None else torch.ones_like(blk.h, dtype=torch.bool)
-                if cutoff is not None:
-                    use_tc &= _term_keys(blk.h.shape, nblocks, b, blk.h.device) < cutoff
-            F = _f_cell(s, blk, use_tc)
-            # the C's order: F_cell²·F_latt·F_latt
-            F2 = s.table.default_F * s.table.default_F if s.table.grid is None else F * F
-            term = F2 * blk.latt.total * blk.latt.total
-            if _slow_path(cfg):
-                if I is None:
-                    I = torch.zeros(P, dtype=dt, device=dev)
-                I, polar = self._accumulate_sequential(I, polar, pol_src, term, blk, cap, omega)
-            else:
-                if pol_src is not None:
-                    polar = self._first_polar(polar, pol_src, blk.keep)
-                if blk.looked_up is not None:
-                    term = torch.where(blk.looked_up, term, torch.zeros_like(term))
-                add = term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P)
-                I = add if I is None else I + add  # 0 + x is x exactly
-            if rec is not None:
-                rec.block(t, ss, sf, self.setup, blk, F, omega, cap, I)
+        if rec is None and not self.interp.on and fusable(s):
+            v = _compiled_pixel_values()(s, s_idx, f_idx, None, None, False)
+        else:
+            v = pixel_values(s, s_idx, f_idx, rec, cutoff, self.interp.on)
         if cutoff is not None:
             self.interp.on = False
             if not self.interp.warned:
                 self.interp.warned = True
                 sys.stderr.write("nbsim: warning: a structure factor lookup is out of range for tricubic "
                                  "interpolation; interpolation is off for the rest of the run (as in nanoBragg)\n")
-        if I is None:  # no block ran (cannot happen: thicksteps, oversample ≥ 1)
-            I = torch.zeros(P, dtype=dt, device=dev)
-        v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
-        if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
-            v = v * cap
-        if not cfg.oversample_polar:
-            v = v * polar
-        if not cfg.oversample_omega:
-            v = v * omega
-        if rec is not None:
-            rec.scaling(self.setup, I, cap, polar, omega, blk, v)
         return v
 
-    def _abs_args(self):
-        cfg, det = self.setup.cfg, self.setup.detector
-        if cfg.has("abs-parallax"):
-            return (det.odet_untilted, True)
-        return (None, False)
 
-    @staticmethod
-    def _first_polar(polar: Tensor, pol_src: Tensor, keep: Tensor | None) -> Tensor:
-        # P is computed at the first source not removed by dmin while it is still 0
-        for j in range(pol_src.shape[1]):
-            live = polar == 0 if keep is None else (polar == 0) & keep[:, j]
-            polar = torch.where(live, pol_src[:, j], polar)
-        return polar
+def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, interp_on: bool) -> Tensor:
+    """Pixel values (photons, float64, shape (P,)) of one pixel set: every layer and subpixel,
+    then the final scale. One function for every path (traced, interpolated, compiled), so
+    the taps and the image always come from the same arithmetic.
 
-    def _accumulate_sequential(self, I, polar, pol_src, term, blk, cap, omega):
-        """The oversample_* flags multiply the running sum after every term, in C loop order."""
-        cfg = self.setup.cfg
-        S, NPHI, ND = term.shape[1:]
-        P = term.shape[0]
-        true = torch.ones(P, dtype=torch.bool, device=term.device)
-        for j in range(S):
-            keep = true if blk.keep is None else blk.keep[:, j]
+    s: Setup; s_idx, f_idx: (P,) int64 pixel indices; rec: a recorder view or None; cutoff:
+    C-order key of the first out-of-range tricubic lookup (None: all in range).
+    """
+    cfg = s.cfg
+    P = s_idx.shape[0]
+    dt, dev = s.dtype, s.detector.pix0.device
+    gdt = s.detector.pix0.dtype
+    nblocks = s.detector.thicksteps * s.oversample ** 2
+    # I, Ω and P start as in the C (I_bg, 0, 0 or 1); the first block replaces a 0 exactly,
+    # so the initial fills are only made when they can matter
+    I = torch.full((P,), s.I_bg, dtype=dt, device=dev) if s.I_bg != 0 else None
+    nopolar = cfg.nopolar and not cfg.oversample_polar
+    polar = torch.full((P,), 1.0 if nopolar else 0.0, dtype=gdt, device=dev)
+    omega = None
+    cap = None
+    blk = None
+    for b, (t, ss, sf) in enumerate(_block_order(s)):
+        blk = _block(s, s_idx, f_idx, t, ss, sf)
+        omega = blk.omega if (cfg.oversample_omega or omega is None) else torch.where(omega == 0, blk.omega, omega)
+        if s.detector.thickness > 0:
+            if ss == 0 and sf == 0:
+                cap = torch.zeros(P, dtype=gdt, device=dev)
+            cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *_abs_args(s))
+            cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
+        elif cap is None:
+            cap = torch.ones(P, dtype=gdt, device=dev)
+        pol_src = None
+        # with K = 0 the factor is ≥ ½, so once set (first block, no -dmin) it never changes
+        settled = b > 0 and s.polar_K == 0 and blk.keep is None and not cfg.oversample_polar and rec is None
+        if not nopolar and not settled:
+            pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
+        use_tc = None
+        if interp_on:
+            use_tc = blk.looked_up.clone() if blk.looked_up is not None else torch.ones_like(blk.h, dtype=torch.bool)
+            if cutoff is not None:
+                use_tc &= _term_keys(blk.h.shape, nblocks, b, blk.h.device) < cutoff
+        F = _f_cell(s, blk, use_tc)
+        # the C's order: F_cell²·F_latt·F_latt
+        F2 = s.table.default_F * s.table.default_F if s.table.grid is None else F * F
+        term = F2 * blk.latt.total * blk.latt.total
+        if _slow_path(cfg):
+            if I is None:
+                I = torch.zeros(P, dtype=dt, device=dev)
+            I, polar = _accumulate_sequential(cfg, I, polar, pol_src, term, blk, cap, omega)
+        else:
             if pol_src is not None:
-                live = keep if cfg.oversample_polar else (polar == 0) & keep
-                polar = torch.where(live, pol_src[:, j], polar)
-            for m in range(NPHI):
-                for n in range(ND):
-                    live = true if blk.looked_up is None else blk.looked_up[:, j, m, n]
-                    new = I + term[:, j, m, n]
-                    if cfg.oversample_thick:
-                        new = new * cap
-                    if cfg.oversample_polar:
-                        new = new * polar
-                    if cfg.oversample_omega:
-                        new = new * omega
-                    I = torch.where(live, new, I)
-        return I, polar
+                polar = _first_polar(polar, pol_src, blk.keep)
+            if blk.looked_up is not None:
+                term = torch.where(blk.looked_up, term, torch.zeros_like(term))
+            add = term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P)
+            I = add if I is None else I + add  # 0 + x is x exactly
+        if rec is not None:
+            rec.block(t, ss, sf, s, blk, F, omega, cap, I)
+    v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
+    if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
+        v = v * cap
+    if not cfg.oversample_polar:
+        v = v * polar
+    if not cfg.oversample_omega:
+        v = v * omega
+    if rec is not None:
+        rec.scaling(s, I, cap, polar, omega, blk, v)
+    return v
+
+
+def _block_order(s):
+    """(layer, slow subpixel, fast subpixel) in the C's loop order."""
+    return [(t, ss, sf) for t in range(s.detector.thicksteps)
+            for ss in range(s.oversample) for sf in range(s.oversample)]
+
+
+def _abs_args(s):
+    cfg, det = s.cfg, s.detector
+    if cfg.has("abs-parallax"):
+        return (det.odet_untilted, True)
+    return (None, False)
+
+
+def _first_polar(polar: Tensor, pol_src: Tensor, keep: Tensor | None) -> Tensor:
+    # P is computed at the first source not removed by dmin while it is still 0
+    for j in range(pol_src.shape[1]):
+        live = polar == 0 if keep is None else (polar == 0) & keep[:, j]
+        polar = torch.where(live, pol_src[:, j], polar)
+    return polar
+
+
+def _accumulate_sequential(cfg, I, polar, pol_src, term, blk, cap, omega):
+    """The oversample_* flags multiply the running sum after every term, in C loop order."""
+    S, NPHI, ND = term.shape[1:]
+    P = term.shape[0]
+    true = torch.ones(P, dtype=torch.bool, device=term.device)
+    for j in range(S):
+        keep = true if blk.keep is None else blk.keep[:, j]
+        if pol_src is not None:
+            live = keep if cfg.oversample_polar else (polar == 0) & keep
+            polar = torch.where(live, pol_src[:, j], polar)
+        for m in range(NPHI):
+            for n in range(ND):
+                live = true if blk.looked_up is None else blk.looked_up[:, j, m, n]
+                new = I + term[:, j, m, n]
+                if cfg.oversample_thick:
+                    new = new * cap
+                if cfg.oversample_polar:
+                    new = new * polar
+                if cfg.oversample_omega:
+                    new = new * omega
+                I = torch.where(live, new, I)
+    return I, polar
 
 
 def _term_keys(shape, nblocks: int, block: int, device) -> Tensor:
@@ -331,12 +372,14 @@ def _term_keys(shape, nblocks: int, block: int, device) -> Tensor:
 def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, workers: int = 1) -> Tensor:
     """The whole image (spixels, fpixels), float64; zero outside the ROI.
 
-    Pixel indices are generated per chunk (slow-major, like the C loop), so memory is the
-    image plus the temporaries of the chunks in flight. ``workers`` > 1 renders chunks
-    concurrently in threads (torch releases the GIL inside ops); use it with
-    torch.set_num_threads(1): many small intra-op parallel regions cost far more than they
-    gain, worst of all on a shared machine. Chunks only run concurrently when nothing
-    depends on their order (no recorder, no tricubic switch).
+    The ROI is cut into rectangles of whole rows (or, for a row longer than a chunk, pieces
+    of one row), visited in the C's pixel order; each rectangle's values are written
+    straight into its window of the image, so memory is the image plus the temporaries of
+    the chunks in flight. ``workers`` > 1 renders eager chunks concurrently in threads (torch
+    releases the GIL inside ops; use it with torch.set_num_threads(1): many small intra-op
+    parallel regions cost far more than they gain, worst of all on a shared machine), and
+    gives a compiled kernel (``-compile``) that many OpenMP threads. Chunks only run
+    concurrently when nothing depends on their order (no recorder, no tricubic switch).
     """
     det = setup.detector
     dev = det.pix0.device
@@ -344,38 +387,98 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, 
     xmin, ymin = max(xmin, 0), max(ymin, 0)
     xmax, ymax = min(xmax, det.fpixels - 1), min(ymax, det.spixels - 1)
     nx, ny = xmax - xmin + 1, ymax - ymin + 1
-    image = torch.zeros(det.spixels * det.fpixels, dtype=det.pix0.dtype, device=dev)
+    whole = (nx, ny) == (det.fpixels, det.spixels)
+    # every pixel is written when the ROI is the whole detector: skip the zero fill
+    image = (torch.empty if whole else torch.zeros)((det.spixels, det.fpixels), dtype=det.pix0.dtype, device=dev)
     if nx <= 0 or ny <= 0:
-        return image.reshape(det.spixels, det.fpixels)
+        return image
     kern = Kernel(setup, recorder)
-    size = chunk or chunk_size(setup)
+    tiles = _Tiles(xmin, ymin, nx, ny, chunk or chunk_size(setup), dev)
     total = nx * ny
-    starts = range(0, total, size)
+    fused = recorder is None and not kern.interp.on and fusable(setup)
 
-    def one(start: int) -> int:
-        flat = torch.arange(start, min(start + size, total), device=dev)
-        n = flat.shape[0]
-        if setup.compiled and n < size and total > size:
-            # a compiled core is specialised to one chunk length: pad with the last pixel
-            flat = torch.cat((flat, flat[-1:].expand(size - n)))
-        s_idx, f_idx = ymin + flat // nx, xmin + flat % nx
-        image[s_idx[:n] * det.fpixels + f_idx[:n]] = kern.render(s_idx, f_idx)[:n]
-        return min(start + size, total)
+    def one(tile) -> int:
+        r0, c0 = tile
+        s_idx, f_idx, rows, cols = tiles.indices(r0, c0, pad=fused)
+        v = kern.render(s_idx, f_idx)
+        if v.shape[0] != rows * cols:  # a padded edge chunk
+            v = v.view(tiles.rows, tiles.cols)[:rows, :cols]
+        image[ymin + r0:ymin + r0 + rows, xmin + c0:xmin + c0 + cols] = v.view(rows, cols)
+        return (r0 + rows - 1) * nx + c0 + cols  # pixels done, in C order
 
     ordered = recorder is not None or kern.interp.on or dev.type != "cpu"
-    if workers > 1 and not ordered and len(starts) > 1:
+    if fused:
+        with _intra_op_threads(workers):
+            _run_serial(one, tiles, progress, total)
+    elif workers > 1 and not ordered and len(tiles) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for done in pool.map(one, starts):
+            for done in pool.map(one, tiles):
                 if progress is not None:
                     progress(done, total)
     else:
-        for start in starts:
-            done = one(start)
-            if progress is not None:
-                progress(done, total)
-    return image.reshape(det.spixels, det.fpixels)
+        _run_serial(one, tiles, progress, total)
+    return image
+
+
+def _run_serial(one, tiles, progress, total: int) -> None:
+    for tile in tiles:
+        done = one(tile)
+        if progress is not None:
+            progress(done, total)
+
+
+class _Tiles:
+    """Chunk rectangles of ``rows`` × ``cols`` pixels over an nx × ny ROI at (xmin, ymin),
+    in C order (slow-major); a tile is named by its ROI-relative corner (r0, c0).
+
+    The index patterns of a full rectangle are built once; a chunk adds its offsets. An edge
+    rectangle gets its own smaller patterns, or with ``pad`` the full ones clamped to the
+    ROI (a compiled kernel is specialised to one chunk length; the repeated edge pixels are
+    computed and dropped).
+    """
+
+    def __init__(self, xmin: int, ymin: int, nx: int, ny: int, size: int, device):
+        self.xmin, self.ymin, self.nx, self.ny = xmin, ymin, nx, ny
+        self.cols = min(nx, size)
+        self.rows = max(1, min(ny, size // self.cols))
+        flat = torch.arange(self.rows * self.cols, device=device)
+        self.srow, self.fcol = flat // self.cols, flat % self.cols
+        self.starts = [(r, c) for r in range(0, ny, self.rows) for c in range(0, nx, self.cols)]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self):
+        return iter(self.starts)
+
+    def indices(self, r0: int, c0: int, pad: bool):
+        """Detector (s, f) int64 indices (P,) of the chunk at (r0, c0), and its real rows, cols."""
+        rows, cols = min(self.rows, self.ny - r0), min(self.cols, self.nx - c0)
+        s0, f0 = self.ymin + r0, self.xmin + c0
+        if (rows, cols) == (self.rows, self.cols):
+            return self.srow + s0, self.fcol + f0, rows, cols
+        if pad:
+            smax, fmax = self.ymin + self.ny - 1, self.xmin + self.nx - 1
+            return torch.clamp(self.srow + s0, max=smax), torch.clamp(self.fcol + f0, max=fmax), rows, cols
+        flat = torch.arange(rows * cols, device=self.srow.device)
+        return flat // cols + s0, flat % cols + f0, rows, cols
+
+
+class _intra_op_threads:
+    """torch.set_num_threads(n) for a block, restored after (a compiled kernel's OpenMP
+    loops are its only parallelism: its Python call holds the GIL)."""
+
+    def __init__(self, n: int):
+        self.n, self.before = n, None
+
+    def __enter__(self):
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.before)
 
 
 def chunk_size(setup) -> int:
