@@ -78,6 +78,9 @@ def _check_hunt(name, r, expect):
     assert named["kind"] in expect["kinds"], f"{name}: kind {named['kind']}: {doc['headline']}"
     if expect.get("factor") is not None:
         assert named["factor"] is not None and math.isclose(named["factor"], expect["factor"], rel_tol=1e-6), named
+    kinds = [p["kind"] for p in doc["root_cause_patterns"]]
+    # a pattern over the traced pixels (nbtrace.trends) is reported exactly where the incident shows one
+    assert kinds == expect.get("patterns", []), f"{name}: patterns {kinds}: {doc['headline']}"
 
 
 def _named_finding(doc, expect):

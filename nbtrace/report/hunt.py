@@ -31,7 +31,8 @@ def headline(r: HuntResult) -> str:
         agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
         tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
             "; found by the region maps (the usual traced pixels agreed)"
-        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
+        trend = "".join(f"; {pat.short}" for pat in r.patterns)
+        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{trend}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
     if not r.images:
@@ -120,6 +121,8 @@ def report_lines(r: HuntResult) -> list[str]:
             lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
         if agreeing:
             lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        for pat in r.patterns:
+            lines.append(f"  {'pattern':<12} {pat.text}")
         ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
         if ratios and rc.tap not in ("steps",):
             lines.append("  port/ref     " + "; ".join(f"({s}, {f}) {_ratio_text(q)}" for (s, f), q in ratios[:8]))
@@ -217,13 +220,15 @@ def to_json(r: HuntResult) -> dict:
     doc["headline"] = headline(r)
     if r.root is not None:
         doc["root_cause"] = r.root.to_json()
+    doc["root_cause_patterns"] = [p.to_json() for p in r.patterns]
     doc["image_metrics"] = r.images.to_json()
     doc["traced_pixels"] = [
         {"pixel": list(p.pixel), "reason": p.reason, "c_photons": p.a_value, "port_photons": p.b_value,
          "root_tap": p.root_tap, "root_kind": p.root_kind,
          "root_factor": p.root_factor if p.root_factor is None or math.isfinite(p.root_factor) else str(p.root_factor),
          "divergent_taps": p.n_divergent,
-         "root_tap_ratio": None if p.root_ratio is None else [x if math.isfinite(x) else str(x) for x in p.root_ratio]}
+         "root_tap_ratio": None if p.root_ratio is None else [x if math.isfinite(x) else str(x) for x in p.root_ratio],
+         "two_theta_deg": p.two_theta_deg}
         for p in r.pixels
     ]
     doc["provenance"] = {
