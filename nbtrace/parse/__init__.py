@@ -47,7 +47,7 @@ def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> T
     with io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None) as stream:
         head = _sniff(raw, path)
         try:
-            return _parse(stream, path, dialect, prefix, head.decode("utf-8", "replace"))
+            return _parse(stream, path, dialect, prefix, head.decode("utf-8", "replace"), raw=raw)
         except UnicodeDecodeError:
             where = f"{path}:{_first_undecodable_line(path)}" if os.path.isfile(path) else path
             raise TraceError("not UTF-8 text (undecodable bytes)", where,
@@ -145,7 +145,11 @@ def parse_text(text: str, path: str = "<string>", dialect: str | None = None,
         raise TraceError("binary content (NUL byte)", path, "this is not a text trace")
     if text.startswith("\ufeff"):  # a BOM, as read_trace's utf-8-sig decoding drops it
         text = text[1:]
-    return _parse(io.StringIO(text, newline=None), path, dialect, prefix, text[:_SNIFF_BYTES])
+    try:
+        raw = io.BytesIO(text.encode("utf-8"))  # the bulk reader takes bytes
+    except UnicodeEncodeError:  # lone surrogates: only the line reader reads those
+        raw = None
+    return _parse(io.StringIO(text, newline=None), path, dialect, prefix, text[:_SNIFF_BYTES], raw=raw)
 
 
 def _check_dialect(dialect: str | None) -> str:
@@ -191,7 +195,9 @@ def _first_undecodable_line(path: str) -> int:
     return 1
 
 
-def _parse(stream, path: str, dialect: str, prefix: str | None, head: str) -> Trace:
+def _parse(stream, path: str, dialect: str, prefix: str | None, head: str, raw=None) -> Trace:
+    """Parse ``stream`` (text), or ``raw``, the same bytes undecoded, when given and the bulk
+    reader can help (a line dialect that includes the space form)."""
     use_jsonl = dialect == "jsonl" or (dialect == "auto" and head.lstrip("\ufeff \t\r\n").startswith("{"))
     if use_jsonl:
         parser = JsonlParser(path)
@@ -199,7 +205,10 @@ def _parse(stream, path: str, dialect: str, prefix: str | None, head: str) -> Tr
     else:
         parser = LineParser(path, dialect, prefix)
         tried = _LINE_FORMS if dialect == "auto" else dialect
-    _feed(parser, stream)
+    if raw is not None and not use_jsonl and "space" in parser.forms:
+        _feed(parser.feed_raw, raw)
+    else:
+        _feed(parser.feed, stream)
     last = getattr(parser, "last_raw", None)
     if parser.last_line == _blank_count(parser):
         raise TraceError("empty trace (only blank lines)", path, "the producer printed nothing")
@@ -207,13 +216,13 @@ def _parse(stream, path: str, dialect: str, prefix: str | None, head: str) -> Tr
     return parser.finish(ends_with_newline=ends_with_newline, tried=tried)
 
 
-def _feed(parser, stream) -> None:
+def _feed(feed, source) -> None:
     # Records are acyclic tuples, so the cyclic collector has nothing to find in them; left on, it
     # rescans the growing record list again and again and doubles the parse time of large logs.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        parser.feed(stream)
+        feed(source)
     finally:
         if was_enabled:
             gc.enable()

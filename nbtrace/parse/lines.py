@@ -12,18 +12,20 @@ taps), so records are kept per prefix group and problems found on a group's line
 
 from __future__ import annotations
 
+import codecs
+import io
 import re
 from array import array
 from collections import Counter
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import itemgetter
+from itertools import islice
 from typing import Iterable
 
-from nbtrace.errors import TraceError
 import numpy as np
 
+from nbtrace.errors import TraceError
 from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace
-from nbtrace.parse.numbers import EXACT, _digits, digits_many, first_bad, is_int_token, parse_eq_value, record_digits
+from nbtrace.parse import blocks
+from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
 
 FREE = "TRACE"  # free-text prefix of the C build and the earlier port
 HEADER = "TRACE_CONFIG"
@@ -31,7 +33,10 @@ INDEX_KEYS = frozenset({"source", "mos", "phi", "subpixel", "layer", "thick", "s
 LOOP_SUFFIX_KEYS = {"PHI": "phi_tic", "MOS": "mos_tic", "SOURCE": "source", "SRC": "source"}
 MIN_COMPETING = 3  # tap lines a second prefix needs before a file counts as mixing two producers
 FORMS = ("space", "eq", "loop")
-CHUNK = 2048  # lines per bulk attempt: large enough to amortise, small enough that a fallback is cheap
+CHUNK = 2048  # lines per call of the line reader when it reads a text stream
+BLOCK_BYTES = 1 << 22  # bytes per block of the bulk reader: bounds its memory, amortises numpy calls
+MIN_RUN = 64  # lines in a row the bulk reader must be able to take before it is worth a call
+_IS_INT = re.compile(rb"[+-]?[0-9]+").fullmatch  # is_int_token for the ASCII tokens of the bulk reader
 
 _PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fast)\s*=\s*(-?\d+)")
 _PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
@@ -48,33 +53,25 @@ class _Group:
     """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file), kept as
     columns (one list per field) so a million-line log makes no million objects."""
 
-    __slots__ = ("prefix", "name", "ctx", "occurrence", "line", "ends", "sk", "vals", "extras",
-                 "occ", "arity", "pending")
+    __slots__ = ("prefix", "name", "ctx", "line", "ends", "sk", "vals", "extras", "arity", "pending")
 
     def __init__(self, prefix: str):
         self.prefix = prefix
         # typed arrays, not lists: 8 bytes an entry instead of a pointer plus an int object
         self.name = array("q")  # name code per record
         self.ctx = array("q")  # (pixel, loop) code per record
-        self.occurrence = array("q")
         self.line = array("q")
         self.ends = array("q")  # end offset of each record's components in vals
         self.sk = array("q")  # sigdigits * 8 + kind code
         self.vals = array("d")
-        self.extras: dict[int, TapRecord] = {}  # position -> record not described by the columns
-        self.occ: dict[tuple, dict[str, int]] = {}  # (pixel, loop) -> name -> records so far
+        # position -> record not described by the columns (its occurrence is set at the end)
+        self.extras: dict[int, TapRecord] = {}
         self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
         self.pending: list[tuple[int, str, str, str]] = []  # (line, what, hint, kind)
 
     @property
     def lines(self) -> int:
         return len(self.name)
-
-    def occ_for(self, pixel, loop) -> dict[str, int]:
-        got = self.occ.get((pixel, loop))
-        if got is None:
-            got = self.occ[(pixel, loop)] = {}
-        return got
 
 
 class LineParser:
@@ -102,18 +99,89 @@ class LineParser:
 
     # ------------------------------------------------------------------ the streaming loop
     def feed(self, lines: Iterable[str]) -> None:
-        """Parse ``lines``, a chunk at a time: a chunk of nothing but clean space-form taps of one
-        known prefix and pixel headers (the bulk of a large log) is read with whole-chunk C-level
-        map/zip calls; any other chunk goes through the line-by-line reader, which handles
-        everything. Both give identical records, counts and errors."""
+        """Parse ``lines`` (text with their newlines) with the line reader, a chunk at a time."""
         it = iter(lines)
-        bulk_ok = "space" in self.forms
         while True:
             chunk = list(islice(it, CHUNK))
             if not chunk:
                 return
-            if not (bulk_ok and self._bulk(chunk)):
-                self._feed_lines(chunk)
+            self._feed_lines(chunk)
+
+    def feed_raw(self, raw) -> None:
+        """Parse a binary stream of UTF-8 text (a leading BOM is dropped), as ``feed`` would parse
+        it decoded with universal newlines.
+
+        Blocks of BLOCK_BYTES, cut after their last newline, are sorted line by line with numpy
+        (nbtrace.parse.blocks); runs of at least MIN_RUN lines the bulk reader can take (clean
+        taps of one prefix, pixel headers, empty lines) are read in one go, everything else goes
+        through the line reader, in file order, so both share one state. A carriage return
+        anywhere hands the rest of the stream to ``feed`` (it is a line break of its own there).
+        """
+        carry = b""
+        first = True
+        while True:
+            chunk = raw.read(BLOCK_BYTES)
+            if first:
+                first = False
+                if chunk.startswith(codecs.BOM_UTF8):
+                    chunk = chunk[len(codecs.BOM_UTF8):]
+            if b"\r" in chunk:
+                self._feed_text(carry + chunk, raw)
+                return
+            if not chunk:
+                if carry:
+                    self._feed_block(carry + blocks.PAD, len(carry))
+                return
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                carry += chunk
+                continue
+            self._feed_block(b"".join((carry, chunk[:cut], blocks.PAD)), len(carry) + cut)
+            carry = chunk[cut:]
+
+    def _feed_text(self, head: bytes, raw) -> None:
+        """The rest of the stream (``head``, then ``raw``) through the line reader."""
+        stream = io.TextIOWrapper(io.BufferedReader(_Prepended(head, raw)), encoding="utf-8", newline=None)
+        self.feed(stream)
+
+    def _feed_block(self, data: bytes, size: int) -> None:
+        """The lines of ``data[:size]`` (``data`` ends with blocks.PAD), in order."""
+        lines = blocks.scan(data, size, self._tap_prefix_ok)
+        kind = lines.kind
+        n = len(kind)
+        other = kind == blocks.OTHER
+        brk = np.zeros(n + 1, dtype=bool)
+        brk[0] = brk[n] = True
+        brk[1:n] = other[1:] != other[:-1]
+        taps = np.flatnonzero(kind == blocks.TAP)
+        if taps.size > 1:  # a new prefix starts a new run
+            brk[taps[1:][lines.prefix[taps[1:]] != lines.prefix[taps[:-1]]]] = True
+        cuts = np.flatnonzero(brk).tolist()
+        pending = None  # a range of lines waiting for the line reader
+        base = self.last_line
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if not other[a] and b - a >= MIN_RUN:
+                if pending is not None:
+                    self._line_range(lines, size, *pending)
+                    pending = None
+                if self._bulk_run(lines, base, a, b):
+                    continue
+            pending = (pending[0] if pending is not None else a, b)
+        if pending is not None:
+            self._line_range(lines, size, *pending)
+
+    def _line_range(self, lines, size: int, a: int, b: int) -> None:
+        """Lines a..b-1 of a block through the line reader."""
+        text = lines.data[int(lines.starts[a]):min(int(lines.ends[b - 1]) + 1, size)].decode("utf-8")
+        parts = text.split("\n")
+        last = parts.pop()
+        out = [p + "\n" for p in parts]
+        if last:
+            out.append(last)
+        self._feed_lines(out)
+
+    def _tap_prefix_ok(self, prefix: str) -> bool:
+        return prefix not in (FREE, HEADER) and prefix.isidentifier()
 
     def _feed_lines(self, lines: Iterable[str]) -> None:
         """Parse ``lines`` one by one; the space-form tap is the hot path."""
@@ -123,10 +191,10 @@ class LineParser:
         lineno = self.last_line
         raw = self.last_raw
         blank = 0
-        # Per (group, pixel) state, refreshed whenever either changes: the occurrence counters
-        # and the group's column appenders (bound methods, looked up once per pixel, not per line).
+        # Per (group, pixel) state, refreshed whenever either changes: the group's column
+        # appenders (bound methods, looked up once per pixel, not per line). Occurrences are
+        # counted at the end, over the columns.
         cur_group = cur_pixel = None
-        occ: dict[str, int] = {}
         arity: dict[str, tuple[int, int]] = {}
         vals = array("d")
         ctx = 0
@@ -148,11 +216,10 @@ class LineParser:
                     if toks and parts[1].isidentifier():
                         if group is not cur_group or pixel is not cur_pixel:
                             cur_group, cur_pixel = group, pixel
-                            occ = group.occ_for(pixel, ())
                             arity = group.arity
                             vals = group.vals
                             ctx = self._ctx(pixel, ())
-                            add_name, add_ctx, add_occ = group.name.append, group.ctx.append, group.occurrence.append
+                            add_name, add_ctx = group.name.append, group.ctx.append
                             add_line, add_end, add_sk = group.line.append, group.ends.append, group.sk.append
                         start = len(vals)
                         try:
@@ -164,8 +231,6 @@ class LineParser:
                             nid = name_ids.get(name)
                             if nid is None:
                                 nid = self._new_name(name)
-                            n = occ.get(name, 0)
-                            occ[name] = n + 1
                             nv = len(toks)
                             seen = arity.get(name)
                             if seen is None:
@@ -191,7 +256,6 @@ class LineParser:
                                 sk = EXACT * 8 + (1 if all(map(is_int_token, toks)) else 0)
                             add_name(nid)
                             add_ctx(ctx)
-                            add_occ(n)
                             add_line(lineno)
                             add_end(start + nv)
                             add_sk(sk)
@@ -207,95 +271,110 @@ class LineParser:
         self.last_raw = raw
 
     # ------------------------------------------------------------------ the bulk path
-    def _bulk(self, chunk: list[str]) -> bool:
-        """Read a chunk of clean taps and headers in bulk; False (nothing changed) when the chunk
-        holds anything else, or anything that needs a per-line decision (a new prefix or name,
-        an arity change, a bad value, a repeated name within a pixel)."""
-        parts = list(map(str.split, chunk))
-        if not all(parts) or any(map(str.isspace, map(itemgetter(0), chunk))):
-            return False  # blank or indented lines
-        first = list(map(itemgetter(0), parts))
-        kinds = set(first)
-        kinds.discard(HEADER + ":")
-        if len(kinds) != 1:
-            return False
-        group = self.groups.get(next(iter(kinds))[:-1])
-        if group is None or group.prefix in (FREE, HEADER) or not group.name:
-            return False  # let the line reader meet a prefix first
-        is_tap = list(map((HEADER + ":").__ne__, first))
-        taps = list(compress(parts, is_tap))
-        if not taps or min(map(len, taps)) < 3:
-            return False
-        names = list(map(itemgetter(1), taps))
-        tokens = list(map(itemgetter(slice(2, None)), taps))
-        nvs = list(map(len, tokens))
-        arity = group.arity
-        for name, nv in set(zip(names, nvs)):
-            seen = arity.get(name)
-            if seen is None or seen[0] != nv:
-                return False  # a new name (its first line is recorded) or an arity problem
-        flat = list(chain.from_iterable(tokens))
-        try:
-            values = list(map(float, flat))
-        except ValueError:
-            return False
-        pixels = self._bulk_pixels(chunk, is_tap)
-        if pixels is None:
-            return False
-        self._bulk_commit(group, chunk, is_tap, names, nvs, flat, values, *pixels)
+    def _bulk_run(self, lines, base: int, a: int, b: int) -> bool:
+        """Read lines a..b-1 of a block (taps of one prefix, pixel headers, empty lines) in one go;
+        False, with nothing changed, when a line needs the line reader's judgement (a value
+        ``float`` refuses, a tap whose arity differs from its first line)."""
+        kind = lines.kind[a:b]
+        taps = a + np.flatnonzero(kind == blocks.TAP)
+        heads = a + np.flatnonzero(kind == blocks.HEADER)
+        if taps.size:
+            got = self._bulk_taps(lines, taps, base)
+            if got is None:
+                return False
+            group, names, values, sk, nvs = got
+        pixels = self._bulk_headers(lines, heads, base)
+        self.counts["blank_lines"] += int(np.count_nonzero(kind == blocks.BLANK))
+        if taps.size:
+            seg = np.searchsorted(heads, taps)  # headers before each tap: index into pixels
+            used, first, inverse = np.unique(seg, return_index=True, return_inverse=True)
+            # contexts are numbered in order of their first record, as the line reader does
+            codes = np.array([self._ctx(pixels[int(used[k])], ()) for k in np.argsort(first, kind="stable")],
+                             dtype=np.int64)
+            ctx = np.empty(len(used), dtype=np.int64)
+            ctx[np.argsort(first, kind="stable")] = codes
+            group.name.frombytes(names.astype(np.int64).tobytes())
+            group.ctx.frombytes(ctx[inverse.reshape(-1)].tobytes())
+            group.line.frombytes((taps + (base + 1)).astype(np.int64).tobytes())
+            group.ends.frombytes((np.cumsum(nvs) + len(group.vals)).astype(np.int64).tobytes())
+            group.sk.frombytes(sk.astype(np.int64).tobytes())
+            group.vals.frombytes(values.tobytes())
+        self.last_line = base + b
+        last = lines.data[int(lines.starts[b - 1]):int(lines.ends[b - 1])]
+        self.last_raw = last.decode("ascii") + "\n"
         return True
 
-    def _bulk_pixels(self, chunk: list[str], is_tap: list[bool]):
-        """(start, end, pixel) of each run of taps between headers and (position, pixel) of each
-        header, or None if a header is not a plain pixel header (the line reader handles those)."""
-        runs = []
-        headers = []
-        pixel = self.pixel
-        start = 0
-        n_tap = 0
-        for i in [i for i, t in enumerate(is_tap) if not t]:
-            m = _PIXEL_CONFIG.search(chunk[i])  # the pattern _header tries first
-            if m is None:
+    def _bulk_taps(self, lines, taps: np.ndarray, base: int):
+        """(group, global name codes, values, sigdigits*8+kind, arities) of the tap lines, or None."""
+        group = self._group(lines.prefixes[int(lines.prefix[taps[0]])])
+        local = lines.name[taps]
+        nvs = lines.nv[taps]
+        codes, first, inverse = np.unique(local, return_index=True, return_inverse=True)
+        if np.any(nvs != nvs[first][inverse.reshape(-1)]):
+            return None  # an arity change: the line reader words the problem
+        order = np.argsort(first, kind="stable")  # new names in order of first appearance
+        for c in order.tolist():
+            name = lines.names[int(codes[c])]
+            seen = group.arity.get(name)
+            if seen is not None and seen[0] != int(nvs[first[c]]):
                 return None
-            k = n_tap + (i - start)  # taps before this header
-            runs.append((n_tap, k, pixel))
-            pixel = (int(m.group(1)), int(m.group(2)))
-            headers.append((i, pixel))
-            n_tap, start = k, i + 1
-        runs.append((n_tap, n_tap + len(chunk) - start, pixel))
-        return runs, headers
+        vb, length = blocks.value_bytes(lines, taps)
+        toks = vb.split()
+        if len(toks) != len(length):  # cannot happen for clean lines; never guess
+            return None
+        try:
+            values = np.fromiter(map(float, toks), dtype=np.float64, count=len(toks))
+        except ValueError:
+            return None  # the line reader names the bad value and its line
+        sk = self._bulk_sk(vb, length, nvs, toks, values)
+        ids = np.empty(len(codes), dtype=np.int64)
+        for c in order.tolist():
+            name = lines.names[int(codes[c])]
+            nid = self.name_ids.get(name)
+            ids[c] = self._new_name(name) if nid is None else nid
+            if name not in group.arity:  # its first line, as the line reader records it
+                group.arity[name] = (int(nvs[first[c]]), base + 1 + int(taps[first[c]]))
+        return group, ids[inverse.reshape(-1)], values, sk, nvs
 
-    def _bulk_commit(self, group: _Group, chunk, is_tap, names, nvs, flat, values, runs, headers) -> None:
-        lineno = self.last_line
-        for i, (slow, fast) in headers:
-            self._set_pixel(slow, fast, lineno + i + 1)
-        lines = compress(range(lineno + 1, lineno + 1 + len(chunk)), is_tap)
-        for a, b, pixel in runs:
-            if a == b:
-                continue
-            occ = group.occ_for(pixel, ())
-            seg = names[a:b]
-            ctx = self._ctx(pixel, ())
-            if not occ and len(set(seg)) == len(seg):
-                occ.update(zip(seg, repeat(1)))
-                group.occurrence.extend(repeat(0, len(seg)))
+    @staticmethod
+    def _bulk_sk(vb: bytes, length, nvs, toks: list, values) -> np.ndarray:
+        """sigdigits * 8 + kind of each tap, by the line reader's rule (numbers._digits)."""
+        digits = blocks.token_digits(vb, length)
+        first_tok = np.zeros(len(nvs), dtype=np.int64)
+        np.cumsum(nvs[:-1], out=first_tok[1:])
+        per = np.maximum.reduceat(digits, first_tok)
+        out = per * 8
+        exact = np.flatnonzero(per == 0)
+        if exact.size:
+            # every component is an integer or inf/nan: "int" unless one is inf/nan (or spelt
+            # with an underscore, which float() accepts and is_int_token does not)
+            in_exact = np.flatnonzero(np.repeat(per == 0, nvs))
+            sel = [toks[i] for i in in_exact.tolist()]
+            if b"_" in b" ".join(sel):
+                ok = np.fromiter((_IS_INT(t) is not None for t in sel), dtype=bool, count=len(sel))
             else:
-                out = []
-                for name in seg:
-                    n = occ.get(name, 0)
-                    occ[name] = n + 1
-                    out.append(n)
-                group.occurrence.extend(out)
-            group.ctx.extend(repeat(ctx, len(seg)))
-        group.name.extend(map(self.name_ids.__getitem__, names))
-        group.line.extend(lines)
-        base = len(group.vals)
-        group.vals.extend(values)
-        ends = list(accumulate(nvs, initial=base))[1:]
-        group.ends.extend(ends)
-        group.sk.frombytes(_bulk_sk(flat, nvs, ends, base).tobytes())
-        self.last_line = lineno + len(chunk)
-        self.last_raw = chunk[-1]
+                ok = np.isfinite(values[in_exact])
+            bad_rec = np.repeat(np.arange(len(exact)), nvs[exact])[~ok]
+            is_int = np.ones(len(exact), dtype=bool)
+            is_int[bad_rec] = False
+            out[exact] = EXACT * 8 + is_int
+        return out
+
+    def _bulk_headers(self, lines, heads: np.ndarray, base: int) -> list:
+        """Apply the pixel headers in order; the pixel in force before the first header and
+        after each one."""
+        pixels = [self.pixel]
+        if not heads.size:
+            return pixels
+        slow, fast, canon = blocks.canonical_headers(lines, heads)
+        for i, s, f, ok in zip(heads.tolist(), slow.tolist(), fast.tolist(), canon.tolist()):
+            if ok:
+                self._set_pixel(s, f, base + i + 1)
+            else:
+                text = lines.data[int(lines.starts[i]):int(lines.ends[i])].decode("ascii")
+                self._header(text.rstrip(), base + i + 1)
+            pixels.append(self.pixel)
+        return pixels
 
     def _new_name(self, name: str) -> int:
         nid = self.name_ids[name] = len(self.name_list)
@@ -522,15 +601,11 @@ class LineParser:
         if nid is None:
             nid = self._new_name(name)
         pixel = self.pixel
-        occ = group.occ_for(pixel, loop)
-        n = occ.get(name, 0)
-        occ[name] = n + 1
         values = tuple(values)
-        group.extras[len(group.name)] = TapRecord(name, values, TapIndex(pixel, loop, n), SourceLoc(self.path, lineno),
+        group.extras[len(group.name)] = TapRecord(name, values, TapIndex(pixel, loop, 0), SourceLoc(self.path, lineno),
                                                   digits, kind, text, tuple(labels), dialect, None, shape)
         group.name.append(nid)
         group.ctx.append(self._ctx(pixel, loop))
-        group.occurrence.append(n)
         group.line.append(lineno)
         group.vals.extend(values)
         group.ends.append(len(group.vals))
@@ -611,6 +686,10 @@ class LineParser:
     def _trace(self, chosen: _Group) -> Trace:
         self.context.sort(key=lambda c: c[0].line)
         columns = self._columns(chosen)
+        for pos, rec in chosen.extras.items():
+            n = int(columns.occurrence[pos])
+            if n:
+                chosen.extras[pos] = rec._replace(index=rec.index._replace(occurrence=n))
         dialects, digits = _dialect_digits(columns, chosen.extras)
         meta = {
             "lines": self.last_line,
@@ -638,11 +717,12 @@ class LineParser:
         sk = view(g.sk)
         offsets = np.zeros(len(g.ends) + 1, dtype=np.int64)
         offsets[1:] = view(g.ends)
-        derived = [offsets, sk >> 3, sk & 7]
+        name, ctx = view(g.name), view(g.ctx)
+        derived = [offsets, sk >> 3, sk & 7, occurrences(ctx, name, len(self.name_list))]
         for a in derived:
             a.flags.writeable = False
-        return RecordColumns(tuple(self.name_list), view(g.name), tuple(self.ctx_list), view(g.ctx),
-                             view(g.occurrence), view(g.line), offsets, view(g.vals, np.float64),
+        return RecordColumns(tuple(self.name_list), name, tuple(self.ctx_list), ctx,
+                             derived[3], view(g.line), offsets, view(g.vals, np.float64),
                              derived[1], derived[2])
 
 
@@ -671,19 +751,41 @@ def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tup
     return dialects, digits
 
 
-def _bulk_sk(flat: list[str], nvs: list[int], ends: list[int], base: int) -> np.ndarray:
-    """sigdigits * 8 + kind of each record, from its tokens (the rule of the line reader)."""
-    digits = digits_many(flat)
-    if max(nvs) == 1:
-        per = digits
-    else:
-        per = np.maximum.reduceat(digits, np.asarray(ends, dtype=np.int64) - base - np.asarray(nvs))
-    out = per.astype(np.int64) * 8
-    if not per.all():
-        for i in np.flatnonzero(per == 0).tolist():
-            toks = flat[ends[i] - base - nvs[i]:ends[i] - base]
-            out[i] = EXACT * 8 + (1 if all(map(is_int_token, toks)) else 0)
+def occurrences(ctx: np.ndarray, name: np.ndarray, n_names: int) -> np.ndarray:
+    """TapIndex.occurrence of each record: how many earlier records share its context (pixel and
+    loop) and name ((n,) int64 codes in, (n,) int64 out)."""
+    n = len(name)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    key = ctx * max(n_names, 1) + name
+    span = int(key.max()) + 1
+    if span <= 4 * n + 1024 and np.bincount(key, minlength=span).max() <= 1:
+        return np.zeros(n, dtype=np.int64)  # every (context, name) once: no sort needed
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    run_start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    counts = np.diff(np.r_[run_start, n])
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.arange(n) - np.repeat(run_start, counts)
     return out
+
+
+class _Prepended(io.RawIOBase):
+    """A raw stream that yields ``head`` and then what ``rest`` (a binary stream) still holds."""
+
+    def __init__(self, head: bytes, rest):
+        self.head, self.rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        return self.rest.readinto(b)
 
 
 def _is_index_key(key: str) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 EXACT = 17  # digits credited to integers and non-finite values: they are exact as printed
 
 
@@ -125,47 +123,3 @@ def _labelled(tokens: list[str]) -> EqValue | None:
     if values is None:
         return None
     return EqValue("labelled", values, record_digits(numbers), labels=tuple(labels))
-
-
-_BIG = np.iinfo(np.int32).max
-# byte classes for digits_many: bit 1 leading-strip character (+ - 0 .), 2 point, 4 exponent
-# letter, 8 separator, 16 sign or point (not counted in a zero's printed digits)
-_CLASS = np.zeros(256, dtype=np.uint8)
-for _ch, _bits in (("+", 1 | 16), ("-", 1 | 16), ("0", 1), (".", 1 | 2 | 16), ("e", 4), ("E", 4), (" ", 8)):
-    _CLASS[ord(_ch)] = _bits
-
-
-def digits_many(tokens: list[str]) -> np.ndarray:
-    """``_digits`` of every token at once (int64 array), by numpy over the joined bytes.
-
-    For tokens that ``float()`` accepts (at most one point, in the mantissa). The same rule as
-    ``_digits``: significant digits run from the first character that is not one of ``+-0.`` to
-    the exponent (or the end), less one for a point among them; tokens with neither a point nor
-    an exponent are exact (0); an all-zero mantissa counts its printed digits (rare: per token).
-    Non-ASCII tokens (float() accepts other scripts' digits) all take ``_digits``.
-    """
-    text = " ".join(tokens)
-    if not text.isascii() or not tokens or not all(tokens):
-        return np.fromiter(map(_digits, tokens), dtype=np.int64, count=len(tokens))
-    cls = _CLASS.take(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
-    n = len(cls)
-    pos = np.arange(n, dtype=np.int32)
-    sep = np.flatnonzero(cls == 8).astype(np.int32)
-    starts = np.concatenate(([0], sep + 1)).astype(np.int32)
-    ends = np.concatenate((sep, [n])).astype(np.int32)
-
-    def first_where(mask):  # position of the first marked byte of each token, else _BIG
-        return np.minimum.reduceat(np.where(mask, pos, _BIG), starts)
-
-    e_pos = first_where(cls == 4)
-    has_e = e_pos < ends
-    mant_end = np.where(has_e, e_pos, ends)
-    dot = first_where(cls & 2)
-    has_dot = dot < ends
-    first = np.minimum(first_where((cls & 9) == 0), mant_end)  # first significant character
-    region = mant_end - first
-    digits = region - ((dot >= first) & (dot < mant_end))
-    out = np.where(has_e | has_dot, digits, 0).astype(np.int64)
-    for i in np.flatnonzero((region == 0) & (has_e | has_dot)).tolist():
-        out[i] = _zero_digits(tokens[i])
-    return out

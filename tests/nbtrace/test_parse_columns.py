@@ -104,16 +104,6 @@ def test_read_traces_error_of_a_comes_first(tmp_path, monkeypatch):
     assert exc.value.where == str(tmp_path / "missing.log")
 
 
-def test_digits_many_follows_the_per_token_rule():
-    from nbtrace.parse.numbers import _digits, digits_many
-
-    tokens = ["0.002825", "1.000e+02", "7", "-7", "inf", "-nan", "0.000", "0e0", "-0", "1e5", "1.5E-05",
-              "-.5", "+0.00120", "0.0", "12.5", "1_000.5", "100", ".000", "-0.000e+00", "Infinity",
-              "5.0999999999999996", "1.0000000000000000e-10", "٣.٥"]
-    assert digits_many(tokens).tolist() == [_digits(t) for t in tokens]
-    assert digits_many(tokens[:-1]).tolist() == [_digits(t) for t in tokens[:-1]]  # the numpy path
-
-
 def _chunked_log(n_pixels: int, subpixels: int = 2) -> str:
     out = []
     for p in range(n_pixels):
@@ -126,17 +116,18 @@ def _chunked_log(n_pixels: int, subpixels: int = 2) -> str:
 
 
 @pytest.mark.parametrize("subpixels", [1, 2])
-def test_bulk_chunks_give_the_records_the_line_reader_gives(subpixels, monkeypatch):
+def test_bulk_runs_give_the_records_the_line_reader_gives(subpixels, monkeypatch):
     import nbtrace.parse.lines as lines_mod
 
-    text = _chunked_log(1000, subpixels)  # > 2 chunks of 2048 lines
+    text = _chunked_log(1000, subpixels)
+    monkeypatch.setattr(lines_mod, "BLOCK_BYTES", 20_000)  # several blocks
     bulk_calls = []
-    real_bulk = lines_mod.LineParser._bulk
-    monkeypatch.setattr(lines_mod.LineParser, "_bulk",
-                        lambda self, chunk: bulk_calls.append(real_bulk(self, chunk)) or bulk_calls[-1])
+    real_bulk = lines_mod.LineParser._bulk_run
+    monkeypatch.setattr(lines_mod.LineParser, "_bulk_run",
+                        lambda self, *args: bulk_calls.append(real_bulk(self, *args)) or bulk_calls[-1])
     bulk = parse_text(text)
-    assert bulk_calls.count(True) >= 1  # the chunks after the first were read in bulk
-    monkeypatch.setattr(lines_mod.LineParser, "_bulk", lambda self, chunk: False)
+    assert bulk_calls.count(True) >= 3  # read in bulk, block after block
+    monkeypatch.setattr(lines_mod, "MIN_RUN", 10**9)  # no run is long enough: all line by line
     by_line = parse_text(text)
     _same_trace(bulk, by_line)
     assert bulk.records[-1].index == by_line.records[-1].index
@@ -157,9 +148,10 @@ LOGS = sorted(p for p in DATA.rglob("*.log") if p.stat().st_size < 2_000_000)
 
 
 @pytest.mark.parametrize("path", LOGS, ids=lambda p: str(p.relative_to(DATA)))
-def test_every_shipped_log_reads_the_same_in_small_bulk_chunks(path, monkeypatch):
-    """Chunks of 8 lines send most of each log through the bulk reader (whatever it refuses goes
-    line by line): the trace, or the error, must be exactly the line reader's."""
+def test_every_shipped_log_reads_the_same_in_small_bulk_runs(path, monkeypatch):
+    """Runs of 2 lines and blocks of 300 bytes send most of each log through the bulk reader
+    (whatever it refuses goes line by line): the trace, or the error, must be exactly the line
+    reader's."""
     import nbtrace.parse.lines as lines_mod
 
     def read():
@@ -168,9 +160,10 @@ def test_every_shipped_log_reads_the_same_in_small_bulk_chunks(path, monkeypatch
         except TraceError as exc:
             return exc.one_line()
 
-    monkeypatch.setattr(lines_mod, "CHUNK", 8)
+    monkeypatch.setattr(lines_mod, "MIN_RUN", 2)
+    monkeypatch.setattr(lines_mod, "BLOCK_BYTES", 300)
     bulk = read()
-    monkeypatch.setattr(lines_mod.LineParser, "_bulk", lambda self, chunk: False)
+    monkeypatch.setattr(lines_mod, "MIN_RUN", 10**9)
     by_line = read()
     if isinstance(by_line, str):
         assert bulk == by_line
