@@ -13,13 +13,13 @@ only per-record Python work is building the canonical-name tuples the Alignment 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.model import RecordColumns, TapRecord, Trace
+from nbtrace.model import RecordColumns, TapRecord, Trace, _first_appearance
 
 _name = attrgetter("name")
 
@@ -53,6 +53,7 @@ class Alignment:
     """groups: matched pairs per tap, in order of first appearance in A.
     only_a / only_b: positions of records without a partner, in trace order.
     canon_a / canon_b: canonical name of every record (parallel to the trace records).
+    first_a / first_b: {canonical name: position of its first record}.
     """
 
     groups: tuple[TapGroup, ...]
@@ -61,6 +62,8 @@ class Alignment:
     canon_a: tuple[str, ...]
     canon_b: tuple[str, ...]
     count_mismatch: tuple[CountMismatch, ...] = ()
+    first_a: dict = field(default_factory=dict)
+    first_b: dict = field(default_factory=dict)
 
     @property
     def matched(self) -> int:
@@ -90,10 +93,9 @@ def _canon_table(names: tuple[str, ...], spec, side: str, ids: dict[str, int]) -
 
 def _context_tables(contexts, pixel_map, pixels: dict, loops: dict) -> tuple[list, np.ndarray, np.ndarray]:
     """Per context-table entry: the (remapped pixel, loop) pair and their shared pixel / loop ids."""
-    pixel_map = pixel_map or {}
-    mapped = [(pixel_map.get(p, p), lo) for p, lo in contexts]
-    pix = np.fromiter((pixels.setdefault(p, len(pixels)) for p, _ in mapped), dtype=np.int64, count=len(mapped))
-    loop = np.fromiter((loops.setdefault(lo, len(loops)) for _, lo in mapped), dtype=np.int64, count=len(mapped))
+    mapped = [(pixel_map.get(p, p), lo) for p, lo in contexts] if pixel_map else list(contexts)
+    pix = np.array([pixels.setdefault(p, len(pixels)) for p, _ in mapped], dtype=np.int64)
+    loop = np.array([loops.setdefault(lo, len(loops)) for _, lo in mapped], dtype=np.int64)
     return mapped, pix, loop
 
 
@@ -185,7 +187,13 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, sa)
     groups = _group(k, canon_a, ia, ib)
     return Alignment(groups, tuple(np.flatnonzero(~matched_a).tolist()),
-                     tuple(np.flatnonzero(~matched_b).tolist()), canon_a, canon_b, counts)
+                     tuple(np.flatnonzero(~matched_b).tolist()), canon_a, canon_b, counts,
+                     _firsts(sa.canon, canon_a), _firsts(sb.canon, canon_b))
+
+
+def _firsts(canon_id: np.ndarray, canon: tuple[str, ...]) -> dict[str, int]:
+    """{canonical name: position of its first record} of one side."""
+    return {canon[i]: i for i in _first_appearance(canon_id)}
 
 
 def _matches(code_a: np.ndarray, code_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -242,11 +242,11 @@ def _refuse_shifted_pixels(a: Trace, b: Trace, al: Alignment, g) -> None:
     pixels (a transposed -trace_pixel), and diffing them sends people after a false swap."""
     if not g.pixel_size or g.fdet is None or g.sdet is None:
         return
-    pos = [_first(t, canon, "pixel_pos_meters") for t, canon in ((a, al.canon_a), (b, al.canon_b))]
+    pos = [_first(t, first, "pixel_pos_meters") for t, first in ((a, al.first_a), (b, al.first_b))]
     if any(r is None or len(r.values) != 3 for r in pos):
         return
     for name in FRAME_TAPS:
-        ra, rb = _first(a, al.canon_a, name), _first(b, al.canon_b, name)
+        ra, rb = _first(a, al.first_a, name), _first(b, al.first_b, name)
         if ra is None or rb is None or not _same_vector(ra.values, rb.values):
             return
     d = np.subtract(pos[1].values, pos[0].values)
@@ -382,15 +382,14 @@ def _text(r: TapRecord) -> str:
     return " ".join(f"{v:g}" for v in r.values)
 
 
-def _first(t: Trace, canon: tuple[str, ...], name: str) -> TapRecord | None:
-    try:
-        return t.records[canon.index(name)]
-    except ValueError:
-        return None
+def _first(t: Trace, first: dict[str, int], name: str) -> TapRecord | None:
+    """The first record of canonical tap ``name`` (``first``: Alignment.first_a or first_b)."""
+    i = first.get(name)
+    return None if i is None else t.records[i]
 
 
-def _setup_number(t: Trace, canon, name: str) -> float | None:
-    r = _first(t, canon, name)
+def _setup_number(t: Trace, first: dict[str, int], name: str) -> float | None:
+    r = _first(t, first, name)
     if r is None or not r.values:
         return None
     return r.values[0]
@@ -452,7 +451,7 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
         root = math.sqrt(ratio if ratio > 1 else 1 / ratio)
         sq = f" (oversample² ratio {root:g}²)" if abs(root - round(root)) < 1e-9 else ""
         out.append(NamedFactor(ratio, f"{what}{sq}: an accumulation-count factor"))
-    lam = _setup_number(a, al.canon_a, "lambda_meters")
+    lam = _setup_number(a, al.first_a, "lambda_meters")
     if lam and lam > 0:
         lam_a = lam * 1e10
         out.append(NamedFactor(1 / lam_a, f"×1/λ (λ = {lam_a:g} Å) ⇒ the wavelength factor applied again"))
@@ -462,8 +461,8 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
 
 def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
     out: list[NamedFactor] = []
-    oa = _setup_number(a, al.canon_a, "oversample") or (args.get("-oversample") or [None])[0]
-    ob = _setup_number(b, al.canon_b, "oversample")
+    oa = _setup_number(a, al.first_a, "oversample") or (args.get("-oversample") or [None])[0]
+    ob = _setup_number(b, al.first_b, "oversample")
     oc = context.get("oversample")
     if oa and ob and oa != ob:
         r = (ob / oa) ** 2
@@ -476,7 +475,7 @@ def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
             out.append(NamedFactor(o, f"= oversample ({o:g}): a per-axis subpixel count"))
     for key, what in (("sources", "number of sources"), ("phisteps", "number of φ steps"),
                       ("mosaic_domains", "number of mosaic domains")):
-        v = context.get(key) or _setup_number(a, al.canon_a, key)
+        v = context.get(key) or _setup_number(a, al.first_a, key)
         if v and v > 1:
             out.append(NamedFactor(float(v), f"= {what} ({v:g}): an accumulation-count factor"))
             out.append(NamedFactor(1 / float(v), f"= 1/{what} (1/{v:g}): an accumulation-count factor"))
@@ -486,12 +485,12 @@ def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
 def _geometry(a: Trace, al: Alignment, context: dict) -> Geometry:
     px = context.get("pixel_size")
     if px is None:
-        px = _setup_number(a, al.canon_a, "pixel_size_m")
+        px = _setup_number(a, al.first_a, "pixel_size_m")
     if px is None:
-        bc = _first(a, al.canon_a, "beam_center_m")
+        bc = _first(a, al.first_a, "beam_center_m")
         if bc is not None and "pixel_mm" in bc.labels:
             px = bc.values[bc.labels.index("pixel_mm")] * 1e-3
-    fr, sr = _first(a, al.canon_a, "fdet_vec"), _first(a, al.canon_a, "sdet_vec")
+    fr, sr = _first(a, al.first_a, "fdet_vec"), _first(a, al.first_a, "sdet_vec")
     fdet = tuple(fr.values) if fr is not None and len(fr.values) == 3 else None
     sdet = tuple(sr.values) if sr is not None and len(sr.values) == 3 else None
     return Geometry(float(px) if px else None, fdet, sdet)

@@ -180,11 +180,24 @@ class RecordColumns:
 
 
 def _first_appearance(codes: np.ndarray) -> list[int]:
-    """Positions of the first record of each code, in trace order."""
+    """Positions of the first record of each code, in trace order.
+
+    Codes index a small table (a few dozen names), and every name of a trace usually shows up
+    in its first pixel: prefixes of growing length are searched until every code present has
+    been found, instead of sorting all the codes."""
     if codes.size == 0:
         return []
-    _, first = np.unique(codes, return_index=True)
-    return np.sort(first).tolist()
+    need = int(np.count_nonzero(np.bincount(codes)))
+    found: dict[int, int] = {}
+    start, step = 0, 4096
+    while len(found) < need:
+        chunk = codes[start:start + step]
+        u, idx = np.unique(chunk, return_index=True)
+        for c, i in zip(u.tolist(), idx.tolist()):
+            found.setdefault(c, start + i)
+        start += step
+        step *= 4
+    return sorted(found.values())
 
 
 class LazyRecords(Sequence):

@@ -59,17 +59,18 @@ def read_traces(path_a, path_b, dialect: str | None = None, prefix_a: str | None
     """Both sides of a diff, as ``read_trace`` reads each (errors of A are raised first).
 
     Large regular files are parsed at the same time, B in a forked worker process (parsing is
-    CPU-bound Python, so two cores halve the wait); the worker sends back the trace's columns,
-    which pickle as a few numpy buffers. Anything unusual (no fork, small files, pipes, a worker
-    that dies) falls back to reading one after the other.
+    CPU-bound, so two cores halve the wait); the worker writes B's record columns into memory
+    shared with this process (an anonymous shared mapping made before the fork: no copy, no
+    pickling of the big arrays) and pickles only the rest. Anything unusual (no fork, small
+    files, pipes, a worker that dies) falls back to reading one after the other.
     """
     worker = _start_worker(path_b, dialect, prefix_b) if _worth_parallel(path_a, path_b) else None
     if worker is None:
         return read_trace(path_a, dialect, prefix_a), read_trace(path_b, dialect, prefix_b)
-    proc, conn = worker
+    proc, conn, shared = worker
     try:
         a = read_trace(path_a, dialect, prefix_a)
-        b = _worker_result(proc, conn)
+        b = _worker_result(proc, conn, shared)
     finally:
         conn.close()
         if proc.is_alive():
@@ -93,23 +94,84 @@ def _worth_parallel(path_a, path_b) -> bool:
 
 
 def _start_worker(path, dialect, prefix):
+    """(process, pipe end, shared mapping or None) of a worker parsing ``path``."""
     import multiprocessing
 
+    shared = _shared_memory(path)
     try:
         ctx = multiprocessing.get_context("fork")
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(send, os.fspath(path), dialect, prefix), daemon=True)
+        proc = ctx.Process(target=_worker, args=(send, os.fspath(path), dialect, prefix, shared), daemon=True)
         proc.start()
     except (ValueError, OSError):
         return None
     send.close()
-    return proc, recv
+    return proc, recv, shared
 
 
-def _worker(conn, path, dialect, prefix) -> None:
+def _shared_memory(path):
+    """An anonymous shared mapping large enough for the columns of any trace the file can hold
+    (a record takes a line of at least 7 bytes, a value at least 2): address space only, pages
+    are allocated as the worker writes them. None when the system refuses it."""
+    import mmap
+
+    try:
+        size = os.stat(path).st_size
+        return mmap.mmap(-1, 16 * size + (1 << 20))
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+_SHARED_FIELDS = ("name", "context", "occurrence", "line", "offsets", "values", "sigdigits", "kind")
+
+
+def _to_shared(trace: Trace, shared):
+    """``trace`` with its column arrays moved into ``shared``: (trace without records, columns
+    without arrays, {field: (offset, dtype, count)}, extras) — or None when they do not fit."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nbtrace.model import LazyRecords
+
+    recs = trace.records
+    if not isinstance(recs, LazyRecords):
+        return None
+    cols = recs.columns
+    where, at = {}, 0
+    for field in _SHARED_FIELDS:
+        arr = np.ascontiguousarray(getattr(cols, field))
+        if at + arr.nbytes > len(shared):
+            return None
+        np.frombuffer(shared, dtype=arr.dtype, count=len(arr), offset=at)[:] = arr
+        where[field] = (at, arr.dtype.str, len(arr))
+        at += -(-arr.nbytes // 8) * 8
+    bare = replace(cols, **{f: None for f in _SHARED_FIELDS})
+    return replace(trace, records=()), bare, where, recs.extras
+
+
+def _from_shared(payload, shared) -> Trace:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nbtrace.model import LazyRecords
+
+    trace, bare, where, extras = payload
+    arrays = {}
+    for field, (at, dtype, count) in where.items():
+        arr = np.frombuffer(shared, dtype=dtype, count=count, offset=at)
+        arr.flags.writeable = False
+        arrays[field] = arr
+    return replace(trace, records=LazyRecords(replace(bare, **arrays), trace.path, extras))
+
+
+def _worker(conn, path, dialect, prefix, shared=None) -> None:
     try:
         try:
-            result = ("ok", read_trace(path, dialect, prefix))
+            trace = read_trace(path, dialect, prefix)
+            payload = _to_shared(trace, shared) if shared is not None else None
+            result = ("ok", trace) if payload is None else ("shared", payload)
         except NbtraceError as exc:  # re-raised in the parent with its what / where / hint intact
             result = ("error", type(exc), exc.what, exc.where, exc.hint)
         conn.send(result)
@@ -122,13 +184,15 @@ def _worker(conn, path, dialect, prefix) -> None:
         conn.close()
 
 
-def _worker_result(proc, conn) -> Trace | None:
+def _worker_result(proc, conn, shared=None) -> Trace | None:
     try:
         result = conn.recv()
     except (EOFError, OSError):
         return None
     if result[0] == "ok":
         return result[1]
+    if result[0] == "shared":
+        return _from_shared(result[1], shared)
     if result[0] == "error":
         _, cls, what, where, hint = result
         raise cls(what, where, hint)

@@ -90,8 +90,11 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
     clean = _clean_lines(data, buf, size, starts, length, spaces)
     if open_end:
         clean[-1] = False
-    first = np.searchsorted(spaces, starts)
-    n_sp = np.searchsorted(spaces, ends) - first
+    upto = np.searchsorted(spaces, ends)  # spaces before each line's end
+    first = np.empty_like(upto)  # ... and before its start: the newline between holds none
+    first[:1] = 0
+    first[1:] = upto[:-1]
+    n_sp = upto - first
     kind = np.zeros(n, dtype=np.int8)
     kind[length == 0] = BLANK  # (an open last line is never empty)
     prefix = np.full(n, -1, dtype=np.int64)
@@ -157,15 +160,14 @@ def _codes(words: np.ndarray, pos: np.ndarray, length: np.ndarray, n_words: int)
     long): equal strings get equal codes, numbered in order of first appearance. Returns (codes,
     index of each code's first string), or None in the (never seen) case of two strings sharing
     a hash: every string is compared with its code's first string, word by word."""
-    cols = []
-    for j in range(n_words):
-        k = np.clip(length - 8 * j, 0, 8)
-        cols.append(words[pos + 8 * j] & _MASKS[k])
-    h = length.astype(np.uint64)
+    n_words = min(n_words, max(1, -(-int(length.max(initial=1)) // 8)))
+    cols = [words[pos] & _MASKS[np.minimum(length, 8)]]
+    for j in range(1, n_words):
+        cols.append(words[pos + 8 * j] & _MASKS[np.clip(length - 8 * j, 0, 8)])
+    h = cols[0] ^ length.astype(np.uint64)
     with np.errstate(over="ignore"):
-        for w in cols:
-            h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
+        for w in cols[1:]:  # any mix will do: equal strings get equal h, and h is checked
+            h = h * np.uint64(0x9E3779B97F4A7C15) + w
     uniq, first = _distinct(h)
     at = np.searchsorted(uniq, h)
     ex = first[at]

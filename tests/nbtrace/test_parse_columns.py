@@ -185,8 +185,8 @@ def test_read_traces_worker_crash_falls_back_to_reading_b_here(monkeypatch, capf
     worker = parse_mod._start_worker(WILD_PY, None, None)  # forked now: the child sees in_parent False
     assert worker is not None
     broken_read.in_parent = True
-    proc, conn = worker
-    assert parse_mod._worker_result(proc, conn) is None  # "crash": the caller reads B itself
+    proc, conn, shared = worker
+    assert parse_mod._worker_result(proc, conn, shared) is None  # "crash": the caller reads B itself
     proc.join()
     assert proc.exitcode == 0 and "Traceback" not in capfd.readouterr().err
     _, b = read_traces(WILD_C, WILD_PY)
