@@ -1,12 +1,17 @@
 """Speed and memory of the PyTorch simulator beside the C reference (issue 3 targets).
 
-    python benchmarks/sim_speed.py               # the 4096² seed configuration
-    python benchmarks/sim_speed.py --size 1024   # smaller
+    python benchmarks/sim_speed.py                 # the 4096² seed configuration, 3 rounds
+    python benchmarks/sim_speed.py --size 1024     # smaller
+    python benchmarks/sim_speed.py --repeat 5 --no-compile
 
-Each measurement runs in its own process so that peak RSS is that run's own. "warm" is the
-render time after torch is imported, the setup is built and a 256×256 warm-up region has been
-rendered; the C time is its whole process wall time (it has no warm-up to exclude). Targets:
-float64 ≤ 0.5× C, float32 ≤ 0.3× C, peak RSS ≤ 1.5 GB. Nothing here asserts: it prints figures.
+Each measurement runs in its own process so that peak RSS is that run's own, and the rounds
+interleave the producers so that a burst of load from other jobs hits them alike. "warm" is
+the render time after torch is imported, the setup is built and one full chunk has been
+rendered (for ``-compile`` that first chunk is where the kernel is compiled: it is reported
+as the cold compile time, once with an empty inductor cache and then with the on-disk cache
+a second run finds). The C time is its whole process wall time (it has no warm-up to
+exclude). Targets: float64 ≤ 0.5× C, float32 ≤ 0.3× C, peak RSS ≤ 1.5 GB. Nothing here
+asserts: it prints figures, best and median over the rounds, wall and CPU (user+sys).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import dataclasses
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +29,7 @@ import time
 from pathlib import Path
 
 SEED = "-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 -pixel 0.05"
+TARGETS = {"float64": 0.5, "float32": 0.3}
 
 
 def _args(size: int) -> list[str]:
@@ -38,13 +45,14 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
     from simulator.setup import build_setup
 
     # the simulator's own scheme (simulator/run.py): one intra-op thread, chunks in parallel
+    # (a compiled kernel instead gets ``threads`` OpenMP threads inside render_frame)
     torch.set_num_threads(1)
     extra = ["-dtype", dtype] + (["-compile"] if compiled else [])
     with torch.no_grad():
         t0 = time.perf_counter()
         setup = build_setup(parse_args(_args(size) + extra))
         t_setup = time.perf_counter() - t0
-        # warm-up on exactly one full chunk, so a compiled core is built for the chunk length
+        # warm-up on exactly one full chunk, so a compiled kernel is built for the chunk length
         rows = max(1, min(size, chunk_size(setup) // size))
         warm = dataclasses.replace(setup, roi=(0, size - 1, 0, rows - 1))
         t0 = time.perf_counter()
@@ -55,9 +63,7 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
         image = render_frame(setup, workers=threads)
         t_render = time.perf_counter() - t0
         cpu_render = _cpu_self() - cpu0
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "cpu_s": cpu_render,
-                      "rss_mb": rss_kb / 1024.0,
                       "sum": float(image.double().sum())}))
 
 
@@ -73,9 +79,12 @@ def _wait(proc: subprocess.Popen) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
-def run_python(dtype: str, size: int, threads: int, compiled: bool) -> dict:
+def run_python(dtype: str, size: int, threads: int, compiled: bool, cache_dir: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", dtype, "--size", str(size), "--threads", str(threads)]
-    proc = subprocess.Popen(cmd + (["--compiled"] if compiled else []), stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+    proc = subprocess.Popen(cmd + (["--compiled"] if compiled else []), stdout=subprocess.PIPE, text=True, env=env)
     out = proc.stdout.read()
     _, rss = _wait(proc)
     if proc.returncode != 0:
@@ -103,10 +112,38 @@ def run_c(size: int, threads: int) -> dict:
     return {"render_s": wall, "cpu_s": cpu, "rss_mb": rss}
 
 
+def _producers(no_compile: bool) -> list[tuple[str, str | None, bool]]:
+    """(label, dtype or None for C, compiled)."""
+    rows = [("C reference", None, False)]
+    for compiled in (False,) if no_compile else (False, True):
+        for dtype in ("float64", "float32"):
+            rows.append((f"PyTorch {dtype}" + (" -compile" if compiled else ""), dtype, compiled))
+    return rows
+
+
+def _cold_compiles(size: int, threads: int) -> dict:
+    """Warm-up (= compile) time of a compiled run with an empty inductor cache, per dtype."""
+    cold = {}
+    for dtype in ("float64", "float32"):
+        with tempfile.TemporaryDirectory() as cache:
+            r = run_python(dtype, size, threads, True, cache_dir=cache)
+        cold[dtype] = r.get("warmup_s")
+    return cold
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return min(values), statistics.median(values)
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096, help="detector pixels per side (default 4096)")
     ap.add_argument("--threads", type=int, default=2, help="threads for torch and OpenMP (default 2)")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds over all producers (default 3)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     ap.add_argument("--child", choices=["float64", "float32"], help=argparse.SUPPRESS)
     ap.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
@@ -114,36 +151,56 @@ def main() -> int:
     if args.child:
         child(args.child, args.size, args.threads, args.compiled)
         return 0
-    print(f"seed configuration {SEED} -detpixels {args.size}  ({args.threads} threads)")
-    c = run_c(args.size, args.threads)
-    rows = [("C reference", c)]
-    for compiled in (False,) if args.no_compile else (False, True):
-        for dtype in ("float64", "float32"):
-            label = f"PyTorch {dtype}" + (" -compile" if compiled else "")
-            rows.append((label, run_python(dtype, args.size, args.threads, compiled)))
-    targets = {"float64": 0.5, "float32": 0.3}
-    print(f"{'producer':<26} {'wall s':>9} {'× C':>7} {'target':>7} {'CPU s':>8} {'× C':>7} {'peak RSS MB':>12} {'warm-up s':>10}")
-    for name, r in rows:
-        if "error" in r:
-            print(f"{name:<26} {r['error']}")
+    print(f"seed configuration {SEED} -detpixels {args.size}  ({args.threads} threads, {args.repeat} rounds)")
+    print(f"load average (1/5/15 min) before: {_load()}")
+    cold = {} if args.no_compile else _cold_compiles(args.size, args.threads)
+    producers = _producers(args.no_compile)
+    runs: dict[str, list[dict]] = {label: [] for label, _, _ in producers}
+    for _ in range(args.repeat):
+        for label, dtype, compiled in producers:
+            r = run_c(args.size, args.threads) if dtype is None else run_python(dtype, args.size, args.threads, compiled)
+            runs[label].append(r)
+    print(f"load average (1/5/15 min) after:  {_load()}")
+    _report(runs, producers, cold)
+    return 0
+
+
+def _report(runs: dict, producers: list, cold: dict) -> None:
+    c_ok = [r for r in runs["C reference"] if "error" not in r]
+    c_wall = _stats([r["render_s"] for r in c_ok]) if c_ok else None
+    c_cpu = _stats([r["cpu_s"] for r in c_ok]) if c_ok else None
+    print(f"{'producer':<26} {'wall best':>9} {'median':>7} {'× C':>6} {'target':>7} "
+          f"{'CPU best':>9} {'median':>7} {'× C':>6} {'RSS MB':>7} {'warm-up s':>10}")
+    for label, dtype, _ in producers:
+        ok = [r for r in runs[label] if "error" not in r]
+        if not ok:
+            print(f"{label:<26} {runs[label][0]['error']}")
             continue
-        ratio = r["render_s"] / c["render_s"] if "render_s" in c else float("nan")
-        dt = name.split()[1] if name.startswith("PyTorch") else ""
-        target = f"≤{targets[dt]}" if dt in targets else ""
-        warm = f"{r['warmup_s']:10.1f}" if "warmup_s" in r else ""
-        cpu_ratio = r["cpu_s"] / c["cpu_s"] if c.get("cpu_s") else float("nan")
-        print(f"{name:<26} {r['render_s']:9.3f} {ratio:7.2f} {target:>7} {r['cpu_s']:8.2f} {cpu_ratio:7.2f} "
-              f"{r['rss_mb']:12.0f} {warm}")
-    sums = {name: r["sum"] for name, r in rows if "sum" in r}
+        wall, cpu = _stats([r["render_s"] for r in ok]), _stats([r["cpu_s"] for r in ok])
+        # ratios of medians: the figure least moved by one unlucky round
+        ratio = wall[1] / c_wall[1] if c_wall else float("nan")
+        cpu_ratio = cpu[1] / c_cpu[1] if c_cpu else float("nan")
+        target = f"≤{TARGETS[dtype]}" if dtype in TARGETS else ""
+        warm = f"{statistics.median(r['warmup_s'] for r in ok):10.2f}" if "warmup_s" in ok[0] else ""
+        print(f"{label:<26} {wall[0]:9.3f} {wall[1]:7.3f} {ratio:6.2f} {target:>7} "
+              f"{cpu[0]:9.2f} {cpu[1]:7.2f} {cpu_ratio:6.2f} {max(r['rss_mb'] for r in ok):7.0f} {warm}")
+    for dtype, t in cold.items():
+        if t is not None:
+            print(f"-compile {dtype}: cold compile (empty inductor cache) {t:.1f} s; "
+                  "the warm-up column is the same step with the cache a previous run left")
+    _sum_checks(runs)
+    print("× C: ratio of medians. Times are warm renders (C: whole process, incl. writing its float image).")
+    print("CPU s (user+sys) is the fairer figure when other jobs share the machine. RSS target: ≤ 1536 MB.")
+
+
+def _sum_checks(runs: dict) -> None:
+    sums = {label: rs[0]["sum"] for label, rs in runs.items() if rs and "sum" in rs[0]}
     for dtype in ("float64", "float32"):
         eager, comp = sums.get(f"PyTorch {dtype}"), sums.get(f"PyTorch {dtype} -compile")
         if eager and comp:
             print(f"{dtype}: image sum, -compile vs eager: relative difference {comp / eager - 1:.2e}")
     if sums.get("PyTorch float64") and sums.get("PyTorch float32"):
         print(f"float32 vs float64 image sum: relative difference {sums['PyTorch float32'] / sums['PyTorch float64'] - 1:.2e}")
-    print("RSS target: ≤ 1536 MB. Times are warm renders (C: whole process); warm-up includes any compilation.")
-    print("CPU s (user+sys) is the fairer figure when other jobs share the machine.")
-    return 0
 
 
 if __name__ == "__main__":

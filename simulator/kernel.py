@@ -195,9 +195,11 @@ _COMPILED = []
 
 def _compiled_pixel_values():
     """``pixel_values`` through torch.compile, built once per process (inductor caches the
-    generated code on disk, so a later process only pays the tracing)."""
+    generated code on disk, so a later process only pays the tracing). It traces to one
+    graph; not ``fullgraph``, so that a process rendering many different setups degrades to
+    eager at dynamo's recompile limit instead of failing."""
     if not _COMPILED:
-        _COMPILED.append(torch.compile(pixel_values, dynamic=False, fullgraph=True))
+        _COMPILED.append(torch.compile(pixel_values, dynamic=False))
     return _COMPILED[0]
 
 
