@@ -121,10 +121,18 @@ def via_cli(a_path: str, b_path: str) -> tuple[float, float, float, int, float]:
     return wall, cpu_main, cpu_worker, proc.returncode, rss
 
 
+def _best(runs, k: int) -> float:
+    return min(r[k] for r in runs)
+
+
+def _median(runs, k: int) -> float:
+    return sorted(r[k] for r in runs)[len(runs) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines per trace")
-    ap.add_argument("--runs", type=int, default=3, help="CLI runs (the best and the median are printed)")
+    ap.add_argument("--runs", type=int, default=5, help="CLI runs (the best and the median are printed)")
     ap.add_argument("--tracemalloc", action="store_true", help="also measure the Python heap peak")
     ap.add_argument("--profile", action="store_true", help="print the top of a cProfile of parse + diff")
     args = ap.parse_args()
@@ -144,16 +152,19 @@ def main() -> None:
         print(text)
         print(f"  root cause: {result.root_cause.tap if result.root_cause else None}; "
               f"peak RSS of this process so far {peak_rss_mb():.0f} MB")
-        runs = sorted(via_cli(a_path, b_path) for _ in range(args.runs))
-        best, median = runs[0], runs[len(runs) // 2]
-        main_cpu = min(r[1] for r in runs)
-        worker_cpu = min(r[2] for r in runs)
-        print(f"CLI `nbtrace diff A B --format json` (fresh process, {args.runs} runs): wall best {best[0]:.2f} s, "
-              f"median {median[0]:.2f} s (goal <= 2 s); exit {best[3]}")
-        print(f"  CPU (least of the runs): CLI process {main_cpu:.2f} s (its parse of A, then diff), "
-              f"parse worker {worker_cpu:.2f} s (B, concurrently); on an idle 2-core machine the wall "
-              f"time is about the CLI process's CPU")
-        print(f"  peak RSS {max(r[4] for r in runs):.0f} MB (larger of CLI process and worker)")
+        runs = [via_cli(a_path, b_path) for _ in range(args.runs)]
+        print(f"CLI `nbtrace diff A B --format json` (fresh process, {args.runs} runs; goal <= 2 s wall), "
+              f"exit {runs[0][3]}:")
+        for wall, cpu_main, cpu_worker, _, rss in runs:
+            print(f"  run: {wall:.2f} s wall, CPU {cpu_main:.2f} s CLI process + {cpu_worker:.2f} s parse worker, "
+                  f"peak RSS {rss:.0f} MB")
+        print(f"  wall   best {_best(runs, 0):.2f} s, median {_median(runs, 0):.2f} s")
+        print(f"  CPU of the CLI process (its parse of A, then the diff: the critical path) "
+              f"best {_best(runs, 1):.2f} s, median {_median(runs, 1):.2f} s")
+        print(f"  CPU of the parse worker (B, concurrently) best {_best(runs, 2):.2f} s, "
+              f"median {_median(runs, 2):.2f} s")
+        print(f"  peak RSS (larger of CLI process and worker) {max(r[4] for r in runs):.0f} MB; on an idle "
+              f"2-core machine the wall time is about the CLI process's CPU")
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         if args.tracemalloc:
             import tracemalloc

@@ -180,24 +180,25 @@ class RecordColumns:
 
 
 def _first_appearance(codes: np.ndarray) -> list[int]:
-    """Positions of the first record of each code, in trace order.
+    """Positions of the first record of each code, in trace order."""
+    return first_positions(codes).tolist() if codes.size else []
 
-    Codes index a small table (a few dozen names), and every name of a trace usually shows up
-    in its first pixel: prefixes of growing length are searched until every code present has
-    been found, instead of sorting all the codes."""
-    if codes.size == 0:
-        return []
+
+def first_positions(codes: np.ndarray) -> np.ndarray:
+    """Position of the first occurrence of each distinct code (small non-negative ints), in order.
+
+    The codes of a log (names) usually all show up within its first lines: prefixes of growing
+    length are searched until every code present has been seen, instead of sorting them all."""
     need = int(np.count_nonzero(np.bincount(codes)))
     found: dict[int, int] = {}
-    start, step = 0, 4096
+    start, step = 0, 1024
     while len(found) < need:
-        chunk = codes[start:start + step]
-        u, idx = np.unique(chunk, return_index=True)
+        u, idx = np.unique(codes[start:start + step], return_index=True)
         for c, i in zip(u.tolist(), idx.tolist()):
             found.setdefault(c, start + i)
         start += step
         step *= 4
-    return sorted(found.values())
+    return np.array(sorted(found.values()), dtype=np.int64)
 
 
 class LazyRecords(Sequence):

@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from nbtrace.errors import TraceError
-from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace
+from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace, first_positions
 from nbtrace.parse import blocks
 from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
 
@@ -287,18 +287,18 @@ class LineParser:
         self.counts["blank_lines"] += int(np.count_nonzero(kind == blocks.BLANK))
         if taps.size:
             seg = np.searchsorted(heads, taps)  # headers before each tap: index into pixels
-            used, first, inverse = np.unique(seg, return_index=True, return_inverse=True)
-            # contexts are numbered in order of their first record, as the line reader does
-            codes = np.array([self._ctx(pixels[int(used[k])], ()) for k in np.argsort(first, kind="stable")],
-                             dtype=np.int64)
-            ctx = np.empty(len(used), dtype=np.int64)
-            ctx[np.argsort(first, kind="stable")] = codes
-            group.name.frombytes(names.astype(np.int64).tobytes())
-            group.ctx.frombytes(ctx[inverse.reshape(-1)].tobytes())
-            group.line.frombytes((taps + (base + 1)).astype(np.int64).tobytes())
-            group.ends.frombytes((np.cumsum(nvs) + len(group.vals)).astype(np.int64).tobytes())
-            group.sk.frombytes(sk.astype(np.int64).tobytes())
-            group.vals.frombytes(values.tobytes())
+            # seg never decreases, so its distinct values come in order of their first record,
+            # the order in which the line reader numbers contexts
+            new = np.empty(len(seg), dtype=bool)
+            new[0] = True
+            np.not_equal(seg[1:], seg[:-1], out=new[1:])
+            ctx = np.array([self._ctx(pixels[k], ()) for k in seg[new].tolist()], dtype=np.int64)
+            group.name.frombytes(_raw(names))
+            group.ctx.frombytes(_raw(ctx[np.cumsum(new) - 1]))
+            group.line.frombytes(_raw(taps + (base + 1)))
+            group.ends.frombytes(_raw(np.cumsum(nvs) + len(group.vals)))
+            group.sk.frombytes(_raw(sk))
+            group.vals.frombytes(_raw(values, np.float64))
         self.last_line = base + b
         last = lines.data[int(lines.starts[b - 1]):int(lines.ends[b - 1])]
         self.last_raw = last.decode("ascii") + "\n"
@@ -309,14 +309,17 @@ class LineParser:
         group = self._group(lines.prefixes[int(lines.prefix[taps[0]])])
         local = lines.name[taps]
         nvs = lines.nv[taps]
-        codes, first, inverse = np.unique(local, return_index=True, return_inverse=True)
-        if np.any(nvs != nvs[first][inverse.reshape(-1)]):
+        # the run's names, in order of first appearance (the order the line reader registers
+        # new names in), and the arity of each one's first line
+        first = first_positions(local)
+        codes = local[first]
+        arity_of = np.zeros(len(lines.names), dtype=np.int64)
+        arity_of[codes] = nvs[first]
+        if np.any(nvs != arity_of[local]):
             return None  # an arity change: the line reader words the problem
-        order = np.argsort(first, kind="stable")  # new names in order of first appearance
-        for c in order.tolist():
-            name = lines.names[int(codes[c])]
-            seen = group.arity.get(name)
-            if seen is not None and seen[0] != int(nvs[first[c]]):
+        for c, i in zip(codes.tolist(), first.tolist()):
+            seen = group.arity.get(lines.names[c])
+            if seen is not None and seen[0] != int(nvs[i]):
                 return None
         vb, length = blocks.value_bytes(lines, taps)
         toks = vb.split()
@@ -327,14 +330,14 @@ class LineParser:
         except ValueError:
             return None  # the line reader names the bad value and its line
         sk = self._bulk_sk(vb, length, nvs, toks, values)
-        ids = np.empty(len(codes), dtype=np.int64)
-        for c in order.tolist():
-            name = lines.names[int(codes[c])]
+        ids = np.zeros(len(lines.names), dtype=np.int64)
+        for c, i in zip(codes.tolist(), first.tolist()):
+            name = lines.names[c]
             nid = self.name_ids.get(name)
             ids[c] = self._new_name(name) if nid is None else nid
             if name not in group.arity:  # its first line, as the line reader records it
-                group.arity[name] = (int(nvs[first[c]]), base + 1 + int(taps[first[c]]))
-        return group, ids[inverse.reshape(-1)], values, sk, nvs
+                group.arity[name] = (int(nvs[i]), base + 1 + int(taps[i]))
+        return group, ids[local], values, sk, nvs
 
     @staticmethod
     def _bulk_sk(vb: bytes, length, nvs, toks: list, values) -> np.ndarray:
@@ -749,6 +752,11 @@ def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tup
             digits["space"] = max(digits.get("space", 0), int(sig.max()))
     dialects = {d: counts[d] for d in sorted(first, key=first.__getitem__)}
     return dialects, digits
+
+
+def _raw(a: np.ndarray, dtype=np.int64) -> memoryview:
+    """The bytes of ``a`` as ``dtype`` (no copy when it already is), for array.frombytes."""
+    return memoryview(np.ascontiguousarray(a, dtype=dtype)).cast("B")
 
 
 def occurrences(ctx: np.ndarray, name: np.ndarray, n_names: int) -> np.ndarray:
