@@ -64,6 +64,8 @@ class CoreStatic(NamedTuple):
     point_pixel: bool
     dmin: float
     fused: bool           # compiled: always take the select branches (no data-dependent test)
+    inc_plus_zero: tuple  # incident components that are +0 for every source (d − (+0) is d)
+    inc_code: tuple       # per incident component, every source: 0 (±0), 1 (exactly 1), 2 (other)
 
 
 def core_static(setup) -> CoreStatic:
@@ -75,8 +77,21 @@ def core_static(setup) -> CoreStatic:
     if cfg.has("svec-two-pi"):
         q_scale *= 2.0 * math.pi
     mode = "reciprocal" if cfg.has("hkl-reciprocal-vectors") else ("angstrom" if cfg.has("hkl-angstrom-lattice") else "real")
+    inc = setup.sources.incident
     return CoreStatic(nonzero(det.fdet), nonzero(det.sdet), q_scale, mode, cfg.shape, setup.crystal.N, cfg.fudge,
-                      cfg.has("flatt-normalization"), det.pixel, det.point_pixel, cfg.dmin, setup.compiled)
+                      cfg.has("flatt-normalization"), det.pixel, det.point_pixel, cfg.dmin, setup.compiled,
+                      *_incident_codes(inc))
+
+
+def _incident_codes(inc: Tensor) -> tuple[tuple, tuple]:
+    """(inc_plus_zero, inc_code) of :class:`CoreStatic` for incident (S, 3); a tensor that
+    requires grad is never special-cased."""
+    if inc.requires_grad:
+        return (False,) * 3, (2,) * 3
+    cols = [[float(x) for x in inc[:, i]] for i in range(3)]
+    plus_zero = tuple(all(x == 0.0 and math.copysign(1.0, x) > 0 for x in c) for c in cols)
+    code = tuple(0 if all(x == 0.0 for x in c) else 1 if all(x == 1.0 for x in c) else 2 for c in cols)
+    return plus_zero, code
 
 
 def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, stars, st: CoreStatic):
@@ -85,14 +100,19 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
     fd, sd: (P,) m along f̂/ŝ (ignored when ``pos_given`` (3 × (P,)) is not None); offset: (3,)
     m = od·ô + pix0; incident (S, 3); lam (S,) m; vecs (3, Φ, D, 3) m; stars 3 × (3,) Å⁻¹.
     """
+    base = pos = pos_given
     if pos_given is None:
         pos = tuple(_axpy(fd, fdet[i], sd, sdet[i], offset[i], st.fmask[i], st.smask[i]) for i in range(3))
-    else:
-        pos = pos_given
-    R = torch.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
-    d = tuple(x / R for x in pos)
+        # a component that is the same for every pixel is squared and divided as one 0-d
+        # value: the same IEEE operations, broadcast, one pass fewer each
+        const = [not (st.fmask[i] or st.smask[i]) for i in range(3)]
+        base = pos if all(const) else tuple(offset[i] if const[i] else pos[i] for i in range(3))
+    R = torch.sqrt(base[0] * base[0] + base[1] * base[1] + base[2] * base[2])
+    d = tuple(x / R for x in base)
     omega = det_mod.omega_c_order(R, st.pixel, close, st.point_pixel)
-    q = [((d[i][:, None] - incident[None, :, i]) / lam[None, :]) for i in range(3)]
+    # x − (+0) is x for every x (−0 included), so a +0 incident component is not subtracted
+    q = [(d[i][:, None] if st.inc_plus_zero[i] else d[i][:, None] - incident[None, :, i]) / lam[None, :]
+         for i in range(3)]
     if st.q_scale != 1.0:
         q = [x * st.q_scale for x in q]
     keep = None
@@ -122,7 +142,7 @@ def _axpy(fd, fcomp, sd, scomp, offset, fnz: bool, snz: bool):
         out = fd * fcomp
     if snz:
         out = sd * scomp if out is None else out + sd * scomp
-    return offset.expand_as(fd).clone() if out is None else out + offset
+    return offset.expand_as(fd) if out is None else out + offset
 
 
 def _subpixel_offset(idx: Tensor, oversample: int, sub: int, delta: float) -> Tensor:
@@ -263,7 +283,8 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
     # so the initial fills are only made when they can matter
     I = torch.full((P,), s.I_bg, dtype=dt, device=dev) if s.I_bg != 0 else None
     nopolar = cfg.nopolar and not cfg.oversample_polar
-    polar = torch.full((P,), 1.0 if nopolar else 0.0, dtype=gdt, device=dev)
+    # None stands for the C's initial 0 until the first factor replaces it
+    polar = torch.ones(P, dtype=gdt, device=dev) if nopolar else None
     omega = None
     cap = None
     blk = None
@@ -275,13 +296,13 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
                 cap = torch.zeros(P, dtype=gdt, device=dev)
             cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *_abs_args(s))
             cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
-        elif cap is None:
-            cap = torch.ones(P, dtype=gdt, device=dev)
+        elif cap is None and (rec is not None or _slow_path(cfg)):
+            cap = torch.ones(P, dtype=gdt, device=dev)  # no thickness: exactly 1 (only read there)
         pol_src = None
         # with K = 0 the factor is ≥ ½, so once set (first block, no -dmin) it never changes
         settled = b > 0 and s.polar_K == 0 and blk.keep is None and not cfg.oversample_polar and rec is None
         if not nopolar and not settled:
-            pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis)
+            pol_src = kahn_factor(s.polar_K, s.sources.incident, blk.d, s.polar_basis, s.static.inc_code)
         use_tc = None
         if interp_on:
             use_tc = blk.looked_up.clone() if blk.looked_up is not None else torch.ones_like(blk.h, dtype=torch.bool)
@@ -294,6 +315,8 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
         if _slow_path(cfg):
             if I is None:
                 I = torch.zeros(P, dtype=dt, device=dev)
+            if polar is None:
+                polar = torch.zeros(P, dtype=gdt, device=dev)
             I, polar = _accumulate_sequential(cfg, I, polar, pol_src, term, blk, cap, omega)
         else:
             if pol_src is not None:
@@ -304,7 +327,12 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
             I = add if I is None else I + add  # 0 + x is x exactly
         if rec is not None:
             rec.block(t, ss, sf, s, blk, F, omega, cap, I)
-    v = R_E_SQR * s.fluence * I.to(gdt) / s.steps
+    v = I.to(gdt)
+    # ×1 and ÷1 are exact no-ops
+    if R_E_SQR * s.fluence != 1.0:
+        v = R_E_SQR * s.fluence * v
+    if s.steps != 1:
+        v = v / s.steps
     if not cfg.oversample_thick and s.detector.thickness > 0:  # cap is exactly 1 otherwise
         v = v * cap
     if not cfg.oversample_polar:
@@ -329,9 +357,13 @@ def _abs_args(s):
     return (None, False)
 
 
-def _first_polar(polar: Tensor, pol_src: Tensor, keep: Tensor | None) -> Tensor:
-    # P is computed at the first source not removed by dmin while it is still 0
+def _first_polar(polar: Tensor | None, pol_src: Tensor, keep: Tensor | None) -> Tensor:
+    """P is computed at the first source not removed by dmin while it is still 0 (None: the
+    initial 0 of every pixel, which the first live source replaces without a test)."""
     for j in range(pol_src.shape[1]):
+        if polar is None:
+            polar = pol_src[:, j] if keep is None else torch.where(keep[:, j], pol_src[:, j], torch.zeros_like(pol_src[:, j]))
+            continue
         live = polar == 0 if keep is None else (polar == 0) & keep[:, j]
         polar = torch.where(live, pol_src[:, j], polar)
     return polar
