@@ -106,3 +106,63 @@ def test_traced_compiled_run_takes_the_eager_pass(capsys, tmp_path, fresh_dynamo
     assert fresh_dynamo["stats"].get("unique_graphs", 0) == 0
     image = np.fromfile(out, dtype="<f4").reshape(32, 32)
     assert taps(text)["floatimage_accumulated"][0][0] == float(image[12, 20])
+
+
+# --- exact shortcuts of the eager pass: each must equal the general computation bit for bit
+
+
+def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape, dtype and bits (torch.equal would call −0 equal to 0 and NaN unequal)."""
+    ints = {torch.float64: torch.int64, torch.float32: torch.int32}
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(
+        a.contiguous().view(ints[a.dtype]), b.contiguous().view(ints[b.dtype]))
+
+
+@pytest.mark.parametrize("with_zero", [False, True])
+@pytest.mark.parametrize("N", [(5, 5, 5), (1, 4, 3)])
+def test_square_without_zero_tests_equals_the_checked_path(with_zero, N):
+    from simulator.lattice import square
+
+    g = torch.Generator().manual_seed(3)
+    h, k, l = (torch.randn(4096, dtype=torch.float64, generator=g) * 6 for _ in range(3))
+    if with_zero:  # exact zeros (0/0 in the unchecked ratio), one of them −0
+        h[17], k[99], l[5] = 0.0, -0.0, 0.0
+    quick = square(h, k, l, N)
+    checked = square(h, k, l, N, fused=True)  # always the select path
+    for a, b in zip(quick, checked):
+        assert _bits_equal(a, b)
+    assert torch.isfinite(quick.total).all()
+
+
+def test_incident_codes_only_special_case_exact_values():
+    inc = torch.tensor([[1.0, 0.0, -0.0], [1.0, 0.0, -0.0]], dtype=torch.float64)
+    assert kernel._incident_codes(inc) == ((False, True, False), (1, 0, 0))
+    tilted = torch.tensor([[0.999, 0.0447, 0.0]], dtype=torch.float64)
+    assert kernel._incident_codes(tilted) == ((False, False, True), (2, 2, 0))
+    assert kernel._incident_codes(inc.clone().requires_grad_()) == ((False,) * 3, (2,) * 3)
+
+
+@pytest.mark.parametrize("incident", [[[1.0, 0.0, 0.0]], [[1.0, 0.0, -0.0], [1.0, 0.0, 0.0]],
+                                      [[0.99, 0.1, -0.0995], [0.0, 0.0, 1.0]]])
+def test_unpolarized_factor_with_codes_equals_the_full_dot_product(incident):
+    from simulator.polarization import kahn_factor, polar_basis
+
+    inc = torch.tensor(incident, dtype=torch.float64)
+    inc = inc / inc.norm(dim=1, keepdim=True)
+    g = torch.Generator().manual_seed(5)
+    d = torch.randn(1000, 3, dtype=torch.float64, generator=g)
+    d[0] = torch.tensor([0.0, 1.0, 0.0])  # perpendicular: cos2θ is a (signed) zero
+    d = tuple((d / d.norm(dim=1, keepdim=True)).unbind(-1))
+    basis = polar_basis(inc, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    codes = kernel._incident_codes(inc)[1]
+    assert _bits_equal(kahn_factor(0.0, inc, d, basis, codes), kahn_factor(0.0, inc, d, basis))
+
+
+@pytest.mark.parametrize("keep", [None, "some"])
+def test_first_polarization_from_none_equals_from_zeros(keep):
+    g = torch.Generator().manual_seed(7)
+    pol = torch.rand(500, 3, dtype=torch.float64, generator=g)
+    pol[::7, 0] = 0.0  # a factor of exactly 0 lets a later source set it
+    mask = None if keep is None else torch.rand(500, 3, generator=g) > 0.4
+    ref = kernel._first_polar(torch.zeros(500, dtype=torch.float64), pol, mask)
+    assert _bits_equal(kernel._first_polar(None, pol, mask), ref)
