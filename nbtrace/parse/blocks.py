@@ -141,7 +141,7 @@ def _clean_lines(data: bytes, buf: np.ndarray, size: int, starts: np.ndarray, le
     clean = np.ones(n, dtype=bool)
     bad = np.flatnonzero(buf < 32)
     bad = bad[buf[bad] != 10]
-    if not data[:size].isascii() or data.find(b"\x7f", 0, size) >= 0:
+    if not data.isascii() or data.find(b"\x7f", 0, size) >= 0:  # (the padding is ASCII)
         bad = np.union1d(bad, np.flatnonzero(buf >= 127))
     if bad.size:
         clean[np.searchsorted(starts, bad, side="right") - 1] = False
@@ -234,10 +234,9 @@ def value_bytes(lines: Lines, taps: np.ndarray) -> tuple[bytes, np.ndarray]:
     # the k-th value of a line follows its space number first_space + 1 + k
     k = np.arange(total, dtype=np.int64) + np.repeat(lines.first_space[taps] + 1 - first_tok, nv)
     start = sp[k] + 1
-    last = np.zeros(total, dtype=bool)
-    last[first_tok[1:] - 1] = True
-    last[-1] = True
-    end = np.where(last, np.repeat(lines.ends[taps], nv), sp[np.minimum(k + 1, len(sp) - 1)])
+    end = np.empty_like(start)
+    end[:-1] = start[1:] - 1  # a token ends at the space before the next one...
+    end[np.r_[first_tok[1:] - 1, total - 1]] = lines.ends[taps]  # ... or at its line's end
     v_start = start[first_tok]  # where each line's values begin
     v_stop = lines.ends[taps] + 1  # just after its newline
     lo = int(lines.starts[taps[0]])

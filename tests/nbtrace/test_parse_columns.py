@@ -191,3 +191,33 @@ def test_read_traces_worker_crash_falls_back_to_reading_b_here(monkeypatch, capf
     assert proc.exitcode == 0 and "Traceback" not in capfd.readouterr().err
     _, b = read_traces(WILD_C, WILD_PY)
     _same_trace(b, real_read(WILD_PY))
+
+
+@pytest.mark.parametrize("how", ["shared", "no_mapping", "too_small"])
+def test_read_traces_without_shared_memory_pickles_the_columns(how, monkeypatch):
+    """The worker hands B back through a shared mapping; when there is none (the system refused
+    it) or it is too small, B's columns are pickled instead — the same trace either way."""
+    import mmap
+
+    monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", 0)
+    if how == "no_mapping":
+        monkeypatch.setattr(parse_mod, "_shared_memory", lambda path: None)
+    elif how == "too_small":
+        monkeypatch.setattr(parse_mod, "_shared_memory", lambda path: mmap.mmap(-1, 64))
+    unpacked = []
+    real = parse_mod._from_shared
+    monkeypatch.setattr(parse_mod, "_from_shared", lambda payload, shared: unpacked.append(1) or real(payload, shared))
+    _, b = read_traces(WILD_C, WILD_PY)
+    assert len(unpacked) == (1 if how == "shared" else 0)
+    _same_trace(b, read_trace(WILD_PY))
+
+
+def test_columns_from_the_shared_mapping_are_read_only():
+    import mmap
+
+    trace = read_trace(WILD_PY)
+    shared = mmap.mmap(-1, 1 << 20)
+    back = parse_mod._from_shared(parse_mod._to_shared(trace, shared), shared)
+    _same_trace(back, trace)
+    with pytest.raises(ValueError):
+        back.columns().values[0] = 1.0
