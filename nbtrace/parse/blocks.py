@@ -87,7 +87,7 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
     n = len(ends)
     length = ends - starts
     spaces = np.flatnonzero(buf == 32)
-    clean = _clean_lines(data, buf, size, starts, length, spaces)
+    clean = _clean_lines(data, buf, size, starts, length, spaces, len(nl))
     if open_end:
         clean[-1] = False
     upto = np.searchsorted(spaces, ends)  # spaces before each line's end
@@ -135,12 +135,15 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
 
 
 def _clean_lines(data: bytes, buf: np.ndarray, size: int, starts: np.ndarray, length: np.ndarray,
-                 spaces: np.ndarray) -> np.ndarray:
+                 spaces: np.ndarray, n_newlines: int) -> np.ndarray:
     """True for lines of printable ASCII separated by single spaces (none leading or trailing)."""
     n = len(starts)
     clean = np.ones(n, dtype=bool)
-    bad = np.flatnonzero(buf < 32)
-    bad = bad[buf[bad] != 10]
+    ctrl = buf < 32
+    if np.count_nonzero(ctrl) > n_newlines:  # control characters other than the newlines
+        bad = np.flatnonzero(ctrl & (buf != 10))
+    else:
+        bad = np.zeros(0, dtype=np.int64)
     if not data.isascii() or data.find(b"\x7f", 0, size) >= 0:  # (the padding is ASCII)
         bad = np.union1d(bad, np.flatnonzero(buf >= 127))
     if bad.size:
@@ -164,6 +167,34 @@ def _codes(words: np.ndarray, pos: np.ndarray, length: np.ndarray, n_words: int)
     cols = [words[pos] & _MASKS[np.minimum(length, 8)]]
     for j in range(1, n_words):
         cols.append(words[pos + 8 * j] & _MASKS[np.clip(length - 8 * j, 0, 8)])
+    # most lines of a log share one prefix: those equal to the commonest string of the first
+    # lines need no hashing
+    head = cols[0][:64]
+    u, inv, cnt = np.unique(head, return_inverse=True, return_counts=True)
+    ref = int(np.argmax(inv.reshape(-1) == np.argmax(cnt)))
+    same = length == length[ref]
+    for w in cols:
+        same &= w == w[ref]
+    if np.count_nonzero(same) * 2 < len(same):
+        return _hashed(cols, length)
+    rest = np.flatnonzero(~same)
+    if not rest.size:
+        return np.zeros(len(same), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    sub = _hashed([w[rest] for w in cols], length[rest])
+    if sub is None:
+        return None
+    first = np.concatenate(([np.argmax(same)], rest[sub[1]]))
+    local = np.empty(len(same), dtype=np.int64)
+    local[same] = 0
+    local[rest] = sub[0] + 1
+    order = np.argsort(first, kind="stable")  # number the codes in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[local], first[order]
+
+
+def _hashed(cols: list, length: np.ndarray):
+    """_codes of strings given as masked words (``cols``, one array per word) and lengths."""
     h = cols[0] ^ length.astype(np.uint64)
     with np.errstate(over="ignore"):
         for w in cols[1:]:  # any mix will do: equal strings get equal h, and h is checked
