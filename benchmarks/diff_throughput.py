@@ -102,7 +102,8 @@ def stages(a_path: str, b_path: str) -> tuple[str, object]:
 
 
 def via_cli(a_path: str, b_path: str) -> tuple[float, float, float, int, float]:
-    """Wall seconds, CPU seconds of the CLI process and of its parse worker, exit code, peak RSS (MB)."""
+    """Wall seconds, CPU seconds of the CLI process and of its helper processes (B's parse worker,
+    the second half of the comparisons), exit code, peak RSS (MB)."""
     code = ("import resource, sys\n"
             "from nbtrace.cli import main\n"
             "try:\n    main(['diff', sys.argv[1], sys.argv[2], '--format', 'json'])\n"
@@ -156,12 +157,13 @@ def main() -> None:
         print(f"CLI `nbtrace diff A B --format json` (fresh process, {args.runs} runs; goal <= 2 s wall), "
               f"exit {runs[0][3]}:")
         for wall, cpu_main, cpu_worker, _, rss in runs:
-            print(f"  run: {wall:.2f} s wall, CPU {cpu_main:.2f} s CLI process + {cpu_worker:.2f} s parse worker, "
+            print(f"  run: {wall:.2f} s wall, CPU {cpu_main:.2f} s CLI process + {cpu_worker:.2f} s helpers, "
                   f"peak RSS {rss:.0f} MB")
         print(f"  wall   best {_best(runs, 0):.2f} s, median {_median(runs, 0):.2f} s")
-        print(f"  CPU of the CLI process (its parse of A, then the diff: the critical path) "
+        print(f"  CPU of the CLI process (its parse of A, then the diff with half of the comparisons: the "
+              f"critical path) "
               f"best {_best(runs, 1):.2f} s, median {_median(runs, 1):.2f} s")
-        print(f"  CPU of the parse worker (B, concurrently) best {_best(runs, 2):.2f} s, "
+        print(f"  CPU of the helper processes (B's parse, then half of the tap comparisons) best {_best(runs, 2):.2f} s, "
               f"median {_median(runs, 2):.2f} s")
         print(f"  peak RSS (larger of CLI process and worker) {max(r[4] for r in runs):.0f} MB; on an idle "
               f"2-core machine the wall time is about the CLI process's CPU")

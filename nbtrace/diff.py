@@ -29,6 +29,8 @@ from nbtrace.units import NamedFactor
 PROVENANCE = ("producer", "dtype", "argv", "structure_factors")
 # The setup block of a real build is a few dozen lines; a silent build has none at the top.
 SETUP_HEAD = 2000
+# Matched records from which the taps are compared in two processes (a fork costs ~20 ms).
+PARALLEL_COMPARE_MIN = 300_000
 # Taps whose divergence, with all upstream taps agreeing, points at an input file.
 INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale Fdump.bin? another -hkl file?)")}
 
@@ -85,10 +87,7 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
     if not force and not (pixels_a and pixels_b):
         _refuse_shifted_pixels(a, b, al, settings.geometry)
-    cols_a, cols_b = TraceColumns(a), TraceColumns(b)
-    verdicts = [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings,
-                              cols_a=cols_a, cols_b=cols_b)
-                for g in al.groups if g.tap not in PROVENANCE]
+    verdicts = compare_all([g for g in al.groups if g.tap not in PROVENANCE], a, b, spec, settings)
     unmatched_a = _unmatched(a, al, "a")
     unmatched_b = _unmatched(b, al, "b")
     verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b, spec)
@@ -116,6 +115,76 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
         pixels_a=pixels_a, pixels_b=pixels_b, warnings=tuple(warnings),
         spec_name=getattr(spec, "name", None), context={k: _jsonable(v) for k, v in context.items()},
         provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0 or cover.one_sided)
+
+
+def compare_all(groups, a: Trace, b: Trace, spec, settings) -> list[TapVerdict]:
+    """compare_group of every group, in order. Large traces: the groups are split in two halves
+    of about as many records, the second compared in a forked process at the same time (each
+    tap's comparison is independent and deterministic, so the verdicts are the same); if that
+    process fails for any reason its half is compared here."""
+    cols_a, cols_b = TraceColumns(a), TraceColumns(b)
+
+    def run(part):
+        return [compare_group(g, a, b, spec.get(g.tap) if spec else None, settings, cols_a=cols_a, cols_b=cols_b)
+                for g in part]
+
+    sizes = np.array([len(g.ia) for g in groups], dtype=np.int64)
+    if len(groups) < 2 or sizes.sum() < PARALLEL_COMPARE_MIN:
+        return run(groups)
+    cut = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) + 1
+    cut = min(max(cut, 1), len(groups) - 1)
+    helper = _fork(run, groups[cut:])
+    try:
+        first = run(groups[:cut])
+    except BaseException:
+        _joined(helper, stop=True)
+        raise
+    second = _joined(helper)
+    return first + (second if second is not None else run(groups[cut:]))
+
+
+def _fork(fn, arg):
+    """A forked process computing fn(arg) and sending it back: (process, pipe end), or None."""
+    import multiprocessing
+
+    def child(conn):
+        try:
+            conn.send(("ok", fn(arg)))
+        except BaseException:  # the parent computes it again and meets the error itself
+            try:
+                conn.send(("crash",))
+            except BaseException:
+                pass
+        finally:
+            conn.close()
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=child, args=(send,), daemon=True)
+        proc.start()
+    except (ValueError, OSError):
+        return None
+    send.close()
+    return proc, recv
+
+
+def _joined(helper, stop: bool = False):
+    """The helper's result, or None when there is no helper, it failed, or ``stop`` (its result
+    is no longer wanted)."""
+    if helper is None:
+        return None
+    proc, conn = helper
+    try:
+        got = ("crash",) if stop else conn.recv()
+    except (EOFError, OSError):
+        got = ("crash",)
+    finally:
+        conn.close()
+        if proc.is_alive():
+            proc.terminate()
+        proc.join()
+    return got[1] if got[0] == "ok" else None
 
 
 def _jsonable(v):

@@ -217,3 +217,31 @@ def test_unread_note_without_a_sniffed_reading_counts_ignored_lines():
     assert unread_note(replace(t, meta={"ignored_lines": 0}), None, "eq", "A") is None
     same = replace(t, meta={"dialects": {"eq": 3}, "ignored_lines": 2})
     assert unread_note(same, same, "eq", "B") is None
+
+
+INCIDENTS = Path(__file__).resolve().parents[1] / "data" / "incidents"
+
+
+@pytest.mark.parametrize("helper", ["works", "crashes"])
+def test_comparing_in_two_processes_gives_the_serial_result(helper, monkeypatch):
+    """Large traces are compared half here, half in a forked process: the verdicts (and the
+    whole result) are the serial ones; a helper that fails is made up for here."""
+    import nbtrace.diff as diff_mod
+
+    a = read_trace(INCIDENTS / "r15_oversample_auto" / "reference.log")
+    b = read_trace(INCIDENTS / "r15_oversample_auto" / "port.log")
+    spec = default_spec()
+    serial = diff_traces(a, b, spec)
+    monkeypatch.setattr(diff_mod, "PARALLEL_COMPARE_MIN", 0)
+    forks = []
+    real_fork = diff_mod._fork
+    if helper == "crashes":
+        def broken(run, part):
+            return real_fork(lambda p: 1 / 0, part)
+        monkeypatch.setattr(diff_mod, "_fork", lambda run, part: forks.append(1) or broken(run, part))
+    else:
+        monkeypatch.setattr(diff_mod, "_fork", lambda run, part: forks.append(1) or real_fork(run, part))
+    parallel = diff_traces(a, b, spec)
+    assert forks == [1]
+    assert parallel.findings == serial.findings
+    assert json.dumps(parallel.to_json(), sort_keys=True) == json.dumps(serial.to_json(), sort_keys=True)
