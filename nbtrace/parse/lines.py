@@ -51,27 +51,75 @@ assert len(KINDS) <= 8
 
 class _Group:
     """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file), kept as
-    columns (one list per field) so a million-line log makes no million objects."""
+    columns so a million-line log makes no million objects: typed arrays the line reader
+    appends to, after numpy segments the bulk reader hands over whole (``sealed``)."""
 
-    __slots__ = ("prefix", "name", "ctx", "line", "ends", "sk", "vals", "extras", "arity", "pending")
+    __slots__ = ("prefix", "name", "ctx", "line", "ends", "sk", "vals", "sealed", "n_sealed", "v_sealed",
+                 "extras", "arity", "pending")
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        # typed arrays, not lists: 8 bytes an entry instead of a pointer plus an int object
-        self.name = array("q")  # name code per record
-        self.ctx = array("q")  # (pixel, loop) code per record
-        self.line = array("q")
-        self.ends = array("q")  # end offset of each record's components in vals
-        self.sk = array("q")  # sigdigits * 8 + kind code
-        self.vals = array("d")
+        self._new_tail()
+        self.sealed: list[list[np.ndarray]] = []  # [name, ctx, line, ends, sk, vals] segments
+        self.n_sealed = 0  # records in the sealed segments
+        self.v_sealed = 0  # values in the sealed segments
         # position -> record not described by the columns (its occurrence is set at the end)
         self.extras: dict[int, TapRecord] = {}
         self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
         self.pending: list[tuple[int, str, str, str]] = []  # (line, what, hint, kind)
 
+    def _new_tail(self) -> None:
+        # typed arrays, not lists: 8 bytes an entry instead of a pointer plus an int object
+        self.name = array("q")  # name code per record
+        self.ctx = array("q")  # (pixel, loop) code per record
+        self.line = array("q")
+        self.ends = array("q")  # end offset of each record's components in all the values
+        self.sk = array("q")  # sigdigits * 8 + kind code
+        self.vals = array("d")
+
     @property
     def lines(self) -> int:
-        return len(self.name)
+        """Records so far."""
+        return self.n_sealed + len(self.name)
+
+    @property
+    def n_values(self) -> int:
+        return self.v_sealed + len(self.vals)
+
+    def push(self, name, ctx, line, ends, sk, vals) -> None:
+        """Append a segment of records as numpy arrays (int64 ..., float64 values; not copied)."""
+        self._seal()
+        self._add([name, ctx, line, ends, sk, vals])
+
+    def _seal(self) -> None:
+        if len(self.name) or len(self.vals):
+            ints = [np.array(a, dtype=np.int64) for a in (self.name, self.ctx, self.line, self.ends, self.sk)]
+            self._add([*ints, np.array(self.vals, dtype=np.float64)])
+            self._new_tail()
+
+    def _add(self, segment) -> None:
+        self.sealed.append(segment)
+        self.n_sealed += len(segment[0])
+        self.v_sealed += len(segment[5])
+
+    def column(self, k: int, final: bool = False) -> np.ndarray:
+        """Field k of (name, ctx, line, ends, sk, vals) over every record, as one array.
+        ``final``: the segments' copies of the field are dropped (at the end, one field at a
+        time, so that joining the segments never holds every column twice)."""
+        tail = (self.name, self.ctx, self.line, self.ends, self.sk, self.vals)[k]
+        parts = [seg[k] for seg in self.sealed]
+        if len(tail) or not parts:
+            parts.append(np.frombuffer(tail, dtype=np.float64 if k == 5 else np.int64))
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if final:
+            for seg in self.sealed:
+                seg[k] = None
+        return out
+
+    def last_line(self) -> int:
+        if len(self.line):
+            return self.line[-1]
+        return int(self.sealed[-1][2][-1]) if self.sealed else 0
 
 
 class LineParser:
@@ -218,6 +266,7 @@ class LineParser:
                             cur_group, cur_pixel = group, pixel
                             arity = group.arity
                             vals = group.vals
+                            v0 = group.v_sealed  # ends count every value of the group
                             ctx = self._ctx(pixel, ())
                             add_name, add_ctx = group.name.append, group.ctx.append
                             add_line, add_end, add_sk = group.line.append, group.ends.append, group.sk.append
@@ -257,7 +306,7 @@ class LineParser:
                             add_name(nid)
                             add_ctx(ctx)
                             add_line(lineno)
-                            add_end(start + nv)
+                            add_end(v0 + start + nv)
                             add_sk(sk)
                             continue
                     self._space_slow(group, parts[1:], lineno)
@@ -293,12 +342,8 @@ class LineParser:
             new[0] = True
             np.not_equal(seg[1:], seg[:-1], out=new[1:])
             ctx = np.array([self._ctx(pixels[k], ()) for k in seg[new].tolist()], dtype=np.int64)
-            group.name.frombytes(_raw(names))
-            group.ctx.frombytes(_raw(ctx[np.cumsum(new) - 1]))
-            group.line.frombytes(_raw(taps + (base + 1)))
-            group.ends.frombytes(_raw(np.cumsum(nvs) + len(group.vals)))
-            group.sk.frombytes(_raw(sk))
-            group.vals.frombytes(_raw(values, np.float64))
+            group.push(names.astype(np.int64, copy=False), ctx[np.cumsum(new) - 1], taps + (base + 1),
+                       np.cumsum(nvs) + group.n_values, sk.astype(np.int64, copy=False), values)
         self.last_line = base + b
         last = lines.data[int(lines.starts[b - 1]):int(lines.ends[b - 1])]
         self.last_raw = last.decode("ascii") + "\n"
@@ -605,13 +650,13 @@ class LineParser:
             nid = self._new_name(name)
         pixel = self.pixel
         values = tuple(values)
-        group.extras[len(group.name)] = TapRecord(name, values, TapIndex(pixel, loop, 0), SourceLoc(self.path, lineno),
+        group.extras[group.lines] = TapRecord(name, values, TapIndex(pixel, loop, 0), SourceLoc(self.path, lineno),
                                                   digits, kind, text, tuple(labels), dialect, None, shape)
         group.name.append(nid)
         group.ctx.append(self._ctx(pixel, loop))
         group.line.append(lineno)
         group.vals.extend(values)
-        group.ends.append(len(group.vals))
+        group.ends.append(group.n_values)
         group.sk.append(digits * 8 + KINDS.index(kind))
 
     # ------------------------------------------------------------------ the end
@@ -621,14 +666,14 @@ class LineParser:
                              "this is not a text trace; give the producer's stdout log")
         chosen = self._choose(tried)
         self._check_pending(chosen, ends_with_newline)
-        if not ends_with_newline and self.last_line and chosen.line and chosen.line[-1] == self.last_line:
+        if not ends_with_newline and self.last_line and chosen.lines and chosen.last_line() == self.last_line:
             self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "
                                  "the trace may be truncated (the value was kept as printed)")
         self._drop_others(chosen)
         return self._trace(chosen)
 
     def _choose(self, tried: str) -> _Group:
-        groups = {p: g for p, g in self.groups.items() if g.name}
+        groups = {p: g for p, g in self.groups.items() if g.lines}
         if self.want_prefix is not None:
             g = groups.get(self.want_prefix)
             if g is None:
@@ -645,7 +690,7 @@ class LineParser:
         competing = [g for g in ranked if g.lines >= MIN_COMPETING]
         if len(competing) >= 2:
             a, b = competing[0], competing[1]
-            first_b = min(b.line)
+            first_b = int(b.column(2).min())
             raise TraceError(
                 f"the file mixes two tap prefixes, {a.prefix} ({a.lines} taps) and {b.prefix} "
                 f"({b.lines} taps, the first here)", f"{self.path}:{first_b}",
@@ -676,12 +721,12 @@ class LineParser:
     def _drop_others(self, chosen: _Group) -> None:
         """Records of other prefixes become context (free text) or ignored lines (stray prefixes)."""
         for prefix, group in self.groups.items():
-            if group is chosen or not group.name:
+            if group is chosen or not group.lines:
                 continue
             if prefix == FREE:
-                self.context.extend((SourceLoc(self.path, ln), self.free_lines[ln]) for ln in group.line)
+                self.context.extend((SourceLoc(self.path, ln), self.free_lines[ln]) for ln in group.column(2).tolist())
                 continue
-            lines = set(group.line)
+            lines = set(group.column(2).tolist())
             self.counts["ignored_lines"] += len(lines)
             self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {prefix!r} ignored "
                                  f"(the taps are {chosen.prefix!r}; first at line {min(lines)})")
@@ -710,23 +755,16 @@ class LineParser:
                      dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
 
     def _columns(self, g: _Group) -> RecordColumns:
-        """The group's columns as numpy arrays viewing the typed arrays (no copy: the parser is
-        done with them), read-only like the records they describe."""
-        def view(xs: array, dtype=np.int64) -> np.ndarray:
-            out = np.frombuffer(xs, dtype=dtype)
-            out.flags.writeable = False
-            return out
-
-        sk = view(g.sk)
-        offsets = np.zeros(len(g.ends) + 1, dtype=np.int64)
-        offsets[1:] = view(g.ends)
-        name, ctx = view(g.name), view(g.ctx)
-        derived = [offsets, sk >> 3, sk & 7, occurrences(ctx, name, len(self.name_list))]
-        for a in derived:
+        """The group's columns as read-only numpy arrays (views of the parser's own arrays when
+        there is a single segment: the parser is done with them)."""
+        name, ctx, line, ends, sk, vals = (g.column(k, final=True) for k in range(6))
+        offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+        offsets[1:] = ends
+        out = [name, ctx, line, vals, offsets, sk >> 3, sk & 7, occurrences(ctx, name, len(self.name_list))]
+        for a in out:
             a.flags.writeable = False
-        return RecordColumns(tuple(self.name_list), name, tuple(self.ctx_list), ctx,
-                             derived[3], view(g.line), offsets, view(g.vals, np.float64),
-                             derived[1], derived[2])
+        return RecordColumns(tuple(self.name_list), name, tuple(self.ctx_list), ctx, out[7], line, offsets, vals,
+                             out[5], out[6])
 
 
 def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tuple[dict, dict]:
@@ -752,11 +790,6 @@ def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tup
             digits["space"] = max(digits.get("space", 0), int(sig.max()))
     dialects = {d: counts[d] for d in sorted(first, key=first.__getitem__)}
     return dialects, digits
-
-
-def _raw(a: np.ndarray, dtype=np.int64) -> memoryview:
-    """The bytes of ``a`` as ``dtype`` (no copy when it already is), for array.frombytes."""
-    return memoryview(np.ascontiguousarray(a, dtype=dtype)).cast("B")
 
 
 def occurrences(ctx: np.ndarray, name: np.ndarray, n_names: int) -> np.ndarray:
