@@ -28,7 +28,7 @@ OTHER, TAP, HEADER, BLANK = 0, 1, 2, 3
 PREFIX_MAX = 16  # bytes (2 words); longer prefixes go line by line
 NAME_MAX = 32  # bytes (4 words); longer names go line by line
 PAD = bytes(8 * (NAME_MAX // 8 + 1))  # after a block, so that every word read stays in the buffer
-HEADER_PREFIX = b"TRACE_CONFIG"
+HEADER_PREFIX = "TRACE_CONFIG"
 _CANON_HEAD = b"TRACE_CONFIG: tracing pixel (spixel="
 _CANON_MID = b", fpixel="
 _DIGITS_MAX = 9  # a canonical header's numbers: at most this many digits (int64-safe, no sign)
@@ -109,29 +109,26 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
     ok = (buf[np.maximum(colon, 0)] == ord(":")) & (plen >= 1) & (plen <= PREFIX_MAX)
     cand, plen = cand[ok], plen[ok]
     prefixes: list[str] = []
-    if cand.size:
-        coded = _codes(words, starts[cand], plen, PREFIX_MAX // 8)
-        if coded is not None:
-            codes, exemplars = coded
-            prefixes = [data[s:s + k].decode("ascii") for s, k in zip(starts[cand][exemplars].tolist(),
-                                                                        plen[exemplars].tolist())]
-            prefix[cand] = codes
-            is_header = np.array([p == HEADER_PREFIX.decode() for p in prefixes], dtype=bool)
-            is_tap = np.array([tap_prefix_ok(p) for p in prefixes], dtype=bool)
-            kind[cand[is_header[codes]]] = HEADER
-            taps = cand[is_tap[codes] & (n_sp[cand] >= 2)]
-            names = _tap_names(data, words, spaces, starts, first, taps, name)
-            if names is not None:
-                names_list, named = names
-                kind[named] = TAP
-                nv[named] = n_sp[named] - 1
-            else:
-                names_list = []
-        else:
-            names_list = []
-    else:
-        names_list = []
-    return Lines(data, starts, ends, kind, prefix, prefixes, name, names_list, nv, spaces, first, n_sp)
+    names: list[str] = []
+    coded = _codes(words, starts[cand], plen, PREFIX_MAX // 8) if cand.size else None
+    if coded is not None:
+        codes, exemplars = coded
+        prefixes = _strings(data, starts[cand][exemplars], plen[exemplars])
+        prefix[cand] = codes
+        is_header = np.array([p == HEADER_PREFIX for p in prefixes], dtype=bool)
+        is_tap = np.array([tap_prefix_ok(p) for p in prefixes], dtype=bool)
+        kind[cand[is_header[codes]]] = HEADER
+        taps = cand[is_tap[codes] & (n_sp[cand] >= 2)]
+        got = _tap_names(data, words, spaces, starts, first, taps, name)
+        if got is not None:
+            names, named = got
+            kind[named] = TAP
+            nv[named] = n_sp[named] - 1
+    return Lines(data, starts, ends, kind, prefix, prefixes, name, names, nv, spaces, first, n_sp)
+
+
+def _strings(data: bytes, pos: np.ndarray, length: np.ndarray) -> list[str]:
+    return [data[p:p + k].decode("ascii") for p, k in zip(pos.tolist(), length.tolist())]
 
 
 def _clean_lines(data: bytes, buf: np.ndarray, size: int, starts: np.ndarray, length: np.ndarray,
@@ -244,7 +241,7 @@ def _tap_names(data, words, spaces, starts, first, taps, name_out):
     if coded is None:
         return None
     codes, exemplars = coded
-    names = [data[s:s + k].decode("ascii") for s, k in zip(n_start[exemplars].tolist(), n_len[exemplars].tolist())]
+    names = _strings(data, n_start[exemplars], n_len[exemplars])
     ident = np.array([nm.isidentifier() for nm in names], dtype=bool)
     good = ident[codes]
     name_out[taps[good]] = codes[good]

@@ -8,6 +8,14 @@ Which prefix is the tap prefix is only known at the end (a file may open with ju
 taps), so records are kept per prefix group and problems found on a group's lines wait in
 ``pending`` until the group is chosen: a malformed ``TRACE_C`` line is an error, a malformed
 ``WARNING:`` banner is not.
+
+Two readers share that state. The line reader (``_feed_lines``) handles every line. Files and
+strings arrive as bytes (``feed_raw``): nbtrace.parse.blocks sorts each block's lines with numpy,
+and runs of lines that need no judgement (clean taps of one prefix, pixel headers, empty lines)
+are read in bulk (``_bulk_run``: one split and one ``float`` map per run, digits counted with
+numpy), the rest by the line reader, in file order. Both give the same records, counts and
+errors (tests/nbtrace/test_parse_bulk.py compares them on generated odd logs). Occurrences are
+counted once at the end, over the columns, for both.
 """
 
 from __future__ import annotations
