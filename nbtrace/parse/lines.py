@@ -405,9 +405,9 @@ class LineParser:
             # every component is an integer or inf/nan: "int" unless one is inf/nan (or spelt
             # with an underscore, which float() accepts and is_int_token does not)
             in_exact = np.flatnonzero(np.repeat(per == 0, nvs))
-            sel = [toks[i] for i in in_exact.tolist()]
-            if b"_" in b" ".join(sel):
-                ok = np.fromiter((_IS_INT(t) is not None for t in sel), dtype=bool, count=len(sel))
+            if b"_" in vb:
+                ok = np.fromiter((_IS_INT(toks[i]) is not None for i in in_exact.tolist()), dtype=bool,
+                                 count=len(in_exact))
             else:
                 ok = np.isfinite(values[in_exact])
             bad_rec = np.repeat(np.arange(len(exact)), nvs[exact])[~ok]
