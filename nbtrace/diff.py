@@ -10,6 +10,7 @@ import gc
 import math
 import os
 import shlex
+import threading
 from itertools import islice
 from typing import NamedTuple
 
@@ -129,7 +130,8 @@ def compare_all(groups, a: Trace, b: Trace, spec, settings) -> list[TapVerdict]:
                 for g in part]
 
     sizes = np.array([len(g.ia) for g in groups], dtype=np.int64)
-    if len(groups) < 2 or sizes.sum() < PARALLEL_COMPARE_MIN:
+    # forking a process that runs other threads can copy a lock some thread holds
+    if len(groups) < 2 or sizes.sum() < PARALLEL_COMPARE_MIN or threading.active_count() > 1:
         return run(groups)
     cut = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) + 1
     cut = min(max(cut, 1), len(groups) - 1)
