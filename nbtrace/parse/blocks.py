@@ -44,7 +44,8 @@ _EXP_BEFORE[ord(".")] = True
 
 
 class Lines(NamedTuple):
-    """The lines of one block (n lines): content is ``data[starts[i]:ends[i]]`` (no newline).
+    """The lines of one block (n lines): content is ``data[starts[i]:ends[i]]`` (no "\n" or
+    "\r\n"), the whole line with its line end ``data[starts[i]:stops[i]]``.
 
     kind: (n,) int8, OTHER / TAP / HEADER / BLANK.
     prefix, name: (n,) int64 codes into ``prefixes`` / ``names`` (block-local; -1 where unused).
@@ -56,6 +57,7 @@ class Lines(NamedTuple):
     data: bytes
     starts: np.ndarray
     ends: np.ndarray
+    stops: np.ndarray
     kind: np.ndarray
     prefix: np.ndarray
     prefixes: list
@@ -80,14 +82,18 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
     buf = np.frombuffer(data, dtype=np.uint8, count=size)
     nl = np.flatnonzero(buf == 10)
     open_end = size > 0 and data[size - 1] != 10
-    ends = np.append(nl, size) if open_end else nl
-    starts = np.empty_like(ends)
+    stops = np.append(nl + 1, size) if open_end else nl + 1  # just after each line's newline
+    starts = np.empty_like(stops)
     starts[:1] = 0
-    starts[1:] = ends[:-1] + 1
+    starts[1:] = stops[:-1]
+    ends = stops - 1 if not open_end else np.append(nl, size)
+    n_cr = data.count(b"\r", 0, size)
+    if n_cr:  # "\r\n" line ends (the caller sends no other carriage return): content stops before
+        ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
     n = len(ends)
     length = ends - starts
     spaces = np.flatnonzero(buf == 32)
-    clean = _clean_lines(data, buf, size, starts, length, spaces, len(nl))
+    clean = _clean_lines(data, buf, size, starts, length, spaces, len(nl) + n_cr)
     if open_end:
         clean[-1] = False
     upto = np.searchsorted(spaces, ends)  # spaces before each line's end
@@ -124,7 +130,7 @@ def scan(data: bytes, size: int, tap_prefix_ok) -> Lines:
             names, named = got
             kind[named] = TAP
             nv[named] = n_sp[named] - 1
-    return Lines(data, starts, ends, kind, prefix, prefixes, name, names, nv, spaces, first, n_sp)
+    return Lines(data, starts, ends, stops, kind, prefix, prefixes, name, names, nv, spaces, first, n_sp)
 
 
 def _strings(data: bytes, pos: np.ndarray, length: np.ndarray) -> list[str]:
@@ -133,12 +139,14 @@ def _strings(data: bytes, pos: np.ndarray, length: np.ndarray) -> list[str]:
 
 def _clean_lines(data: bytes, buf: np.ndarray, size: int, starts: np.ndarray, length: np.ndarray,
                  spaces: np.ndarray, n_newlines: int) -> np.ndarray:
-    """True for lines of printable ASCII separated by single spaces (none leading or trailing)."""
+    """True for lines of printable ASCII separated by single spaces (none leading or trailing).
+    n_newlines: line-end characters ("\n", and the "\r" of "\r\n") in the block; a "\r" that
+    ends no line is not clean (the content of a line stops before its "\r\n")."""
     n = len(starts)
     clean = np.ones(n, dtype=bool)
     ctrl = buf < 32
-    if np.count_nonzero(ctrl) > n_newlines:  # control characters other than the newlines
-        bad = np.flatnonzero(ctrl & (buf != 10))
+    if np.count_nonzero(ctrl) > n_newlines:  # control characters other than the line ends
+        bad = np.flatnonzero(ctrl & (buf != 10) & (buf != 13))
     else:
         bad = np.zeros(0, dtype=np.int64)
     if not data.isascii() or data.find(b"\x7f", 0, size) >= 0:  # (the padding is ASCII)
@@ -266,7 +274,7 @@ def value_bytes(lines: Lines, taps: np.ndarray) -> tuple[bytes, np.ndarray]:
     end[:-1] = start[1:] - 1  # a token ends at the space before the next one...
     end[np.r_[first_tok[1:] - 1, total - 1]] = lines.ends[taps]  # ... or at its line's end
     v_start = start[first_tok]  # where each line's values begin
-    v_stop = lines.ends[taps] + 1  # just after its newline
+    v_stop = lines.ends[taps] + 1  # one line-end byte kept: the separator after the last value
     lo = int(lines.starts[taps[0]])
     drop = v_start - np.r_[lo, v_stop[:-1]]
     keep = v_stop - v_start

@@ -171,7 +171,8 @@ class LineParser:
         (nbtrace.parse.blocks); runs of at least MIN_RUN lines the bulk reader can take (clean
         taps of one prefix, pixel headers, empty lines) are read in one go, everything else goes
         through the line reader, in file order, so both share one state. A carriage return
-        anywhere hands the rest of the stream to ``feed`` (it is a line break of its own there).
+        that does not end a line with "\n" hands the rest of the stream to ``feed`` (such a
+        carriage return is a line break of its own); "\r\n" line ends are read in bulk.
         """
         carry = b""
         first = True
@@ -181,19 +182,23 @@ class LineParser:
                 first = False
                 if chunk.startswith(codecs.BOM_UTF8):
                     chunk = chunk[len(codecs.BOM_UTF8):]
-            if b"\r" in chunk:
-                self._feed_text(carry + chunk, raw)
-                return
             if not chunk:
-                if carry:
+                if _lone_cr(carry, len(carry)):
+                    self._feed_text(carry, raw)
+                elif carry:
                     self._feed_block(carry + blocks.PAD, len(carry))
                 return
             cut = chunk.rfind(b"\n") + 1
             if not cut:
                 carry += chunk
                 continue
-            self._feed_block(b"".join((carry, chunk[:cut], blocks.PAD)), len(carry) + cut)
+            block = b"".join((carry, chunk[:cut], blocks.PAD))
+            size = len(carry) + cut
             carry = chunk[cut:]
+            if _lone_cr(block, size) or b"\r" in carry[:-1]:
+                self._feed_text(block[:size] + carry, raw)
+                return
+            self._feed_block(block, size)
 
     def _feed_text(self, head: bytes, raw) -> None:
         """The rest of the stream (``head``, then ``raw``) through the line reader."""
@@ -228,7 +233,9 @@ class LineParser:
 
     def _line_range(self, lines, size: int, a: int, b: int) -> None:
         """Lines a..b-1 of a block through the line reader."""
-        text = lines.data[int(lines.starts[a]):min(int(lines.ends[b - 1]) + 1, size)].decode("utf-8")
+        text = lines.data[int(lines.starts[a]):int(lines.stops[b - 1])].decode("utf-8")
+        if "\r" in text:  # only in "\r\n" line ends here: universal newlines make them "\n"
+            text = text.replace("\r\n", "\n")
         parts = text.split("\n")
         last = parts.pop()
         out = [p + "\n" for p in parts]
@@ -817,6 +824,12 @@ def occurrences(ctx: np.ndarray, name: np.ndarray, n_names: int) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)
     out[order] = np.arange(n) - np.repeat(run_start, counts)
     return out
+
+
+def _lone_cr(data: bytes, size: int) -> bool:
+    """Whether data[:size] holds a carriage return not followed by a newline."""
+    n = data.count(b"\r", 0, size)
+    return n > 0 and data.count(b"\r\n", 0, size) != n
 
 
 class _Prepended(io.RawIOBase):

@@ -204,3 +204,22 @@ def test_a_log_ending_mid_line_is_read_as_the_line_reader_reads_it(monkeypatch):
     bulk, by_line = _both(text, monkeypatch)
     assert_same_trace(bulk, by_line)
     assert any("no newline" in w for w in bulk.meta["warnings"])
+
+
+@pytest.mark.parametrize("via", ["text", "file"])
+@pytest.mark.parametrize("ending", ["\r\n", "\r", "mixed"])
+def test_carriage_returns_read_as_universal_newlines(ending, via, monkeypatch, tmp_path):
+    """"\r\n" line ends are read in bulk; a lone "\r" (a line break of its own) sends the rest
+    of the stream to the line reader; either way the trace is the line reader's."""
+    calls = []
+    real = lines_mod.LineParser._bulk_run
+    monkeypatch.setattr(lines_mod.LineParser, "_bulk_run", lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    body = [f"TRACE_C: F_latt {i}.25" for i in range(300)]
+    if ending == "mixed":
+        text = "\r\n".join(body[:150]) + "\r\n" + "\n".join(body[150:]) + "\rTRACE_C: F_latt 7\r"
+    else:
+        text = ending.join(body) + ending
+    bulk, by_line = _both(text, monkeypatch, tmp_path if via == "file" else None, block=511, min_run=4)
+    assert_same_trace(bulk, by_line)
+    assert len(bulk.records) == 300 + (ending == "mixed")
+    assert any(calls) == (ending != "\r")
