@@ -110,9 +110,10 @@ def _start_worker(path, dialect, prefix):
 
 
 def _shared_memory(path):
-    """An anonymous shared mapping large enough for the columns of any trace the file can hold
-    (a record takes a line of at least 7 bytes, a value at least 2): address space only, pages
-    are allocated as the worker writes them. None when the system refuses it."""
+    """An anonymous shared mapping for the worker's columns: 16 bytes per byte of the file, more
+    than any space-form trace needs (a record takes a line of at least 7 bytes and 56 bytes of
+    columns, a value 2 bytes and 8); only address space, pages are allocated as the worker
+    writes them. None when the system refuses it; columns that do not fit are pickled."""
     import mmap
 
     try:
