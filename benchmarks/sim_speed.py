@@ -58,18 +58,14 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
         t0 = time.perf_counter()
         render_frame(warm, workers=threads)
         t_warm = time.perf_counter() - t0
-        cpu0 = _cpu_self()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         image = render_frame(setup, workers=threads)
         t_render = time.perf_counter() - t0
-        cpu_render = _cpu_self() - cpu0
-    print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "cpu_s": cpu_render,
-                      "sum": float(image.double().sum())}))
-
-
-def _cpu_self() -> float:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime + u.ru_stime
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(json.dumps({"setup_s": t_setup, "warmup_s": t_warm, "render_s": t_render, "cpu_s": cpu,
+                      "faults": after.ru_minflt - before.ru_minflt, "sum": float(image.double().sum())}))
 
 
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
@@ -112,12 +108,17 @@ def run_c(size: int, threads: int) -> dict:
     return {"render_s": wall, "cpu_s": cpu, "rss_mb": rss}
 
 
-def _producers(no_compile: bool) -> list[tuple[str, str | None, bool]]:
-    """(label, dtype or None for C, compiled)."""
-    rows = [("C reference", None, False)]
+def _producers(no_compile: bool, threads: int) -> list[tuple[str, str | None, bool, int]]:
+    """(label, dtype or None for C, compiled, threads)."""
+    rows = [("C reference", None, False, threads)]
     for compiled in (False,) if no_compile else (False, True):
         for dtype in ("float64", "float32"):
-            rows.append((f"PyTorch {dtype}" + (" -compile" if compiled else ""), dtype, compiled))
+            rows.append((f"PyTorch {dtype}" + (" -compile" if compiled else ""), dtype, compiled, threads))
+    if not no_compile and threads > 1:
+        # the compiled kernel's OpenMP loop is statically split: on a busy machine a thread
+        # that loses its core stalls the whole frame; one thread shows the floor
+        for dtype in ("float64", "float32"):
+            rows.append((f"PyTorch {dtype} -compile 1t", dtype, True, 1))
     return rows
 
 
@@ -154,11 +155,11 @@ def main() -> int:
     print(f"seed configuration {SEED} -detpixels {args.size}  ({args.threads} threads, {args.repeat} rounds)")
     print(f"load average (1/5/15 min) before: {_load()}")
     cold = {} if args.no_compile else _cold_compiles(args.size, args.threads)
-    producers = _producers(args.no_compile)
-    runs: dict[str, list[dict]] = {label: [] for label, _, _ in producers}
+    producers = _producers(args.no_compile, args.threads)
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in producers}
     for _ in range(args.repeat):
-        for label, dtype, compiled in producers:
-            r = run_c(args.size, args.threads) if dtype is None else run_python(dtype, args.size, args.threads, compiled)
+        for label, dtype, compiled, threads in producers:
+            r = run_c(args.size, threads) if dtype is None else run_python(dtype, args.size, threads, compiled)
             runs[label].append(r)
     print(f"load average (1/5/15 min) after:  {_load()}")
     _report(runs, producers, cold)
@@ -169,12 +170,12 @@ def _report(runs: dict, producers: list, cold: dict) -> None:
     c_ok = [r for r in runs["C reference"] if "error" not in r]
     c_wall = _stats([r["render_s"] for r in c_ok]) if c_ok else None
     c_cpu = _stats([r["cpu_s"] for r in c_ok]) if c_ok else None
-    print(f"{'producer':<26} {'wall best':>9} {'median':>7} {'× C':>6} {'target':>7} "
-          f"{'CPU best':>9} {'median':>7} {'× C':>6} {'RSS MB':>7} {'warm-up s':>10}")
-    for label, dtype, _ in producers:
+    print(f"{'producer':<28} {'wall best':>9} {'median':>7} {'× C':>6} {'target':>7} "
+          f"{'CPU best':>9} {'median':>7} {'× C':>6} {'RSS MB':>7} {'faults':>8} {'warm-up s':>10}")
+    for label, dtype, _, _ in producers:
         ok = [r for r in runs[label] if "error" not in r]
         if not ok:
-            print(f"{label:<26} {runs[label][0]['error']}")
+            print(f"{label:<28} {runs[label][0]['error']}")
             continue
         wall, cpu = _stats([r["render_s"] for r in ok]), _stats([r["cpu_s"] for r in ok])
         # ratios of medians: the figure least moved by one unlucky round
@@ -182,14 +183,17 @@ def _report(runs: dict, producers: list, cold: dict) -> None:
         cpu_ratio = cpu[1] / c_cpu[1] if c_cpu else float("nan")
         target = f"≤{TARGETS[dtype]}" if dtype in TARGETS else ""
         warm = f"{statistics.median(r['warmup_s'] for r in ok):10.2f}" if "warmup_s" in ok[0] else ""
-        print(f"{label:<26} {wall[0]:9.3f} {wall[1]:7.3f} {ratio:6.2f} {target:>7} "
-              f"{cpu[0]:9.2f} {cpu[1]:7.2f} {cpu_ratio:6.2f} {max(r['rss_mb'] for r in ok):7.0f} {warm}")
+        faults = f"{statistics.median(r['faults'] for r in ok):8.0f}" if "faults" in ok[0] else f"{'':8}"
+        print(f"{label:<28} {wall[0]:9.3f} {wall[1]:7.3f} {ratio:6.2f} {target:>7} "
+              f"{cpu[0]:9.2f} {cpu[1]:7.2f} {cpu_ratio:6.2f} {max(r['rss_mb'] for r in ok):7.0f} {faults} {warm}")
     for dtype, t in cold.items():
         if t is not None:
             print(f"-compile {dtype}: cold compile (empty inductor cache) {t:.1f} s; "
                   "the warm-up column is the same step with the cache a previous run left")
     _sum_checks(runs)
     print("× C: ratio of medians. Times are warm renders (C: whole process, incl. writing its float image).")
+    print("'1t' rows: the compiled kernel on one thread, still against the C's --threads.")
+    print("faults: minor page faults during the render (the image's own first touch is 32768 per 4096² float64).")
     print("CPU s (user+sys) is the fairer figure when other jobs share the machine. RSS target: ≤ 1536 MB.")
 
 
