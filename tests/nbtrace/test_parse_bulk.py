@@ -223,3 +223,32 @@ def test_carriage_returns_read_as_universal_newlines(ending, via, monkeypatch, t
     assert_same_trace(bulk, by_line)
     assert len(bulk.records) == 300 + (ending == "mixed")
     assert any(calls) == (ending != "\r")
+
+
+PIECES = [b"TRACE_C: ", b"TRACE_CONFIG: tracing pixel (spixel=", b"1", b", fpixel=", b")", b"\n", b"\r\n", b"\r",
+          b" ", b"  ", b"\t", b"x", b"F_latt", b"1.5", b"-inf", b"nan", b"e", b".", b":", b"=", b"\x00", b"\xff",
+          b"\xc3\xa9", b"TRACE: ", b"TRACE_C_PHI phi_tic=1 k=2", b"0", b"_", b"TRACE_PY: ", b"\xef\xbb\xbf", b"1e5",
+          b"\x0c", b"abc"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bulk_reader_equals_line_reader_on_byte_soup(seed, monkeypatch, tmp_path):
+    """Files glued from trace fragments, control bytes, bad UTF-8 and stray carriage returns:
+    the same trace or the same one-line error, never an exception of another kind."""
+    rng = random.Random(seed)
+    for k in range(5):
+        data = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 300)))
+        path = tmp_path / f"soup{k}.log"
+        path.write_bytes(data)
+
+        def read():
+            try:
+                return read_trace(path)
+            except TraceError as exc:
+                return exc.one_line()
+
+        monkeypatch.setattr(lines_mod, "BLOCK_BYTES", rng.choice([16, 64, 4096]))
+        monkeypatch.setattr(lines_mod, "MIN_RUN", rng.choice([1, 2, 5]))
+        bulk = read()
+        monkeypatch.setattr(lines_mod, "MIN_RUN", 10**9)
+        assert_same_trace(bulk, read())
