@@ -133,9 +133,7 @@ def _write_out(out_dir: str, result, argv, inputs) -> None:
 def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, atol, context_items,
             dtype, pixel, prefix_a, prefix_b):
     """Diff trace A (reference) against trace B (port) and name the root cause."""
-    from nbtrace.diff import diff_traces
     from nbtrace.parse import read_traces
-    from nbtrace.report import render
 
     if (rtol is None) != (atol is None):
         raise UsageError("--rtol and --atol go together", hint="give both, or neither")
@@ -146,6 +144,10 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
     if dtype:
         context["dtype"] = dtype
     a, b = read_traces(trace_a, trace_b, dialect=dialect, prefix_a=prefix_a, prefix_b=prefix_b)
+    # imported after the parse: B's parse worker is forked without waiting for these modules
+    from nbtrace.diff import diff_traces
+    from nbtrace.report import render
+
     if pixel:
         a, b = select_pixel(a, tuple(pixel)), select_pixel(b, tuple(pixel))
     spec = _spec(spec_path, a, b)
