@@ -356,7 +356,7 @@ class LineParser:
             new = np.empty(len(seg), dtype=bool)
             new[0] = True
             np.not_equal(seg[1:], seg[:-1], out=new[1:])
-            ctx = np.array([self._ctx(pixels[k], ()) for k in seg[new].tolist()], dtype=np.int64)
+            ctx = np.array(self._ctxs([(pixels[k], ()) for k in seg[new].tolist()]), dtype=np.int64)
             group.push(names.astype(np.int64, copy=False), ctx[np.cumsum(new) - 1], taps + (base + 1),
                        np.cumsum(nvs) + group.n_values, sk.astype(np.int64, copy=False), values)
         self.last_line = base + b
@@ -451,6 +451,13 @@ class LineParser:
         if got is None:
             got = self.ctx_ids[key] = len(self.ctx_list)
             self.ctx_list.append(key)
+        return got
+
+    def _ctxs(self, keys: list) -> list[int]:
+        """_ctx of each (pixel, loop) key, numbered in this order when new."""
+        got = list(map(self.ctx_ids.get, keys))
+        if None in got:
+            got = [self._ctx(*key) if c is None else c for key, c in zip(keys, got)]
         return got
 
     def _space_group(self, prefix: str) -> _Group | None:
