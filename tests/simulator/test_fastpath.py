@@ -87,10 +87,13 @@ def test_compiled_pass_matches_eager_and_keeps_the_thread_count(fresh_dynamo, dt
     eager = build_setup(parse_args(args))
     comp = build_setup(parse_args(args + ["-compile"]))
     threads = torch.get_num_threads()
+    omp = kernel._openmp()
+    dynamic = omp.omp_get_dynamic() if omp is not None else None
     with torch.no_grad():
         ref = kernel.render_frame(eager, chunk=108).numpy()
         got = kernel.render_frame(comp, chunk=108, workers=2).numpy()
     assert torch.get_num_threads() == threads
+    assert (omp.omp_get_dynamic() if omp is not None else None) == dynamic
     assert fresh_dynamo["stats"]["unique_graphs"] >= 1, "the compiled pass did not run"
     assert sum(fresh_dynamo["graph_break"].values()) == 0
     rtol = 1e-10 if dtype == "float64" else 1e-5
