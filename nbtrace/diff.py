@@ -102,6 +102,10 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
                         f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
     matched = al.matched
     root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
+    patterns = _root_patterns(a, b, al, loc.root.verdict) if root is not None else ()
+    if patterns:
+        headline = headline[:-1] + "".join(f"; {p.short}" for p in patterns) + "."
+        root = RootCause(root.tap, root.loop, root.index, root.kind, root.factor, headline)
     cover = coverage(a, b, al, spec)
     if matched and cover.one_sided:
         headline = _one_sided_headline(cover, a, b) + (f" Among the compared taps: {headline}" if root else "")
@@ -115,7 +119,46 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
         matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,
         pixels_a=pixels_a, pixels_b=pixels_b, warnings=tuple(warnings),
         spec_name=getattr(spec, "name", None), context={k: _jsonable(v) for k, v in context.items()},
-        provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0 or cover.one_sided)
+        provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0 or cover.one_sided,
+        patterns=patterns)
+
+
+# Above this many traced pixels the traces are a region dump, which `nbtrace maps` pictures.
+PATTERN_MAX_PIXELS = 4096
+
+
+def _root_patterns(a: Trace, b: Trace, al, v) -> tuple:
+    """How a scalar per-pixel root tap's error varies over the traced pixels (nbtrace.trends):
+    points are (2θ from the reference's cos_2theta, reference, port) of each pixel's first record."""
+    from nbtrace.trends import patterns
+
+    if v.loop or v.index is None or v.index.pixel is None:
+        return ()
+    group = next((g for g in al.groups if g.tap == v.tap and not g.loop), None)
+    if group is None or len(group.ia) < 2 or len(group.ia) > PATTERN_MAX_PIXELS:
+        return ()
+    cos2 = _first_per_pixel(a, al, "cos_2theta")
+    points = []
+    for i, j in zip(group.ia.tolist(), group.ib.tolist()):
+        ra, rb = a.records[i], b.records[j]
+        if ra.index.occurrence != 0 or len(ra.values) != 1 or len(rb.values) != 1:
+            continue
+        c = cos2.get(ra.index.pixel)
+        tt = math.degrees(math.acos(max(-1.0, min(1.0, c)))) if c is not None and math.isfinite(c) else None
+        points.append((tt, ra.values[0], rb.values[0]))
+    return patterns(points) if len({p for p in points}) >= 2 else ()
+
+
+def _first_per_pixel(t: Trace, al, tap: str) -> dict:
+    group = next((g for g in al.groups if g.tap == tap and not g.loop), None)
+    out: dict = {}
+    if group is None or len(group.ia) > PATTERN_MAX_PIXELS:
+        return out
+    for i in group.ia.tolist():
+        r = t.records[i]
+        if len(r.values) == 1:
+            out.setdefault(r.index.pixel, r.values[0])
+    return out
 
 
 def compare_all(groups, a: Trace, b: Trace, spec, settings) -> list[TapVerdict]:

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from nbtrace.errors import UsageError
-from nbtrace.hunt_pixels import ChosenPixel, choose_pixels, fixed_pixels, image_pixels  # noqa: F401 (re-exported)
+from nbtrace.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
 from nbtrace.report.hunt import fmt
 from nbtrace.images import (
     ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
@@ -90,10 +90,7 @@ class PixelOutcome:
     # port/reference of the run's root-cause tap at this pixel, per component (None if not traced
     # here or a reference component is 0): shows whether a factor is constant across the detector
     root_ratio: tuple[float, ...] | None = None
-    # the reference's 2θ at this pixel (from its cos_2theta tap) and the run's root-cause tap
-    # values (reference, port) when it is a scalar: the material of nbtrace.trends
-    two_theta_deg: float | None = None
-    root_ab: tuple[float, float] | None = None
+    two_theta_deg: float | None = None  # the reference's 2θ here (from its cos_2theta tap)
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,8 +284,7 @@ def _diff_pixels(ta, tb, chosen, spec, ctx):
         rc = r.root_cause
         outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
                                      rc.kind if rc else None, rc.factor if rc else None, len(r.divergent),
-                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r),
-                                     _scalar_pair(r, combined.root_cause)))
+                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r)))
     return combined, tuple(outcomes)
 
 
@@ -302,24 +298,6 @@ def _two_theta_deg(result) -> float | None:
     if v is None or isinstance(v.a, str) or not v.a or len(v.a) != 1 or not math.isfinite(v.a[0]):
         return None
     return math.degrees(math.acos(max(-1.0, min(1.0, float(v.a[0])))))
-
-
-def _scalar_pair(result, root) -> tuple[float, float] | None:
-    if root is None:
-        return None
-    v = _verdict_of(result, root.tap, root.loop)
-    if v is None or isinstance(v.a, str) or isinstance(v.b, str) or not v.a or not v.b:
-        return None
-    if len(v.a) != 1 or len(v.b) != 1:
-        return None
-    return float(v.a[0]), float(v.b[0])
-
-
-def root_patterns(outcomes) -> tuple:
-    """How the root-cause tap's error varies over the traced pixels (nbtrace.trends)."""
-    from nbtrace.trends import patterns
-
-    return patterns([(o.two_theta_deg, *o.root_ab) for o in outcomes if o.root_ab is not None])
 
 
 def _ratio_at(result, root) -> tuple[float, ...] | None:
@@ -484,7 +462,7 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
              "trace_c": str(img_c.trace_path), "trace_py": str(img_p.trace_path)}
     return HuntResult(opts, args, not opts.nb_args, shape, images, diffs, same, outcomes, combined, maps_res,
                       maps_reason, region_diff, timings, files, {"c": img_c.meta, "py": img_p.meta},
-                      root_patterns(outcomes) if combined is not None and combined.root_cause is not None else ())
+                      combined.patterns if combined is not None else ())
 
 
 def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced, run_roi=None):

@@ -199,6 +199,7 @@ class DiffResult:
     context: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     nothing_compared: bool = False  # an empty or one-sided comparison is a failure, never "agree"
+    patterns: tuple = ()  # nbtrace.trends.Pattern: how the root tap's error varies over the pixels
 
     @property
     def verdict(self) -> str:
@@ -224,6 +225,7 @@ class DiffResult:
             "verdict": self.verdict,
             "headline": self.headline,
             "root_cause": self.root_cause.to_json() if self.root_cause else None,
+            "root_cause_patterns": [p.to_json() for p in self.patterns],
             "taps": [f.to_json() for f in self.findings],
             "counts": {
                 "matched": self.matched,

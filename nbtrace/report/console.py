@@ -21,6 +21,8 @@ def render_console(r: DiffResult, *, width: int = 80) -> str:
     con = Console(file=buf, width=width, markup=False, highlight=False, emoji=False,
                   no_color=True, force_terminal=False, soft_wrap=False)
     con.print(r.headline)
+    for p in r.patterns:
+        con.print(f"  pattern: {p.text}")
     con.print()
     con.print(totals(r))
     for line in sides(r):

@@ -31,8 +31,7 @@ def headline(r: HuntResult) -> str:
         agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
         tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
             "; found by the region maps (the usual traced pixels agreed)"
-        trend = "".join(f"; {pat.short}" for pat in r.patterns)
-        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{trend}{tail}; {img}."
+        return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
     if not r.images:

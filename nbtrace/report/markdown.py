@@ -11,7 +11,9 @@ def _cell(text: str) -> str:
 
 
 def render_markdown(r: DiffResult) -> str:
-    lines = ["# nbtrace diff", "", f"**{r.verdict.upper()}** — {r.headline}", "", totals(r), ""]
+    lines = ["# nbtrace diff", "", f"**{r.verdict.upper()}** — {r.headline}", ""]
+    lines += [f"- pattern: {_cell(p.text)}" for p in r.patterns] + ([""] if r.patterns else [])
+    lines += [totals(r), ""]
     lines += [f"- {s}" for s in sides(r)]
     if r.warnings:
         lines += ["", "## Warnings", ""] + [f"- {_cell(w)}" for w in r.warnings]

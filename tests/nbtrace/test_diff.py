@@ -245,3 +245,38 @@ def test_comparing_in_two_processes_gives_the_serial_result(helper, monkeypatch)
     assert forks == [1]
     assert parallel.findings == serial.findings
     assert json.dumps(parallel.to_json(), sort_keys=True) == json.dumps(serial.to_json(), sort_keys=True)
+
+
+def _polar_traces(tmp_path, port_polar):
+    """Six pixels at growing 2θ; the reference applies P = (1 + cos²2θ)/2 (incident 8)."""
+    import math
+
+    paths = []
+    for prefix, side in (("TRACE_C", "ref"), ("TRACE_PY", "port")):
+        lines = []
+        for k, tt in enumerate((1.0, 6.0, 12.0, 20.0, 30.0, 41.0)):
+            c = math.cos(math.radians(tt))
+            p = 0.5 * (1 + c * c)
+            lines += [f"TRACE_CONFIG: tracing pixel (spixel={k}, fpixel={2 * k})",
+                      f"{prefix}: cos_2theta {c!r}",
+                      f"{prefix}: polar {port_polar(p, tt) if side == 'port' else p!r}",
+                      f"{prefix}: I_pixel_final {100 * (port_polar(p, tt) if side == 'port' else p)!r}"]
+        path = tmp_path / f"{side}.log"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return diff_traces(read_trace(paths[0]), read_trace(paths[1]), default_spec())
+
+
+def test_patterns_of_a_factor_left_at_one_over_the_traced_pixels(tmp_path):
+    r = _polar_traces(tmp_path, lambda p, tt: 1.0)
+    assert r.root_cause.tap == "polar"
+    assert [p.kind for p in r.patterns] == ["unapplied", "radial"]
+    assert "a radial trend" in r.headline and "the port holds 1" in r.headline
+    doc = r.to_json()
+    assert [p["kind"] for p in doc["root_cause_patterns"]] == ["unapplied", "radial"]
+
+
+def test_no_pattern_for_a_constant_factor(tmp_path):
+    r = _polar_traces(tmp_path, lambda p, tt: 2.0 * p)
+    assert r.root_cause.tap == "polar" and r.root_cause.kind == "scale"
+    assert r.patterns == () and r.to_json()["root_cause_patterns"] == []

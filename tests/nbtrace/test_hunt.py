@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from nbtrace.cli import cli, main
-from nbtrace.hunt import choose_pixels, compare_provenance
+from nbtrace.hunt import compare_provenance
+from nbtrace.hunt_pixels import choose_pixels
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "hunt" / "fake_nanobragg.py"
 ARGS = ["--", "-detpixels", "48"]
