@@ -36,7 +36,7 @@ class Block:
     """Intermediates of one (layer, subpixel) pass over a pixel chunk, component-separated
     (structure of arrays) so that every elementwise op runs on contiguous memory."""
 
-    pos: tuple         # 3 × (P,) m, float64
+    pos: tuple         # 3 × (P,) m, float64 (a grid chunk, never traced: (R, 1) / (1, C) / 0-d parts)
     R: Tensor          # (P,) m
     d: tuple           # 3 × (P,) unit
     omega: Tensor      # (P,) sr, this subpixel
@@ -107,8 +107,12 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
         # value: the same IEEE operations, broadcast, one pass fewer each
         const = [not (st.fmask[i] or st.smask[i]) for i in range(3)]
         base = pos if all(const) else tuple(offset[i] if const[i] else pos[i] for i in range(3))
+    # a grid chunk (fd (1, C), sd (R, 1)) keeps what varies along one axis only that small,
+    # and becomes the flat row-major pixel axis (P = R·C) at the first full-size result
+    grid = pos[0].shape if pos_given is not None else torch.broadcast_shapes(fd.shape, sd.shape)
     R = torch.sqrt(base[0] * base[0] + base[1] * base[1] + base[2] * base[2])
-    d = tuple(x / R for x in base)
+    d = tuple(_flat(x / R, grid) for x in base)
+    R = _flat(R, grid)
     omega = det_mod.omega_c_order(R, st.pixel, close, st.point_pixel)
     # x − (+0) is x for every x (−0 included), so a +0 incident component is not subtracted
     q = [(d[i][:, None] if st.inc_plus_zero[i] else d[i][:, None] - incident[None, :, i]) / lam[None, :]
@@ -132,6 +136,12 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
     latt = lattice_factor(st.shape, hkl[0], hkl[1], hkl[2], st.N, st.fudge, stars[0], stars[1], stars[2],
                           divided=st.divided, fused=st.fused)
     return pos, R, d, omega, tuple(q), keep, hkl, tuple(latt)
+
+
+def _flat(x: Tensor, shape) -> Tensor:
+    """x broadcast to the chunk's index shape, as the flat pixel axis (a view when x already
+    has that shape)."""
+    return x.expand(shape).reshape(-1)
 
 
 def _axpy(fd, fcomp, sd, scomp, offset, fnz: bool, snz: bool):
@@ -249,7 +259,9 @@ class Kernel:
         return best
 
     def render(self, s_idx: Tensor, f_idx: Tensor) -> Tensor:
-        """Pixel values (photons, float64) for pixels (s_idx[i], f_idx[i]), shape (P,)."""
+        """Pixel values (photons, float64) for pixels (s_idx[i], f_idx[i]), shape (P,); or,
+        without a recorder on a flat detector, for the grid s_idx (R, 1) × f_idx (1, C),
+        row-major, P = R·C."""
         s = self.setup
         rec = self.recorder.select(s_idx, f_idx) if self.recorder is not None else None
         cutoff = self._tricubic_cutoff(s_idx, f_idx) if self.interp.on else None
@@ -275,7 +287,7 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
     C-order key of the first out-of-range tricubic lookup (None: all in range).
     """
     cfg = s.cfg
-    P = s_idx.shape[0]
+    P = torch.broadcast_shapes(s_idx.shape, f_idx.shape).numel()
     dt, dev = s.dtype, s.detector.pix0.device
     gdt = s.detector.pix0.dtype
     nblocks = s.detector.thicksteps * s.oversample ** 2
@@ -432,10 +444,14 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, 
     tiles = _Tiles(xmin, ymin, nx, ny, chunk or chunk_size(setup), dev)
     total = nx * ny
     fused = recorder is None and not kern.interp.on and fusable(setup)
+    grid = recorder is None and not fused and _grid_ok(setup)
 
     def one(tile) -> int:
         r0, c0 = tile
-        s_idx, f_idx, rows, cols = tiles.indices(r0, c0, pad=fused)
+        if grid:
+            s_idx, f_idx, rows, cols = tiles.grid(r0, c0)
+        else:
+            s_idx, f_idx, rows, cols = tiles.indices(r0, c0, pad=fused)
         v = kern.render(s_idx, f_idx)
         if v.shape[0] != rows * cols:  # a padded edge chunk
             v = v.view(tiles.rows, tiles.cols)[:rows, :cols]
@@ -487,6 +503,12 @@ def keep_freed_heap() -> None:
         pass
 
 
+def _grid_ok(setup) -> bool:
+    """Pixel positions are fd·f̂ + sd·ŝ + offset (flat detector, no edge-band injection), so a
+    chunk may be given as rows × columns (see :func:`_core`)."""
+    return not (setup.detector.curved or setup.cfg.has("edge-geometry"))
+
+
 def _run_serial(one, tiles, progress, total: int) -> None:
     for tile in tiles:
         done = one(tile)
@@ -510,6 +532,7 @@ class _Tiles:
         self.rows = max(1, min(ny, size // self.cols))
         flat = torch.arange(self.rows * self.cols, device=device)
         self.srow, self.fcol = flat // self.cols, flat % self.cols
+        self.row_ar, self.col_ar = torch.arange(self.rows, device=device), torch.arange(self.cols, device=device)
         self.starts = [(r, c) for r in range(0, ny, self.rows) for c in range(0, nx, self.cols)]
 
     def __len__(self) -> int:
@@ -517,6 +540,13 @@ class _Tiles:
 
     def __iter__(self):
         return iter(self.starts)
+
+    def grid(self, r0: int, c0: int):
+        """Detector indices of the chunk at (r0, c0) as a grid: s (rows, 1), f (1, cols)."""
+        rows, cols = min(self.rows, self.ny - r0), min(self.cols, self.nx - c0)
+        s = self.row_ar[:rows] + (self.ymin + r0)
+        f = self.col_ar[:cols] + (self.xmin + c0)
+        return s[:, None], f[None, :], rows, cols
 
     def indices(self, r0: int, c0: int, pad: bool):
         """Detector (s, f) int64 indices (P,) of the chunk at (r0, c0), and its real rows, cols."""

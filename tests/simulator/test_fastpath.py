@@ -31,12 +31,19 @@ def _flat_render(setup) -> torch.Tensor:
     return image
 
 
+# untilted: each position component varies along one detector axis (the grid's cheap case);
+# tilted: all along both; curved: positions are not a grid (flat indices)
+GEOMETRIES = {"untilted": [], "tilted": "-detector_rotx 3 -detector_roty 2 -twotheta 5".split(),
+              "curved": ["-curved_det"]}
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 27, 64, 100, 10_000])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_tiles_reproduce_the_flat_pixel_list_exactly(chunk, workers):
+@pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
+def test_tiles_reproduce_the_flat_pixel_list_exactly(chunk, workers, geometry):
     # chunk 7 and 27 cut each 27-pixel ROI row into pieces or exactly one row; 64 and 100
     # take several rows with a short last tile; 10 000 the whole ROI at once
-    setup = build_setup(parse_args(MOSAIC))
+    setup = build_setup(parse_args(MOSAIC + GEOMETRIES[geometry]))
     with torch.no_grad():
         ref = _flat_render(setup)
         got = kernel.render_frame(setup, chunk=chunk, workers=workers)
