@@ -283,8 +283,9 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
     then the final scale. One function for every path (traced, interpolated, compiled), so
     the taps and the image always come from the same arithmetic.
 
-    s: Setup; s_idx, f_idx: (P,) int64 pixel indices; rec: a recorder view or None; cutoff:
-    C-order key of the first out-of-range tricubic lookup (None: all in range).
+    s: Setup; s_idx, f_idx: (P,) int64 pixel indices, or a grid (R, 1) × (1, C) (no
+    recorder, flat detector); rec: a recorder view or None; cutoff: C-order key of the first
+    out-of-range tricubic lookup (None: all in range).
     """
     cfg = s.cfg
     P = torch.broadcast_shapes(s_idx.shape, f_idx.shape).numel()
@@ -339,7 +340,17 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
             I = add if I is None else I + add  # 0 + x is x exactly
         if rec is not None:
             rec.block(t, ss, sf, s, blk, F, omega, cap, I)
-    v = I.to(gdt)
+    v = _final_scale(s, I.to(gdt), cap, polar, omega)
+    if rec is not None:
+        rec.scaling(s, I, cap, polar, omega, blk, v)
+    return v
+
+
+def _final_scale(s, I: Tensor, cap, polar, omega) -> Tensor:
+    """Photons (P,): r_e²·fluence·I/steps, then capture fraction, P and Ω unless the
+    oversample_* flags applied them per term; in the C's order. I: (P,) float64."""
+    cfg = s.cfg
+    v = I
     # ×1 and ÷1 are exact no-ops
     if R_E_SQR * s.fluence != 1.0:
         v = R_E_SQR * s.fluence * v
@@ -351,8 +362,6 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
         v = v * polar
     if not cfg.oversample_omega:
         v = v * omega
-    if rec is not None:
-        rec.scaling(s, I, cap, polar, omega, blk, v)
     return v
 
 
