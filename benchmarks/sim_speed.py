@@ -192,8 +192,9 @@ def _report(runs: dict, producers: list, cold: dict) -> None:
                   "the warm-up column is the same step with the cache a previous run left")
     _sum_checks(runs)
     print("× C: ratio of medians. Times are warm renders (C: whole process, incl. writing its float image).")
-    print("'1t' rows: the compiled kernel on one thread, still against the C's --threads. The other -compile rows")
-    print("  ask for --threads, in OpenMP dynamic mode: GNU OpenMP grants n − (15-min load average), at least 1.")
+    if any(label.endswith(" 1t") for label in runs):
+        print("'1t' rows: the compiled kernel on one thread, still against the C's --threads. The other -compile rows")
+        print("  ask for --threads, in OpenMP dynamic mode: GNU OpenMP grants n − (15-min load average), at least 1.")
     print("faults: minor page faults during the render (the image's own first touch is 32768 per 4096² float64).")
     print("CPU s (user+sys) is the fairer figure when other jobs share the machine. RSS target: ≤ 1536 MB.")
 
