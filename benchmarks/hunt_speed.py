@@ -2,8 +2,8 @@
 
 Runs, on the 1024x1024 seed configuration, (1) the two renders alone — C reference and PyTorch
 simulator in parallel, exactly as the hunt starts — and (2) the whole hunt (renders, metrics,
-pixel choice, one trace run per side — the PyTorch one
-started with the renders, -trace_pixels_from — diffs). Prints both wall times and their ratio.
+pixel choice, one more C run and the PyTorch render run tracing the chosen pixels itself
+(-trace_pixels_after), diffs). Prints both wall times and their ratio.
 
     python benchmarks/hunt_speed.py [--repeat N] [--maps] [--inject NAME] [-- <nanoBragg args>]
 """

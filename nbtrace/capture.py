@@ -46,6 +46,7 @@ _FILE_FLAGS = frozenset(
 _OWNED_FLAGS = {
     "-trace_pixel": "--pixel S F",
     "-trace_pixels_from": "--pixel S F",
+    "-trace_pixels_after": "--pixel S F",
     "-trace_roi": "--roi XMIN XMAX YMIN YMAX",
     "-trace_dump": "--dump FILE.npz",
     "-floatfile": "--image IMG",
@@ -157,17 +158,33 @@ def capture(
     return CaptureResult(producer.side, out_trace, image, dump, shape, meta)
 
 
-class PendingCapture:
-    """A PyTorch-simulator trace run started before its pixels are known (``-trace_pixels_from -``):
-    the interpreter start, torch import and geometry setup happen while the caller does other
-    work (hunt: while both images render). Exactly one of :meth:`finish` / :meth:`cancel` ends it."""
+# the line the PyTorch simulator writes to stderr once -trace_pixels_after's image is complete
+IMAGE_WRITTEN = "nbsim: image written"
+_POLL_S = 0.005
 
-    def __init__(self, nb_args, out_trace: Path, inject, dtype, timeout: float, say: Progress):
+
+class LiveRender:
+    """The built-in PyTorch simulator rendering its image and then, in the same process, tracing
+    pixels chosen from that image (``-trace_pixels_after -``): a hunt's one run of the port.
+
+    :meth:`wait_image` returns once the image (and region dump) are written; :meth:`finish` sends
+    the extra pixels (possibly none) and returns the whole trace, the pixels given at the start
+    first; :meth:`cancel` stops the run. Exactly one of finish / cancel ends it.
+    """
+
+    def __init__(self, nb_args, *, image: Path, pixels, out_trace: Path, roi, dump, inject, dtype,
+                 timeout: float, say: Progress):
         self._producer = _select_producer("py", None, None)
-        self._nb_args, self._out_trace, self._timeout, self._say = nb_args, out_trace, timeout, say
-        self._argv = [*self._producer.command, *_absolutize_file_args(nb_args),
-                      *_tracing_args((), self._producer, inject, dtype), "-trace_pixels_from", "-"]
+        self._nb_args, self._pixels, self._timeout, self._say = nb_args, pixels, timeout, say
+        self._image, self._out_trace, self._roi, self._dump = image, out_trace, roi, dump
         self._work = Path(tempfile.mkdtemp(prefix="nbtrace-run-"))
+        self._local_image = self._work / "image.float"
+        self._local_dump = self._work / "taps.npz" if dump is not None else None
+        argv = [*self._producer.command, *_absolutize_file_args(nb_args),
+                *_tracing_args(pixels, self._producer, inject, dtype), "-floatfile", str(self._local_image)]
+        if roi is not None:
+            argv += ["-trace_roi", *map(str, roi), "-trace_dump", str(self._local_dump)]
+        self._argv = argv + ["-trace_pixels_after", "-"]
         env, self._env_note = _child_env()
         self._out = open(self._work / "stdout.txt", "wb")
         self._err = open(self._work / "stderr.txt", "wb")
@@ -179,15 +196,26 @@ class PendingCapture:
             self._cleanup()
             raise ProducerError(f"cannot start {self._producer.kind}: {exc.strerror}", where=self._argv[0],
                                 hint="check that the program exists and is executable") from None
-        say(f"capture py: started early, waiting for pixels on stdin: {_short(self._argv)}")
+        say(f"capture py: {_short(self._argv)}")
+
+    def wait_image(self) -> CaptureResult:
+        """Block until the image is written; its CaptureResult has no trace yet (see finish)."""
+        try:
+            self._await_marker()
+            _deliver(self._local_image, self._image, "image", self._producer)
+            _deliver(self._local_dump, self._dump, "region dump", self._producer)
+        except BaseException:
+            self.cancel()
+            raise
+        self._say(f"capture py: image after {time.perf_counter() - self._start:.2f} s -> {self._image}"
+                  " (the same run traces the pixels chosen from it)")
+        return CaptureResult("py", None, self._image, self._dump, shape_from_args(self._nb_args), {})
 
     def finish(self, pixels: Iterable[tuple[int, int]]) -> CaptureResult:
-        """Send the (slow, fast) pixels, wait for the trace, return it as :func:`capture` would."""
+        """Send the (slow, fast) pixels chosen from the image, wait for the end, return the trace."""
         pixels = tuple((int(s), int(f)) for s, f in pixels)
         try:
-            _check_request("py", self._nb_args, pixels, None, None, None, (), None, self._timeout)
-            if not pixels:
-                raise UsageError("nothing to capture", hint="give at least one pixel")
+            _check_request("py", self._nb_args, pixels, None, None, self._image, (), None, self._timeout)
             _prepare_destination(self._out_trace, "trace")
             try:
                 self._proc.stdin.write("".join(f"{s} {f}\n" for s, f in pixels).encode())
@@ -203,10 +231,12 @@ class PendingCapture:
         setup = _setup_block(run.stdout_text)
         seen = _traced_pixels(run.stdout_text)
         shape = _shape_from_setup(setup) or shape_from_args(self._nb_args)
-        meta = _provenance(self._producer, self._argv, self._nb_args, run, setup, pixels, seen, None, None, None, shape)
+        requested = tuple(self._pixels) + pixels
+        meta = _provenance(self._producer, self._argv, self._nb_args, run, setup, requested, seen, self._roi,
+                           self._image, self._dump, shape)
         _write_trace(self._out_trace, run.stdout_text, meta)
-        self._say(f"capture py: done in {run.wall_s:.2f} s (started early), trace -> {self._out_trace}")
-        return CaptureResult("py", self._out_trace, None, None, shape, meta)
+        self._say(f"capture py: done in {run.wall_s:.2f} s, trace -> {self._out_trace}")
+        return CaptureResult("py", self._out_trace, self._image, self._dump, shape, meta)
 
     def cancel(self) -> None:
         """Not needed after all: stop the process (and its children) and remove its folder."""
@@ -214,10 +244,34 @@ class PendingCapture:
             _kill_group(self._proc)
         self._cleanup()
 
+    def _await_marker(self) -> None:
+        err_path, seen = self._work / "stderr.txt", 0
+        deadline = self._start + self._timeout
+        while True:
+            size = err_path.stat().st_size
+            if size != seen:
+                seen = size
+                if IMAGE_WRITTEN in _read_text(err_path):
+                    return
+            if self._proc.poll() is not None:
+                run = self._wait()
+                _raise_on_failure(run, self._producer, self._argv)
+                if IMAGE_WRITTEN in run.stderr_text:
+                    return
+                raise ProducerError(f"{self._producer.kind} ended without writing its image",
+                                    where=self._producer.executable,
+                                    hint=f"re-run by hand to see everything: {_short(self._argv, 200)}")
+            if time.perf_counter() > deadline:
+                _kill_group(self._proc)
+                raise ProducerError(f"{self._producer.kind} did not write its image within {self._timeout:.0f} s "
+                                    "and was killed", where=self._producer.executable,
+                                    hint="use a smaller detector / -roi, or raise --timeout")
+            time.sleep(_POLL_S)
+
     def _wait(self) -> _Run:
         timed_out = False
         try:
-            self._proc.wait(timeout=self._timeout)
+            self._proc.wait(timeout=max(1.0, self._start + self._timeout - time.perf_counter()))
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(self._proc)
@@ -238,18 +292,22 @@ class PendingCapture:
         shutil.rmtree(self._work, ignore_errors=True)
 
 
-def start_pixels_capture(nb_args: Sequence[str], out_trace: Path, *, inject: Iterable[str] = (),
-                         dtype: str | None = None, timeout: float = 900,
-                         progress: Progress | None = None) -> PendingCapture:
-    """Start the built-in PyTorch simulator now and give it the pixels to trace later
-    (:meth:`PendingCapture.finish`); only for the built-in simulator (a --port-cmd or a C build
-    need not understand ``-trace_pixels_from``)."""
+def start_live_render(nb_args: Sequence[str], *, image: Path, pixels: Iterable[tuple[int, int]] = (),
+                      out_trace: Path, roi: tuple[int, int, int, int] | None = None, dump: Path | None = None,
+                      inject: Iterable[str] = (), dtype: str | None = None, timeout: float = 900,
+                      progress: Progress | None = None) -> LiveRender:
+    """Start the built-in PyTorch simulator's render of ``image`` (tracing ``pixels`` in that
+    pass); more pixels are traced by the same run after the image (:class:`LiveRender`). Only
+    for the built-in simulator: a --port-cmd or a C build need not understand the flag."""
     nb_args = [str(a) for a in nb_args]
+    pixels = tuple((int(s), int(f)) for s, f in pixels)
     inject = tuple(inject)
-    _check_request("py", nb_args, (), None, None, Path("image"), inject, dtype, timeout)
-    out_trace = _absolute(Path(out_trace))
-    _prepare_destination(out_trace, "trace")
-    return PendingCapture(nb_args, out_trace, inject, dtype, timeout, progress or (lambda _m: None))
+    _check_request("py", nb_args, pixels, roi, dump, image, inject, dtype, timeout)
+    image, out_trace, dump = _absolute(image), _absolute(out_trace), _absolute(dump)
+    for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
+        _prepare_destination(path, what)
+    return LiveRender(nb_args, image=image, pixels=pixels, out_trace=out_trace, roi=roi, dump=dump,
+                      inject=inject, dtype=dtype, timeout=timeout, say=progress or (lambda _m: None))
 
 
 def shape_from_args(nb_args: Sequence[str]) -> tuple[int, int] | None:

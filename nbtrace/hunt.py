@@ -1,9 +1,10 @@
 """From "the images disagree" to the root cause, in one call.
 
 Steps (each a plain function over frozen results): render both images (one producer process
-per side, in parallel), compare them, choose pixels to trace, capture all of them in ONE run
-per side (the built-in PyTorch port's run is started with the renders and given its pixels on
-stdin, so its torch start-up overlaps them), compare the provenance (what each side was given
+per side, in parallel), compare them, choose pixels to trace, capture all of them in ONE more
+run of the C side (it starts in milliseconds); the built-in PyTorch port traces them in its own
+render run, which waits for them on stdin once its image is written (-trace_pixels_after), so
+torch is imported once per hunt; a --port-cmd gets one more run too. Compare the provenance (what each side was given
 and said it read) BEFORE any physics, diff the traces with the engine (all pixels together,
 then each pixel alone), and —
 when the traces cannot explain the image difference or ``maps`` is asked for — dump every tap
@@ -379,43 +380,74 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
             kw.update(roi=dump_roi, dump=work / f"region_{side}.npz")
         return kw
 
-    # the port's follow-up trace run starts now, so its interpreter start and torch import overlap
-    # the renders; it learns its pixels on stdin once the images have chosen them (issue 5)
-    pending = _start_pending(opts, args, work / "pixels_py.trace", say)
+    c_side = _TwoRuns("c", opts, args, say, render_kw("c"), work / "pixels_c.trace")
+    # the built-in port renders, waits for the pixels chosen from the images and traces them in
+    # the same process: one run of the port per hunt, torch imported once (issue 5)
+    p_side = (_TwoRuns("py", opts, args, say, render_kw("py"), work / "pixels_py.trace")
+              if opts.port_cmd is not None else _OneRun(opts, args, say, render_kw("py")))
     try:
         return _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed,
-                          render_kw, t0, pending)
+                          t0, c_side, p_side)
     finally:
-        if pending is not None:
-            pending.cancel()
+        p_side.close()
 
 
-def _start_pending(opts, args, out_trace, say):
-    """The early-started PyTorch trace run, or None for a --port-cmd (it need not know the flag)."""
-    if opts.port_cmd is not None:
-        return None
-    from nbtrace.capture import start_pixels_capture
+class _TwoRuns:
+    """A producer run twice: the render (image + the fixed pixels' trace), then, if pixels were
+    chosen from the images, one more run tracing all of them (the C reference, a user's build,
+    a --port-cmd: they need not know -trace_pixels_after)."""
 
-    return start_pixels_capture(list(args), out_trace, inject=opts.inject, dtype=opts.dtype,
-                                timeout=opts.timeout, progress=say)
+    def __init__(self, side, opts, args, say, render_kw, extra_trace: Path):
+        self.side, self._opts, self._args, self._say = side, opts, args, say
+        self._render_kw, self._extra_trace, self._img = render_kw, extra_trace, None
+
+    def render(self):
+        self._img = _capture(self.side, self._args, self._opts, self._say, **self._render_kw)
+        return self._img
+
+    def trace(self, pixels):
+        """(the whole Trace of the fixed and the given pixels, the render run's provenance)."""
+        from nbtrace.parse import read_trace
+
+        t = read_trace(self._img.trace_path)
+        if pixels:
+            ex = _capture(self.side, self._args, self._opts, self._say, pixels=pixels, out_trace=self._extra_trace)
+            t = _merge(t, read_trace(ex.trace_path))
+        return t, self._img.meta
+
+    def close(self) -> None:
+        pass
 
 
-def _trace_extra(opts, args, pixels, work, say, pending):
-    """One trace run per side for the image-chosen pixels; the port's is the early-started one."""
-    if pending is None:
-        return _both(opts, args, say, {"pixels": pixels, "out_trace": work / "pixels_c.trace"},
-                     {"pixels": pixels, "out_trace": work / "pixels_py.trace"})
+class _OneRun:
+    """The built-in PyTorch simulator: the render run itself traces the image-chosen pixels."""
+
+    def __init__(self, opts, args, say, render_kw):
+        from nbtrace.capture import start_live_render
+
+        self._live = start_live_render(list(args), inject=opts.inject, dtype=opts.dtype, timeout=opts.timeout,
+                                       progress=say, **render_kw)
+
+    def render(self):
+        return self._live.wait_image()
+
+    def trace(self, pixels):
+        from nbtrace.parse import read_trace
+
+        live, self._live = self._live, None
+        res = live.finish(pixels)
+        return read_trace(res.trace_path), res.meta
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.cancel()
+
+
+def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed, t0,
+               c_side, p_side) -> HuntResult:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fc = pool.submit(_capture, "c", args, opts, say, pixels=pixels, out_trace=work / "pixels_c.trace")
-        fp = pool.submit(pending.finish, pixels)
-        return fc.result(), fp.result()
-
-
-def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed, render_kw, t0,
-               pending) -> HuntResult:
-    from nbtrace.parse import read_trace
-
-    img_c, img_p = _both(opts, args, say, render_kw("c"), render_kw("py"))
+        fc, fp = pool.submit(c_side.render), pool.submit(p_side.render)
+        img_c, img_p = fc.result(), fp.result()
     timings["render_s"] = time.perf_counter() - t0
     a = read_image(img_c.image_path, img_c.shape or shape)
     b = read_image(img_p.image_path, img_p.shape or img_c.shape or shape)
@@ -425,27 +457,27 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
         f"correlation {fmt(images.full.correlation, '.6f')}, sum ratio {fmt(images.full.sum_ratio, '.6g')}")
 
     fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel])) for c in fixed)
-    ta, tb = read_trace(img_c.trace_path), read_trace(img_p.trace_path)
     extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed],
                                               roi=run_roi)
     if extra:
-        # the image-derived pixels: all of them in ONE more run per side (no image, traced pixels only)
-        say(f"hunt: [3/4] tracing {len(extra)} pixels chosen from the images, one run per side: "
+        how = ("one more run per side" if isinstance(p_side, _TwoRuns) else
+               "one more run of the C reference; the port's own render run traces them")
+        say(f"hunt: [3/4] tracing {len(extra)} pixels chosen from the images ({how}): "
             + ", ".join(f"({c.pixel[0]}, {c.pixel[1]})" for c in extra))
-        t1 = time.perf_counter()
-        ex_c, ex_p = _trace_extra(opts, args, [c.pixel for c in extra], work, say, pending)
-        pending = None
-        timings["pixels_capture_s"] = time.perf_counter() - t1
-        ta, tb = _merge(ta, read_trace(ex_c.trace_path)), _merge(tb, read_trace(ex_p.trace_path))
     else:
         say("hunt: [3/4] images are identical to float32 storage: the pixels traced in the render pass are the evidence")
-    if pending is not None:
-        pending.cancel()  # frees its core before the diff and any region step
+    t1 = time.perf_counter()
+    pixels = [c.pixel for c in extra]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fc, fp = pool.submit(c_side.trace, pixels), pool.submit(p_side.trace, pixels)
+        (ta, meta_c), (tb, meta_p) = fc.result(), fp.result()
+    if extra:
+        timings["pixels_capture_s"] = time.perf_counter() - t1
     chosen = extra + fixed
     t2 = time.perf_counter()
-    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, img_c.meta, opts.dtype))
+    combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, meta_c, opts.dtype))
     timings["diff_s"] = time.perf_counter() - t2
-    diffs, same = compare_provenance(img_c.meta, img_p.meta)
+    diffs, same = compare_provenance(meta_c, meta_p)
     for d in diffs:
         say(f"hunt: input difference: {d.key}: C {d.a!r} vs port {d.b!r}")
 
@@ -459,9 +491,9 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
     timings["total_s"] = time.perf_counter() - t_start
     say(f"hunt: [4/4] done in {timings['total_s']:.2f} s (renders {timings['render_s']:.2f} s)")
     files = {"image_c": str(img_c.image_path), "image_py": str(img_p.image_path),
-             "trace_c": str(img_c.trace_path), "trace_py": str(img_p.trace_path)}
+             "trace_c": str(ta.path), "trace_py": str(tb.path)}
     return HuntResult(opts, args, not opts.nb_args, shape, images, diffs, same, outcomes, combined, maps_res,
-                      maps_reason, region_diff, timings, files, {"c": img_c.meta, "py": img_p.meta},
+                      maps_reason, region_diff, timings, files, {"c": meta_c, "py": meta_p},
                       combined.patterns if combined is not None else ())
 
 

@@ -42,6 +42,8 @@ Same flags, units and defaults as nanoBragg (simulator/README.md lists the devia
               -seed n  -nonoise -nopgm
   tracing     -trace_pixel S F (slow fast; repeatable)  -trace_roi xmin xmax ymin ymax  -trace_dump F.npz
               -trace_pixels_from FILE|- ("S F" lines, read after setup until EOF; none → exit 0 quietly)
+              -trace_pixels_after FILE|- (the same, read after the image is written and the line
+                "nbsim: image written" is on stderr; the trace holds the -trace_pixel pixels and these)
   execution   -dtype float64|float32  -device cpu|cuda  -compile  -progress -noprogress
   faults      --inject NAME (repeatable)  --list-injections
 """
@@ -409,27 +411,36 @@ def parse_args(argv: list[str]) -> SimConfig:
     return SimConfig(argv=tuple(argv), **kw)
 
 
-def split_pixels_from(argv: list[str]) -> tuple[list[str], str | None]:
-    """Take ``-trace_pixels_from FILE`` out of argv (it is not a SimConfig field: its pixels are
-    known only after setup). Returns (the other flags, FILE or None)."""
-    rest, source = [], None
+PIXEL_SOURCES = ("-trace_pixels_from", "-trace_pixels_after")
+#: the line -trace_pixels_after writes to stderr once the image files are complete
+IMAGE_WRITTEN = "nbsim: image written"
+
+
+def split_pixel_sources(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Take ``-trace_pixels_from FILE`` / ``-trace_pixels_after FILE`` out of argv (they are not
+    SimConfig fields: their pixels are known only later). Returns (the other flags, {flag: FILE})."""
+    rest, sources = [], {}
     i = 0
     while i < len(argv):
-        if argv[i] == "-trace_pixels_from":
+        flag = argv[i]
+        if flag in PIXEL_SOURCES:
             if i + 1 >= len(argv):
-                raise UsageError("-trace_pixels_from needs a file name or -",
-                                 hint="write -trace_pixels_from FILE (or - for stdin), one 'S F' line per pixel")
-            if source is not None:
-                raise UsageError("-trace_pixels_from is given twice", hint="give it once")
-            source = argv[i + 1]
+                raise UsageError(f"{flag} needs a file name or -",
+                                 hint=f"write {flag} FILE (or - for stdin), one 'S F' line per pixel")
+            if flag in sources:
+                raise UsageError(f"{flag} is given twice", hint="give it once")
+            sources[flag] = argv[i + 1]
             i += 2
             continue
-        rest.append(argv[i])
+        rest.append(flag)
         i += 1
-    return rest, source
+    if len(sources) == 2 and "-" in sources.values():
+        raise UsageError("-trace_pixels_from and -trace_pixels_after cannot share stdin",
+                         hint="give one of them a file, or use one of the two")
+    return rest, sources
 
 
-def read_pixel_lines(lines, where: str) -> tuple[tuple[int, int], ...]:
+def read_pixel_lines(lines, where: str, flag: str = "-trace_pixels_from") -> tuple[tuple[int, int], ...]:
     """'S F' lines (slow fast, 0-based integers; blank lines and # comments skipped) → pixels."""
     pixels = []
     for n, line in enumerate(lines, 1):
@@ -441,24 +452,24 @@ def read_pixel_lines(lines, where: str) -> tuple[tuple[int, int], ...]:
                 raise ValueError
             pixels.append((int(words[0]), int(words[1])))
         except ValueError:
-            raise UsageError(f"-trace_pixels_from: expected 'SLOW FAST' (two integers), got {line.strip()!r}",
+            raise UsageError(f"{flag}: expected 'SLOW FAST' (two integers), got {line.strip()!r}",
                              where=f"{where}:{n}", hint="one pixel per line, e.g. '12 34'") from None
     return tuple(pixels)
 
 
-def pixel_reader(source: str):
-    """A function returning the pixels of ``source`` ('-' = stdin), called once setup is done."""
+def pixel_reader(source: str, flag: str = "-trace_pixels_from"):
+    """A function returning the pixels of ``source`` ('-' = stdin), called when they are needed."""
     def read() -> tuple[tuple[int, int], ...]:
         if source == "-":
-            return read_pixel_lines(sys.stdin, "<stdin>")
+            return read_pixel_lines(sys.stdin, "<stdin>", flag)
         try:
             with open(source, encoding="utf-8") as fh:
-                return read_pixel_lines(fh, source)
+                return read_pixel_lines(fh, source, flag)
         except OSError as exc:
-            raise UsageError(f"cannot read -trace_pixels_from file: {exc.strerror or exc}", where=source,
+            raise UsageError(f"cannot read {flag} file: {exc.strerror or exc}", where=source,
                              hint="give an existing file of 'S F' lines, or - for stdin") from None
         except UnicodeDecodeError:
-            raise UsageError("-trace_pixels_from file is not text", where=source,
+            raise UsageError(f"{flag} file is not text", where=source,
                              hint="give a text file of 'S F' lines") from None
     return read
 
@@ -474,10 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(injections.listing())
         return 0
     try:
-        argv, source = split_pixels_from(argv)
+        argv, sources = split_pixel_sources(argv)
         from simulator.run import run
-        code = run(parse_args(argv), pixels_from=pixel_reader(source) if source is not None else None)
-        if own_process and source is not None:
+        readers = {flag: pixel_reader(src, flag) for flag, src in sources.items()}
+        code = run(parse_args(argv), pixels_from=readers.get("-trace_pixels_from"),
+                   pixels_after=readers.get("-trace_pixels_after"))
+        if own_process and sources:
             _exit_now(code)
         return code
     except NbtraceError as exc:
@@ -496,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _exit_now(code: int) -> None:
     """Leave without the interpreter's teardown: with torch loaded it takes ~0.35 s, which sits
-    on the critical path of a hunt waiting for a -trace_pixels_from run. Every output file is
+    on the critical path of a hunt waiting for a -trace_pixels_from/-after run. Every output file is
     closed by now; only the standard streams need flushing."""
     try:
         sys.stdout.flush()

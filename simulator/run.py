@@ -125,10 +125,13 @@ def _check_roi(setup) -> None:
                              hint="0 ≤ xmin ≤ xmax < fpixels and 0 ≤ ymin ≤ ymax < spixels")
 
 
-def run(cfg, pixels_from=None) -> int:
+def run(cfg, pixels_from=None, pixels_after=None) -> int:
     """pixels_from: None, or a function giving more (slow, fast) pixels to trace; it is called
     only after setup, so a caller can start this process before it knows the pixels and have
-    the imports and geometry done meanwhile (-trace_pixels_from, nbtrace hunt)."""
+    the imports and geometry done meanwhile (-trace_pixels_from).
+    pixels_after: the same, called once the image files are written and IMAGE_WRITTEN is on
+    stderr, so that a caller can choose pixels from the image and have them traced by this very
+    run (-trace_pixels_after, nbtrace hunt: one run of the port per hunt)."""
     # one intra-op thread; parallelism comes from rendering chunks concurrently (kernel.render_frame)
     torch.set_num_threads(1)
     setup = build_setup(cfg)
@@ -158,8 +161,32 @@ def run(cfg, pixels_from=None) -> int:
             image = render_frame(setup, recorder, workers=cpu_workers(),
                                  progress=_progress(sys.stderr.isatty() if cfg.progress is None else cfg.progress))
             _write_outputs(setup, image.to(torch.float32).cpu().numpy())
+            del image  # the frame's memory is not needed for what follows
+        if pixels_after is not None:
+            if roi_rec is not None:  # the region dump belongs to the image: written before the marker
+                _emit_traces(setup, cfg, None, roi_rec)
+                roi_rec = None
+            text_rec, cfg = _trace_after(setup, cfg, text_rec, pixels_after)
     _emit_traces(setup, cfg, text_rec, roi_rec)
     return 0
+
+
+def _trace_after(setup, cfg, text_rec, pixels_after):
+    """Say the image is written, read more pixels, trace them (same kernel, traced pixels only).
+    Returns the recorder holding every traced pixel and the config listing them all."""
+    from simulator.cli import IMAGE_WRITTEN
+
+    sys.stderr.write(IMAGE_WRITTEN + "\n")
+    sys.stderr.flush()
+    extra = tuple(p for p in dict.fromkeys(pixels_after()) if p not in set(cfg.trace_pixels))
+    if not extra:
+        return text_rec, cfg
+    _check_pixels(setup, extra, "-trace_pixels_after pixel")
+    later = taps_mod.Recorder(extra, all_blocks=True)
+    _render_selected(setup, later, [later])
+    merged = taps_mod.Recorder(tuple(cfg.trace_pixels) + extra, all_blocks=True)
+    merged.absorb(text_rec, later)
+    return merged, dataclasses.replace(cfg, trace_pixels=tuple(cfg.trace_pixels) + extra)
 
 
 def _render_selected(setup, recorder, recs):

@@ -85,6 +85,13 @@ class Recorder:
         self.chunks.append(chunk)
         return _ChunkView(self, chunk, rows)
 
+    def absorb(self, *others) -> None:
+        """Take over the recorded chunks of other recorders (None skipped): one recorder for
+        pixels traced in different passes of the same setup (-trace_pixels_after)."""
+        for other in others:
+            if other is not None:
+                self.chunks.extend(other.chunks)
+
     def by_pixel(self) -> dict:
         """(s, f) -> (chunk, row) for every recorded pixel."""
         out = {}

@@ -96,8 +96,10 @@ def report_lines(r: HuntResult) -> list[str]:
     lines.append("")
     n_fixed = sum(1 for p in r.pixels if p.reason in FIXED_REASONS + FIXED_ROI_REASONS)
     if "pixels_capture_s" in r.timings:
+        live = "-trace_pixels_after" in ((r.meta.get("py") or {}).get("argv") or [])
+        how = ("by the port's own render run and one more C run" if live else "in one more run per side")
         lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
-                     "from the images traced in one more run per side):")
+                     f"from the images traced {how}):")
     else:
         lines.append(f"traced pixels ({n_fixed} fixed ones, traced in the render pass; the images are identical to "
                      "float32 storage, so no pixel stands out to add):")

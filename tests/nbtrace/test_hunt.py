@@ -2,6 +2,7 @@
 tests do not need the C build or the PyTorch simulator; tests/test_examples.py runs the real ones."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from nbtrace.cli import cli, main
 from nbtrace.hunt import compare_provenance
+from nbtrace.report.hunt import report_lines
 from nbtrace.hunt_pixels import choose_pixels
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "hunt" / "fake_nanobragg.py"
@@ -270,61 +272,76 @@ def test_stray_word_before_double_dash_is_not_sent_to_the_producers(capsys):
     assert exc.value.code == 2 and "unexpected argument(s) 'roi' before `--`" in err and "[1/4]" not in err
 
 
-# --- the built-in PyTorch port: its follow-up trace run is started before the renders and
-# given the image-chosen pixels on stdin (issue 5). These run the real C reference and simulator.
+# --- the built-in PyTorch port renders and then, in the same process, traces the pixels chosen
+# from the images (-trace_pixels_after, issue 5). These run the real C reference and simulator.
 _SMALL_REAL = ("-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",
                "-distance", "500", "-detpixels", "48", "-pixel", "0.4")
 
 
 def _started(monkeypatch):
-    """Record every early-started capture hunt makes."""
+    """Record every live render hunt starts."""
     import nbtrace.capture as capture_mod
 
     made = []
-    real = capture_mod.start_pixels_capture
+    real = capture_mod.start_live_render
 
     def spy(*a, **kw):
         made.append(real(*a, **kw))
         return made[-1]
-    monkeypatch.setattr(capture_mod, "start_pixels_capture", spy)
+    monkeypatch.setattr(capture_mod, "start_live_render", spy)
     return made
 
 
-def test_prestarted_port_trace_gives_the_same_result_as_a_second_run(tmp_path, monkeypatch):
+def test_the_ports_render_run_traces_the_chosen_pixels_as_a_second_run_would(tmp_path, monkeypatch):
     from nbtrace.capture import read_meta
     from nbtrace.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
-    early = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",), out_dir=tmp_path / "early"))
-    assert len(made) == 1 and made[0]._proc.returncode == 0
-    meta = read_meta(tmp_path / "early" / "pixels_py.trace")
-    assert meta["argv"][-2:] == ["-trace_pixels_from", "-"]
-    extra = [p.pixel for p in early.pixels[: len(early.pixels) - 4]]
-    assert meta["pixels_traced"] == [list(p) for p in extra] and extra
-    # the same hunt through --port-cmd (no early start): the classic second run per side
-    late = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",),
-                            port_cmd=f"{sys.executable} -m simulator", out_dir=tmp_path / "late"))
-    assert len(made) == 1
-    assert early.root is not None and early.root.tap == late.root.tap and early.root.kind == late.root.kind
-    assert [(p.pixel, p.root_tap, p.root_factor) for p in early.pixels] == \
-        [(p.pixel, p.root_tap, p.root_factor) for p in late.pixels]
+    one = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",), out_dir=tmp_path / "one"))
+    assert len(made) == 1 and made[0]._proc.returncode == 0 and not made[0]._work.exists()
+    meta = read_meta(tmp_path / "one" / "render_py.trace")
+    assert meta["argv"][-2:] == ["-trace_pixels_after", "-"]
+    assert not (tmp_path / "one" / "pixels_py.trace").exists()  # no second port run
+    extra = [p.pixel for p in one.pixels[: len(one.pixels) - 4]]
+    fixed = [p.pixel for p in one.pixels[len(one.pixels) - 4:]]
+    assert extra and meta["pixels_traced"] == [list(p) for p in fixed + extra]
+    # the same hunt through --port-cmd (no live run): the classic second run per side
+    two = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",),
+                           port_cmd=f"{sys.executable} -m simulator", out_dir=tmp_path / "two"))
+    assert len(made) == 1 and (tmp_path / "two" / "pixels_py.trace").exists()
+    assert one.root is not None and one.root.tap == two.root.tap and one.root.kind == two.root.kind
+    assert [(p.pixel, p.root_tap, p.root_factor) for p in one.pixels] == \
+        [(p.pixel, p.root_tap, p.root_factor) for p in two.pixels]
+    assert "by the port's own render run" in "\n".join(report_lines(one))
 
 
-def test_prestarted_port_trace_is_stopped_when_the_images_agree(tmp_path, monkeypatch):
+def test_the_ports_render_run_ends_with_the_fixed_pixels_when_the_images_agree(tmp_path, monkeypatch):
+    from nbtrace.capture import read_meta
     from nbtrace.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     res = hunt(HuntOptions(nb_args=_SMALL_REAL, out_dir=tmp_path))
     assert res.agrees and len(made) == 1
-    assert made[0]._proc.returncode is not None  # ended, not left running
-    assert not (tmp_path / "pixels_py.trace").exists() and not made[0]._work.exists()
+    assert made[0]._proc.returncode == 0 and not made[0]._work.exists()
+    assert len(read_meta(tmp_path / "render_py.trace")["pixels_traced"]) == 4
 
 
-def test_prestarted_port_trace_is_stopped_when_a_render_fails(tmp_path, monkeypatch):
+def test_the_ports_render_run_is_stopped_when_a_render_fails(tmp_path, monkeypatch):
     from nbtrace.errors import ProducerError
     from nbtrace.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     with pytest.raises(ProducerError):
         hunt(HuntOptions(nb_args=(*_SMALL_REAL, "-distance", "abc"), out_dir=tmp_path))
+    assert len(made) == 1 and made[0]._proc.returncode is not None and not made[0]._work.exists()
+
+
+def test_the_ports_render_run_is_killed_when_the_c_side_fails(tmp_path, monkeypatch):
+    from nbtrace.errors import ProducerError
+    from nbtrace.hunt import HuntOptions, hunt
+
+    made = _started(monkeypatch)
+    false = shutil.which("false")
+    with pytest.raises(ProducerError, match="exited with code 1"):
+        hunt(HuntOptions(nb_args=_SMALL_REAL, c_bin=false, out_dir=tmp_path))
     assert len(made) == 1 and made[0]._proc.returncode is not None and not made[0]._work.exists()
