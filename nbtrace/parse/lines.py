@@ -50,6 +50,7 @@ _PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fa
 _PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
 _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)\s*(?:\[\s*(\w+)\s*,\s*(\w+)\s*\])?",
                            re.IGNORECASE)
+PIVOT_LINE = "pivoting detector around "
 _FORTRAN_EXP = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD](?=[-+]?\d+$)")
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
 
@@ -152,6 +153,7 @@ class LineParser:
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
+        self.pivot: str | None = None  # from nanoBragg's "pivoting detector around ..." line
 
     # ------------------------------------------------------------------ the streaming loop
     def feed(self, lines: Iterable[str]) -> None:
@@ -525,6 +527,9 @@ class LineParser:
                 return
         if "\x00" in line and not self.nul_line:
             self.nul_line = lineno
+        if line.startswith(PIVOT_LINE) and self.pivot is None:
+            # nanoBragg says which pivot it used only in words; the spec's when: edges need it
+            self.pivot = "SAMPLE" if line[len(PIVOT_LINE):].strip().startswith("sample") else "BEAM"
         self._ignored(lineno)
 
     def _ignored(self, lineno: int) -> None:
@@ -772,6 +777,8 @@ class LineParser:
             "format_digits": digits,
             "prefixes": {p: g.lines for p, g in self.groups.items() if g.lines},
         }
+        if self.pivot is not None:
+            meta["pivot"] = self.pivot
         dialect = next(iter(dialects)) if len(dialects) == 1 else ("mixed" if dialects else "space")
         return Trace(path=self.path, records=LazyRecords(columns, self.path, chosen.extras), prefix=chosen.prefix,
                      dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)

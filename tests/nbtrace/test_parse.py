@@ -397,3 +397,14 @@ def test_jsonl_round_trip(rows):
     assert [(r.name, r.values, r.index.pixel, dict(r.index.loop)) for r in t.records] \
         == [(n, tuple(v), p, loop) for n, v, p, loop in rows]
     assert all(r.sigdigits == 17 and r.dialect == "jsonl" for r in t.records)
+
+
+def test_the_pivot_nanobragg_states_in_words_is_kept_in_meta():
+    # the spec's pivot-conditional edges need it; nanoBragg prints no pivot= line
+    assert read_trace(WILD / "phi_c_trace_phi.log").meta["pivot"] == "SAMPLE"
+    assert read_trace(WILD / "tilted_trace.log").meta["pivot"] == "BEAM"
+    assert "pivot" not in read_trace(WILD / "at002_py_trace_pixel_64_79.log").meta
+    from nbtrace.spec import conditions_of, default_spec
+
+    t = read_trace(WILD / "phi_c_trace_phi.log")
+    assert conditions_of(default_spec(), t, read_trace(WILD / "tilted_trace.log")) == {"pivot": "SAMPLE"}
