@@ -433,11 +433,13 @@ def render_frame(setup, recorder=None, chunk: int | None = None, progress=None, 
     The ROI is cut into rectangles of whole rows (or, for a row longer than a chunk, pieces
     of one row), visited in the C's pixel order; each rectangle's values are written
     straight into its window of the image, so memory is the image plus the temporaries of
-    the chunks in flight. ``workers`` > 1 renders eager chunks concurrently in threads (torch
-    releases the GIL inside ops; use it with torch.set_num_threads(1): many small intra-op
-    parallel regions cost far more than they gain, worst of all on a shared machine), and
-    gives a compiled kernel (``-compile``) that many OpenMP threads. Chunks only run
-    concurrently when nothing depends on their order (no recorder, no tricubic switch).
+    the chunks in flight. ``workers`` > 1 renders eager chunks concurrently: in forked worker
+    processes writing into a shared image for large frames where that is safe (see
+    :func:`_fork_ready`), else in threads (torch releases the GIL inside ops; use it with
+    torch.set_num_threads(1): many small intra-op parallel regions cost far more than they
+    gain, worst of all on a shared machine); a compiled kernel (``-compile``) gets that many
+    OpenMP threads. Chunks only run concurrently when nothing depends on their order (no
+    recorder, no tricubic switch).
     """
     det = setup.detector
     dev = det.pix0.device
