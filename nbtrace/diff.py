@@ -192,16 +192,10 @@ def _fork(fn, arg):
     """A forked process computing fn(arg) and sending it back: (process, pipe end), or None."""
     import multiprocessing
 
+    from nbtrace.forkwork import reply
+
     def child(conn):
-        try:
-            conn.send(("ok", fn(arg)))
-        except BaseException:  # the parent computes it again and meets the error itself
-            try:
-                conn.send(("crash",))
-            except BaseException:
-                pass
-        finally:
-            conn.close()
+        reply(conn, lambda: ("ok", fn(arg)))
 
     try:
         ctx = multiprocessing.get_context("fork")

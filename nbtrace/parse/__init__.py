@@ -168,21 +168,18 @@ def _from_shared(payload, shared) -> Trace:
 
 
 def _worker(conn, path, dialect, prefix, shared=None) -> None:
-    try:
+    from nbtrace.forkwork import reply
+
+    def compute():
         try:
             trace = read_trace(path, dialect, prefix)
             payload = _to_shared(trace, shared) if shared is not None else None
-            result = ("ok", trace) if payload is None else ("shared", payload)
+            return ("ok", trace) if payload is None else ("shared", payload)
         except NbtraceError as exc:  # re-raised in the parent with its what / where / hint intact
-            result = ("error", type(exc), exc.what, exc.where, exc.hint)
-        conn.send(result)
-    except BaseException:  # a bug, or a result that cannot be sent: the parent reads B itself
-        try:
-            conn.send(("crash",))
-        except BaseException:
-            pass
-    finally:
-        conn.close()
+            return ("error", type(exc), exc.what, exc.where, exc.hint)
+
+    # a bug, or a result that cannot be sent: "crash", and the parent reads B itself
+    reply(conn, compute)
 
 
 def _worker_result(proc, conn, shared=None) -> Trace | None:
