@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from nbtrace.cbuild import ensure_built
+from nbtrace.run.cbuild import ensure_built
 
 SEED = ["-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",
         "-distance", "500", "-pixel", "0.05"]

@@ -74,11 +74,11 @@ class Clock:
 
 def stages(a_path: str, b_path: str) -> tuple[str, object]:
     """Each stage timed on its own, as the CLI runs them (GC off)."""
-    from nbtrace.align import align
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace, read_traces
+    from nbtrace.engine.align import align
+    from nbtrace.engine.diff import diff_traces
+    from nbtrace.engine.parse import read_trace, read_traces
     from nbtrace.report import render
-    from nbtrace.spec import spec_for
+    from nbtrace.engine.spec import spec_for
 
     out = []
     c = Clock()
@@ -171,9 +171,9 @@ def main() -> None:
         if args.tracemalloc:
             import tracemalloc
 
-            from nbtrace.diff import diff_traces
-            from nbtrace.parse import read_traces
-            from nbtrace.spec import spec_for
+            from nbtrace.engine.diff import diff_traces
+            from nbtrace.engine.parse import read_traces
+            from nbtrace.engine.spec import spec_for
 
             tracemalloc.start()
             a, b = read_traces(a_path, b_path)
@@ -185,9 +185,9 @@ def main() -> None:
             import cProfile
             import pstats
 
-            from nbtrace.diff import diff_traces
-            from nbtrace.parse import read_trace
-            from nbtrace.spec import spec_for
+            from nbtrace.engine.diff import diff_traces
+            from nbtrace.engine.parse import read_trace
+            from nbtrace.engine.spec import spec_for
 
             pr = cProfile.Profile()
             pr.enable()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nbtrace.hunt import HuntOptions, _both, hunt
+from nbtrace.run.hunt import HuntOptions, _both, hunt
 
 # 1024 pixels of 0.1 mm at 500 mm reach ~6 Å at the edge at 0.5 Å: a field of spots.
 SEED_1024 = ("-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",

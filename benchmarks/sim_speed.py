@@ -40,9 +40,9 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
     """Runs inside the measured process; prints one JSON line."""
     import torch
 
-    from simulator.cli import parse_args
-    from simulator.kernel import chunk_size, render_frame
-    from simulator.setup import build_setup
+    from nbtrace.sim.cli import parse_args
+    from nbtrace.sim.kernel import chunk_size, render_frame
+    from nbtrace.sim.setup import build_setup
 
     # the simulator's own scheme (simulator/run.py): one intra-op thread, chunks in parallel
     # (a compiled kernel instead gets ``threads`` OpenMP threads inside render_frame)
@@ -65,7 +65,7 @@ def child(dtype: str, size: int, threads: int, compiled: bool) -> None:
         t_render = time.perf_counter() - t0
         self_after = resource.getrusage(resource.RUSAGE_SELF)
         kids_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # large eager frames are rendered by forked worker processes (simulator.kernel._run_forked):
+    # large eager frames are rendered by forked worker processes (nbtrace.sim.kernel._run_forked):
     # their CPU time and page faults count too, and their memory adds to this process's
     kid_cpu = (kids_after.ru_utime + kids_after.ru_stime) - (kids_before.ru_utime + kids_before.ru_stime)
     cpu = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime) + kid_cpu
@@ -103,7 +103,7 @@ def run_python(dtype: str, size: int, threads: int, compiled: bool, cache_dir: s
 
 def run_c(size: int, threads: int) -> dict:
     try:
-        from nbtrace.cbuild import ensure_built
+        from nbtrace.run.cbuild import ensure_built
         binary = ensure_built()
     except Exception as exc:  # the C side may not exist yet or fail to build: say so, don't crash
         return {"error": f"C reference unavailable: {exc}"}

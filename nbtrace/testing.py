@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from nbtrace.model import SourceLoc, TapIndex, TapRecord, Trace
+from nbtrace.engine.model import SourceLoc, TapIndex, TapRecord, Trace
 
 __all__ = ["assert_traces_match", "make_trace"]
 
@@ -19,10 +19,10 @@ def _load(x, dialect: str | None) -> Trace:
     if isinstance(x, Trace):
         return x
     if isinstance(x, (str, os.PathLike)):
-        from nbtrace.parse import read_trace
+        from nbtrace.engine.parse import read_trace
 
         return read_trace(x, dialect=dialect)
-    raise TypeError(f"expected a trace path or nbtrace.model.Trace, got {type(x).__name__}")
+    raise TypeError(f"expected a trace path or nbtrace.engine.model.Trace, got {type(x).__name__}")
 
 
 def assert_traces_match(a, b, spec=None, *, force: bool = False, context: dict | None = None,
@@ -33,7 +33,7 @@ def assert_traces_match(a, b, spec=None, *, force: bool = False, context: dict |
     spec: a TapSpec, a path to a YAML spec, the name of a shipped spec ("nanobragg", "scaling",
     "phi_loop"), or None (the shipped spec that fits the traces' names, else none). The message opens with the root cause, then the console report.
     """
-    from nbtrace.diff import diff_traces
+    from nbtrace.engine.diff import diff_traces
     from nbtrace.report import render
 
     ta, tb = _load(a, dialect), _load(b, dialect)
@@ -47,10 +47,10 @@ def assert_traces_match(a, b, spec=None, *, force: bool = False, context: dict |
 
 def _spec(spec, ta: Trace, tb: Trace):
     if spec is None:
-        from nbtrace.spec import spec_for
+        from nbtrace.engine.spec import spec_for
 
         return spec_for(ta, tb)
-    from nbtrace.diff import resolve_spec
+    from nbtrace.engine.diff import resolve_spec
 
     return resolve_spec(spec)
 

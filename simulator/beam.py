@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from nbtrace.errors import UsageError
-from simulator.constants import SOURCE_DISTANCE
+from nbtrace.sim.constants import SOURCE_DISTANCE
 
 Tensor = torch.Tensor
 

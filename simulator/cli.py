@@ -1,4 +1,4 @@
-"""nanoBragg-compatible command line: ``python -m simulator`` / ``nbsim``.
+"""nanoBragg-compatible command line: ``python -m nbtrace.sim`` / ``nbsim``.
 
 Flags match exactly (no prefix matching); an unknown flag, a missing or malformed argument is
 one line on stderr and exit code 2. The trace goes to stdout, everything else to stderr.
@@ -12,11 +12,11 @@ import sys
 import time
 
 from nbtrace.errors import NbtraceError, UsageError
-from simulator import injections
-from simulator.config import SimConfig
-from simulator.constants import HC_EV_ANGSTROM, RTD
-from simulator.crystal import random_misset
-from simulator.rng import Ran1
+from nbtrace.sim import injections
+from nbtrace.sim.config import SimConfig
+from nbtrace.sim.constants import HC_EV_ANGSTROM, RTD
+from nbtrace.sim.crystal import random_misset
+from nbtrace.sim.rng import Ran1
 
 PROG = "nbsim"
 USAGE = """usage: nbsim -cell a b c al be ga | -mat FILE  [-hkl FILE | -default_F F]  [options]
@@ -412,8 +412,6 @@ def parse_args(argv: list[str]) -> SimConfig:
 
 
 PIXEL_SOURCES = ("-trace_pixels_from", "-trace_pixels_after")
-#: the line -trace_pixels_after writes to stderr once the image files are complete
-IMAGE_WRITTEN = "nbsim: image written"
 
 
 def split_pixel_sources(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -486,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         argv, sources = split_pixel_sources(argv)
-        from simulator.run import run
+        from nbtrace.sim.run import run
         readers = {flag: pixel_reader(src, flag) for flag, src in sources.items()}
         code = run(parse_args(argv), pixels_from=readers.get("-trace_pixels_from"),
                    pixels_after=readers.get("-trace_pixels_after"))

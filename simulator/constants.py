@@ -23,3 +23,5 @@ WATER_MW = 18.0
 SOURCE_DISTANCE = 10.0
 #: ROUND-shape normalisation constant.
 ROUND_NORM = 0.723601254558268
+#: the line -trace_pixels_after writes to stderr once the image files are complete
+IMAGE_WRITTEN = "nbsim: image written"

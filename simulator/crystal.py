@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from nbtrace.errors import UsageError
-from simulator.constants import DBL_MIN
-from simulator.rng import Ran1
-from simulator.vectors import cross, dot, norm, rescale, rotate_axis, rotate_xyz
+from nbtrace.sim.constants import DBL_MIN
+from nbtrace.sim.rng import Ran1
+from nbtrace.sim.vectors import cross, dot, norm, rescale, rotate_axis, rotate_xyz
 
 Tensor = torch.Tensor
 

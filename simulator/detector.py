@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from simulator.beam import auto_steps
-from simulator.constants import DBL_MIN
-from simulator.vectors import dot, norm, rotate_axis, rotate_xyz, unitize
+from nbtrace.sim.beam import auto_steps
+from nbtrace.sim.constants import DBL_MIN
+from nbtrace.sim.vectors import dot, norm, rotate_axis, rotate_xyz, unitize
 
 Tensor = torch.Tensor
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from nbtrace.errors import UsageError
-from simulator.constants import RTD
+from nbtrace.sim.constants import RTD
 
 
 def _write(path: str, data: bytes) -> None:

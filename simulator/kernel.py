@@ -17,11 +17,11 @@ from typing import NamedTuple
 
 import torch
 
-from simulator import detector as det_mod
-from simulator import structure_factors as sf_mod
-from simulator.constants import R_E_SQR
-from simulator.lattice import LatticeFactor, lattice_factor
-from simulator.polarization import kahn_factor
+from nbtrace.sim import detector as det_mod
+from nbtrace.sim import structure_factors as sf_mod
+from nbtrace.sim.constants import R_E_SQR
+from nbtrace.sim.lattice import LatticeFactor, lattice_factor
+from nbtrace.sim.polarization import kahn_factor
 
 Tensor = torch.Tensor
 
@@ -237,7 +237,7 @@ def _compiled_pixel_values():
 
 
 class Kernel:
-    """Renders pixel sets for one :class:`~simulator.setup.Setup`; holds the interpolation switch."""
+    """Renders pixel sets for one :class:`~nbtrace.sim.setup.Setup`; holds the interpolation switch."""
 
     def __init__(self, setup, recorder=None):
         self.setup = setup

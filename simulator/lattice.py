@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import torch
 
-from simulator.constants import ROUND_NORM
+from nbtrace.sim.constants import ROUND_NORM
 
 Tensor = torch.Tensor
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from simulator.rng import Ran1
+from nbtrace.sim.rng import Ran1
 
 f32 = np.float32
 _COF = (76.18009172947146, -86.50532032941677, 24.01409824083091, -1.231739572450155,

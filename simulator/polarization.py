@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from simulator.vectors import cross, unitize
+from nbtrace.sim.vectors import cross, unitize
 
 Tensor = torch.Tensor
 

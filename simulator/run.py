@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from nbtrace.errors import UsageError
-from simulator import io as io_mod
-from simulator import taps as taps_mod
-from simulator.kernel import Kernel, chunk_size, render_frame
-from simulator.setup import build_setup
+from nbtrace.sim import io as io_mod
+from nbtrace.sim import taps as taps_mod
+from nbtrace.sim.kernel import Kernel, chunk_size, render_frame
+from nbtrace.sim.setup import build_setup
 
 
 class RecorderGroup:
@@ -174,7 +174,7 @@ def run(cfg, pixels_from=None, pixels_after=None) -> int:
 def _trace_after(setup, cfg, text_rec, pixels_after):
     """Say the image is written, read more pixels, trace them (same kernel, traced pixels only).
     Returns the recorder holding every traced pixel and the config listing them all."""
-    from simulator.cli import IMAGE_WRITTEN
+    from nbtrace.sim.constants import IMAGE_WRITTEN
 
     sys.stderr.write(IMAGE_WRITTEN + "\n")
     sys.stderr.flush()
@@ -234,5 +234,5 @@ def _write_outputs(setup, image: np.ndarray) -> None:
     if cfg.pgmfile:
         io_mod.write_pgm(cfg.pgmfile, image, mask, io_mod.pgm_scale(image, mask, scale, cfg.pgmscale))
     if cfg.noisefile:
-        from simulator.noise import noise_image
+        from nbtrace.sim.noise import noise_image
         io_mod.write_smv(cfg.noisefile, setup, noise_image(image, mask, cfg.adc, cfg.seed))

@@ -13,13 +13,13 @@ from typing import NamedTuple
 
 import torch
 
-from simulator import beam as beam_mod
-from simulator import crystal as crystal_mod
-from simulator import detector as det_mod
-from simulator import structure_factors as sf_mod
-from simulator.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
-from simulator.polarization import polar_basis
-from simulator.rng import Ran1
+from nbtrace.sim import beam as beam_mod
+from nbtrace.sim import crystal as crystal_mod
+from nbtrace.sim import detector as det_mod
+from nbtrace.sim import structure_factors as sf_mod
+from nbtrace.sim.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
+from nbtrace.sim.polarization import polar_basis
+from nbtrace.sim.rng import Ran1
 from nbtrace.errors import UsageError
 
 Tensor = torch.Tensor
@@ -199,7 +199,7 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     setup = Setup(cfg, cdt, det, crystal, sources, phi, phis, spread, domains, vectors, table,
                   _interpolation(cfg, table), os_, rec, steps, flu, I_bg, K, roi, vectors.to(cdt), stars,
                   polar_basis(sources.incident, det.polar), compiled=cfg.compile)
-    from simulator import kernel  # the kernel's constants depend on the finished setup
+    from nbtrace.sim import kernel  # the kernel's constants depend on the finished setup
 
     core = torch.compile(kernel._core, dynamic=False) if cfg.compile else None
     return dataclasses.replace(setup, core=core, static=kernel.core_static(setup))

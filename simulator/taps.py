@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from nbtrace.errors import UsageError
-from simulator.constants import R_E_SQR, RTD
-from simulator.vectors import dot
+from nbtrace.sim.constants import R_E_SQR, RTD
+from nbtrace.sim.vectors import dot
 
 PREFIX = "TRACE_PY"
 

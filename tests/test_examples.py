@@ -47,7 +47,7 @@ def results():
 
 def test_every_injection_has_an_example():
     sys.path.insert(0, str(EXAMPLES.parent))
-    from simulator.injections import NAMES
+    from nbtrace.sim.injections import NAMES
 
     covered = {json.loads((EXAMPLES / f / "expect.json").read_text()).get("inject") for f in FOLDERS}
     assert NAMES <= covered, f"no example for {sorted(NAMES - covered)}"
@@ -79,7 +79,7 @@ def _check_hunt(name, r, expect):
     if expect.get("factor") is not None:
         assert named["factor"] is not None and math.isclose(named["factor"], expect["factor"], rel_tol=1e-6), named
     kinds = [p["kind"] for p in doc["root_cause_patterns"]]
-    # a pattern over the traced pixels (nbtrace.trends) is reported exactly where the incident shows one
+    # a pattern over the traced pixels (nbtrace.engine.trends) is reported exactly where the incident shows one
     assert kinds == expect.get("patterns", []), f"{name}: patterns {kinds}: {doc['headline']}"
 
 

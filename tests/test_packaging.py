@@ -14,13 +14,20 @@ def _declared_packages() -> set[str]:
 
 
 def test_every_subpackage_is_declared():
-    found = {
-        ".".join(p.parent.relative_to(ROOT).parts)
-        for top in ("nbtrace", "simulator")
-        for p in (ROOT / top).rglob("__init__.py")
-        if "__pycache__" not in p.parts
-    }
+    mapped = {"simulator": "nbtrace.sim"}  # folder -> the package it installs as (package-dir)
+    found = set()
+    for top in ("nbtrace", "simulator"):
+        for p in (ROOT / top).rglob("__init__.py"):
+            if "__pycache__" in p.parts:
+                continue
+            parts = p.parent.relative_to(ROOT).parts
+            found.add(".".join((mapped.get(parts[0], parts[0]),) + parts[1:]))
     assert found - _declared_packages() == set()
+
+
+def test_simulator_folder_installs_as_nbtrace_sim():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["tool"]["setuptools"]["package-dir"]["nbtrace.sim"] == "simulator"
 
 
 def test_tap_specs_are_mapped_into_the_package():
@@ -43,5 +50,5 @@ def test_wheel_contains_specs_and_c_sources(tmp_path):
     (wheel,) = tmp_path.glob("nbtrace-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "nbtrace/tap_specs/nanobragg.yaml" in names
-    assert "simulator/c/nbtrace_tap.h" in names
-    assert any(n.startswith("simulator/c/") and n.endswith(".c") for n in names)
+    assert "nbtrace/sim/c/nbtrace_tap.h" in names
+    assert any(n.startswith("nbtrace/sim/c/") and n.endswith(".c") for n in names)

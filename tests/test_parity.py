@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nbtrace.capture import CaptureResult, capture
+from nbtrace.run.capture import CaptureResult, capture
 from nbtrace.errors import ProducerError
 
 HERE = Path(__file__).resolve().parent
@@ -196,9 +196,9 @@ def image_trace_problems(label: str, side: Side, trace) -> list[str]:
 
 
 def trace_problems(c: Side, py: Side, pixels) -> tuple[list[str], str]:
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import default_spec
+    from nbtrace.engine.diff import diff_traces
+    from nbtrace.engine.parse import read_trace
+    from nbtrace.engine.spec import default_spec
 
     trace_c, trace_py = read_trace(c.result.trace_path), read_trace(py.result.trace_path)
     result = diff_traces(trace_c, trace_py, default_spec())

@@ -10,7 +10,7 @@ import click
 @click.option("--no-openmp", is_flag=True, help="Build without OpenMP (single-threaded).")
 def command(force: bool, no_openmp: bool) -> int:
     """Build the C reference (simulator/c) into the per-user cache and print its path."""
-    from nbtrace.cbuild import ensure_built
+    from nbtrace.run.cbuild import ensure_built
 
     click.echo(str(ensure_built(force=force, openmp=not no_openmp)))
     return 0

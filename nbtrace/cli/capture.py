@@ -93,7 +93,7 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     the region dumps) and exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
     NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
-    from nbtrace.capture import capture
+    from nbtrace.run.capture import capture
 
     if not nb_args:
         raise UsageError("no nanoBragg arguments after '--'", hint="e.g. " + USAGE_EXAMPLE)
@@ -114,7 +114,7 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
 def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from nbtrace.capture import capture
+    from nbtrace.run.capture import capture
 
     from nbtrace.cli import ensure_output_dir, record_verdict
 
@@ -174,9 +174,9 @@ def _save_reports(parts: dict, out_dir: Path) -> None:
 
 
 def trace_diff(c_trace: Path, py_trace: Path, context: dict):
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import spec_for
+    from nbtrace.engine.diff import diff_traces
+    from nbtrace.engine.parse import read_trace
+    from nbtrace.engine.spec import spec_for
 
     a, b = read_trace(c_trace), read_trace(py_trace)
     # the same spec choice as `nbtrace diff A B`, so both commands say the same thing
@@ -185,8 +185,8 @@ def trace_diff(c_trace: Path, py_trace: Path, context: dict):
 
 
 def region_diff(c_dump: Path, py_dump: Path):
-    from nbtrace.maps import compare_dumps, load_dump
-    from nbtrace.spec import default_spec
+    from nbtrace.engine.maps import compare_dumps, load_dump
+    from nbtrace.engine.spec import default_spec
 
     result = compare_dumps(load_dump(c_dump), load_dump(py_dump), default_spec())
     return bool(result), result

@@ -34,7 +34,7 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
     """
     from nbtrace.cli import check_output_file, record_verdict
     from nbtrace.errors import UsageError
-    from nbtrace.images import Roi, Thresholds, compare_arrays, metrics_lines, read_image, shape_from_nb_args
+    from nbtrace.engine.images import Roi, Thresholds, compare_arrays, metrics_lines, read_image, shape_from_nb_args
 
     if nb_args and not all(isinstance(a, str) for a in nb_args):
         raise UsageError("nanoBragg args must be words", "command line")
@@ -54,7 +54,7 @@ def command(image_a, image_b, nb_args, shape, rois, corr_min, sum_tol, peaks, pn
     if png_path:
         from pathlib import Path
 
-        from nbtrace.png import image_panel, write_png
+        from nbtrace.figures.png import image_panel, write_png
 
         write_png(png_path, image_panel(a, b, names=(Path(image_a).name, Path(image_b).name)))
     code = record_verdict(0 if res else 1)

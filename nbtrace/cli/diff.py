@@ -1,7 +1,7 @@
 """`nbtrace diff A B`: A is the reference (e.g. the C build), B the port.
 
 Exit 0 when every compared tap agrees, 1 on a divergence (or when nothing could be compared, or
-the comparison is one-sided: see nbtrace.diff.Coverage.one_sided), 2 on bad input or usage. Never imports torch: this command must start in a fraction of a second.
+the comparison is one-sided: see nbtrace.engine.diff.Coverage.one_sided), 2 on bad input or usage. Never imports torch: this command must start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def _with_unread_notes(result, *sides, dialect: str):
     per side (the files are read once more, sniffed, to count them; only under --dialect)."""
     from dataclasses import replace
 
-    from nbtrace.diff import unread_note
+    from nbtrace.engine.diff import unread_note
     from nbtrace.errors import NbtraceError
-    from nbtrace.parse import read_trace
+    from nbtrace.engine.parse import read_trace
 
     notes = []
     for path, forced, prefix, side in sides:
@@ -79,10 +79,10 @@ def _with_unread_notes(result, *sides, dialect: str):
 
 
 def _spec(spec_path, a, b):
-    from nbtrace import spec as spec_mod
+    from nbtrace.engine import spec as spec_mod
 
     if spec_path:
-        from nbtrace.diff import resolve_spec
+        from nbtrace.engine.diff import resolve_spec
 
         return resolve_spec(spec_path)
     return spec_mod.spec_for(a, b)
@@ -90,7 +90,7 @@ def _spec(spec_path, a, b):
 
 def _write_out(out_dir: str, result, argv, inputs) -> None:
     from nbtrace.report import render
-    from nbtrace.runmeta import run_metadata
+    from nbtrace.run.provenance import run_metadata
 
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -133,7 +133,7 @@ def _write_out(out_dir: str, result, argv, inputs) -> None:
 def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, atol, context_items,
             dtype, pixel, prefix_a, prefix_b):
     """Diff trace A (reference) against trace B (port) and name the root cause."""
-    from nbtrace.parse import read_traces
+    from nbtrace.engine.parse import read_traces
 
     if (rtol is None) != (atol is None):
         raise UsageError("--rtol and --atol go together", hint="give both, or neither")
@@ -145,7 +145,7 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
         context["dtype"] = dtype
     a, b = read_traces(trace_a, trace_b, dialect=dialect, prefix_a=prefix_a, prefix_b=prefix_b)
     # imported after the parse: B's parse worker is forked without waiting for these modules
-    from nbtrace.diff import diff_traces
+    from nbtrace.engine.diff import diff_traces
     from nbtrace.report import render
 
     if pixel:

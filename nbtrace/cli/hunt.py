@@ -20,7 +20,7 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
 @click.option("--port-cmd", default=None, metavar="CMD",
               help="Your port's command (shell words; args appended). Default: the PyTorch simulator.")
 @click.option("--inject", multiple=True, metavar="NAME",
-              help="Fault to inject into the PyTorch simulator (repeatable; see python -m simulator --list-injections).")
+              help="Fault to inject into the PyTorch simulator (repeatable; see python -m nbtrace.sim --list-injections).")
 @click.option("--npixels", type=click.IntRange(5, 64), default=7, show_default=True,
               help="How many pixels to trace: 4 fixed ones (centre, edge, corners) traced in the render pass, the rest (at least 1) chosen from the images and traced in one more run per side.")
 @click.option("--maps", is_flag=True,
@@ -50,9 +50,9 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     from pathlib import Path
 
     from nbtrace.cli import ensure_output_dir, record_verdict
-    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.run.hunt import HuntOptions, hunt
     from nbtrace.report.hunt import report_lines, to_json
-    from nbtrace.images import Thresholds
+    from nbtrace.engine.images import Thresholds
 
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
     if out_dir:  # before the renders: a refused --out must not cost the whole hunt
@@ -63,7 +63,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
                        thresholds=thresholds, spec_path=spec_path, timeout=timeout, dtype=dtype)
     result = hunt(opts, progress=lambda m: click.echo(m, err=True))
     if out_dir:
-        from nbtrace.htmlreport import write_outputs
+        from nbtrace.report.html import write_outputs
 
         written = write_outputs(result, Path(out_dir))
         click.echo(f"hunt: wrote {', '.join(p.name for p in written)} to {out_dir}", err=True)

@@ -23,7 +23,7 @@ def command(dump_a, dump_b, spec_path, png_dir, as_json):
     1 otherwise, 2 on bad input.
     """
     from nbtrace.cli import ensure_output_dir, record_verdict
-    from nbtrace.maps import compare_dumps, load_dump
+    from nbtrace.engine.maps import compare_dumps, load_dump
 
     out = ensure_output_dir(png_dir, "--png") if png_dir else None
     spec = _spec(spec_path)
@@ -43,7 +43,7 @@ def command(dump_a, dump_b, spec_path, png_dir, as_json):
 
 
 def _spec(path):
-    from nbtrace import spec as spec_mod
+    from nbtrace.engine import spec as spec_mod
     from nbtrace.errors import NbtraceError
 
     if path:
@@ -73,8 +73,8 @@ def render_text(res) -> list[str]:
 def write_pngs(res, out_dir) -> list:
     from pathlib import Path
 
-    from nbtrace.maps import first_divergent_png, per_tap_png
-    from nbtrace.png import write_png
+    from nbtrace.engine.maps import first_divergent_png, per_tap_png
+    from nbtrace.figures.png import write_png
 
     from nbtrace.cli import ensure_output_dir
 

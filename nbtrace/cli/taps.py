@@ -7,12 +7,12 @@ import os
 
 import click
 
-from nbtrace.parse import DIALECTS
+from nbtrace.engine.parse import DIALECTS
 
 
 def _load(spec_arg: str):
     """A spec file, or the name of a shipped one ("nanobragg", "scaling.yaml")."""
-    from nbtrace.spec import SHIPPED, load_spec, shipped_spec
+    from nbtrace.engine.spec import SHIPPED, load_spec, shipped_spec
 
     if not os.path.exists(spec_arg):
         shipped = spec_arg if spec_arg.endswith(".yaml") else spec_arg + ".yaml"
@@ -40,8 +40,8 @@ def command():
 def init_cmd(trace, output, dialect, prefix, force):
     """Scaffold a spec from a real TRACE: names, shapes, order, units guessed from suffixes."""
     from nbtrace.errors import UsageError
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import parse_spec, scaffold_spec
+    from nbtrace.engine.parse import read_trace
+    from nbtrace.engine.spec import parse_spec, scaffold_spec
 
     parsed = read_trace(trace, dialect=dialect, prefix=prefix)
     text = scaffold_spec(parsed)
@@ -81,8 +81,8 @@ def check_cmd(spec, trace_path, side):
 
 
 def _check_trace(loaded, trace_path: str, side: str | None) -> int:
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import fit_trace
+    from nbtrace.engine.parse import read_trace
+    from nbtrace.engine.spec import fit_trace
 
     fit = fit_trace(loaded, read_trace(trace_path), side)
     known = fit.n_names - len(fit.unknown)
@@ -99,7 +99,7 @@ def _check_trace(loaded, trace_path: str, side: str | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON (for scripts).")
 def show_cmd(spec, as_json):
     """List the taps of SPEC: name and aliases, shape, unit, tolerance, after."""
-    from nbtrace.spec import spec_to_json
+    from nbtrace.engine.spec import spec_to_json
 
     loaded = _load(spec)
     if as_json:

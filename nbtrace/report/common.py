@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbtrace.results import DiffResult, index_text
+from nbtrace.engine.results import DiffResult, index_text
 
 
 def fmt_num(x) -> str:

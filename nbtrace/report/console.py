@@ -13,7 +13,7 @@ from rich.table import Table
 from rich import box
 
 from nbtrace.report.common import fmt_num, sides, totals, verdict_word, where
-from nbtrace.results import DiffResult
+from nbtrace.engine.results import DiffResult
 
 
 def render_console(r: DiffResult, *, width: int = 80) -> str:

@@ -1,4 +1,4 @@
-"""Hunt reports as text and JSON (read-only views of a :class:`nbtrace.hunt.HuntResult`): the
+"""Hunt reports as text and JSON (read-only views of a :class:`nbtrace.run.hunt.HuntResult`): the
 headline sentence, the console/summary.md lines and the ``--json`` document."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING
 
-from nbtrace.hunt_pixels import FIXED_REASONS, FIXED_ROI_REASONS
+from nbtrace.run.hunt_pixels import FIXED_REASONS, FIXED_ROI_REASONS
 
 if TYPE_CHECKING:
-    from nbtrace.hunt import HuntResult
+    from nbtrace.run.hunt import HuntResult
 
 
 def fmt(x, spec):
@@ -70,8 +70,8 @@ def _tap_label(rc) -> str:
 
 def report_lines(r: HuntResult) -> list[str]:
     """The console / markdown body (plain text, no markup)."""
-    from nbtrace.images import metrics_lines
-    from nbtrace.results import index_text
+    from nbtrace.engine.images import metrics_lines
+    from nbtrace.engine.results import index_text
 
     lines = [headline(r), ""]
     cfg = " ".join(r.nb_args)

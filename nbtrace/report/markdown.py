@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nbtrace.report.common import fmt_num, sides, totals, verdict_word, where
-from nbtrace.results import DiffResult
+from nbtrace.engine.results import DiffResult
 
 
 def _cell(text: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nbtrace.cbuild import source_dir
+from nbtrace.run.cbuild import source_dir
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,8 @@ def c_compiler() -> str:
 
 @pytest.fixture(scope="session")
 def nbref(tmp_path_factory, c_compiler) -> Path:
-    """The reference binary built by nbtrace.cbuild from simulator/c, cached in a temp dir."""
-    from nbtrace import cbuild
+    """The reference binary built by nbtrace.run.cbuild from simulator/c, cached in a temp dir."""
+    from nbtrace.run import cbuild
 
     cache = tmp_path_factory.mktemp("nbref-cache")
     mp = pytest.MonkeyPatch()

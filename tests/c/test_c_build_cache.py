@@ -1,4 +1,4 @@
-"""nbtrace.cbuild: builds once, reuses the cache, rebuilds exactly when a source changes, and fails
+"""nbtrace.run.cbuild: builds once, reuses the cache, rebuilds exactly when a source changes, and fails
 with one clear line when there is no compiler or the source does not compile."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from nbtrace import cbuild
+from nbtrace.run import cbuild
 from nbtrace.cli import main as cli_main
 from nbtrace.errors import ProducerError
 
@@ -117,7 +117,7 @@ def test_unwritable_cache_is_one_clear_error(tiny_src, tmp_path, monkeypatch):
 def test_concurrent_first_builds_do_not_collide(tiny_src, tmp_path):
     import sys
 
-    code = ("import sys, subprocess; from pathlib import Path; from nbtrace.cbuild import ensure_built; "
+    code = ("import sys, subprocess; from pathlib import Path; from nbtrace.run.cbuild import ensure_built; "
             "exe = ensure_built(source=Path(sys.argv[1])); "
             "print(exe, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip())")
     env = dict(os.environ, NBTRACE_CACHE=str(tmp_path / "cache"))

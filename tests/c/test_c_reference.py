@@ -363,7 +363,7 @@ def test_skipped_term_taps_f_cell_zero(run_ref):
 
 
 def test_tracing_compiled_out_gives_the_same_image(run_ref, c_compiler, tmp_path):
-    from nbtrace.cbuild import source_dir
+    from nbtrace.run.cbuild import source_dir
 
     plain = tmp_path / "nbref-plain"
     subprocess.run([c_compiler, "-O2", "-std=c99", str(source_dir() / "nbref.c"), "-o", str(plain), "-lm"],

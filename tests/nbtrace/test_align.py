@@ -6,9 +6,9 @@ from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
-from nbtrace.align import align
-from nbtrace.model import SourceLoc, TapIndex, TapRecord, Trace
-from nbtrace.spec import parse_spec
+from nbtrace.engine.align import align
+from nbtrace.engine.model import SourceLoc, TapIndex, TapRecord, Trace
+from nbtrace.engine.spec import parse_spec
 from nbtrace.testing import make_trace
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbtrace.capture import capture, read_meta, shape_from_args
+from nbtrace.run.capture import capture, read_meta, shape_from_args
 from nbtrace.errors import ProducerError, UsageError
 
 FAKE = r'''#!{python}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nbtrace.capture import read_meta
+from nbtrace.run.capture import read_meta
 
 DONE_WHEN = "-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 -detpixels 512 -pixel 0.05".split()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nbtrace.capture import read_meta
+from nbtrace.run.capture import read_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "data" / "user_build" / "onepixel.c"
@@ -107,10 +107,10 @@ def test_a_bug_in_the_user_build_is_localised(tmp_path, monkeypatch, capsys):
 
 
 def test_user_build_agrees_with_the_c_reference_too(agreeing_run, tmp_path, monkeypatch):
-    from nbtrace.capture import capture
-    from nbtrace.diff import diff_traces
-    from nbtrace.parse import read_trace
-    from nbtrace.spec import default_spec
+    from nbtrace.run.capture import capture
+    from nbtrace.engine.diff import diff_traces
+    from nbtrace.engine.parse import read_trace
+    from nbtrace.engine.spec import default_spec
 
     monkeypatch.delenv("NB_C_BIN", raising=False)
     out_dir = agreeing_run[3]

@@ -236,7 +236,7 @@ def test_bad_spec_yaml_names_file_line_col(capsys, monkeypatch, tmp_path):
 
 
 def test_diff_command_does_not_import_torch():
-    code = "import nbtrace.cli.diff, nbtrace.diff, nbtrace.report.console, sys; assert 'torch' not in sys.modules"
+    code = "import nbtrace.cli.diff, nbtrace.engine.diff, nbtrace.report.console, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -283,7 +283,7 @@ def test_unknown_prefix_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
 
 def test_select_pixel_keeps_the_setup_and_that_pixel_in_order():
     from nbtrace.cli.diff import select_pixel
-    from nbtrace.parse import read_trace
+    from nbtrace.engine.parse import read_trace
 
     t = read_trace(DATA / "r21_edge_geometry" / "reference.log")
     pixels = sorted({r.index.pixel for r in t.records if r.index.pixel is not None})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nbtrace.cli import main
-from nbtrace.spec import load_spec
+from nbtrace.engine.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 WILD = Path(__file__).resolve().parents[1] / "data" / "wild"

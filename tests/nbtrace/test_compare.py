@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from nbtrace.align import TapGroup, align
-from nbtrace.diff import diff_traces
-from nbtrace.compare import (CompareSettings, ComparerBug, Geometry, compare_group, mismatch_message,
+from nbtrace.engine.align import TapGroup, align
+from nbtrace.engine.diff import diff_traces
+from nbtrace.engine.compare import (CompareSettings, ComparerBug, Geometry, compare_group, mismatch_message,
                              plausibility, precision_floor)
-from nbtrace.spec import parse_spec
+from nbtrace.engine.spec import parse_spec
 from nbtrace.testing import make_trace
-from nbtrace.units import NamedFactor
+from nbtrace.engine.units import NamedFactor
 
 SPEC = parse_spec(
     """spec: t
@@ -215,7 +215,7 @@ def test_scalar_length_offset_in_pixels():
 
 
 def test_divergence_confined_to_some_pixels_says_where():
-    from nbtrace.model import Trace
+    from nbtrace.engine.model import Trace
 
     def multi(values):
         recs = []
@@ -233,7 +233,7 @@ def test_divergence_confined_to_some_pixels_says_where():
 
 from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
 
-from nbtrace.results import KINDS  # noqa: E402
+from nbtrace.engine.results import KINDS  # noqa: E402
 
 _vals = st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=3, max_size=3)
 
@@ -256,7 +256,7 @@ def test_any_values_get_a_verdict_and_identical_values_agree(rows, f32):
 # float32 precision class: plain noise, amplified noise (conditioning), and a real bug above it.
 import pytest as _pytest
 
-from nbtrace.diff import diff_traces as _diff_traces
+from nbtrace.engine.diff import diff_traces as _diff_traces
 from nbtrace.testing import make_trace as _make_trace
 
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from nbtrace.cli import cli, main
-from nbtrace.png import decode_png
+from nbtrace.figures.png import decode_png
 
 
 @pytest.fixture
@@ -152,12 +152,12 @@ def test_unknown_option_is_a_compare_usage_error_not_a_nanobragg_arg(images, cap
 
 
 def test_unanticipated_file_system_refusal_is_one_line_exit_2(images, capsys, monkeypatch):
-    import nbtrace.images
+    import nbtrace.engine.images
 
     def refuse(path, shape=None):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(nbtrace.images, "read_image", refuse)
+    monkeypatch.setattr(nbtrace.engine.images, "read_image", refuse)
     err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy")], capsys)
     assert "a.npy: Permission denied" in err
 

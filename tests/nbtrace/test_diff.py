@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nbtrace.diff import diff_traces, run_factors
-from nbtrace.align import align
+from nbtrace.engine.diff import diff_traces, run_factors
+from nbtrace.engine.align import align
 from nbtrace.errors import TraceError, UsageError
-from nbtrace.parse import read_trace
-from nbtrace.spec import default_spec
+from nbtrace.engine.parse import read_trace
+from nbtrace.engine.spec import default_spec
 from nbtrace.testing import make_trace
 
 
@@ -88,7 +88,7 @@ def test_run_factors_from_argv_and_context():
 
 
 def test_plausibility_warning_from_the_spec_range():
-    from nbtrace.spec import parse_spec
+    from nbtrace.engine.spec import parse_spec
 
     spec = parse_spec("spec: s\ntaps:\n  - {name: lambda_meters, unit: m, range: [1.0e-13, 1.0e-7]}\n", "<s>")
     a = make_trace([("lambda_meters", 5e-11)], pixel=(1, 1))
@@ -209,7 +209,7 @@ def test_arity_against_the_declared_shape_is_a_trace_error_naming_both_places():
 def test_unread_note_without_a_sniffed_reading_counts_ignored_lines():
     from dataclasses import replace
 
-    from nbtrace.diff import unread_note
+    from nbtrace.engine.diff import unread_note
 
     t = make_trace([("x", 1.0)], pixel=(1, 1))
     assert unread_note(replace(t, meta={"ignored_lines": 7}), None, "eq", "A") == (
@@ -226,7 +226,7 @@ INCIDENTS = Path(__file__).resolve().parents[1] / "data" / "incidents"
 def test_comparing_in_two_processes_gives_the_serial_result(helper, monkeypatch):
     """Large traces are compared half here, half in a forked process: the verdicts (and the
     whole result) are the serial ones; a helper that fails is made up for here."""
-    import nbtrace.diff as diff_mod
+    import nbtrace.engine.diff as diff_mod
 
     a = read_trace(INCIDENTS / "r15_oversample_auto" / "reference.log")
     b = read_trace(INCIDENTS / "r15_oversample_auto" / "port.log")

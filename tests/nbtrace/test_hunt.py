@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from nbtrace.cli import cli, main
-from nbtrace.hunt import compare_provenance
+from nbtrace.run.hunt import compare_provenance
 from nbtrace.report.hunt import report_lines
-from nbtrace.hunt_pixels import choose_pixels
+from nbtrace.run.hunt_pixels import choose_pixels
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "hunt" / "fake_nanobragg.py"
 ARGS = ["--", "-detpixels", "48"]
@@ -96,7 +96,7 @@ def test_bad_port_command_is_one_line_exit_2(capsys):
 
 
 def test_fixed_pixels_and_float32_identity():
-    from nbtrace.hunt import fixed_pixels, same_to_float32
+    from nbtrace.run.hunt import fixed_pixels, same_to_float32
 
     assert [c.pixel for c in fixed_pixels((10, 20))] == [(5, 10), (5, 0), (0, 0), (9, 19)]
     a = np.array([[1.0, 2.0], [0.0, np.nan]])
@@ -119,7 +119,7 @@ def test_images_differ_but_traces_agree_maps_are_run():
 
 
 def test_help_states_the_built_in_default():
-    from nbtrace.hunt import DEFAULT_ARGS
+    from nbtrace.run.hunt import DEFAULT_ARGS
 
     r = CliRunner().invoke(cli, ["hunt", "--help"], terminal_width=400)
     assert " ".join(DEFAULT_ARGS) in " ".join(r.output.split())
@@ -232,9 +232,9 @@ def test_roi_run_traces_only_pixels_inside_the_roi(tmp_path, inject):
 
 
 def test_roi_helpers():
-    from nbtrace.hunt import fixed_pixels, image_pixels
-    from nbtrace.images import roi_from_nb_args
-    from nbtrace.maps import dump_roi_for
+    from nbtrace.run.hunt import fixed_pixels, image_pixels
+    from nbtrace.engine.images import roi_from_nb_args
+    from nbtrace.engine.maps import dump_roi_for
 
     assert roi_from_nb_args(["-detpixels", "48"], (48, 48)) is None
     # last -roi wins; clipped to the detector
@@ -280,7 +280,7 @@ _SMALL_REAL = ("-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90",
 
 def _started(monkeypatch):
     """Record every live render hunt starts."""
-    import nbtrace.capture as capture_mod
+    import nbtrace.run.capture as capture_mod
 
     made = []
     real = capture_mod.start_live_render
@@ -293,8 +293,8 @@ def _started(monkeypatch):
 
 
 def test_the_ports_render_run_traces_the_chosen_pixels_as_a_second_run_would(tmp_path, monkeypatch):
-    from nbtrace.capture import read_meta
-    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.run.capture import read_meta
+    from nbtrace.run.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     one = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",), out_dir=tmp_path / "one"))
@@ -307,7 +307,7 @@ def test_the_ports_render_run_traces_the_chosen_pixels_as_a_second_run_would(tmp
     assert extra and meta["pixels_traced"] == [list(p) for p in fixed + extra]
     # the same hunt through --port-cmd (no live run): the classic second run per side
     two = hunt(HuntOptions(nb_args=_SMALL_REAL, inject=("svec-inverse-angstrom",),
-                           port_cmd=f"{sys.executable} -m simulator", out_dir=tmp_path / "two"))
+                           port_cmd=f"{sys.executable} -m nbtrace.sim", out_dir=tmp_path / "two"))
     assert len(made) == 1 and (tmp_path / "two" / "pixels_py.trace").exists()
     assert one.root is not None and one.root.tap == two.root.tap and one.root.kind == two.root.kind
     assert [(p.pixel, p.root_tap, p.root_factor) for p in one.pixels] == \
@@ -316,8 +316,8 @@ def test_the_ports_render_run_traces_the_chosen_pixels_as_a_second_run_would(tmp
 
 
 def test_the_ports_render_run_ends_with_the_fixed_pixels_when_the_images_agree(tmp_path, monkeypatch):
-    from nbtrace.capture import read_meta
-    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.run.capture import read_meta
+    from nbtrace.run.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     res = hunt(HuntOptions(nb_args=_SMALL_REAL, out_dir=tmp_path))
@@ -328,7 +328,7 @@ def test_the_ports_render_run_ends_with_the_fixed_pixels_when_the_images_agree(t
 
 def test_the_ports_render_run_is_stopped_when_a_render_fails(tmp_path, monkeypatch):
     from nbtrace.errors import ProducerError
-    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.run.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     with pytest.raises(ProducerError):
@@ -338,7 +338,7 @@ def test_the_ports_render_run_is_stopped_when_a_render_fails(tmp_path, monkeypat
 
 def test_the_ports_render_run_is_killed_when_the_c_side_fails(tmp_path, monkeypatch):
     from nbtrace.errors import ProducerError
-    from nbtrace.hunt import HuntOptions, hunt
+    from nbtrace.run.hunt import HuntOptions, hunt
 
     made = _started(monkeypatch)
     false = shutil.which("false")

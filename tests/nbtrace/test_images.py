@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nbtrace.errors import ImageError, UsageError
-from nbtrace.images import (
+from nbtrace.engine.images import (
     Roi, Thresholds, compare_arrays, compare_images, failures, local_maxima, match_peaks, pearson,
     read_image, shape_from_nb_args,
 )

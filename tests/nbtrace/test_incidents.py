@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nbtrace.diff import diff_traces
+from nbtrace.engine.diff import diff_traces
 from nbtrace.errors import UsageError
-from nbtrace.parse import read_trace
-from nbtrace.spec import load_spec
+from nbtrace.engine.parse import read_trace
+from nbtrace.engine.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "incidents"

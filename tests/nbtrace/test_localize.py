@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nbtrace.diff import diff_traces
-from nbtrace.localize import pipeline_order
-from nbtrace.spec import parse_spec
+from nbtrace.engine.diff import diff_traces
+from nbtrace.engine.localize import pipeline_order
+from nbtrace.engine.spec import parse_spec
 from nbtrace.testing import make_trace
 
 # a DAG where b and c both depend on a, d on c only

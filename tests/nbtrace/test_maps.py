@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from nbtrace.cli import cli
 from nbtrace.errors import ImageError, UsageError
-from nbtrace.maps import compare_dumps, divergence_mask, dump_roi_for, load_dump
-from nbtrace.png import decode_png
+from nbtrace.engine.maps import compare_dumps, divergence_mask, dump_roi_for, load_dump
+from nbtrace.figures.png import decode_png
 
 N = 48
 
@@ -125,14 +125,14 @@ def test_cli_unwritable_png_dir_is_checked_before_reading(tmp_path, capsys):
 
 
 def test_library_eof_is_not_an_abort_but_ctrl_c_is(tmp_path, monkeypatch, capsys):
-    import nbtrace.maps
+    import nbtrace.engine.maps
 
     good = str(_write(tmp_path / "a.npz"))
 
     def eof(*_a, **_k):
         raise EOFError("No data left in file")
 
-    monkeypatch.setattr(nbtrace.maps, "compare_dumps", eof)
+    monkeypatch.setattr(nbtrace.engine.maps, "compare_dumps", eof)
     with pytest.raises(EOFError):  # an internal failure with its traceback, never "aborted"/130
         from nbtrace.cli import main
         main(["maps", good, good])
@@ -140,7 +140,7 @@ def test_library_eof_is_not_an_abort_but_ctrl_c_is(tmp_path, monkeypatch, capsys
     def interrupt(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nbtrace.maps, "compare_dumps", interrupt)
+    monkeypatch.setattr(nbtrace.engine.maps, "compare_dumps", interrupt)
     code, err = _main_err(["maps", good, good], capsys)
     assert code == 130 and "aborted" in err
 

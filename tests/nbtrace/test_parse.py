@@ -1,4 +1,4 @@
-"""nbtrace.parse on text exactly as real builds print it (trace-format.md, the wild logs)."""
+"""nbtrace.engine.parse on text exactly as real builds print it (trace-format.md, the wild logs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nbtrace.errors import TraceError
-from nbtrace.model import TapIndex
-from nbtrace.parse import parse_text, read_trace
+from nbtrace.engine.model import TapIndex
+from nbtrace.engine.parse import parse_text, read_trace
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WILD = DATA / "wild"
@@ -404,7 +404,7 @@ def test_the_pivot_nanobragg_states_in_words_is_kept_in_meta():
     assert read_trace(WILD / "phi_c_trace_phi.log").meta["pivot"] == "SAMPLE"
     assert read_trace(WILD / "tilted_trace.log").meta["pivot"] == "BEAM"
     assert "pivot" not in read_trace(WILD / "at002_py_trace_pixel_64_79.log").meta
-    from nbtrace.spec import conditions_of, default_spec
+    from nbtrace.engine.spec import conditions_of, default_spec
 
     t = read_trace(WILD / "phi_c_trace_phi.log")
     assert conditions_of(default_spec(), t, read_trace(WILD / "tilted_trace.log")) == {"pivot": "SAMPLE"}

@@ -1,4 +1,4 @@
-"""The bulk reader (nbtrace.parse.blocks + LineParser._bulk_run) against the line reader: on
+"""The bulk reader (nbtrace.engine.parse.blocks + LineParser._bulk_run) against the line reader: on
 generated logs full of odd lines, both must give the same trace bit for bit, or the same error."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import random
 import numpy as np
 import pytest
 
-import nbtrace.parse.lines as lines_mod
+import nbtrace.engine.parse.lines as lines_mod
 from nbtrace.errors import TraceError
-from nbtrace.parse import blocks, parse_text, read_trace
-from nbtrace.parse.numbers import _digits
+from nbtrace.engine.parse import blocks, parse_text, read_trace
+from nbtrace.engine.parse.numbers import _digits
 
 ODD_TOKENS = ["0.002825", "1.000e+02", "7", "-7", "+7", "inf", "-inf", "+inf", "nan", "-nan", "0.000",
               "0e0", "-0", "1e5", "1.5E-05", "-.5", "+.5", "+0.00120", "0.0", "12.5", "1_000.5", "100",

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nbtrace.parse as parse_mod
+import nbtrace.engine.parse as parse_mod
 from nbtrace.errors import TraceError
-from nbtrace.model import LazyRecords, RecordColumns, Trace
-from nbtrace.parse import parse_text, read_trace, read_traces
+from nbtrace.engine.model import LazyRecords, RecordColumns, Trace
+from nbtrace.engine.parse import parse_text, read_trace, read_traces
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WILD_C = DATA / "wild" / "at002_c_trace_pixel_64_79.log"
@@ -117,7 +117,7 @@ def _chunked_log(n_pixels: int, subpixels: int = 2) -> str:
 
 @pytest.mark.parametrize("subpixels", [1, 2])
 def test_bulk_runs_give_the_records_the_line_reader_gives(subpixels, monkeypatch):
-    import nbtrace.parse.lines as lines_mod
+    import nbtrace.engine.parse.lines as lines_mod
 
     text = _chunked_log(1000, subpixels)
     monkeypatch.setattr(lines_mod, "BLOCK_BYTES", 20_000)  # several blocks
@@ -152,7 +152,7 @@ def test_every_shipped_log_reads_the_same_in_small_bulk_runs(path, monkeypatch):
     """Runs of 2 lines and blocks of 300 bytes send most of each log through the bulk reader
     (whatever it refuses goes line by line): the trace, or the error, must be exactly the line
     reader's."""
-    import nbtrace.parse.lines as lines_mod
+    import nbtrace.engine.parse.lines as lines_mod
 
     def read():
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nbtrace.errors import TraceError, UsageError
-from nbtrace.parse import parse_text, read_trace
+from nbtrace.engine.parse import parse_text, read_trace
 
 DIALECTS = Path(__file__).resolve().parents[1] / "data" / "dialects"
 

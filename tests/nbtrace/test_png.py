@@ -3,7 +3,7 @@ import zlib
 
 import numpy as np
 
-from nbtrace.png import (
+from nbtrace.figures.png import (
     decode_png, diverging, downsample_absmax, downsample_mode, draw_text, encode_png, image_panel, sequential,
 )
 

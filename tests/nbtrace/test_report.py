@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nbtrace.diff import diff_traces
+from nbtrace.engine.diff import diff_traces
 from nbtrace.errors import UsageError
 from nbtrace.report import render
 from nbtrace.testing import make_trace

@@ -1,4 +1,4 @@
-"""nbtrace.spec: the shipped specs, the lookup API, and spec errors at exact file:line:col."""
+"""nbtrace.engine.spec: the shipped specs, the lookup API, and spec errors at exact file:line:col."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nbtrace.errors import SpecError
-from nbtrace.parse import parse_text, read_trace
-from nbtrace.spec import default_spec, load_spec, parse_spec, scaffold_spec, shipped_spec, spec_for
+from nbtrace.engine.parse import parse_text, read_trace
+from nbtrace.engine.spec import default_spec, load_spec, parse_spec, scaffold_spec, shipped_spec, spec_for
 
 WILD = Path(__file__).resolve().parents[1] / "data" / "wild"
 
@@ -245,7 +245,7 @@ def test_loc_is_the_line_of_the_tap():
 
 
 def test_fit_trace_every_shipped_name_and_shape_fits_the_wild_logs():
-    from nbtrace.spec import fit_trace
+    from nbtrace.engine.spec import fit_trace
 
     spec = default_spec()
     for log in sorted(WILD.glob("*.log")):
@@ -286,7 +286,7 @@ def test_order_is_topological_for_forward_references():
 
 
 def test_conditions_are_read_from_the_reference_setup_block_first():
-    from nbtrace.spec import conditions_of
+    from nbtrace.engine.spec import conditions_of
     from nbtrace.testing import make_trace
 
     spec = parse_spec(WHEN, "w.yaml")

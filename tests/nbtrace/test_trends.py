@@ -1,4 +1,4 @@
-"""nbtrace.trends: a ratio that follows 2θ is a radial trend, a port value that never moves is
+"""nbtrace.engine.trends: a ratio that follows 2θ is a radial trend, a port value that never moves is
 a factor left unapplied; constant factors and scatter are neither."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from nbtrace.trends import patterns, spearman
+from nbtrace.engine.trends import patterns, spearman
 
 ANGLES = [0.8, 5.0, 11.0, 17.5, 24.0, 33.0, 42.6]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulator.cli import main, parse_args
-from simulator.kernel import Kernel, render_frame
-from simulator.setup import build_setup
+from nbtrace.sim.cli import main, parse_args
+from nbtrace.sim.kernel import Kernel, render_frame
+from nbtrace.sim.setup import build_setup
 
 SMALL = "-lambda 1 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 100 -detpixels 32 -pixel 0.1".split()
 

@@ -45,7 +45,7 @@ def test_bad_matrix_file_names_file_and_line(capsys, tmp_path):
 
 
 def test_console_entry_point_exit_code():
-    proc = subprocess.run([sys.executable, "-m", "simulator", "-cell", "100", "-distance", "x"],
+    proc = subprocess.run([sys.executable, "-m", "nbtrace.sim", "-cell", "100", "-distance", "x"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("nbsim: error:")

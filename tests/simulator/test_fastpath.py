@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from simhelp import SMALL, run_cli, taps
-from simulator import kernel
-from simulator.cli import parse_args
-from simulator.setup import build_setup
+from nbtrace.sim import kernel
+from nbtrace.sim.cli import parse_args
+from nbtrace.sim.setup import build_setup
 
 MOSAIC = SMALL + "-mosaic 0.5 -mosaic_domains 3 -phi 0 -osc 0.2 -phisteps 2 -roi 3 29 2 30".split()
 
@@ -131,7 +131,7 @@ def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("with_zero", [False, True])
 @pytest.mark.parametrize("N", [(5, 5, 5), (1, 4, 3)])
 def test_square_without_zero_tests_equals_the_checked_path(with_zero, N):
-    from simulator.lattice import square
+    from nbtrace.sim.lattice import square
 
     g = torch.Generator().manual_seed(3)
     h, k, l = (torch.randn(4096, dtype=torch.float64, generator=g) * 6 for _ in range(3))
@@ -155,7 +155,7 @@ def test_incident_codes_only_special_case_exact_values():
 @pytest.mark.parametrize("incident", [[[1.0, 0.0, 0.0]], [[1.0, 0.0, -0.0], [1.0, 0.0, 0.0]],
                                       [[0.99, 0.1, -0.0995], [0.0, 0.0, 1.0]]])
 def test_unpolarized_factor_with_codes_equals_the_full_dot_product(incident):
-    from simulator.polarization import kahn_factor, polar_basis
+    from nbtrace.sim.polarization import kahn_factor, polar_basis
 
     inc = torch.tensor(incident, dtype=torch.float64)
     inc = inc / inc.norm(dim=1, keepdim=True)

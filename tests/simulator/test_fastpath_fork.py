@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from simhelp import SMALL
-from simulator import kernel
-from simulator.cli import parse_args
-from simulator.setup import build_setup
+from nbtrace.sim import kernel
+from nbtrace.sim.cli import parse_args
+from nbtrace.sim.setup import build_setup
 
 @pytest.fixture
 def one_thread(monkeypatch):

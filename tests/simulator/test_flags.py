@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from simulator.cli import parse_args
-from simulator.constants import RTD
+from nbtrace.sim.cli import parse_args
+from nbtrace.sim.constants import RTD
 
 BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1"]
 
@@ -21,7 +21,7 @@ ISSUE_FLAGS = (
 
 
 def test_every_issue_flag_is_known():
-    from simulator.cli import FLAGS
+    from nbtrace.sim.cli import FLAGS
     assert [f for f in ISSUE_FLAGS if f not in FLAGS] == []
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.cli import parse_args
-from simulator.kernel import _block
-from simulator.setup import build_setup
+from nbtrace.sim.cli import parse_args
+from nbtrace.sim.kernel import _block
+from nbtrace.sim.setup import build_setup
 from simhelp import SMALL, frame, pixels
 
 PX, D, N = 1e-4, 0.1, 32  # 0.1 mm pixels, 100 mm, 32 × 32

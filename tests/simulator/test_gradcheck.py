@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from simulator.cli import parse_args
-from simulator.kernel import Kernel
-from simulator.setup import Params, build_setup
+from nbtrace.sim.cli import parse_args
+from nbtrace.sim.kernel import Kernel
+from nbtrace.sim.setup import Params, build_setup
 
 ARGS = ("-lambda 1 -cell 20 22 24 88 91 93 -misset 5 10 15 -N 3 -default_F 10 -distance 100 "
         "-detpixels 4 -pixel 1 -oversample 1 -polar 0.5 -fluence 1e30").split()

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from simulator.injections import INJECTIONS
-from simulator.taps import BLOCK_TAPS, SCALING_TAPS
+from nbtrace.sim.injections import INJECTIONS
+from nbtrace.sim.taps import BLOCK_TAPS, SCALING_TAPS
 from simhelp import SMALL, frame, loop_lines, run_cli, taps
 
 ORDER = BLOCK_TAPS + SCALING_TAPS
@@ -184,8 +184,8 @@ def test_kahn_fault_with_an_explicit_polar_only_skips_the_per_pixel_path():
 
 
 def _crystal(argv):
-    from simulator.cli import parse_args
-    from simulator.setup import build_setup
+    from nbtrace.sim.cli import parse_args
+    from nbtrace.sim.setup import build_setup
 
     return build_setup(parse_args(list(argv))).crystal
 

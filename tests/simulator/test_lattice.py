@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from simulator.lattice import lattice_factor, sincg, square
+from nbtrace.sim.lattice import lattice_factor, sincg, square
 
 
 @pytest.mark.parametrize("N", [(5, 5, 5), (3, 7, 2), (10, 1, 4)])

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from simulator import kernel as kernel_mod
-from simulator.taps import BLOCK_TAPS, SCALING_TAPS
+from nbtrace.sim import kernel as kernel_mod
+from nbtrace.sim.taps import BLOCK_TAPS, SCALING_TAPS
 from simhelp import SMALL, loop_lines, run_cli, taps
 
 

@@ -29,7 +29,7 @@ def test_file_and_stdin_equal_trace_pixel(capsys, tmp_path, monkeypatch):
 def test_real_stdin_of_a_process_and_empty_input_is_quiet(capsys):
     # the command line leaves without interpreter teardown: the whole trace must still arrive
     _, ref, _ = run_cli(capsys, SMALL + ["-trace_pixel", "5", "6", "-trace_pixel", "30", "2"])
-    cmd = [sys.executable, "-m", "simulator", *SMALL, "-trace_pixels_from", "-"]
+    cmd = [sys.executable, "-m", "nbtrace.sim", *SMALL, "-trace_pixels_from", "-"]
     done = subprocess.run(cmd, input="5 6\n30 2\n", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and _without_argv(done.stdout) == _without_argv(ref)
     empty = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=120)
@@ -78,7 +78,7 @@ def test_pixels_after_the_image_trace_as_trace_pixel_would(capsys, tmp_path, mon
 def test_pixels_after_from_a_real_process_waits_for_the_image(tmp_path):
     # the caller sees the marker (and a complete image) before it sends any pixel
     img = tmp_path / "img.float"
-    cmd = [sys.executable, "-m", "simulator", *SMALL, "-floatfile", str(img), "-trace_pixels_after", "-"]
+    cmd = [sys.executable, "-m", "nbtrace.sim", *SMALL, "-floatfile", str(img), "-trace_pixels_after", "-"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:

@@ -235,7 +235,7 @@ def _detector_shape(dump: Dump) -> tuple[int, int] | None:
         argv = argv.split()
     if not isinstance(argv, list):
         return None
-    from nbtrace.images import shape_from_nb_args
+    from nbtrace.engine.images import shape_from_nb_args
 
     try:
         return shape_from_nb_args([str(x) for x in argv])
@@ -261,10 +261,10 @@ def compare_dumps(a: Dump, b: Dump, spec=None) -> MapsResult:
     """Per-tap divergence masks and the first-divergent-tap map of B (port) against A.
 
     When either dump says it was computed in float32 (meta "dtype"), differences up to the
-    engine's float32 limit (nbtrace.compare.FLOAT32_AMPLIFIED) are precision, not divergence —
+    engine's float32 limit (nbtrace.engine.compare.FLOAT32_AMPLIFIED) are precision, not divergence —
     the same rule the trace diff applies.
     """
-    from nbtrace.compare import FLOAT32_AMPLIFIED
+    from nbtrace.engine.compare import FLOAT32_AMPLIFIED
 
     float32 = "float32" in (str(a.meta.get("dtype")), str(b.meta.get("dtype")))
     if a.roi != b.roi:
@@ -327,7 +327,7 @@ def dump_roi_for(shape: tuple[int, int], max_pixels: int = MAX_DUMP_PIXELS,
 
 def first_divergent_png(res: MapsResult, max_side: int = 384) -> np.ndarray:
     """The first-divergent-tap map with a legend (colour per tap, dark grey = all agree)."""
-    from nbtrace.png import AGREE_COLOUR, CATEGORICAL, NODATA_COLOUR, _upscale, compose, downsample_mode, legend_rows
+    from nbtrace.figures.png import AGREE_COLOUR, CATEGORICAL, NODATA_COLOUR, _upscale, compose, downsample_mode, legend_rows
 
     small = downsample_mode(res.first_label, max_side)
     rgb = np.empty(small.shape + (3,), np.uint8)
@@ -353,7 +353,7 @@ def first_divergent_png(res: MapsResult, max_side: int = 384) -> np.ndarray:
 
 def per_tap_png(res: MapsResult, max_taps: int = 12, side: int = 160) -> np.ndarray | None:
     """Small labelled mask per divergent tap (red = out of tolerance), pipeline order; None if none."""
-    from nbtrace.png import AGREE_COLOUR, _upscale, compose, downsample_mode
+    from nbtrace.figures.png import AGREE_COLOUR, _upscale, compose, downsample_mode
 
     taps = res.divergent()[:max_taps]
     if not taps:

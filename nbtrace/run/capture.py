@@ -121,7 +121,7 @@ def capture(
         (``c.trace`` -> ``c.npz``), else a fresh temporary folder.
     image: where the raw float32 image goes.
     out_trace: where the trace text goes; a fresh temporary file when None and tracing.
-    c_bin: a user's C build (else NB_C_BIN, else the reference built by nbtrace.cbuild).
+    c_bin: a user's C build (else NB_C_BIN, else the reference built by nbtrace.run.cbuild).
     port_cmd: a user's port command (shell words; nanoBragg arguments are appended).
     inject: PyTorch fault injections (``--inject NAME``); only for the PyTorch simulator.
     dtype: "float64" | "float32" for the PyTorch side; the C side is always float64.
@@ -400,7 +400,7 @@ def _select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> _Pro
         if user:
             exe = _resolve_executable(user, "--c-bin / NB_C_BIN")
             return _Producer("user-c", "user C build", (exe,), exe)
-        from nbtrace.cbuild import ensure_built  # engineer C's module: builds on first use
+        from nbtrace.run.cbuild import ensure_built  # engineer C's module: builds on first use
 
         exe = str(ensure_built())
         return _Producer("c", "nbtrace C reference", (exe,), exe)
@@ -415,7 +415,7 @@ def _select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> _Pro
                              hint="give the command that runs your port, e.g. 'python -m myport'")
         exe = _resolve_executable(words[0], "--port-cmd")
         return _Producer("port-cmd", "user port command", (exe, *words[1:]), exe)
-    return _Producer("py", "nbtrace PyTorch simulator", (sys.executable, "-m", "simulator"), sys.executable)
+    return _Producer("py", "nbtrace PyTorch simulator", (sys.executable, "-m", "nbtrace.sim"), sys.executable)
 
 
 def _resolve_executable(name: str, what: str) -> str:
@@ -623,7 +623,7 @@ def _deliver(local: Path | None, dest: Path | None, what: str, producer: _Produc
 def _setup_block(stdout_text: str) -> dict[str, str]:
     """The producer's ``PREFIX:key=value`` lines printed before the first pixel header.
 
-    Only for provenance; the diff reads traces through nbtrace.parse. A repeated key keeps
+    Only for provenance; the diff reads traces through nbtrace.engine.parse. A repeated key keeps
     its first value (the BEAM pivot prints some twice, before and after two-theta).
     """
     setup: dict[str, str] = {}
@@ -672,7 +672,7 @@ def _simulator_source_sha256() -> str | None:
     own sources instead (found without importing it, so torch is not loaded here)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("simulator")
+    spec = importlib.util.find_spec("nbtrace.sim")
     if spec is None or not spec.submodule_search_locations:
         return None
     digest = hashlib.sha256()

@@ -6,7 +6,7 @@ so concurrent callers (parallel tests) never see a half-written binary. Each new
 the cache to the KEEP most recently built binaries (a checkout that moves between commits would
 otherwise leave one binary per source state, forever).
 
-    >>> from nbtrace.cbuild import ensure_built
+    >>> from nbtrace.run.cbuild import ensure_built
     >>> exe = ensure_built()          # pathlib.Path to an executable, tracing compiled in
 """
 
@@ -54,13 +54,13 @@ def cache_dir() -> Path:
 def source_dir() -> Path:
     """The shipped C sources: ``simulator/c`` of the installed package, else of this checkout.
 
-    Uses the package spec rather than importing ``simulator``, which would pay for torch.
+    Uses the package spec rather than importing ``nbtrace.sim``, which would pay for torch.
     """
-    spec = importlib.util.find_spec("simulator")
+    spec = importlib.util.find_spec("nbtrace.sim")
     candidates = []
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(p) / "c" for p in spec.submodule_search_locations]
-    candidates.append(Path(__file__).resolve().parent.parent / "simulator" / "c")
+    candidates.append(Path(__file__).resolve().parents[2] / "simulator" / "c")
     for cand in candidates:
         if (cand / f"{BINARY_STEM}.c").is_file():
             return cand

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.parse.numbers import _zero_digits
+from nbtrace.engine.parse.numbers import _zero_digits
 
 OTHER, TAP, HEADER, BLANK = 0, 1, 2, 3
 PREFIX_MAX = 16  # bytes (2 words); longer prefixes go line by line

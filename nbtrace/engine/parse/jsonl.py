@@ -17,8 +17,8 @@ from collections import Counter
 from typing import Iterable
 
 from nbtrace.errors import TraceError
-from nbtrace.model import SourceLoc, TapIndex, TapRecord, Trace
-from nbtrace.parse.numbers import EXACT
+from nbtrace.engine.model import SourceLoc, TapIndex, TapRecord, Trace
+from nbtrace.engine.parse.numbers import EXACT
 
 KEYS = ("name", "values", "value", "pixel", "loop", "unit", "sigdigits", "occurrence", "meta")
 _NONFINITE = {"nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,

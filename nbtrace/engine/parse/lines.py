@@ -10,7 +10,7 @@ taps), so records are kept per prefix group and problems found on a group's line
 ``WARNING:`` banner is not.
 
 Two readers share that state. The line reader (``_feed_lines``) handles every line. Files and
-strings arrive as bytes (``feed_raw``): nbtrace.parse.blocks sorts each block's lines with numpy,
+strings arrive as bytes (``feed_raw``): nbtrace.engine.parse.blocks sorts each block's lines with numpy,
 and runs of lines that need no judgement (clean taps of one prefix, pixel headers, empty lines)
 are read in bulk (``_bulk_run``: one split and one ``float`` map per run, digits counted with
 numpy), the rest by the line reader, in file order. Both give the same records, counts and
@@ -31,9 +31,9 @@ from typing import Iterable
 import numpy as np
 
 from nbtrace.errors import TraceError
-from nbtrace.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace, first_positions
-from nbtrace.parse import blocks
-from nbtrace.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
+from nbtrace.engine.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace, first_positions
+from nbtrace.engine.parse import blocks
+from nbtrace.engine.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
 
 FREE = "TRACE"  # free-text prefix of the C build and the earlier port
 HEADER = "TRACE_CONFIG"
@@ -170,7 +170,7 @@ class LineParser:
         it decoded with universal newlines.
 
         Blocks of BLOCK_BYTES, cut after their last newline, are sorted line by line with numpy
-        (nbtrace.parse.blocks); runs of at least MIN_RUN lines the bulk reader can take (clean
+        (nbtrace.engine.parse.blocks); runs of at least MIN_RUN lines the bulk reader can take (clean
         taps of one prefix, pixel headers, empty lines) are read in one go, everything else goes
         through the line reader, in file order, so both share one state. A carriage return
         that does not end a line with "\n" hands the rest of the stream to ``feed`` (such a

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from nbtrace.results import Finding, TapVerdict
+from nbtrace.engine.results import Finding, TapVerdict
 
 NOT_DIVERGENT = ("agree", "precision")
 # float32 rounding grows through ill-conditioned steps (sin(Nπh)/sin(πh) near a zero): a tap

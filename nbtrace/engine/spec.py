@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from nbtrace.errors import SpecError
-from nbtrace.model import SourceLoc
-from nbtrace.units import parse_unit
+from nbtrace.engine.model import SourceLoc
+from nbtrace.engine.units import parse_unit
 
 SIDES = ("a", "b", "any")
 SEMANTICS = ("per-subpixel", "per-pixel", "last-value", "first-value", "setup", "per-iteration")
@@ -195,8 +195,8 @@ def shipped_spec(filename: str) -> TapSpec:
     except ModuleNotFoundError:
         # A source checkout, or an editable install (its finder maps only the top-level
         # packages, not the tap_specs -> nbtrace.tap_specs directory): the specs sit beside it.
-        return load_spec(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "tap_specs", filename))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return load_spec(os.path.join(repo, "tap_specs", filename))
     with resources.as_file(ref) as p:
         return load_spec(p)
 
@@ -697,7 +697,7 @@ _SCAFFOLD_HEADER = """\
 
 def scaffold_spec(trace, spec_name: str | None = None) -> str:
     """YAML text of a starting spec for the taps of ``trace`` (a parsed Trace)."""
-    from nbtrace.units import guess_unit
+    from nbtrace.engine.units import guess_unit
 
     firsts: dict[str, Any] = {}
     skipped: dict[str, None] = {}

@@ -27,9 +27,8 @@ from typing import Callable
 import numpy as np
 
 from nbtrace.errors import UsageError
-from nbtrace.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
-from nbtrace.report.hunt import fmt
-from nbtrace.images import (
+from nbtrace.run.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
+from nbtrace.engine.images import (
     ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
 )
 
@@ -104,14 +103,14 @@ class HuntResult:
     input_differences: tuple[InputDifference, ...]
     input_same: tuple[tuple[str, str], ...]
     pixels: tuple[PixelOutcome, ...]
-    diff: object | None  # nbtrace.results.DiffResult over all traced pixels
-    maps: object | None  # nbtrace.maps.MapsResult
+    diff: object | None  # nbtrace.engine.results.DiffResult over all traced pixels
+    maps: object | None  # nbtrace.engine.maps.MapsResult
     maps_reason: str | None
     region_diff: object | None  # DiffResult of pixels chosen from the maps, when traces missed it
     timings: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # side -> capture meta
-    patterns: tuple = ()  # nbtrace.trends.Pattern: how the root tap's error varies over the pixels
+    patterns: tuple = ()  # nbtrace.engine.trends.Pattern: how the root tap's error varies over the pixels
 
     @property
     def decisive_inputs(self) -> tuple[InputDifference, ...]:
@@ -134,6 +133,10 @@ class HuntResult:
     @property
     def verdict(self) -> str:
         return "agree" if self.agrees else "diverge"
+
+
+def _fmt(x, spec):
+    return "undefined" if x is None else format(x, spec)
 
 
 def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifference, ...], tuple[tuple[str, str], ...]]:
@@ -192,7 +195,7 @@ def _prov_value(meta: dict, key: str) -> str | None:
 
 
 def _capture(side, args, opts: HuntOptions, progress, **kw):
-    from nbtrace.capture import capture
+    from nbtrace.run.capture import capture
 
     return capture(side, list(args), c_bin=opts.c_bin if side == "c" else None,
                    port_cmd=opts.port_cmd if side == "py" else None,
@@ -209,7 +212,7 @@ def _both(opts: HuntOptions, args, progress, kw_c: dict, kw_py: dict):
 
 
 def _load_spec(path):
-    from nbtrace import spec as spec_mod
+    from nbtrace.engine import spec as spec_mod
     from nbtrace.errors import NbtraceError
 
     if path:
@@ -218,12 +221,12 @@ def _load_spec(path):
         return spec_mod.default_spec()
     except (NbtraceError, OSError, ImportError):
         # an editable install may not map nbtrace.tap_specs; a source checkout still has the file
-        src = Path(__file__).resolve().parents[1] / "tap_specs" / "nanobragg.yaml"
+        src = Path(__file__).resolve().parents[2] / "tap_specs" / "nanobragg.yaml"
         return spec_mod.load_spec(src) if src.is_file() else None
 
 
 def _diff(trace_a, trace_b, spec, context):
-    from nbtrace.diff import diff_traces
+    from nbtrace.engine.diff import diff_traces
 
     return diff_traces(trace_a, trace_b, spec, context=context)
 
@@ -316,7 +319,7 @@ def _ratio_at(result, root) -> tuple[float, ...] | None:
 
 
 def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
-    from nbtrace.parse import read_trace
+    from nbtrace.engine.parse import read_trace
 
     pixels = [c.pixel for c in chosen]
     t0 = time.perf_counter()
@@ -354,7 +357,7 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
 def _check_injections(names) -> None:
     """Fail before any rendering on a misspelt injection (the simulator would only say so later)."""
     try:
-        from simulator.injections import NAMES
+        from nbtrace.sim.injections import NAMES
     except ImportError:
         return  # not installed beside nbtrace: the producer itself will refuse it
     bad = [n for n in names if n not in NAMES]
@@ -363,7 +366,7 @@ def _check_injections(names) -> None:
 
 
 def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
-    from nbtrace.maps import dump_roi_for
+    from nbtrace.engine.maps import dump_roi_for
 
     timings: dict = {}
     run_roi = roi_from_nb_args(list(args), shape)
@@ -407,7 +410,7 @@ class _TwoRuns:
 
     def trace(self, pixels):
         """(the whole Trace of the fixed and the given pixels, the render run's provenance)."""
-        from nbtrace.parse import read_trace
+        from nbtrace.engine.parse import read_trace
 
         t = read_trace(self._img.trace_path)
         if pixels:
@@ -423,7 +426,7 @@ class _OneRun:
     """The built-in PyTorch simulator: the render run itself traces the image-chosen pixels."""
 
     def __init__(self, opts, args, say, render_kw):
-        from nbtrace.capture import start_live_render
+        from nbtrace.run.capture import start_live_render
 
         self._live = start_live_render(list(args), inject=opts.inject, dtype=opts.dtype, timeout=opts.timeout,
                                        progress=say, **render_kw)
@@ -432,7 +435,7 @@ class _OneRun:
         return self._live.wait_image()
 
     def trace(self, pixels):
-        from nbtrace.parse import read_trace
+        from nbtrace.engine.parse import read_trace
 
         live, self._live = self._live, None
         res = live.finish(pixels)
@@ -454,7 +457,7 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
     images = compare_arrays(a, b, names=("C reference", "port"), thresholds=opts.thresholds)
     identical = same_to_float32(a, b)
     say(f"hunt: [2/4] images {'are identical to float32 storage' if identical else 'agree' if images else 'disagree'}: "
-        f"correlation {fmt(images.full.correlation, '.6f')}, sum ratio {fmt(images.full.sum_ratio, '.6g')}")
+        f"correlation {_fmt(images.full.correlation, '.6f')}, sum ratio {_fmt(images.full.sum_ratio, '.6g')}")
 
     fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel])) for c in fixed)
     extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed],
@@ -499,7 +502,7 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
 
 def _region_step(opts, args, shape, work, spec, say, timings, dump_roi, traced, run_roi=None):
     """Maps over a region; if the traced pixels missed a divergence, trace where the maps show it."""
-    from nbtrace.maps import compare_dumps, dump_roi_for, load_dump
+    from nbtrace.engine.maps import compare_dumps, dump_roi_for, load_dump
 
     t0 = time.perf_counter()
     if dump_roi is None:  # not dumped during the render: one more run per side, no image

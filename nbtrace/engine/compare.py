@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nbtrace import units
-from nbtrace.align import TapGroup
-from nbtrace.model import Trace
-from nbtrace.results import TapVerdict, index_text
+from nbtrace.engine import units
+from nbtrace.engine.align import TapGroup
+from nbtrace.engine.model import Trace
+from nbtrace.engine.results import TapVerdict, index_text
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 # A float32 pipeline accumulates a few ULPs per operation; beyond this it is not noise.
@@ -477,7 +477,7 @@ def compare_group(group: TapGroup, ta: Trace, tb: Trace, tapdef=None,
     ra, rb = _Rows(ta.records, group.ia), _Rows(tb.records, group.ib)
     if not len(ra) or len(ra) != len(rb):
         raise ComparerBug(f"tap group {group.tap!r} has {len(ra)} vs {len(rb)} records: "
-                          f"a bug in nbtrace.align, please report it")
+                          f"a bug in nbtrace.engine.align, please report it")
     label = f"{group.tap}[{','.join(group.loop)}]" if group.loop else group.tap
     is_setup = _is_setup(group, tapdef, ra[0])
     ca = cols_a if cols_a is not None else TraceColumns(ta)

@@ -16,13 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.align import Alignment, align
-from nbtrace.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
+from nbtrace.engine.align import Alignment, align
+from nbtrace.engine.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
 from nbtrace.errors import TraceError, UsageError
-from nbtrace.localize import localize
-from nbtrace.model import TapRecord, Trace
-from nbtrace.results import DiffResult, RootCause, TapVerdict, Unmatched, index_text
-from nbtrace.units import NamedFactor
+from nbtrace.engine.localize import localize
+from nbtrace.engine.model import TapRecord, Trace
+from nbtrace.engine.results import DiffResult, RootCause, TapVerdict, Unmatched, index_text
+from nbtrace.engine.units import NamedFactor
 
 # Setup taps that describe the run rather than compute anything: a C build and its port always
 # differ here (producer name, argv spelling), so they are never compared as divergences; they
@@ -39,7 +39,7 @@ INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale
 def resolve_spec(spec):
     """A TapSpec from a TapSpec, a YAML path, or the name of a shipped spec ("nanobragg",
     "scaling.yaml", "phi_loop"), as `nbtrace taps` accepts; an existing file wins over a name."""
-    from nbtrace.spec import SHIPPED, load_spec, shipped_spec
+    from nbtrace.engine.spec import SHIPPED, load_spec, shipped_spec
 
     if not isinstance(spec, (str, os.PathLike)):
         return spec
@@ -75,7 +75,7 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
     context = dict(context or {})
     warnings: list[str] = []
     if spec is not None:
-        from nbtrace.spec import conditions_of
+        from nbtrace.engine.spec import conditions_of
 
         # run choices that reorder the computation (the detector pivot) pick the DAG's edges
         spec = spec.specialize(conditions_of(spec, a, b))
@@ -128,9 +128,9 @@ PATTERN_MAX_PIXELS = 4096
 
 
 def _root_patterns(a: Trace, b: Trace, al, v) -> tuple:
-    """How a scalar per-pixel root tap's error varies over the traced pixels (nbtrace.trends):
+    """How a scalar per-pixel root tap's error varies over the traced pixels (nbtrace.engine.trends):
     points are (2θ from the reference's cos_2theta, reference, port) of each pixel's first record."""
-    from nbtrace.trends import patterns
+    from nbtrace.engine.trends import patterns
 
     if v.loop or v.index is None or v.index.pixel is None:
         return ()
@@ -192,7 +192,7 @@ def _fork(fn, arg):
     """A forked process computing fn(arg) and sending it back: (process, pipe end), or None."""
     import multiprocessing
 
-    from nbtrace.forkwork import reply
+    from nbtrace.engine.forkwork import reply
 
     def child(conn):
         reply(conn, lambda: ("ok", fn(arg)))

@@ -11,11 +11,11 @@ import platform
 import sys
 from pathlib import Path
 
-from nbtrace.images import read_image
+from nbtrace.engine.images import read_image
 
 
 def _images_png(result, out: Path) -> Path | None:
-    from nbtrace.png import image_panel, write_png
+    from nbtrace.figures.png import image_panel, write_png
 
     try:
         a = read_image(result.files["image_c"], result.shape)
@@ -28,8 +28,8 @@ def _images_png(result, out: Path) -> Path | None:
 def _maps_pngs(result, out: Path) -> list[Path]:
     if result.maps is None:
         return []
-    from nbtrace.maps import first_divergent_png, per_tap_png
-    from nbtrace.png import write_png
+    from nbtrace.engine.maps import first_divergent_png, per_tap_png
+    from nbtrace.figures.png import write_png
 
     paths = [write_png(out / "maps_first_divergent.png", first_divergent_png(result.maps))]
     taps = per_tap_png(result.maps)
@@ -39,7 +39,7 @@ def _maps_pngs(result, out: Path) -> list[Path]:
 
 
 def run_metadata(result) -> dict:
-    """Provenance of the hunt itself; nbtrace.runmeta (when present) adds machine/git details."""
+    """Provenance of the hunt itself; nbtrace.run.provenance (when present) adds machine/git details."""
     doc = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -50,7 +50,7 @@ def run_metadata(result) -> dict:
         "producers": result.meta,
     }
     try:
-        from nbtrace.runmeta import run_metadata as collect  # A2's module: versions, git SHA, checksums
+        from nbtrace.run.provenance import run_metadata as collect  # A2's module: versions, git SHA, checksums
     except ImportError:
         return doc
     inputs = {k: v for k, v in result.files.items() if k.startswith("trace_") or k.startswith("image_")}

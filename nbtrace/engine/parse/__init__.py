@@ -21,9 +21,9 @@ import io
 import os
 
 from nbtrace.errors import NbtraceError, TraceError, UsageError
-from nbtrace.model import Trace
-from nbtrace.parse.jsonl import JsonlParser
-from nbtrace.parse.lines import LineParser
+from nbtrace.engine.model import Trace
+from nbtrace.engine.parse.jsonl import JsonlParser
+from nbtrace.engine.parse.lines import LineParser
 
 DIALECTS = ("auto", "space", "eq", "loop", "jsonl")
 _LINE_FORMS = "space (PREFIX: name v1 ...), eq (PREFIX:name=value), loop (PREFIX_PHI key=value ...)"
@@ -39,7 +39,7 @@ def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> T
     """The trace in the file at ``path``; see the module docstring for ``dialect`` and ``prefix``.
 
     The file is opened once and read as a stream, so pipes work too
-    (``nbtrace diff <(./c_build ...) <(python -m simulator ...)``).
+    (``nbtrace diff <(./c_build ...) <(python -m nbtrace.sim ...)``).
     """
     dialect = _check_dialect(dialect)
     path = os.fspath(path)
@@ -133,7 +133,7 @@ def _to_shared(trace: Trace, shared):
 
     import numpy as np
 
-    from nbtrace.model import LazyRecords
+    from nbtrace.engine.model import LazyRecords
 
     recs = trace.records
     if not isinstance(recs, LazyRecords):
@@ -156,7 +156,7 @@ def _from_shared(payload, shared) -> Trace:
 
     import numpy as np
 
-    from nbtrace.model import LazyRecords
+    from nbtrace.engine.model import LazyRecords
 
     trace, bare, where, extras = payload
     arrays = {}
@@ -168,7 +168,7 @@ def _from_shared(payload, shared) -> Trace:
 
 
 def _worker(conn, path, dialect, prefix, shared=None) -> None:
-    from nbtrace.forkwork import reply
+    from nbtrace.engine.forkwork import reply
 
     def compute():
         try:

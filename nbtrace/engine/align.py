@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.model import RecordColumns, TapRecord, Trace, _first_appearance
+from nbtrace.engine.model import RecordColumns, TapRecord, Trace, _first_appearance
 
 _name = attrgetter("name")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from nbtrace.model import SourceLoc, TapIndex
+from nbtrace.engine.model import SourceLoc, TapIndex
 
 # Verdict kinds a comparison can produce (TapVerdict.kind).
 KINDS = (
@@ -199,7 +199,7 @@ class DiffResult:
     context: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     nothing_compared: bool = False  # an empty or one-sided comparison is a failure, never "agree"
-    patterns: tuple = ()  # nbtrace.trends.Pattern: how the root tap's error varies over the pixels
+    patterns: tuple = ()  # nbtrace.engine.trends.Pattern: how the root tap's error varies over the pixels
 
     @property
     def verdict(self) -> str:

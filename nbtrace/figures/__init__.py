@@ -1,0 +1,1 @@
+"""Pictures of images and tap maps. Imported only when a picture is asked for."""
