@@ -7,6 +7,7 @@ import json
 import click
 
 from nbtrace.cli import PassThroughCommand
+from nbtrace.cli.options import out_option, png_option, spec_option
 
 _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 "
                  "-detpixels 256 -pixel 0.2")
@@ -26,18 +27,19 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
 @click.option("--maps", is_flag=True,
               help="Also dump every tap over a region (full frame up to 256x256, else a full-width band "
                    "through the centre) and map where each diverges.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write summary.md, metrics.json, run_metadata.json, images.png, maps and report.html here.")
+@out_option("both images, one diffable trace per side (c.trace, port.trace) with sidecars, summary.md, "
+            "metrics.json, run_metadata.json")
+@png_option
 @click.option("--corr-min", type=float, default=0.999, show_default=True, help="Image correlation needed.")
 @click.option("--sum-tol", type=float, default=5e-3, show_default=True, help="Allowed |sum ratio - 1|.")
-@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
-              help="Tap spec (YAML); default: the shipped nanoBragg spec.")
+@spec_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900, show_default=True, help="Seconds per producer run.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="The port's compute dtype (passed to it as -dtype); float32 lets differences within float32 "
                    "noise be classed as precision, not as a bug.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff JSON contract plus image metrics and traced pixels.")
-def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, sum_tol, spec_path, timeout, dtype, as_json):
+def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, corr_min, sum_tol, spec_path, timeout,
+            dtype, as_json):
     """Find where the port stops agreeing with the C reference, starting from the images.
 
     Renders both images (in parallel), compares them, traces the pixels that matter on both
@@ -50,27 +52,47 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     from pathlib import Path
 
     from nbtrace.cli import ensure_output_dir, record_verdict
-    from nbtrace.run.hunt import HuntOptions, hunt
-    from nbtrace.report.hunt import report_lines, to_json
+    from nbtrace.cli.options import load_spec_arg
     from nbtrace.engine.images import Thresholds
+    from nbtrace.report.console import console, verdict_text
+    from nbtrace.report.hunt import report_lines, to_json
+    from nbtrace.report.progress import Steps
+    from nbtrace.run.hunt import HuntOptions, hunt
 
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
-    if out_dir:  # before the renders: a refused --out must not cost the whole hunt
-        ensure_output_dir(out_dir, "--out")
+    for d, opt in ((out_dir, "--out"), (png_dir, "--png")):
+        if d:  # before the renders: a refused directory must not cost the whole hunt
+            ensure_output_dir(d, opt)
+    spec = load_spec_arg(spec_path)  # a bad spec is refused before the renders too
 
     opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
                        npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
-                       thresholds=thresholds, spec_path=spec_path, timeout=timeout, dtype=dtype)
-    result = hunt(opts, progress=lambda m: click.echo(m, err=True))
-    if out_dir:
-        from nbtrace.report.html import write_outputs
+                       thresholds=thresholds, spec_path=spec.path if spec is not None else None, timeout=timeout,
+                       dtype=dtype)
+    with Steps() as steps:
+        result = hunt(opts, progress=steps)
+        if out_dir:
+            from nbtrace.report.hunt_files import write_outputs
 
-        written = write_outputs(result, Path(out_dir))
-        click.echo(f"hunt: wrote {', '.join(p.name for p in written)} to {out_dir}", err=True)
+            written = write_outputs(result, Path(out_dir), progress=steps)
+            steps(f"hunt: wrote {len(written)} files to {out_dir} (open {Path(out_dir) / 'report.html'})")
+        if png_dir:
+            from nbtrace.report.hunt_files import hunt_figures
+
+            if out_dir and Path(png_dir).resolve() == Path(out_dir).resolve():
+                figures = []  # already drawn there
+            else:
+                steps("hunt: drawing the figures")
+                figures = hunt_figures(result, Path(png_dir))
+            for _, p in figures:
+                steps(f"figure: {p}")
     code = record_verdict(0 if result.agrees else 1)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
-    else:
-        for line in report_lines(result):
-            click.echo(line)
+        return code
+    con = console()
+    lines = report_lines(result, width=con.width)
+    con.print(verdict_text(lines[0]), soft_wrap=True)
+    for line in lines[1:]:
+        con.print(line, soft_wrap=True)  # the terminal wraps; the text stays the text
     return code

@@ -121,6 +121,7 @@ class TapMap:
     central_agrees: bool | None
     where: str
     mask: np.ndarray = field(repr=False)
+    rel: np.ndarray | None = field(default=None, repr=False)  # relative error per pixel (figures show it)
 
     def to_json(self) -> dict:
         return {
@@ -303,7 +304,7 @@ def _tap_map(name, rtol, atol, mask, rel, roi, det) -> TapMap:
         worst_at = (int(k // mask.shape[1]) + roi[2], int(k % mask.shape[1]) + roi[0])
         worst_rel = float(r.flat[k])
     return TapMap(name, rtol, atol, int(mask.size), int(mask.sum()), bbox, worst_at, worst_rel, band, central,
-                  where, mask)
+                  where, mask, rel)
 
 
 def dump_roi_for(shape: tuple[int, int], max_pixels: int = MAX_DUMP_PIXELS,
@@ -320,55 +321,3 @@ def dump_roi_for(shape: tuple[int, int], max_pixels: int = MAX_DUMP_PIXELS,
     rows = max(1, min(spix, max_pixels // fpix))
     top = max(0, spix // 2 - rows // 2)
     return x0, x0 + fpix - 1, y0 + top, y0 + min(spix - 1, top + rows - 1)
-
-
-# --------------------------------------------------------------------------- pictures
-
-
-def first_divergent_png(res: MapsResult, max_side: int = 384) -> np.ndarray:
-    """The first-divergent-tap map with a legend (colour per tap, dark grey = all agree)."""
-    from nbtrace.figures.png import AGREE_COLOUR, CATEGORICAL, NODATA_COLOUR, _upscale, compose, downsample_mode, legend_rows
-
-    small = downsample_mode(res.first_label, max_side)
-    rgb = np.empty(small.shape + (3,), np.uint8)
-    rgb[:] = AGREE_COLOUR
-    rgb[small == -2] = NODATA_COLOUR
-    for i in range(len(res.order)):
-        rgb[small == i] = CATEGORICAL[i % len(CATEGORICAL)]
-    xmin, xmax, ymin, ymax = res.roi
-    title = f"first divergent tap per pixel, fast {xmin}..{xmax}, slow {ymin}..{ymax}"
-    firsts = dict(res.first_counts())
-    lines = [f"{t.name} diverges in {t.n_divergent:,} of {t.n_pixels:,} pixels, {t.where}"
-             for t in res.divergent() if t.name in firsts] or res.summary()[:1]
-    later = len(res.divergent()) - len(firsts)
-    if later > 0:
-        lines.append(f"{later} more taps diverge only where an earlier tap does")
-    body = compose([(title, _upscale(rgb, 256))], lines[:8])
-    items = [(CATEGORICAL[res.order.index(n) % len(CATEGORICAL)], f"{n}: first divergent in {c:,} pixels")
-             for n, c in res.first_counts()]
-    items.append((AGREE_COLOUR, f"all taps agree: {int((res.first_label < 0).sum()):,} pixels"))
-    legend = legend_rows(items, body.shape[1])
-    return np.concatenate([body, legend], axis=0)
-
-
-def per_tap_png(res: MapsResult, max_taps: int = 12, side: int = 160) -> np.ndarray | None:
-    """Small labelled mask per divergent tap (red = out of tolerance), pipeline order; None if none."""
-    from nbtrace.figures.png import AGREE_COLOUR, _upscale, compose, downsample_mode
-
-    taps = res.divergent()[:max_taps]
-    if not taps:
-        return None
-    panels = []
-    for t in taps:
-        small = downsample_mode(np.where(t.mask, 0, -1), side)
-        rgb = np.empty(small.shape + (3,), np.uint8)
-        rgb[:] = AGREE_COLOUR
-        rgb[small == 0] = (230, 25, 75)
-        rgb[small == -2] = 255
-        panels.append((f"{t.name} ({t.n_divergent:,})"[:30], _upscale(rgb, side)))
-    rows = [compose(panels[i:i + 4], []) for i in range(0, len(panels), 4)]
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    footer = compose([], ["red: tap out of tolerance at that pixel; grey: within tolerance"])
-    footer = np.pad(footer, ((0, 0), (0, max(0, width - footer.shape[1])), (0, 0)), constant_values=255)[:, :width]
-    return np.concatenate(rows + [footer], axis=0)

@@ -1,28 +1,53 @@
-"""Console report: root-cause sentence, totals, then every tap in pipeline order.
+"""Console report: a one-line verdict and root cause, the long explanation below it, totals,
+then the taps that need attention (``--all``: every tap) in pipeline order.
 
-rich lays out the table; markup and highlighting are off because trace indices contain
-brackets (``k_frac[phi_tic]``) that rich would otherwise eat or colour.
+rich lays it out; markup and highlighting are off because trace indices contain brackets
+(``k_frac[phi_tic]``) that rich would otherwise eat or colour. Colour comes from styles set
+here, only on a terminal, and never when NO_COLOR is set (rich reads it).
 """
 
 from __future__ import annotations
 
 import io
+import sys
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
-from rich import box
+from rich.text import Text
 
-from nbtrace.report.common import fmt_num, sides, totals, verdict_word, where
 from nbtrace.engine.results import DiffResult
+from nbtrace.report.common import below_headline, fmt_num, plain, short_headline, shown, sides, totals, verdict_word, where
+
+STYLES = {"introduced": "bold red", "inherited": "yellow", "immaterial": "magenta", "missing": "bright_black",
+          "agree": "green", "setup": "cyan"}
 
 
-def render_console(r: DiffResult, *, width: int = 80) -> str:
-    buf = io.StringIO()
-    con = Console(file=buf, width=width, markup=False, highlight=False, emoji=False,
-                  no_color=True, force_terminal=False, soft_wrap=False)
-    con.print(r.headline)
+def console(file=None, *, width: int | None = None, colour: bool | None = None) -> Console:
+    """A rich Console for reports: the real terminal width (COLUMNS when set; 80 when piped),
+    colour on a terminal unless NO_COLOR; ``colour=False`` forces plain text."""
+    kw = {} if colour is None else {"no_color": not colour, "force_terminal": colour}
+    return Console(file=file if file is not None else sys.stdout, width=width, markup=False, highlight=False,
+                   emoji=False, soft_wrap=False, **kw)
+
+
+def verdict_text(line: str) -> Text:
+    """The headline with its verdict word (AGREE, DIVERGE, ...) in colour."""
+    word, sep, rest = line.partition(":")
+    style = "bold green" if word.startswith("AGREE") else "bold red"
+    if not sep or not word.isupper() and not word.startswith("AGREE"):
+        return Text(line, style=style)
+    return Text.assemble((word, style), (sep + rest, "bold"))
+
+
+def print_console(r: DiffResult, con: Console, *, all_rows: bool = False) -> None:
+    head = short_headline(r)
+    con.print(verdict_text(head))
+    rest = below_headline(head, r.headline)
+    if rest:  # the long explanation, below the one-line headline
+        con.print(rest)
     for p in r.patterns:
-        con.print(f"  pattern: {p.text}")
+        con.print(f"  pattern: {plain(p.text)}")
     con.print()
     con.print(totals(r))
     for line in sides(r):
@@ -31,28 +56,39 @@ def render_console(r: DiffResult, *, width: int = 80) -> str:
         con.print()
         con.print("Warnings:")
         for w in r.warnings:
-            con.print(f"  - {w}")
-    if r.findings:
+            con.print(f"  - {plain(w)}")
+    rows = [f for f in r.findings if shown(f, all_rows)]
+    hidden = len(r.findings) - len(rows)
+    if rows:
         con.print()
-        con.print(_table(r))
+        con.print(_table(rows))
+    if hidden:
+        con.print(f"{hidden} agreeing tap(s) not listed; --all lists every tap")
     detail = [f for f in r.findings if f.status == "introduced"]
     if detail:
         con.print()
         for f in detail:
-            con.print(f.verdict.message)
+            con.print(plain(f.verdict.message))
             con.print()
+
+
+def render_console(r: DiffResult, *, width: int = 80, all_rows: bool = True) -> str:
+    """The console report as plain text (no colour) at ``width`` columns."""
+    buf = io.StringIO()
+    print_console(r, console(buf, width=width, colour=False), all_rows=all_rows)
     # rich pads wrapped lines and table cells with spaces; trailing blanks only hurt diffs
     lines = [ln.rstrip() for ln in buf.getvalue().rstrip("\n").split("\n")]
     return "\n".join(lines) + "\n"
 
 
-def _table(r: DiffResult) -> Table:
+def _table(findings) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=None)
     t.add_column("status", no_wrap=True)
     t.add_column("tap", no_wrap=True, overflow="fold")
     t.add_column("verdict", overflow="fold")
     t.add_column("max rel", justify="right", no_wrap=True)
     t.add_column("first at", overflow="fold")
-    for f in r.findings:
-        t.add_row(f.status, f.verdict.label, verdict_word(f), fmt_num(f.verdict.max_rel), where(f))
+    for f in findings:
+        style = STYLES.get(f.status, "")
+        t.add_row(Text(f.status, style=style), f.verdict.label, verdict_word(f), fmt_num(f.verdict.max_rel), where(f))
     return t

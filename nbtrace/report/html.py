@@ -1,132 +1,148 @@
-"""Files a hunt leaves behind: summary.md, metrics.json, run_metadata.json, PNG panels and a
-self-contained report.html (pictures inline as base64 data URIs, so it can be mailed or
-attached to an issue as one file). Renderers only read the frozen HuntResult."""
+"""Self-contained HTML reports (one file; figures inline as base64 so it can be mailed or
+attached to an issue): verdict and root cause in plain words first, the pipeline drawing, the
+figures, a sortable tap table, collapsible detail, links to the files beside it.
+
+Renderers only read frozen results; the page is a jinja2 template shipped with the package
+(templates/report.html.j2).
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import platform
-import sys
+import math
+import re
 from pathlib import Path
 
-from nbtrace.engine.images import read_image
+from nbtrace.report.common import below_headline, fmt_num, place, short_headline, verdict_word
+
+TEMPLATE = "report.html.j2"
+# what each kind of file beside a report is, for the links list
+FILE_ROLES = (
+    ("c.trace", "C reference trace (every traced pixel)"), ("port.trace", "port trace (every traced pixel)"),
+    (".meta.json", "capture sidecar: command, producer, checksums"), ("summary.md", "this report as markdown"),
+    ("metrics.json", "every number as JSON"), ("run_metadata.json", "versions, machine, inputs"),
+    (".float", "image (raw float32)"), (".npz", "region dump (every tap over a region)"), (".png", "figure"),
+)
 
 
-def _images_png(result, out: Path) -> Path | None:
-    from nbtrace.figures.png import image_panel, write_png
+def _codes(text) -> str:
+    """Escape, then show `name` as code (the engine quotes tap names in backticks)."""
+    from markupsafe import Markup, escape
 
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(str(text)))))
+
+
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["codes"] = _codes
+    return env
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _num_v(x) -> str:
+    """A sort key for the table: finite numbers as they are, inf/nan last, none first."""
+    if x is None:
+        return "-1e308"
     try:
-        a = read_image(result.files["image_c"], result.shape)
-        b = read_image(result.files["image_py"], result.shape)
-    except (KeyError, OSError):
-        return None
-    return write_png(out / "images.png", image_panel(a, b, names=("C reference", "port")))
+        x = float(x)
+    except (TypeError, ValueError):
+        return "-1e308"
+    return repr(x) if math.isfinite(x) else "1e308"
 
 
-def _maps_pngs(result, out: Path) -> list[Path]:
-    if result.maps is None:
-        return []
-    from nbtrace.engine.maps import first_divergent_png, per_tap_png
-    from nbtrace.figures.png import write_png
-
-    paths = [write_png(out / "maps_first_divergent.png", first_divergent_png(result.maps))]
-    taps = per_tap_png(result.maps)
-    if taps is not None:
-        paths.append(write_png(out / "maps_taps.png", taps))
-    return paths
-
-
-def run_metadata(result) -> dict:
-    """Provenance of the hunt itself; nbtrace.run.provenance (when present) adds machine/git details."""
-    doc = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "nb_args": list(result.nb_args),
-        "built_in_default": result.default_config,
-        "inject": list(result.options.inject),
-        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-        "producers": result.meta,
-    }
-    try:
-        from nbtrace.run.provenance import run_metadata as collect  # A2's module: versions, git SHA, checksums
-    except ImportError:
-        return doc
-    inputs = {k: v for k, v in result.files.items() if k.startswith("trace_") or k.startswith("image_")}
-    doc.update(collect(["nbtrace", "hunt", *sys.argv[1:]], inputs))
-    return doc
+def tap_rows(result) -> list[dict]:
+    rows = []
+    for f in result.findings:
+        v = f.verdict
+        rows.append({"status": f.status, "label": v.label, "kind": verdict_word(f),
+                     "factor": fmt_num(v.factor), "factor_v": _num_v(v.factor),
+                     "rel": fmt_num(v.max_rel), "rel_v": _num_v(v.max_rel),
+                     "tol": fmt_num(v.tolerance), "tol_v": _num_v(v.tolerance),
+                     "where": place(v.index) if not v.agrees else ""})
+    return rows
 
 
-def summary_markdown(result) -> str:
-    from nbtrace.report.hunt import report_lines
-
-    lines = report_lines(result)
-    return f"# nbtrace hunt\n\n**{lines[0]}**\n\n```\n" + "\n".join(lines[2:]) + "\n```\n"
-
-
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def report_html(result, pictures: list[tuple[str, Path]]) -> str:
-    from nbtrace.report.hunt import report_lines
-
-    lines = report_lines(result)
-    colour = "#1a7f37" if result.agrees else "#b42318"
-    figs = "\n".join(
-        f'<figure><img alt="{html.escape(title)}" src="{_data_uri(p)}"><figcaption>{html.escape(title)}'
-        f"</figcaption></figure>" for title, p in pictures
-    )
-    body = html.escape("\n".join(lines[2:]))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>nbtrace hunt: {result.verdict}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }}
-h1 {{ font-size: 1.2em; color: {colour}; }}
-pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 0.85em; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }}
-</style></head><body>
-<h1>{html.escape(lines[0])}</h1>
-{figs}
-<pre>{body}</pre>
-</body></html>
-"""
+def files_beside(out_dir: Path, exclude=("report.html",)) -> list[tuple[str, str]]:
+    out = []
+    for p in sorted(Path(out_dir).iterdir()):
+        if not p.is_file() or p.name in exclude:
+            continue
+        role = next((what for suffix, what in FILE_ROLES if p.name.endswith(suffix)), "")
+        out.append((p.name, role))
+    return out
 
 
-def write_outputs(result, out: Path) -> list[Path]:
-    """Write every hunt output into ``out``; returns the paths written. UsageError (one line,
-    naming the directory) when the file system refuses."""
+def split_headline(line: str) -> tuple[str, str]:
+    word, sep, rest = line.partition(":")
+    return (word, sep + rest) if sep and word.split()[0].isupper() else ("", line)
+
+
+def render_page(**ctx) -> str:
+    from nbtrace.report.pipeline import legend
+
+    ctx.setdefault("legend", legend())
+    for key in ("facts", "figures", "taps", "sections", "files", "explanation"):
+        ctx.setdefault(key, [])
+    ctx.setdefault("pipeline", "")
+    word, rest = split_headline(ctx.pop("headline"))
+    ctx.update(word=word, headline_rest=rest)
+    return environment().get_template(TEMPLATE).render(**ctx)
+
+
+def diff_page(result, spec, figures, out_dir: Path | None) -> str:
+    from nbtrace.report.common import sides, totals
+    from nbtrace.report.pipeline import pipeline_svg
+
+    head = short_headline(result)
+    explanation = [t for t in (below_headline(head, result.headline),) if t]
+    explanation += [p.text for p in result.patterns]
+    facts = [("totals", totals(result))] + [tuple(s.split(": ", 1)) for s in sides(result)]
+    facts += [("warning", w) for w in result.warnings]
+    sections = [{"title": f"{f.verdict.label} ({f.status}): the comparison in full", "text": plain(f.verdict.message),
+                 "open": f.status == "introduced", "rows": [], "head": [], "numeric": ()}
+                for f in result.findings if f.status in ("introduced", "inherited", "immaterial")]
+    return render_page(command="diff", verdict=result.verdict.upper(), agrees=bool(result), headline=head,
+                       explanation=explanation, facts=facts, pipeline=pipeline_svg(spec, result),
+                       figures=[(c, data_uri(p)) for c, p in figures], taps=tap_rows(result), sections=sections,
+                       files=files_beside(out_dir) if out_dir else [])
+
+
+def write_diff_outputs(result, spec, out_dir: str, argv, inputs, figures=()) -> list[Path]:
+    """summary.md, metrics.json, run_metadata.json and report.html (figures already written into
+    ``out_dir`` are embedded). UsageError (one line) when the directory cannot be written."""
     from nbtrace.errors import UsageError
+    from nbtrace.report import render
+    from nbtrace.run.provenance import run_metadata
 
+    d = Path(out_dir)
     try:
-        return _write_outputs(result, out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "summary.md").write_text(render(result, "md"), encoding="utf-8")
+        (d / "metrics.json").write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+        (d / "run_metadata.json").write_text(json.dumps(run_metadata(argv, inputs), indent=2) + "\n",
+                                             encoding="utf-8")
+        (d / "report.html").write_text(diff_page(result, spec, list(figures), d), encoding="utf-8")
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else str(out)
-        raise UsageError(f"cannot write the hunt report ({exc.strerror or exc})", str(where),
-                         "choose a writable --out directory") from None
+        raise UsageError(f"cannot write the report: {exc.strerror or exc}", where=str(out_dir),
+                         hint="give --out a writable directory") from None
+    return [d / n for n in ("summary.md", "metrics.json", "run_metadata.json", "report.html")]
 
 
-def _write_outputs(result, out: Path) -> list[Path]:
-    from nbtrace.report.hunt import to_json
+def compare_page(res, figures, image_names, out_dir: Path) -> str:
+    from nbtrace.engine.images import metrics_lines
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    (out / "summary.md").write_text(summary_markdown(result))
-    written.append(out / "summary.md")
-    (out / "metrics.json").write_text(json.dumps(to_json(result), indent=2) + "\n")
-    written.append(out / "metrics.json")
-    (out / "run_metadata.json").write_text(json.dumps(run_metadata(result), indent=2, default=str) + "\n")
-    written.append(out / "run_metadata.json")
-    pictures = []
-    panel = _images_png(result, out)
-    if panel is not None:
-        pictures.append(("C reference, port and their signed log difference", panel))
-        written.append(panel)
-    for p in _maps_pngs(result, out):
-        title = "first divergent tap per pixel" if "first" in p.name else "where each divergent tap is out of tolerance"
-        pictures.append((title, p))
-        written.append(p)
-    (out / "report.html").write_text(report_html(result, pictures))
-    written.append(out / "report.html")
-    return written
+    word = "AGREE" if res else "DIVERGE"
+    head = f"{word}: image B {image_names[1]} {'agrees with' if res else 'differs from'} A {image_names[0]}"
+    facts = [("outside threshold", w) for w in res.failures]
+    facts += [("frame", line.strip()) for line in metrics_lines(res.full, res.thresholds)]
+    return render_page(command="compare", verdict=word, agrees=bool(res), headline=head, facts=facts,
+                       figures=[(c, data_uri(p)) for c, p in figures], files=files_beside(out_dir))

@@ -57,23 +57,47 @@ def headline(r: HuntResult) -> str:
 
 def _short_explanation(rc) -> str:
     """The engine's sentence without its lead-in naming the tap again (the headline already does)."""
-    text = rc.explanation
-    for lead in (f"`{rc.tap}` (per {', '.join(rc.loop)}) is the first divergence: ", f"`{rc.tap}` is the first divergence: "):
-        if text.startswith(lead):
-            return text[len(lead):].rstrip(".")
-    return text.rstrip(".")
+    from nbtrace.report.common import lead_removed
+
+    return lead_removed(rc.explanation, rc.tap, rc.loop).rstrip(".")
+
+
+def short_headline(r: HuntResult) -> str:
+    """One line (at most ~120 characters), verdict word first; :func:`headline` explains it below."""
+    from nbtrace.report.common import clip, first_clause, plain
+
+    if r.decisive_inputs:
+        return clip(f"DIVERGE: the inputs differ ({r.decisive_inputs[0].key}) — fix the input, not the physics")
+    rc = r.root
+    if rc is not None:
+        return clip(f"DIVERGE: root cause {_tap_label(rc)}: {first_clause(plain(_short_explanation(rc)))}")
+    if r.maps is not None and not r.maps:
+        return clip(f"DIVERGE: {r.maps.summary()[0]}")
+    if not r.images:
+        return "DIVERGE: the images disagree, but no traced tap diverges"
+    long = headline(r)
+    if long.startswith("AGREE at float32 precision"):
+        return "AGREE at float32 precision: no tap diverges beyond float32 noise"
+    if long.startswith("AGREE within the thresholds, with a caveat"):
+        return "AGREE within the thresholds, with a caveat: the images differ after the last traced tap"
+    m = r.images.full
+    how = ("bit-identical images" if m.max_abs_diff == 0 else "images identical to float32 storage"
+           if "pixels_capture_s" not in r.timings else "images within the thresholds")
+    return clip(f"AGREE: the port reproduces the reference ({how}, {len(r.pixels)} traced pixels agree)")
 
 
 def _tap_label(rc) -> str:
     return f"{rc.tap}[{','.join(rc.loop)}]" if getattr(rc, "loop", None) else rc.tap
 
 
-def report_lines(r: HuntResult) -> list[str]:
-    """The console / markdown body (plain text, no markup)."""
+def report_lines(r: HuntResult, width: int = 100) -> list[str]:
+    """The console / markdown body (plain text, no markup): the one-line headline, the long
+    explanation below it, then the evidence. ``width``: columns for the pixel table."""
     from nbtrace.engine.images import metrics_lines
-    from nbtrace.engine.results import index_text
+    from nbtrace.report.common import below_headline, place, plain
 
-    lines = [headline(r), ""]
+    head = short_headline(r)
+    lines = [head] + [t for t in (below_headline(head, headline(r)),) if t] + [""]
     cfg = " ".join(r.nb_args)
     lines.append(f"configuration: {cfg}" + ("   (built-in default)" if r.default_config else ""))
     if r.options.inject:
@@ -103,19 +127,14 @@ def report_lines(r: HuntResult) -> list[str]:
     else:
         lines.append(f"traced pixels ({n_fixed} fixed ones, traced in the render pass; the images are identical to "
                      "float32 storage, so no pixel stands out to add):")
-    lines.append(f"  {'(slow, fast)':<13} {'C photons':>12} {'port photons':>13}  {'first divergent tap':<24} why chosen")
-    for p in r.pixels:
-        verdict = p.root_tap or "agrees"
-        if p.root_factor is not None:
-            verdict += f" x{p.root_factor:.4g}"
-        lines.append(f"  ({p.pixel[0]:>4}, {p.pixel[1]:>4}) {p.a_value:>12.6g} {p.b_value:>13.6g}  {verdict:<24} {p.reason}")
+    lines += pixel_table(r, width)
     rc = r.root
     if rc is not None:
         lines.append("")
         lines.append("root cause evidence:")
-        lines.append(f"  tap          {_tap_label(rc)}   at {index_text(rc.index)}")
-        lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor:.6g}" if rc.factor is not None else ""))
-        lines.append(f"  explanation  {rc.explanation}")
+        lines.append(f"  tap          {_tap_label(rc)}   in {place(rc.index)}")
+        lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor!r}" if rc.factor is not None else ""))
+        lines.append(f"  explanation  {plain(rc.explanation)}")
         named = [p.pixel for p in r.pixels if p.root_tap == rc.tap]
         agreeing = [p.pixel for p in r.pixels if p.root_tap is None]
         if named:
@@ -125,13 +144,18 @@ def report_lines(r: HuntResult) -> list[str]:
         for pat in r.patterns:
             lines.append(f"  {'pattern':<12} {pat.text}")
         ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
-        if ratios and rc.tap not in ("steps",):
+        # an offset is not a ratio, and a setup value is the same at every pixel: no per-pixel ratios then
+        if ratios and rc.tap not in ("steps",) and rc.kind != "offset" and rc.index is not None \
+                and rc.index.pixel is not None:
             lines.append("  port/ref     " + "; ".join(f"({s}, {f}) {_ratio_text(q)}" for (s, f), q in ratios[:8]))
         d = r.diff if r.diff is not None and r.diff.root_cause is not None else r.region_diff
         if d is not None:
             f0 = next((f for f in d.findings if f.verdict.tap == rc.tap and f.status == "introduced"), None)
             if f0 is not None and f0.verdict.a is not None:
                 lines.append(f"  values       C {_vals(f0.verdict.a)}  port {_vals(f0.verdict.b)}")
+                off = _offsets(f0.verdict.a, f0.verdict.b)
+                if off and rc.kind == "offset":
+                    lines.append(f"  offset       port − C = {off}")
             downstream = [f.verdict.label for f in d.findings if f.status == "inherited"]
             if downstream:
                 lines.append(f"  downstream   {len(downstream)} taps inherit it: {', '.join(downstream[:8])}"
@@ -178,9 +202,42 @@ def _pix_list(pixels) -> str:
 
 
 def _vals(v) -> str:
+    """Values at full precision (shortest text that reads back the same float)."""
     if isinstance(v, str):
         return v
-    return "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
+    return "[" + ", ".join(repr(float(x)) for x in v) + "]"
+
+
+def _offsets(a, b) -> str | None:
+    if isinstance(a, str) or isinstance(b, str) or not a or not b or len(a) != len(b):
+        return None
+    return "[" + ", ".join(repr(float(y) - float(x)) for x, y in zip(a, b)) + "]"
+
+
+def pixel_table(r: HuntResult, width: int = 100) -> list[str]:
+    """The traced pixels, numbered as in the figures, laid out by rich so a long tap name or
+    reason folds inside its column instead of breaking the table."""
+    import io
+
+    from rich import box
+    from rich.table import Table
+
+    from nbtrace.report.console import console
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("(slow, fast)", no_wrap=True)
+    t.add_column("C photons", justify="right", no_wrap=True)
+    t.add_column("port photons", justify="right", no_wrap=True)
+    verdicts = [(p.root_tap or "agrees") + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
+                 for p in r.pixels]
+    t.add_column("first divergent tap", overflow="fold", min_width=min(28, max([19] + [len(v) for v in verdicts])))
+    t.add_column("why chosen", overflow="fold", min_width=10)
+    for i, (p, verdict) in enumerate(zip(r.pixels, verdicts), 1):
+        t.add_row(str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.6g}", f"{p.b_value:.6g}", verdict, p.reason)
+    buf = io.StringIO()
+    console(buf, width=max(40, width - 2), colour=False).print(t)
+    return ["  " + ln.rstrip() for ln in buf.getvalue().rstrip("\n").split("\n")]
 
 
 def _loop_lines(r: HuntResult) -> list[str]:
@@ -219,6 +276,7 @@ def to_json(r: HuntResult) -> dict:
     doc = r.diff.to_json() if r.diff is not None else {}
     doc["verdict"] = r.verdict
     doc["headline"] = headline(r)
+    doc["headline_short"] = short_headline(r)
     if r.root is not None:
         doc["root_cause"] = r.root.to_json()
     doc["root_cause_patterns"] = [p.to_json() for p in r.patterns]

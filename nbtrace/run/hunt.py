@@ -345,7 +345,11 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     t_start = time.perf_counter()
     if opts.out_dir is None:
         with tempfile.TemporaryDirectory(prefix="nbtrace-hunt-") as tmp:
-            return _hunt_in(opts, args, shape, spec, Path(tmp), say, t_start)
+            # its files are gone when the hunt returns: progress must not point at them
+            def say_tmp(m, _say=say, _tmp=tmp.rstrip("/") + "/"):
+                _say(m.replace(_tmp, "") + (" (temporary; --out keeps the files)" if _tmp in m else ""))
+
+            return _hunt_in(opts, args, shape, spec, Path(tmp), say_tmp, t_start)
     try:
         Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
