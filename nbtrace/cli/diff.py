@@ -7,16 +7,17 @@ the comparison is one-sided: see nbtrace.engine.diff.Coverage.one_sided), 2 on b
 from __future__ import annotations
 
 import gc
-import json
 import os
-import shutil
 import sys
 
 import click
 
+from nbtrace.cli.options import all_option, out_option, png_option, spec_option
 from nbtrace.errors import UsageError
 
 FORMATS = ("console", "md", "json")
+# traces larger than this together (bytes) take a second or more to read and diff: show a spinner
+BIG_TRACES = 20_000_000
 
 
 def parse_context(items: tuple[str, ...]) -> dict:
@@ -88,36 +89,16 @@ def _spec(spec_path, a, b):
     return spec_mod.spec_for(a, b)
 
 
-def _write_out(out_dir: str, result, argv, inputs) -> None:
-    from nbtrace.report import render
-    from nbtrace.run.provenance import run_metadata
-
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "summary.md"), "w", encoding="utf-8") as fh:
-            fh.write(render(result, "md"))
-        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-            json.dump(result.to_json(), fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        with open(os.path.join(out_dir, "run_metadata.json"), "w", encoding="utf-8") as fh:
-            json.dump(run_metadata(argv, inputs), fh, indent=2)
-            fh.write("\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write the report: {exc.strerror}", where=out_dir,
-                         hint="give --out a writable directory") from None
-
-
 @click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("trace_a", metavar="A", type=click.Path(dir_okay=False))
 @click.argument("trace_b", metavar="B", type=click.Path(dir_okay=False))
-@click.option("--spec", "spec_path",
-              help="Tap spec YAML, or a shipped spec's name: nanobragg, scaling, phi_loop (default: the "
-                   "shipped spec that fits the traces' names, else none).")
+@spec_option
 @click.option("--dialect", default=None, help="Force a trace dialect (default: sniffed).")
 @click.option("--force", is_flag=True, help="Diff even traces of different pixels.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="console", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Also write summary.md, metrics.json and run_metadata.json here.")
+@out_option("summary.md, metrics.json, run_metadata.json")
+@png_option
+@all_option
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for every tap (with --atol).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for every tap (with --rtol).")
 @click.option("--context", "context_items", multiple=True, metavar="KEY=VALUE",
@@ -130,9 +111,29 @@ def _write_out(out_dir: str, result, argv, inputs) -> None:
               help="Read only A's taps with this prefix (e.g. TRACE_C), for a log holding two producers.")
 @click.option("--prefix-b", default=None, metavar="PREFIX",
               help="Read only B's taps with this prefix (e.g. TRACE_PY); A and B may be the same file.")
-def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, atol, context_items,
+def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, png_dir, all_rows, rtol, atol, context_items,
             dtype, pixel, prefix_a, prefix_b):
-    """Diff trace A (reference) against trace B (port) and name the root cause."""
+    """Diff trace A (reference) against trace B (port) and name the root cause.
+
+    The report opens with a verdict word (AGREE or DIVERGE) and the root cause on one line,
+    the explanation below it, then the taps that diverge, are immaterial or missing (--all: every tap).
+    """
+    from nbtrace.report.progress import Steps
+
+    with Steps(live=None if _size(trace_a) + _size(trace_b) > BIG_TRACES else False, keep=False) as steps:
+        return _run(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, png_dir, all_rows, rtol, atol,
+                    context_items, dtype, pixel, prefix_a, prefix_b, steps)
+
+
+def _size(path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # the reader reports the missing file in its own words
+
+
+def _run(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, png_dir, all_rows, rtol, atol, context_items,
+         dtype, pixel, prefix_a, prefix_b, steps):
     from nbtrace.engine.parse import read_traces
 
     if (rtol is None) != (atol is None):
@@ -143,7 +144,14 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
     context = parse_context(context_items)
     if dtype:
         context["dtype"] = dtype
+    from nbtrace.cli import ensure_output_dir
+
+    for d, opt in ((out_dir, "--out"), (png_dir, "--png")):
+        if d:  # refused before the traces are read
+            ensure_output_dir(d, opt)
+    steps("diff: reading A and B")
     a, b = read_traces(trace_a, trace_b, dialect=dialect, prefix_a=prefix_a, prefix_b=prefix_b)
+    steps("diff: comparing")
     # imported after the parse: B's parse worker is forked without waiting for these modules
     from nbtrace.engine.diff import diff_traces
     from nbtrace.report import render
@@ -157,9 +165,23 @@ def command(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, rtol, ato
     from nbtrace.cli import record_verdict
 
     code = record_verdict(0 if result else 1)  # a closed pipe must not change the verdict
-    if out_dir:
-        _write_out(out_dir, result, list(sys.argv),
-                   {"a": trace_a, "b": trace_b, "spec": spec_path})
-    width = shutil.get_terminal_size((80, 24)).columns
-    click.echo(render(result, fmt, width=width), nl=False)
+    if png_dir or out_dir:
+        steps("diff: drawing the figures")
+        from nbtrace.figures.taps import diff_figures
+
+        figures = diff_figures(result, png_dir) if png_dir else []
+        if out_dir:
+            from nbtrace.report.html import write_diff_outputs
+
+            same = png_dir and os.path.realpath(png_dir) == os.path.realpath(out_dir)
+            inside = figures if same else diff_figures(result, out_dir)
+            write_diff_outputs(result, spec, out_dir, list(sys.argv),
+                               {"a": trace_a, "b": trace_b, "spec": spec_path}, inside)
+    steps.__exit__(None, None, None)  # the spinner stops before the report prints
+    if fmt == "console":
+        from nbtrace.report.console import emit
+
+        emit(result, all_rows=all_rows)
+    else:
+        click.echo(render(result, fmt), nl=False)
     return code

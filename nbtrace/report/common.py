@@ -71,6 +71,16 @@ def clip(text: str, limit: int = HEADLINE_CHARS) -> str:
     return cut + "…"
 
 
+def fit(lead: str, what: str, limit: int = HEADLINE_CHARS) -> str:
+    """lead + what in ``limit`` characters: cut ``what`` before a parenthesis or comma when it
+    is too long (the explanation below repeats it whole), with an ellipsis only as a last resort."""
+    if len(lead) + len(what) <= limit:
+        return lead + what
+    room = limit - len(lead)
+    cuts = [i for i in (what.rfind(" (", 0, room), what.rfind(", ", 0, room)) if i > room // 3]
+    return lead + what[:max(cuts)] if cuts else clip(lead + what, limit)
+
+
 def first_clause(text: str) -> str:
     """The opening clause of an engine sentence (up to its first ': ', '; ' or ' — ')."""
     ends = [i for i in (text.find(": "), text.find("; "), text.find(" — ")) if i > 0]
@@ -100,11 +110,9 @@ def short_headline(r: DiffResult) -> str:
     if rc is not None:
         label = f"{rc.tap}[{','.join(rc.loop)}]" if rc.loop else rc.tap
         what = first_clause(plain(lead_removed(rc.explanation, rc.tap, rc.loop))).rstrip(".")
-        return clip(f"DIVERGE: root cause {label}: {what}")
-    if r.nothing_compared or r.verdict != "agree":
-        return clip("DIVERGE: " + first_clause(plain(r.headline)).rstrip("."))
-    compared = sum(1 for f in r.findings if f.status != "missing")
-    return clip(f"AGREE: {compared} taps agree over {r.matched} matched records")
+        return fit(f"DIVERGE: root cause {label}: ", what)
+    word = "DIVERGE: " if r.nothing_compared or r.verdict != "agree" else "AGREE: "
+    return fit(word, first_clause(plain(r.headline)).rstrip("."))
 
 
 def shown(f, all_rows: bool) -> bool:
@@ -113,11 +121,20 @@ def shown(f, all_rows: bool) -> bool:
 
 
 def below_headline(short: str, long: str) -> str:
-    """The long explanation without what the one-line headline already said."""
-    long = plain(long)
-    head = short.rstrip("…")
-    if long.startswith(head):
-        rest = long[len(head):].lstrip(":;,— ")
-        return rest[:1].upper() + rest[1:] if rest else ""
-    word = short.split(":", 1)[0]
-    return long[len(word) + 1:].lstrip() if long.startswith(word + ":") else long
+    """The long explanation without what the one-line headline already said (all of it, minus
+    the lead-ins, when the headline had to be cut)."""
+    import re
+
+    body = short.split(": ", 1)[1] if ": " in short else short
+    body = re.sub(r"^root cause \S+: ", "", body)
+    text = plain(long)
+    text = re.sub(r"^(AGREE|DIVERGE)[^:]*: ", "", text)
+    text = re.sub(r"^root cause \S+: ", "", text)
+    text = re.sub(r"^\S+( \(per [^)]*\))? is the first divergence: ", "", text)
+    if text.startswith(body) and not text[len(body):].strip(" ."):
+        return ""  # the headline said it all
+    # the headline carried a whole clause: say only what follows it; else repeat it all
+    if not text.startswith(body) or text[len(body):len(body) + 2] not in (": ", "; ", " —", ". "):
+        return text[:1].upper() + text[1:]
+    rest = text[len(body):].lstrip(":;,.— ")
+    return rest[:1].upper() + rest[1:]

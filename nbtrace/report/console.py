@@ -92,3 +92,13 @@ def _table(findings) -> Table:
         style = STYLES.get(f.status, "")
         t.add_row(Text(f.status, style=style), f.verdict.label, verdict_word(f), fmt_num(f.verdict.max_rel), where(f))
     return t
+
+
+def emit(r: DiffResult, *, all_rows: bool = False) -> None:
+    """Print the console report on stdout: in colour on a terminal, else as plain text without
+    trailing blanks (what pipes, files and pinned tests see)."""
+    con = console()
+    if con.is_terminal and not con.no_color:
+        print_console(r, con, all_rows=all_rows)
+    else:
+        con.file.write(render_console(r, width=con.width, all_rows=all_rows))

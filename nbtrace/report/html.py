@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from nbtrace.report.common import below_headline, fmt_num, place, short_headline, verdict_word
+from nbtrace.report.common import below_headline, fmt_num, place, plain, short_headline, verdict_word
 
 TEMPLATE = "report.html.j2"
 # what each kind of file beside a report is, for the links list

@@ -64,13 +64,13 @@ def _short_explanation(rc) -> str:
 
 def short_headline(r: HuntResult) -> str:
     """One line (at most ~120 characters), verdict word first; :func:`headline` explains it below."""
-    from nbtrace.report.common import clip, first_clause, plain
+    from nbtrace.report.common import clip, first_clause, fit, plain
 
     if r.decisive_inputs:
         return clip(f"DIVERGE: the inputs differ ({r.decisive_inputs[0].key}) — fix the input, not the physics")
     rc = r.root
     if rc is not None:
-        return clip(f"DIVERGE: root cause {_tap_label(rc)}: {first_clause(plain(_short_explanation(rc)))}")
+        return fit(f"DIVERGE: root cause {_tap_label(rc)}: ", first_clause(plain(_short_explanation(rc))))
     if r.maps is not None and not r.maps:
         return clip(f"DIVERGE: {r.maps.summary()[0]}")
     if not r.images:

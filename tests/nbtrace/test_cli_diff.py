@@ -19,9 +19,10 @@ CLI = DATA / "cli"
 SPEC = str(ROOT / "tap_specs" / "nanobragg.yaml")
 
 PINNED = (
-    '`q_vec` is the first divergence: port = reference × 1e-10 in all 3 components,\n'
-    'i.e. a length in m where Å was expected (inside a dimensionless product); 1\n'
-    'later tap inherits it.\n'
+    'DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components, i.e. a\n'
+    'length in m where Å was expected\n'
+    'Port = reference × 1e-10 in all 3 components, i.e. a length in m where Å was\n'
+    'expected (inside a dimensionless product); 1 later tap inherits it.\n'
     '\n'
     '3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree; only\n'
     'in A: 0 record(s) of 0 tap(s), only in B: 1 record(s) of 1 tap(s).\n'
@@ -31,12 +32,12 @@ PINNED = (
     'Warnings:\n'
     '  - A never emitted 1 tap(s) that B printed: extra_tap\n'
     '\n'
-    'status       tap           verdict            max rel   first at\n'
-    '────────────────────────────────────────────────────────────────────\n'
-    'agree        dist_meters   agree                    0\n'
-    'introduced   q_vec         scale ×1e-10             1   pixel (3, 4)\n'
-    'inherited    intensity     out of tolerance    0.0588   pixel (3, 4)\n'
-    'missing      extra_tap     missing                  -   pixel (3, 4)\n'
+    'status       tap         verdict            max rel   first at\n'
+    '──────────────────────────────────────────────────────────────────\n'
+    'introduced   q_vec       scale ×1e-10             1   pixel (3, 4)\n'
+    'inherited    intensity   out of tolerance    0.0588   pixel (3, 4)\n'
+    'missing      extra_tap   missing                  -   pixel (3, 4)\n'
+    '1 agreeing tap(s) not listed; --all lists every tap\n'
     '\n'
     'q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å\n'
     'was expected (inside a dimensionless product)\n'
@@ -74,7 +75,7 @@ def test_identical_exit_0(capsys, monkeypatch):
     d = DATA / "identical"
     code, out, _ = run([d / "reference.log", d / "port.log", "--spec", SPEC], capsys, monkeypatch)
     assert code == 0
-    assert out.startswith("All 53 compared taps agree (58 records matched).")
+    assert out.startswith("AGREE: All 53 compared taps agree (58 records matched)\n")
 
 
 def test_default_spec_is_chosen_for_nanobragg_names(capsys, monkeypatch):
@@ -174,7 +175,7 @@ def test_tap_with_wrong_arity_for_its_declared_shape_is_bad_input(capsys, monkey
 def test_spec_by_shipped_name(capsys, monkeypatch):
     d = DATA / "identical"
     code, out, _ = run([d / "reference.log", d / "port.log", "--spec", "nanobragg"], capsys, monkeypatch)
-    assert code == 0 and out.startswith("All ")
+    assert code == 0 and out.startswith("AGREE: All ")
     code, out, err = run([d / "reference.log", d / "port.log", "--spec", "nanobrag"], capsys, monkeypatch)
     assert code == 2 and "nanobrag: cannot read tap spec" in err
 
@@ -208,8 +209,10 @@ def test_nothing_compared_is_a_failure(capsys, monkeypatch, tmp_path):
     b.write_text("TRACE_PY: gamma 1\n")
     code, out, _ = run([a, b], capsys, monkeypatch)
     assert code == 1
-    assert " ".join(out.split()).startswith("Nothing was compared: no record of A matches a record of B "
-                          "(A had 2 records: alpha, beta; B had 1: gamma).")
+    head, rest = out.split("\n", 1)
+    assert head == "DIVERGE: Nothing was compared"
+    assert " ".join(rest.split()).startswith("No record of A matches a record of B "
+                                             "(A had 2 records: alpha, beta; B had 1: gamma).")
 
 
 @pytest.mark.parametrize("args,needle", [

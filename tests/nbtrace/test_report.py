@@ -30,7 +30,11 @@ def test_result_is_frozen(result):
 def test_console_opens_with_root_cause_then_totals_then_taps(result):
     out = render(result, "console", width=120)
     opening, rest = out.split("\n\n", 1)
-    assert " ".join(opening.split()) == result.headline
+    head, explanation = opening.split("\n", 1)
+    # one short line, verdict word first; the engine's whole sentence below it (backticks dropped)
+    assert head == "DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å was expected"
+    assert len(head) <= 120 and "`" not in out
+    assert " ".join(explanation.split()) == result.headline.replace("`", "").replace("`q_vec` is the first divergence: ", "").replace("q_vec is the first divergence: p", "P")
     lines = rest.splitlines()
     assert lines[0].startswith("3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree")
     table = [ln.split() for ln in lines if ln.split()[:1] in (["agree"], ["introduced"], ["inherited"])]
