@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from nbtrace.cli.options import all_option, out_option, png_option, spec_option
+from nbtrace.cli.options import all_option, out_option, png_option, probe_dir, spec_option
 from nbtrace.errors import UsageError
 
 FORMATS = ("console", "md", "json")
@@ -144,11 +144,9 @@ def _run(trace_a, trace_b, spec_path, dialect, force, fmt, out_dir, png_dir, all
     context = parse_context(context_items)
     if dtype:
         context["dtype"] = dtype
-    from nbtrace.cli import ensure_output_dir
-
     for d, opt in ((out_dir, "--out"), (png_dir, "--png")):
         if d:  # refused before the traces are read
-            ensure_output_dir(d, opt)
+            probe_dir(d, opt)
     steps("diff: reading A and B")
     a, b = read_traces(trace_a, trace_b, dialect=dialect, prefix_a=prefix_a, prefix_b=prefix_b)
     steps("diff: comparing")

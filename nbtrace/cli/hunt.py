@@ -7,7 +7,7 @@ import json
 import click
 
 from nbtrace.cli import PassThroughCommand
-from nbtrace.cli.options import out_option, png_option, spec_option
+from nbtrace.cli.options import out_option, png_option, probe_dir, spec_option
 
 _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -distance 500 "
                  "-detpixels 256 -pixel 0.2")
@@ -51,7 +51,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
     """
     from pathlib import Path
 
-    from nbtrace.cli import ensure_output_dir, record_verdict
+    from nbtrace.cli import record_verdict
     from nbtrace.cli.options import load_spec_arg
     from nbtrace.engine.images import Thresholds
     from nbtrace.report.console import console, verdict_text
@@ -62,7 +62,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
     for d, opt in ((out_dir, "--out"), (png_dir, "--png")):
         if d:  # before the renders: a refused directory must not cost the whole hunt
-            ensure_output_dir(d, opt)
+            probe_dir(d, opt)
     spec = load_spec_arg(spec_path)  # a bad spec is refused before the renders too
 
     opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),

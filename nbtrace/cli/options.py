@@ -39,3 +39,21 @@ def load_spec_arg(spec_path):
     from nbtrace.engine.diff import resolve_spec
 
     return resolve_spec(spec_path)
+
+
+def probe_dir(path, option: str):
+    """Prove ``path`` can be made a writable directory before any long work, without leaving a
+    new empty directory behind if the command then fails; the writer creates it again."""
+    from pathlib import Path
+
+    from nbtrace.cli import ensure_output_dir
+
+    existed = Path(path).is_dir()
+    d = ensure_output_dir(path, option)
+    if not existed:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    return d
+

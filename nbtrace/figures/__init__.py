@@ -38,6 +38,7 @@ def save(fig, path: str | Path) -> Path:
     plt = pyplot()
     p = Path(path)
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(p, dpi=DPI)
     except OSError as exc:
         raise UsageError(f"cannot write the figure ({exc.strerror or exc})", str(p), "choose a writable path") from None

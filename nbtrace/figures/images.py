@@ -101,9 +101,7 @@ def _show(ax, img, norm, cmap, how="max", origin=(0, 0)):
 def _cmap(name: str, bad: str = "#d0d7de"):
     import matplotlib
 
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad(bad)
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad=bad)
 
 
 def _mark(ax, marks, within=None):

@@ -106,8 +106,7 @@ def _tap_page(res, taps, shown, limits, path, page) -> Path:
     panel_h = max(1.4, min(3.4, 3.4 * ny / max(nx, 1))) + 0.6
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.2, panel_h * rows + 0.6), squeeze=False,
                              layout="constrained")
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#f6f8fa")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#f6f8fa")
     im = None
     for ax, t, s in zip(axes.flat, taps, shown):
         im = ax.imshow(s, cmap=cmap, vmin=limits[0], vmax=limits[1], extent=_extent(res.roi),

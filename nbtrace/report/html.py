@@ -146,3 +146,12 @@ def compare_page(res, figures, image_names, out_dir: Path) -> str:
     facts += [("frame", line.strip()) for line in metrics_lines(res.full, res.thresholds)]
     return render_page(command="compare", verdict=word, agrees=bool(res), headline=head, facts=facts,
                        figures=[(c, data_uri(p)) for c, p in figures], files=files_beside(out_dir))
+
+
+def maps_page(res, figures, lines, out_dir: Path) -> str:
+    word = "AGREE" if res else "DIVERGE"
+    return render_page(command="maps", verdict=word, agrees=bool(res), headline=lines[0],
+                       explanation=[ln.strip() for ln in lines[1:] if ln.startswith("  ") and not ln.startswith("   ")],
+                       figures=[(c, data_uri(p)) for c, p in figures], files=files_beside(out_dir),
+                       sections=[{"title": "The whole report as text", "text": "\n".join(lines), "rows": [],
+                                  "head": [], "numeric": (), "open": False}])

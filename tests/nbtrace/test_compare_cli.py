@@ -1,11 +1,11 @@
 import json
+import struct
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from nbtrace.cli import cli, main
-from nbtrace.figures.png import decode_png
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def _run(args):
 def test_agree_exit_0(images):
     r = _run([str(images / "a.bin"), str(images / "a.npy"), "--shape", "32", "40"])
     assert r.return_value == 0, r.output
-    assert r.output.startswith("images agree")
+    assert r.output.startswith("AGREE: the images agree")
 
 
 def test_scaled_image_exit_1_json(images):
@@ -40,12 +40,14 @@ def test_scaled_image_exit_1_json(images):
 
 
 def test_roi_and_png(images):
-    png = images / "p.png"
+    png = images / "figs"
     r = _run([str(images / "a.bin"), str(images / "b.bin"), "--shape", "32", "40", "--roi", "0", "3", "0", "3",
               "--sum-tol", "0.2", "--png", str(png)])
     assert r.return_value == 0, r.output
     assert "roi fast 0..3, slow 0..3 (inclusive)" in r.output
-    assert decode_png(png.read_bytes()).shape[1] > 120
+    assert sorted(p.name for p in png.iterdir()) == ["images.png", "radial.png", "zoom.png"]
+    data = (png / "images.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", data[16:20])[0] > 600
 
 
 @pytest.mark.parametrize("extra,needle", [
@@ -71,7 +73,7 @@ def test_console_output_pinned(tmp_path):
     r = _run([str(tmp_path / "a.bin"), str(tmp_path / "b.bin"), "--shape", "4", "5", "--peaks", "3"])
     assert r.return_value == 1
     assert r.output.replace(str(tmp_path) + "/", "") == (
-        "images DISAGREE: B b.bin vs A a.bin, 4x5 pixels (slow x fast)\n"
+        "DIVERGE: the images disagree: B b.bin vs A a.bin, 4x5 pixels (slow x fast)\n"
         "  outside threshold: frame: |sum ratio - 1| = 0.1 > 0.005\n"
         "frame:\n"
         "  correlation      1.000000   (>= 0.999 required)\n"
@@ -95,15 +97,15 @@ def test_unwritable_png_is_one_line_exit_2_before_reading(images, capsys):
     (images / "afile").write_text("x")
     # image B is missing: the --png refusal must come first, before any reading or comparing
     err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "missing.npy"),
-                            "--png", str(images / "afile" / "x.png")], capsys)
+                            "--png", str(images / "afile" / "figs")], capsys)
     assert "--png" in err and "afile" in err
-    assert not (images / "afile" / "x.png").exists()
+    assert not (images / "afile" / "figs").exists()
 
 
 def test_probe_leaves_no_file_when_the_command_fails(images, capsys):
     _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "missing.npy"),
-                      "--png", str(images / "new.png")], capsys)
-    assert not (images / "new.png").exists()
+                      "--png", str(images / "new")], capsys)
+    assert not (images / "new").exists()
 
 
 def _closed_pipe_run(args):

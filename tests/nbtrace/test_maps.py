@@ -1,4 +1,5 @@
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -7,7 +8,6 @@ from click.testing import CliRunner
 from nbtrace.cli import cli
 from nbtrace.errors import ImageError, UsageError
 from nbtrace.engine.maps import compare_dumps, divergence_mask, dump_roi_for, load_dump
-from nbtrace.figures.png import decode_png
 
 N = 48
 
@@ -89,8 +89,9 @@ def test_maps_cli_json_and_png(tmp_path):
     assert r.return_value == 1, r.output
     doc = json.loads(r.output)
     assert doc["verdict"] == "diverge" and doc["first_divergent_counts"]["pixel_pos_meters"] > 0
-    img = decode_png((tmp_path / "png" / "first_divergent.png").read_bytes())
-    assert img.shape[0] > 100
+    assert doc["figures"] == [str(tmp_path / "png" / "maps_first_divergent.png"), str(tmp_path / "png" / "maps_taps.png")]
+    width, height = png_size(tmp_path / "png" / "maps_first_divergent.png")
+    assert width > 400 and height > 300
 
 
 def _main_err(argv, capsys):
@@ -155,3 +156,10 @@ def test_malformed_dump_members_are_image_errors(tmp_path, members, needle):
     np.savez(tmp_path / "d.npz", **members)
     with pytest.raises(ImageError, match=needle.replace("(", r"\(")):
         load_dump(tmp_path / "d.npz")
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
