@@ -23,11 +23,17 @@ STYLES = {"introduced": "bold red", "inherited": "yellow", "immaterial": "magent
           "agree": "green", "setup": "cyan"}
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 here, which means "diverge": let the CLI end with the verdict's code
+        raise BrokenPipeError
+
+
 def console(file=None, *, width: int | None = None, colour: bool | None = None) -> Console:
     """A rich Console for reports: the real terminal width (COLUMNS when set; 80 when piped),
     colour on a terminal unless NO_COLOR; ``colour=False`` forces plain text."""
     kw = {} if colour is None else {"no_color": not colour, "force_terminal": colour}
-    return Console(file=file if file is not None else sys.stdout, width=width, markup=False, highlight=False,
+    return _Console(file=file if file is not None else sys.stdout, width=width, markup=False, highlight=False,
                    emoji=False, soft_wrap=False, **kw)
 
 

@@ -215,30 +215,35 @@ def _offsets(a, b) -> str | None:
 
 
 def pixel_table(r: HuntResult, width: int = 100) -> list[str]:
-    """The traced pixels, numbered as in the figures, laid out by rich so a long tap name or
-    reason folds inside its column instead of breaking the table."""
-    import io
+    """The traced pixels, numbered as in the figures. A long tap name or reason wraps inside its
+    own column (the table keeps its shape at any width); numbers never wrap."""
+    import textwrap
 
-    from rich import box
-    from rich.table import Table
-
-    from nbtrace.report.console import console
-
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    t.add_column("#", justify="right", no_wrap=True)
-    t.add_column("(slow, fast)", no_wrap=True)
-    t.add_column("C photons", justify="right", no_wrap=True)
-    t.add_column("port photons", justify="right", no_wrap=True)
     verdicts = [(p.root_tap or "agrees") + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
-                 for p in r.pixels]
-    t.add_column("first divergent tap", overflow="fold", min_width=min(28, max([19] + [len(v) for v in verdicts])))
-    t.add_column("why chosen", overflow="fold", min_width=10)
-    for i, (p, verdict) in enumerate(zip(r.pixels, verdicts), 1):
-        t.add_row(str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.6g}", f"{p.b_value:.6g}", verdict, p.reason)
-    buf = io.StringIO()
-    console(buf, width=max(40, width - 2), colour=False).print(t)
-    return ["  " + ln.rstrip() for ln in buf.getvalue().rstrip("\n").split("\n")]
+                for p in r.pixels]
+    rows = [(str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.6g}", f"{p.b_value:.6g}", v, p.reason)
+            for i, (p, v) in enumerate(zip(r.pixels, verdicts), 1)]
+    head = ("#", "(slow, fast)", "C photons", "port photons", "first divergent tap", "why chosen")
+    fixed = [max(len(h), *(len(row[k]) for row in rows)) if rows else len(h) for k, h in enumerate(head[:4])]
+    tap_w = min(28, max([len(head[4])] + [len(v) for v in verdicts]))
+    why_w = max(16, width - 2 - sum(fixed) - tap_w - 2 * 5)
+    widths = fixed + [tap_w, why_w]
+    right = (True, False, True, True, False, False)
 
+    def line(cells) -> list[str]:
+        wrapped = [textwrap.wrap(c, w, break_long_words=True) or [""] if k >= 4 else [c]
+                   for k, (c, w) in enumerate(zip(cells, widths))]
+        out = []
+        for n in range(max(len(w) for w in wrapped)):
+            parts = [(w[n] if n < len(w) else "") for w in wrapped]
+            out.append("  " + "  ".join(p.rjust(wd) if rt else p.ljust(wd)
+                                        for p, wd, rt in zip(parts, widths, right)).rstrip())
+        return out
+
+    lines = line(head)
+    for row in rows:
+        lines += line(row)
+    return lines
 
 def _loop_lines(r: HuntResult) -> list[str]:
     """Loop taps: the one that introduced a divergence in full (with its first divergent

@@ -125,32 +125,36 @@ def test_help_states_the_built_in_default():
     assert " ".join(DEFAULT_ARGS) in " ".join(r.output.split())
 
 
-def test_agreement_console_output_pinned():
+def test_agreement_console_output_pinned(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
     r = _hunt()
     assert r.stdout == (
-        "AGREE: the port reproduces the reference — bit-identical images (correlation 1.000000, sum ratio 1); "
-        "4 traced pixels agree on all 35 matched tap records.\n"
-        "\n"
-        "configuration: -detpixels 48\n"
-        "\n"
-        "inputs (compared before any physics):\n"
-        "  same: structure_factors=default_F:100, dtype=float64, detector_pixels=48 48, oversample=1, steps=1\n"
-        "  no input difference: both sides were given and read the same\n"
-        "\n"
-        "image metrics (B = port vs A = C reference, 48x48):\n"
-        "  correlation      1.000000   (>= 0.999 required)\n"
-        "  sum ratio B/A    1   (|ratio - 1| <= 0.005 required)   (sums 86081.6 / 86081.6 photons)\n"
-        "  RMSE             0 photons\n"
-        "  max |B - A|      0 photons at (slow 0, fast 0)\n"
-        "  peaks            20 of 20 matched one-to-one within 1 px (top 20 in A, 20 in B), mean offset 0.00 px\n"
-        "\n"
-        "traced pixels (4 fixed ones, traced in the render pass; the images are identical to float32 storage, "
-        "so no pixel stands out to add):\n"
-        "  (slow, fast)     C photons  port photons  first divergent tap      why chosen\n"
-        "  (  24,   24)      982.424       982.424  agrees                   detector centre (near the direct beam)\n"
-        "  (  24,    0)      1.03605       1.03605  agrees                   edge (middle of fast-min edge)\n"
-        "  (   0,    0)            1             1  agrees                   corner (0, 0)\n"
-        "  (  47,   47)            1             1  agrees                   opposite corner\n"
+        'AGREE: the port reproduces the reference (bit-identical images, 4 traced pixels agree)\n'
+        'The port reproduces the reference — bit-identical images (correlation 1.000000, sum ratio 1); 4 traced pixels agree on all 35 matched tap records.\n'
+        '\n'
+        'configuration: -detpixels 48\n'
+        '\n'
+        'inputs (compared before any physics):\n'
+        '  same: structure_factors=default_F:100, dtype=float64, detector_pixels=48 48, oversample=1, steps=1\n'
+        '  no input difference: both sides were given and read the same\n'
+        '\n'
+        'image metrics (B = port vs A = C reference, 48x48):\n'
+        '  correlation      1.000000   (>= 0.999 required)\n'
+        '  sum ratio B/A    1   (|ratio - 1| <= 0.005 required)   (sums 86081.6 / 86081.6 photons)\n'
+        '  RMSE             0 photons\n'
+        '  max |B - A|      0 photons at (slow 0, fast 0)\n'
+        '  peaks            20 of 20 matched one-to-one within 1 px (top 20 in A, 20 in B), mean offset 0.00 px\n'
+        '\n'
+        'traced pixels (4 fixed ones, traced in the render pass; the images are identical to float32 storage, so no pixel stands out to add):\n'
+        '  #  (slow, fast)  C photons  port photons  first divergent tap  why chosen\n'
+        '  1  (24, 24)        982.424       982.424  agrees               detector centre\n'
+        '                                                                 (near the direct\n'
+        '                                                                 beam)\n'
+        '  2  (24, 0)         1.03605       1.03605  agrees               edge (middle of\n'
+        '                                                                 fast-min edge)\n'
+        '  3  (0, 0)                1             1  agrees               corner (0, 0)\n'
+        '  4  (47, 47)              1             1  agrees               opposite corner\n'
     )
 
 
