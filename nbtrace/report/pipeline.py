@@ -124,7 +124,7 @@ def pipeline_svg(spec, result) -> str:
         bad = a.status in ("introduced", "inherited") and b.status == "inherited"
         parts.append(f'<path d="M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}" '
                      f'fill="none" stroke="{"#cf222e" if bad else "#afb8c1"}" stroke-width="{1.6 if bad else 1}" '
-                     f'stroke-opacity="{0.9 if bad else 0.7}" marker-end="url(#{"arrow-bad" if bad else "arrow"})"/>')
+                     f'stroke-opacity="{0.9 if bad else 0.7 if a.status != "agree" else 0.35}" marker-end="url(#{"arrow-bad" if bad else "arrow"})"/>')
     for n in nodes:
         colour = STATUS_COLOURS.get(n.status, "#57606a")
         label = n.name if len(n.name) <= LABEL_CHARS else n.name[:LABEL_CHARS - 1] + "…"
