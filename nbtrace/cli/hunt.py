@@ -69,7 +69,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
                        npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
                        thresholds=thresholds, spec_path=spec.path if spec is not None else None, timeout=timeout,
                        dtype=dtype)
-    with Steps() as steps:
+    with Steps(label_prefix="hunt:") as steps:
         result = hunt(opts, progress=steps)
         if out_dir:
             from nbtrace.report.hunt_files import write_outputs

@@ -12,13 +12,15 @@ class Steps:
     """``with Steps() as steps: steps.say("rendering ...")``. Thread-safe: the hunt reports from
     the two producer threads at once."""
 
-    def __init__(self, live: bool | None = None, file=None, keep: bool = True):
+    def __init__(self, live: bool | None = None, file=None, keep: bool = True, label_prefix: str = ""):
         from rich.console import Console
 
         self._con = Console(file=file if file is not None else sys.stderr, markup=False, highlight=False,
                             emoji=False, soft_wrap=True)
         self.live = self._con.is_terminal if live is None else live
         self.keep = keep  # False: messages only label the spinner, nothing stays printed
+        # only messages with this prefix name the current step (a producer's "done" line does not)
+        self.label_prefix = label_prefix
         self._progress = None
         self._task = None
         self._lock = threading.Lock()
@@ -39,9 +41,10 @@ class Steps:
                 if self._progress is not None:
                     if self.keep:
                         self._progress.console.print(message)
-                    width = max(20, self._con.width - 16)
-                    short = message if len(message) <= width else message[:width - 1] + "…"
-                    self._progress.update(self._task, description=short)
+                    if message.startswith(self.label_prefix):
+                        width = max(20, self._con.width - 16)
+                        short = message if len(message) <= width else message[:width - 1] + "…"
+                        self._progress.update(self._task, description=short)
                 elif self.keep:
                     self._con.print(message)
             except OSError:  # stderr is a closed pipe: nothing left to tell
