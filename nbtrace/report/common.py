@@ -72,13 +72,18 @@ def clip(text: str, limit: int = HEADLINE_CHARS) -> str:
 
 
 def fit(lead: str, what: str, limit: int = HEADLINE_CHARS) -> str:
-    """lead + what in ``limit`` characters: cut ``what`` before a parenthesis or comma when it
-    is too long (the explanation below repeats it whole), with an ellipsis only as a last resort."""
+    """lead + what in about ``limit`` characters: when too long, ``what`` is cut before a
+    parenthesis (up to 10 characters over the limit, so "i.e. Å⁻¹ where m⁻¹ was expected" is not
+    lost for an aside), else before a comma; an ellipsis only as a last resort. The explanation
+    below the headline repeats the sentence whole."""
     if len(lead) + len(what) <= limit:
         return lead + what
     room = limit - len(lead)
-    cuts = [i for i in (what.rfind(" (", 0, room), what.rfind(", ", 0, room)) if i > room // 3]
-    return lead + what[:max(cuts)] if cuts else clip(lead + what, limit)
+    paren = what.rfind(" (", 0, room + 10)
+    if paren > room // 3:
+        return lead + what[:paren]
+    comma = what.rfind(", ", 0, room)
+    return lead + what[:comma] if comma > room // 3 else clip(lead + what, limit)
 
 
 def first_clause(text: str) -> str:
