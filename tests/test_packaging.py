@@ -50,5 +50,6 @@ def test_wheel_contains_specs_and_c_sources(tmp_path):
     (wheel,) = tmp_path.glob("nbtrace-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "nbtrace/tap_specs/nanobragg.yaml" in names
+    assert "nbtrace/report/templates/report.html.j2" in names  # the HTML report's template
     assert "nbtrace/sim/c/nbtrace_tap.h" in names
     assert any(n.startswith("nbtrace/sim/c/") and n.endswith(".c") for n in names)

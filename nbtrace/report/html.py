@@ -112,7 +112,20 @@ def diff_page(result, spec, figures, out_dir: Path | None) -> str:
     return render_page(command="diff", verdict=result.verdict.upper(), agrees=bool(result), headline=head,
                        explanation=explanation, facts=facts, pipeline=pipeline_svg(spec, result),
                        figures=[(c, data_uri(p)) for c, p in figures], taps=tap_rows(result), sections=sections,
-                       files=files_beside(out_dir) if out_dir else [])
+                       files=_inputs(result) + (files_beside(out_dir) if out_dir else []))
+
+
+def _inputs(result) -> list[tuple[str, str]]:
+    """Links to the two traces that were diffed (they are not copied beside the report)."""
+    out = []
+    for path, what in ((result.path_a, "A, the reference trace"), (result.path_b, "B, the port's trace")):
+        p = Path(path)
+        if p.is_file():
+            out.append((p.resolve().as_uri(), what))
+            side = Path(str(p) + ".meta.json")
+            if side.is_file():
+                out.append((side.resolve().as_uri(), f"sidecar of {what.split(',')[0]}"))
+    return out
 
 
 def write_diff_outputs(result, spec, out_dir: str, argv, inputs, figures=()) -> list[Path]:

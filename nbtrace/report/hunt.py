@@ -261,7 +261,7 @@ def _loop_lines(r: HuntResult) -> list[str]:
             elif f.status == "introduced":
                 first = ", ".join(f"{k} {i}" for k, i in (v.first_loop_iteration or ())) or "-"
                 out.append(f"  {v.label:<28} {v.kind}: first divergent iteration {first}")
-                out.append(f"  {'':<28} {v.message.splitlines()[0]}")
+                out.append(f"  {'':<28} {v.message.splitlines()[0].replace('`', '')}")
             else:
                 inherited.append(v)
     if inherited:
