@@ -456,6 +456,8 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
         fc, fp = pool.submit(c_side.render), pool.submit(p_side.render)
         img_c, img_p = fc.result(), fp.result()
     timings["render_s"] = time.perf_counter() - t0
+    if shape[0] * shape[1] > 4_000_000:  # seconds of work on a large frame: say what is going on
+        say(f"hunt: comparing the two {shape[0]}x{shape[1]} images")
     a = read_image(img_c.image_path, img_c.shape or shape)
     b = read_image(img_p.image_path, img_p.shape or img_c.shape or shape)
     images = compare_arrays(a, b, names=("C reference", "port"), thresholds=opts.thresholds)
@@ -464,6 +466,8 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
         f"correlation {_fmt(images.full.correlation, '.6f')}, sum ratio {_fmt(images.full.sum_ratio, '.6g')}")
 
     fixed = tuple(dataclasses.replace(c, a_value=float(a[c.pixel]), b_value=float(b[c.pixel])) for c in fixed)
+    if not identical and shape[0] * shape[1] > 4_000_000:
+        say("hunt: choosing the pixels to trace from the images")
     extra = () if identical else image_pixels(a, b, max(opts.npixels - len(fixed), 1), [c.pixel for c in fixed],
                                               roi=run_roi)
     if extra:

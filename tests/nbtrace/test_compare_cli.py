@@ -168,3 +168,22 @@ def test_unanticipated_file_system_refusal_is_one_line_exit_2(images, capsys, mo
 def test_stray_word_before_double_dash_is_a_usage_error(images, capsys, tail):
     err = _one_line_exit_2(["compare", str(images / "a.npy"), str(images / "a.npy"), *tail], capsys)
     assert "unexpected argument(s) 'extra' before `--`" in err
+
+
+def test_out_writes_report_and_figures(images):
+    out = images / "out"
+    r = _run([str(images / "a.bin"), str(images / "b.bin"), "--out", str(out), "--",
+              "-detpixels_f", "40", "-detpixels_s", "32", "-pixel", "0.1", "-distance", "100"])
+    assert r.return_value == 1, r.output
+    assert {p.name for p in out.iterdir()} == {"images.png", "zoom.png", "radial.png", "metrics.json",
+                                               "run_metadata.json", "report.html"}
+    html = (out / "report.html").read_text()
+    assert '<span class="word">DIVERGE</span>' in html and html.count("data:image/png;base64,") == 3
+    assert "against 2θ" in html  # -distance given: the radial profile is in 2θ
+
+
+@pytest.mark.parametrize("tail, word", [(["-lambda", "1"], "'-lambda'"), (["detpixels", "32"], "'detpixels'"),
+                                        (["-detpixels"], "-detpixels needs a value")])
+def test_words_after_double_dash_compare_does_not_read_are_refused(images, capsys, tail, word):
+    err = _one_line_exit_2(["compare", str(images / "a.bin"), str(images / "b.bin"), "--", *tail], capsys)
+    assert word in err

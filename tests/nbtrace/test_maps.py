@@ -163,3 +163,17 @@ def png_size(path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return struct.unpack(">II", data[16:24])
+
+
+def test_maps_cli_out_writes_report(tmp_path):
+    _write(tmp_path / "a.npz")
+    _write(tmp_path / "b.npz", shift_edge=1e-5)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["maps", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(out)],
+                           standalone_mode=False)
+    assert r.return_value == 1, r.output
+    assert r.output.startswith("DIVERGE: the region diverges")
+    assert {p.name for p in out.iterdir()} == {"maps_first_divergent.png", "maps_taps.png", "metrics.json",
+                                               "run_metadata.json", "report.html"}
+    html = (out / "report.html").read_text()
+    assert '<span class="word">DIVERGE</span>' in html and html.count("data:image/png;base64,") == 2
