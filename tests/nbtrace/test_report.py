@@ -63,3 +63,26 @@ def test_json_render_is_the_contract(result):
 def test_unknown_format_is_a_usage_error(result):
     with pytest.raises(UsageError):
         render(result, "html")
+
+
+def test_console_lists_only_what_needs_attention_unless_all(result):
+    short = render(result, "console", width=120, all_rows=False)
+    rows = [ln.split()[0] for ln in short.splitlines() if ln.split()[:1] in (["agree"], ["introduced"], ["inherited"])]
+    assert rows == ["introduced", "inherited"]
+    assert "1 agreeing tap(s) not listed; --all lists every tap" in short
+
+
+@pytest.mark.parametrize("no_color, coloured", [(None, True), ("1", False)])
+def test_colour_on_a_terminal_unless_no_color(result, monkeypatch, capsys, no_color, coloured):
+    from nbtrace.report.console import emit
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stdout as a terminal
+    monkeypatch.setenv("COLUMNS", "100")
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    emit(result)
+    out = capsys.readouterr().out
+    assert ("\x1b[" in out) is coloured
+    assert out.lstrip("\x1b[0123456789;m").startswith("DIVERGE")
