@@ -156,7 +156,9 @@ def compare_page(res, figures, image_names, out_dir: Path) -> str:
     word = "AGREE" if res else "DIVERGE"
     head = f"{word}: image B {image_names[1]} {'agrees with' if res else 'differs from'} A {image_names[0]}"
     facts = [("outside threshold", w) for w in res.failures]
-    facts += [("frame", line.strip()) for line in metrics_lines(res.full, res.thresholds)]
+    for line in metrics_lines(res.full, res.thresholds):
+        key, _, value = line.strip().partition("  ")
+        facts.append((key.strip(), value.strip()))
     return render_page(command="compare", verdict=word, agrees=bool(res), headline=head, facts=facts,
                        figures=[(c, data_uri(p)) for c, p in figures], files=files_beside(out_dir))
 

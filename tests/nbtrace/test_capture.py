@@ -325,7 +325,7 @@ def test_cli_both_region_dumps_are_compared(fake, in_tmp, capsys):
     port = f"{shlex.quote(str(fake))} --prefix TRACE_PY"
     code, out, err = run_cli(base + ["--port-cmd", port, "--out", "same", "--", "-x"], capsys)
     assert code == 0, err
-    assert out.startswith("region agrees")
+    assert out.startswith("AGREE: the region agrees")
     assert Path("same/c_taps.npz").exists() and Path("same/py_taps.npz").exists()
     assert not Path("taps.npz").exists()  # nothing shared in the cwd
 
