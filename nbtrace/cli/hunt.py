@@ -49,6 +49,8 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
 
     Example: nbtrace hunt --inject svec-two-pi -- -lambda 1 -cell 50 50 50 90 90 90 -N 3 -default_F 10 -detpixels 64
     """
+    import contextlib
+    import tempfile
     from pathlib import Path
 
     from nbtrace.cli import record_verdict
@@ -65,12 +67,16 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
             probe_dir(d, opt)
     spec = load_spec_arg(spec_path)  # a bad spec is refused before the renders too
 
-    opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
-                       npixels=npixels, maps=maps, out_dir=Path(out_dir) if out_dir else None,
-                       thresholds=thresholds, spec_path=spec.path if spec is not None else None, timeout=timeout,
-                       dtype=dtype)
-    with Steps(label_prefix="hunt:") as steps:
-        result = hunt(opts, progress=steps)
+    with contextlib.ExitStack() as stack, Steps(label_prefix="hunt:") as steps:
+        work, say = Path(out_dir) if out_dir else None, steps
+        if png_dir and not out_dir:
+            # the figures need the images after the hunt: keep its files until they are drawn
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbtrace-hunt-"))
+            work, say = Path(tmp), _without_dir(tmp, steps)
+        opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
+                           npixels=npixels, maps=maps, out_dir=work, thresholds=thresholds,
+                           spec_path=spec.path if spec is not None else None, timeout=timeout, dtype=dtype)
+        result = hunt(opts, progress=say)
         if out_dir:
             from nbtrace.report.hunt_files import write_outputs
 
@@ -96,3 +102,9 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
     for line in lines[1:]:
         con.print(line, soft_wrap=True)  # the terminal wraps; the text stays the text
     return code
+
+
+def _without_dir(tmp: str, say):
+    """Progress that does not point into a temporary directory removed at exit."""
+    prefix = tmp.rstrip("/") + "/"
+    return lambda m: say(m.replace(prefix, "") + (" (temporary; --out keeps the files)" if prefix in m else ""))

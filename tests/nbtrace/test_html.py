@@ -148,3 +148,15 @@ def test_hunt_without_out_prints_no_temporary_path(monkeypatch):
         raise r.exception
     assert "nbtrace-hunt-" not in r.stderr and "nbtrace-hunt-" not in r.stdout
     assert "(temporary; --out keeps the files)" in r.stderr
+
+
+def test_hunt_png_writes_figures_only_and_spec_by_name(tmp_path):
+    port = f"{sys.executable} {FAKE} --port"
+    r = CliRunner().invoke(cli, ["hunt", "--c-bin", str(FAKE), "--port-cmd", port, "--png", str(tmp_path / "figs"),
+                                 "--spec", "nanobragg", "--", "-detpixels", "48"], standalone_mode=False)
+    if r.exception:
+        raise r.exception
+    assert r.return_value == 0 and r.stdout.startswith("AGREE: ")
+    # identical images: no zoom (nothing differs), but both images, the radial profile and the tap chart
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["images.png", "radial.png", "taps.png"]
+    assert f"figure: {tmp_path / 'figs' / 'images.png'}" in r.stderr
