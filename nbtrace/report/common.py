@@ -79,17 +79,38 @@ def fit(lead: str, what: str, limit: int = HEADLINE_CHARS) -> str:
     if len(lead) + len(what) <= limit:
         return lead + what
     room = limit - len(lead)
-    paren = what.rfind(" (", 0, room + 10)
+    parens, commas = _cuts(what)
+    paren = max([i for i in parens if i <= room + 10], default=-1)
     if paren > room // 3:
         return lead + what[:paren]
-    comma = what.rfind(", ", 0, room)
+    comma = max([i for i in commas if i <= room], default=-1)
     return lead + what[:comma] if comma > room // 3 else clip(lead + what, limit)
 
 
+def _cuts(text: str) -> tuple[list[int], list[int]]:
+    """Positions of " (" and ", " outside any parenthesis: where a sentence can be cut whole."""
+    parens, commas, depth = [], [], 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0 and i > 0 and text[i - 1] == " ":
+                parens.append(i - 1)
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0 and text[i + 1:i + 2] == " ":
+            commas.append(i)
+    return parens, commas
+
+
 def first_clause(text: str) -> str:
-    """The opening clause of an engine sentence (up to its first ': ', '; ' or ' — ')."""
-    ends = [i for i in (text.find(": "), text.find("; "), text.find(" — ")) if i > 0]
-    return text[:min(ends)] if ends else text
+    """The opening clause of an engine sentence (up to its first ': ', '; ' or ' — ' outside
+    parentheses)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")" and depth > 0)
+        if depth == 0 and i > 0 and (text[i:i + 2] in (": ", "; ") or text[i:i + 3] == " — "):
+            return text[:i]
+    return text
 
 
 def lead_removed(text: str, tap: str, loop=()) -> str:

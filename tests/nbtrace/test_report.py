@@ -86,3 +86,16 @@ def test_colour_on_a_terminal_unless_no_color(result, monkeypatch, capsys, no_co
     out = capsys.readouterr().out
     assert ("\x1b[" in out) is coloured
     assert out.lstrip("\x1b[0123456789;m").startswith("DIVERGE")
+
+
+def test_headline_is_cut_whole_outside_parentheses():
+    from nbtrace.report.common import first_clause, fit
+
+    text = ("additive offset of exactly +½ pixel along fast (port − reference = (0, 0, 5e-05) m, pixel 0.0001 m): "
+            "a beam-centre convention")
+    what = first_clause(text)
+    assert what.endswith("pixel 0.0001 m)")  # the ': ' inside nothing, the parentheses kept whole
+    head = fit("DIVERGE: root cause pix0_vector_meters: ", what, limit=90)
+    assert head == "DIVERGE: root cause pix0_vector_meters: additive offset of exactly +½ pixel along fast"
+    assert first_clause("a (b: c) d: e") == "a (b: c) d"
+    assert fit("X: ", "short") == "X: short"
