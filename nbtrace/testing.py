@@ -83,11 +83,8 @@ def failure_message(result, spec=None) -> str:
         lines.append(f"  Mismatched elements: {v.n_mismatched} / {v.n_elements} ({pct:.1f}%) "
                      f"over {v.n_pairs} record pair(s)")
         lines.append("  difference: " + _difference(v))
-    counts = {s: sum(1 for f in result.findings if f.status == s) for s in ("introduced", "inherited", "agree", "missing")}
-    lines.append(f"  taps:       {counts['introduced']} introduced, {counts['inherited']} inherited, "
-                 f"{counts['agree']} agree, {counts['missing']} missing; "
-                 f"{result.matched} records matched, {result.only_a} only in the reference, "
-                 f"{result.only_b} only in the port")
+    lines.append(f"  taps:       {_status_counts(result.findings)}; {result.matched} records matched, "
+                 f"{result.only_a} only in the reference, {result.only_b} only in the port")
     if result.warnings:
         lines.append(f"  warnings:   {len(result.warnings)} (the full report lists them)")
     if root is None:  # no value to show: say at least which files
@@ -96,6 +93,16 @@ def failure_message(result, spec=None) -> str:
         spec_arg = f" --spec {os.fspath(spec)}" if spec is not None else ""
         lines.append(f"  full report: nbtrace diff{spec_arg} {result.path_a} {result.path_b}")
     return "\n".join(lines)
+
+
+def _status_counts(findings) -> str:
+    """"1 introduced, 8 inherited, 44 agree", then any other status that occurs (missing, ...)."""
+    from collections import Counter
+
+    counts = Counter(f.status for f in findings)
+    always = ("introduced", "inherited", "agree")
+    others = sorted(s for s in counts if s not in always)
+    return ", ".join(f"{counts[s]} {s}" for s in (*always, *others))
 
 
 def _root_finding(result):
