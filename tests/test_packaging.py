@@ -260,3 +260,15 @@ def test_markdown_links_resolve():
             if "://" not in target and not (p.parent / target).exists():
                 broken.append(f"{p.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_a_command_that_reaches_torch_anyway_is_one_line_not_a_traceback():
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['torch'] = None\nimport nbtrace.cli as cli\n"
+            "cli.COMMANDS['render'] = 'nbtrace.sim.kernel:render_frame'\ncli.main(['render'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("nbtrace: error: this command needs PyTorch, which is not installed "
+                           "(hint: pip install 'nbtrace[sim]')\n")
