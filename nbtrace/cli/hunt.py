@@ -53,7 +53,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
     import tempfile
     from pathlib import Path
 
-    from nbtrace.cli import record_verdict
+    from nbtrace.cli import record_verdict, require_sim
     from nbtrace.cli.options import load_spec_arg
     from nbtrace.engine.images import Thresholds
     from nbtrace.report.console import console, verdict_text
@@ -61,6 +61,8 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
     from nbtrace.report.progress import Steps
     from nbtrace.run.hunt import HuntOptions, hunt
 
+    if port_cmd is None:
+        require_sim("hunt")
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
     for d, opt in ((out_dir, "--out"), (png_dir, "--png")):
         if d:  # before the renders: a refused directory must not cost the whole hunt
