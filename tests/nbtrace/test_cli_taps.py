@@ -256,7 +256,7 @@ def test_init_never_compares_nor_chains_provenance(tmp_path, capsys, monkeypatch
     assert [t.name for t in spec.taps if set(t.after) & (provenance - {"structure_factors"})] == []
     code, out, _ = run(["diff", "--spec", str(spec_path), str(ref), str(port)], capsys, monkeypatch)
     assert code == 1
-    assert "`pix0_vector_meters` is the first divergence: additive offset of exactly +½" in out
+    assert out.startswith("DIVERGE: root cause pix0_vector_meters: additive offset of exactly +½")
     assert "producer" not in out.split("\n\n")[0]  # the headline names no input difference
 
 
