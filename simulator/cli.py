@@ -272,7 +272,8 @@ def _energy(a, kw, flag):
 
 
 def _polar(a, kw, flag):
-    _set(kw, polar=a.num(flag), polar_given=True)
+    # as in nanoBragg, -polar after -nopolar switches polarization back on
+    _set(kw, polar=a.num(flag), polar_given=True, nopolar=False)
 
 
 _UM = 1e-6
@@ -306,6 +307,7 @@ FLAGS = {
     "-phi": _num("phi0", _deg), "-osc": _num("osc", _deg), "-phistep": _num("phistep", _deg),
     "-phisteps": _int("phisteps"),
     "-mosaic": _num("mosaic_spread", _deg), "-mosaic_spread": _num("mosaic_spread", _deg),
+    "-mosaicity": _num("mosaic_spread", _deg),
     "-mosaic_domains": _int("mosaic_domains"), "-mosaic_dom": _int("mosaic_domains"),
     "-mosaic_seed": _neg_seed("mosaic_seed"), "-seed": _neg_seed("seed"), "-misset_seed": _neg_seed("misset_seed"),
     "-pixel": _num("pixel", _mm), "-pixel_size": _num("pixel", _mm), "-detpixels": _pixels_both,
@@ -323,7 +325,7 @@ FLAGS = {
     "-twotheta": _pivoting("twotheta", "SAMPLE", _deg),
     "-detector_rotx": _num("rotx", _deg), "-detector_roty": _num("roty", _deg), "-detector_rotz": _num("rotz", _deg),
     "-curved_det": _flag(curved=True), "-point_pixel": _flag(point_pixel=True),
-    "-detector_abs": _detector_abs, "-detector_absorption": _detector_abs,
+    "-detector_abs": _detector_abs, "-detector_absorption": _detector_abs, "-detector_absorb": _detector_abs,
     "-detector_thick": _num("thickness", lambda x: x * _UM),
     "-detector_thicksteps": _int("thicksteps"), "-thicksteps": _int("thicksteps"),
     "-oversample": _int("oversample"), "-oversample_thick": _flag(oversample_thick=True),

@@ -111,7 +111,12 @@ MAX_AUTO_OVERSAMPLE = 256
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
     """§5.9: ceil(3·s_max/(λ0·D/pixel)), 1 when not positive."""
     sizes = [float(torch.sqrt((v * v).sum()).detach()) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
-    rec = math.ceil(3.0 * max(sizes) / (lambda0 * D / pixel))
+    denominator = lambda0 * D / pixel
+    want = 3.0 * max(sizes) / denominator if denominator != 0 else math.copysign(math.inf, denominator) * max(sizes)
+    # the C converts with (int): past INT_MAX, inf (distance 0) or nan it gets INT_MIN on x86, then 1
+    if not math.isfinite(want) or math.ceil(want) > 2**31 - 1:
+        return 1
+    rec = math.ceil(want)
     return rec if rec > 0 else 1
 
 

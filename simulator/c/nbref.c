@@ -614,7 +614,10 @@ static int parse_physics_flag(Args *a, Config *c)
     else if (is(a, "-divsteps")) c->hdivsteps = c->vdivsteps = (int)take_int(a, "count");
     else if (is(a, "-round_div")) c->round_div = 1;
     else if (is(a, "-square_div")) c->round_div = 0;
-    else if (is(a, "-polar")) c->polarization = take_num(a, "Kahn factor, 0..1");
+    else if (is(a, "-polar")) {
+        c->polarization = take_num(a, "Kahn factor, 0..1");
+        c->nopolar = 0;   /* as in the original: -polar after -nopolar switches polarization back on */
+    }
     else if (is(a, "-nopolar")) c->nopolar = 1;
     else if (is(a, "-fluence")) c->fluence = take_num(a, "photons/m^2");
     else if (is(a, "-flux")) c->flux = take_num(a, "photons/s");
@@ -1424,8 +1427,12 @@ static void setup_oversample(const Config *cfg, Setup *S)
     int recommended;
     if (norm3(S->b0) * S->Nb > smax) smax = norm3(S->b0) * S->Nb;
     if (norm3(S->c0) * S->Nc > smax) smax = norm3(S->c0) * S->Nc;
-    recommended = (int)ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
-    if (recommended <= 0) recommended = 1;
+    {
+        /* the original converts with (int): a value past INT_MAX, inf (distance 0) or nan becomes INT_MIN
+           on x86, which its "<= 0" test then turns into 1; done explicitly here (the cast is undefined) */
+        double want = ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
+        recommended = (want >= 1.0 && want <= (double)INT_MAX) ? (int)want : 1;
+    }
     if (cfg->oversample <= 0) S->oversample = recommended;
     else {
         S->oversample = cfg->oversample;
