@@ -113,8 +113,10 @@ def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> i
     sizes = [float(torch.sqrt((v * v).sum()).detach()) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
     denominator = lambda0 * D / pixel
     want = 3.0 * max(sizes) / denominator if denominator != 0 else math.copysign(math.inf, denominator) * max(sizes)
-    # the C converts with (int): past INT_MAX, inf (distance 0) or nan it gets INT_MIN on x86, then 1
-    if not math.isfinite(want) or math.ceil(want) > 2**31 - 1:
+    # the C converts with (int): inf (a detector at distance 0, e.g. -beam_vector along the detector
+    # plane) or nan becomes INT_MIN on x86, which its "<= 0" test turns into 1. A huge finite value
+    # is returned as it is: _oversample refuses it (a degenerate geometry, README deviation 5).
+    if not math.isfinite(want):
         return 1
     rec = math.ceil(want)
     return rec if rec > 0 else 1
