@@ -15,6 +15,7 @@ import torch
 
 from nbtrace.sim import beam as beam_mod
 from nbtrace.sim import crystal as crystal_mod
+from nbtrace.sim import limits
 from nbtrace.sim import detector as det_mod
 from nbtrace.sim import structure_factors as sf_mod
 from nbtrace.sim.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
@@ -191,6 +192,7 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     table = _structure_factors(cfg, dt, dev)
     rec = recommended_oversample(crystal, float(params.lambda0.detach()), float(det.distance.detach()), cfg.pixel)
     os_ = _oversample(cfg, rec, det)
+    limits.check_terms(cfg, sources=int(sources.incident.shape[0]), oversample=os_)
     steps = _steps(cfg, sources, domains, phi.steps, os_)
     flu = beam_mod.fluence(cfg)
     water = cfg.water

@@ -438,7 +438,7 @@ static void parse_cell(Args *a, Config *c)
     int n = 0;
     /* as in the original, the list ends early at the next '-' token; a, then b = c = a, angles 90 */
     while (n < 6 && a->i + 1 < a->argc && a->argv[a->i + 1][0] != '-') {
-        c->cell[n] = take_num(a, "-cell a b c alpha beta gamma, in Angstrom and degrees");
+        c->cell[n] = parse_num_or_die("-cell", a->argv[++a->i], "-cell a b c alpha beta gamma, in Angstrom and degrees");
         n++;
     }
     /* the list stops at a '-' token, so a negative length or angle would surface as an unknown flag */
@@ -498,6 +498,16 @@ static void set_custom_vec(Args *a, Config *c, double *v)
     c->convention = CUSTOM;
 }
 
+/* A direction nanoBragg would silently turn into a zero vector (-polar_vector and -odet_vector keep a
+   meaning then: no polarization basis, an odet rebuilt from fdet x sdet). */
+static void set_custom_dir(Args *a, Config *c, double *v)
+{
+    const char *flag = flag_name(a);
+    set_custom_vec(a, c, v);
+    if (v[0] == 0.0 && v[1] == 0.0 && v[2] == 0.0)
+        die("%s 0 0 0 is a zero vector, not a direction (hint: e.g. %s 0 0 1)", flag, flag);
+}
+
 /* Geometry/beam flags; returns 0 if the flag is not one of them. */
 static int parse_geometry_flag(Args *a, Config *c)
 {
@@ -527,15 +537,15 @@ static int parse_geometry_flag(Args *a, Config *c)
     else if (is(a, "-adxv")) { c->convention = ADXV; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-xds")) { c->convention = XDS; c->pivot = PIVOT_SAMPLE; }
     else if (is(a, "-dials")) { c->convention = DIALS; c->pivot = PIVOT_SAMPLE; }
-    else if (is(a, "-fdet_vector")) set_custom_vec(a, c, c->fdet);
-    else if (is(a, "-sdet_vector")) set_custom_vec(a, c, c->sdet);
+    else if (is(a, "-fdet_vector")) set_custom_dir(a, c, c->fdet);
+    else if (is(a, "-sdet_vector")) set_custom_dir(a, c, c->sdet);
     else if (is(a, "-odet_vector")) set_custom_vec(a, c, c->odet);
-    else if (is(a, "-beam_vector")) set_custom_vec(a, c, c->beam);
+    else if (is(a, "-beam_vector")) set_custom_dir(a, c, c->beam);
     else if (is(a, "-polar_vector")) set_custom_vec(a, c, c->polar_vec);
-    else if (is(a, "-spindle_axis")) set_custom_vec(a, c, c->spindle);
+    else if (is(a, "-spindle_axis")) set_custom_dir(a, c, c->spindle);
     else if (is(a, "-pix0_vector")) { double ignored[3]; set_custom_vec(a, c, ignored); }
     else if (is(a, "-twotheta_axis")) {
-        set_custom_vec(a, c, c->twotheta_axis);
+        set_custom_dir(a, c, c->twotheta_axis);
         /* the original also takes 2theta from the axis' x component and pivots on the sample */
         c->twotheta = c->twotheta_axis[0] / RTD;
         c->pivot = PIVOT_SAMPLE;
