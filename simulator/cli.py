@@ -50,6 +50,9 @@ Same flags, units and defaults as nanoBragg (simulator/README.md lists the devia
 """
 
 
+_POSITIVE = frozenset({"-pixel", "-pixel_size", "-lambda", "-wave", "-distance", "-close_distance"})
+
+
 class _Args:
     """Token cursor; every read names the flag in its error."""
 
@@ -70,7 +73,8 @@ class _Args:
         except ValueError:
             raise UsageError(f"{flag} needs a number, got '{tok}'", hint=f"e.g. {flag} 1.5") from None
         if not math.isfinite(x):  # as the C reference: nan or inf would only make a NaN image
-            raise UsageError(f"{flag} needs a finite number, got '{tok}'", hint=f"e.g. {flag} 1.5")
+            above = " > 0" if flag in _POSITIVE else ""
+            raise UsageError(f"{flag} must be a finite number{above}, got '{tok}'", hint=f"e.g. {flag} 1.5")
         return x
 
     def int_(self, flag: str) -> int:

@@ -30,12 +30,14 @@ def _source_bound(cfg) -> int:
 
 
 def check_pixels(cfg) -> None:
-    """Refuse a detector with more than cfg.max_pixels pixels (-detsize/-detpixels/-pixel)."""
+    """Refuse a detector with more than cfg.max_pixels pixels (-detsize/-detpixels/-pixel). With
+    an image output the frame's memory check refuses first (it names the GiB the images need)."""
     dsf = cfg.pixel * cfg.detpixels_f if cfg.detpixels_f is not None else cfg.detsize_f
     dss = cfg.pixel * cfg.detpixels_s if cfg.detpixels_s is not None else cfg.detsize_s
     nf, ns = dsf / cfg.pixel, dss / cfg.pixel
     count = nf * ns
-    if not math.isfinite(count) or count > cfg.max_pixels:
+    images = cfg.floatfile or cfg.intfile or cfg.noisefile or cfg.pgmfile
+    if not math.isfinite(count) or (count > cfg.max_pixels and not images):
         raise UsageError(f"the detector would be {nf:.4g} x {ns:.4g} pixels, above the cap of {cfg.max_pixels} pixels",
                          hint="check -detsize/-detpixels/-pixel (mm); -max_pixels N raises the cap")
 
