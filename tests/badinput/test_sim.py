@@ -57,6 +57,7 @@ ROWS = [
     Row("detpixels-huge-image", "-detpixels 1000000 -floatfile x.bin", 2, "GiB for its images", c_too=False),
     Row("max-steps-zero", "-max_steps 0", 2, "-max_steps must be >= 1", c_too=False),
     Row("device-garbage", "-device cpu:abc", 2, "-device 'cpu:abc' is not a device", c_too=False),
+    Row("trace-pixel-outside", "-trace_pixel 99 0", 2, "is outside the 16x16 detector"),
     # the caps' flags lift them (a trace of one pixel keeps these quick)
     Row("max-steps-lifts", "-oversample 40 -max_steps 2000000 -trace_pixel 3 3", 0, "", c_too=False),
     Row("max-pixels-lifts", "-detpixels 20000 -max_pixels 400000000 -trace_pixel 3 3", 0, "", c_too=False),
