@@ -14,12 +14,12 @@ Same flags, units and defaults as nanoBragg (simulator/README.md lists the devia
               -sourcefile FILE  -polar K  -nopolar  -polar_vector x y z  -beam_vector x y z
               -fluence ph/m²  -flux ph/s  -exposure s  -beamsize mm  -water µm  -dmin Å
   spindle     -phi deg  -osc deg  -phistep deg  -phisteps n  -spindle_axis x y z
-  mosaic      -mosaic deg  -mosaic_domains n  -mosaic_seed n
+  mosaic      -mosaic|-mosaicity deg  -mosaic_domains n  -mosaic_seed n
   detector    -distance mm  -close_distance mm  -detsize mm (-detsize_f/_s)  -detpixels n (-detpixels_f/_s)
               -pixel mm  -Xbeam -Ybeam mm  -Xclose -Yclose mm  -ORGX -ORGY px  -pivot beam|sample
               -mosflm -denzo -adxv -xds -dials  -fdet_vector/-sdet_vector/-odet_vector x y z
               -twotheta deg  -twotheta_axis x y z  -detector_rotx/-roty/-rotz deg  -curved_det
-              -point_pixel  -detector_thick µm  -detector_abs µm|inf  -thicksteps n
+              -point_pixel  -detector_thick µm  -detector_abs|-detector_absorb µm|inf  -thicksteps n
   sampling    -oversample n  -oversample_thick -oversample_polar -oversample_omega  -roi xmin xmax ymin ymax
   output      -floatfile F  -intfile F  -noisefile F  -pgmfile F  -scale s  -pgmscale s  -adc counts
               -seed n  -nonoise -nopgm
@@ -28,6 +28,7 @@ Same flags, units and defaults as nanoBragg (simulator/README.md lists the devia
               -trace_pixels_after FILE|- (the same, read after the image is written and the line
                 "nbsim: image written" is on stderr; the trace holds the -trace_pixel pixels and these)
   execution   -dtype float64|float32  -device cpu|cuda  -compile  -progress -noprogress
+  limits      -max_steps n (terms per pixel, default 1000000)  -max_pixels n (default 268435456)
   faults      --inject NAME (repeatable)  --list-injections (name, incident row, what it does)
   about       -h --help  -V --version   (the simulator needs torch: pip install 'nbtrace[sim]')
 """

@@ -438,7 +438,7 @@ static void parse_cell(Args *a, Config *c)
     int n = 0;
     /* as in the original, the list ends early at the next '-' token; a, then b = c = a, angles 90 */
     while (n < 6 && a->i + 1 < a->argc && a->argv[a->i + 1][0] != '-') {
-        c->cell[n] = take_num(a, "-cell a b c alpha beta gamma, in Angstrom and degrees");
+        c->cell[n] = parse_num_or_die("-cell", a->argv[++a->i], "-cell a b c alpha beta gamma, in Angstrom and degrees");
         n++;
     }
     /* the list stops at a '-' token, so a negative length or angle would surface as an unknown flag */
@@ -498,6 +498,16 @@ static void set_custom_vec(Args *a, Config *c, double *v)
     c->convention = CUSTOM;
 }
 
+/* A direction nanoBragg would silently turn into a zero vector (-polar_vector and -odet_vector keep a
+   meaning then: no polarization basis, an odet rebuilt from fdet x sdet). */
+static void set_custom_dir(Args *a, Config *c, double *v)
+{
+    const char *flag = flag_name(a);
+    set_custom_vec(a, c, v);
+    if (v[0] == 0.0 && v[1] == 0.0 && v[2] == 0.0)
+        die("%s 0 0 0 is a zero vector, not a direction (hint: e.g. %s 0 0 1)", flag, flag);
+}
+
 /* Geometry/beam flags; returns 0 if the flag is not one of them. */
 static int parse_geometry_flag(Args *a, Config *c)
 {
@@ -527,15 +537,15 @@ static int parse_geometry_flag(Args *a, Config *c)
     else if (is(a, "-adxv")) { c->convention = ADXV; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-xds")) { c->convention = XDS; c->pivot = PIVOT_SAMPLE; }
     else if (is(a, "-dials")) { c->convention = DIALS; c->pivot = PIVOT_SAMPLE; }
-    else if (is(a, "-fdet_vector")) set_custom_vec(a, c, c->fdet);
-    else if (is(a, "-sdet_vector")) set_custom_vec(a, c, c->sdet);
+    else if (is(a, "-fdet_vector")) set_custom_dir(a, c, c->fdet);
+    else if (is(a, "-sdet_vector")) set_custom_dir(a, c, c->sdet);
     else if (is(a, "-odet_vector")) set_custom_vec(a, c, c->odet);
-    else if (is(a, "-beam_vector")) set_custom_vec(a, c, c->beam);
+    else if (is(a, "-beam_vector")) set_custom_dir(a, c, c->beam);
     else if (is(a, "-polar_vector")) set_custom_vec(a, c, c->polar_vec);
-    else if (is(a, "-spindle_axis")) set_custom_vec(a, c, c->spindle);
+    else if (is(a, "-spindle_axis")) set_custom_dir(a, c, c->spindle);
     else if (is(a, "-pix0_vector")) { double ignored[3]; set_custom_vec(a, c, ignored); }
     else if (is(a, "-twotheta_axis")) {
-        set_custom_vec(a, c, c->twotheta_axis);
+        set_custom_dir(a, c, c->twotheta_axis);
         /* the original also takes 2theta from the axis' x component and pivots on the sample */
         c->twotheta = c->twotheta_axis[0] / RTD;
         c->pivot = PIVOT_SAMPLE;
@@ -614,7 +624,10 @@ static int parse_physics_flag(Args *a, Config *c)
     else if (is(a, "-divsteps")) c->hdivsteps = c->vdivsteps = (int)take_int(a, "count");
     else if (is(a, "-round_div")) c->round_div = 1;
     else if (is(a, "-square_div")) c->round_div = 0;
-    else if (is(a, "-polar")) c->polarization = take_num(a, "Kahn factor, 0..1");
+    else if (is(a, "-polar")) {
+        c->polarization = take_num(a, "Kahn factor, 0..1");
+        c->nopolar = 0;   /* as in the original: -polar after -nopolar switches polarization back on */
+    }
     else if (is(a, "-nopolar")) c->nopolar = 1;
     else if (is(a, "-fluence")) c->fluence = take_num(a, "photons/m^2");
     else if (is(a, "-flux")) c->flux = take_num(a, "photons/s");
@@ -823,6 +836,7 @@ typedef struct {
     double pixel, detsize_f, detsize_s;
     double fdet[3], sdet[3], odet[3], pix0[3], beam[3], polar_vec[3], spindle[3], twotheta_axis[3];
     double distance, close_distance, ratio, Fbeam, Sbeam, Fclose, Sclose, Xbeam, Ybeam;
+    double Fbeam0, Sbeam0, distance0;  /* as the real build prints them: before the detector rotations */
     Convention convention;
     Pivot pivot;
     int curved, point_pixel;
@@ -1287,6 +1301,9 @@ static void detector_pipeline(const Config *cfg, Setup *S)
     S->close_distance = cfg->close_distance;
     if (S->close_distance == UNSET) S->close_distance = fabs(S->ratio * cfg->distance);
     S->distance = S->close_distance / S->ratio;
+    S->distance0 = S->distance;
+    S->Fbeam0 = S->Fbeam;
+    S->Sbeam0 = S->Sbeam;
     if (S->pivot == PIVOT_SAMPLE) {
         int k;
         for (k = 0; k < 3; k++)
@@ -1420,8 +1437,12 @@ static void setup_oversample(const Config *cfg, Setup *S)
     int recommended;
     if (norm3(S->b0) * S->Nb > smax) smax = norm3(S->b0) * S->Nb;
     if (norm3(S->c0) * S->Nc > smax) smax = norm3(S->c0) * S->Nc;
-    recommended = (int)ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
-    if (recommended <= 0) recommended = 1;
+    {
+        /* the original converts with (int): a value past INT_MAX, inf (distance 0) or nan becomes INT_MIN
+           on x86, which its "<= 0" test then turns into 1; done explicitly here (the cast is undefined) */
+        double want = ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
+        recommended = (want >= 1.0 && want <= (double)INT_MAX) ? (int)want : 1;
+    }
     if (cfg->oversample <= 0) S->oversample = recommended;
     else {
         S->oversample = cfg->oversample;
@@ -1472,9 +1493,18 @@ static void setup_sampling(const Config *cfg, Setup *S)
 
 /* ------------------------------------------------------------ kernel ---- */
 
-/* Switched off for good on the first out-of-range lookup (physics.md 3.3); shared like the original's. */
-static volatile int g_interpolate = 0;
-static volatile int g_interp_warned = 0;
+/* Tricubic interpolation is switched off for good at the first out-of-range lookup (physics.md 3.3), in
+   the original's serial pixel order. The original shares that switch between OpenMP threads, so its image
+   depends on thread timing. Here it is decided per pixel, the same way on every thread count:
+   - a frame is probed first (every rendered pixel with interpolation on, in parallel); the first pixel in
+     memory order with an out-of-range lookup is the cutoff: pixels before it interpolate, pixels after it
+     do not, and the cutoff pixel interpolates until its own first out-of-range lookup;
+   - trace-only runs compute their few pixels serially, in the order given, switching off at the first one. */
+static int g_interp_requested = 0;
+static long g_interp_cutoff = LONG_MAX;   /* memory-order index of the frame's first tripping pixel */
+static int g_interp_sequential = 0;       /* trace-only: a tripping pixel switches the later ones off */
+static int g_interp_sequential_off = 0;
+static int g_interp_warned = 0;
 
 static double sincg(double x, double N) { return x == 0.0 ? N : sin(x * N) / sin(x); }
 
@@ -1508,17 +1538,15 @@ static double tricubic(const Setup *S, double h, double k, double l)
     return polint4(hn, along_k, h);
 }
 
-static double structure_factor(const Setup *S, double h, double k, double l, int h0, int k0, int l0)
+/* *interp: this pixel's switch; an out-of-range lookup turns it off (and sets *tripped). */
+static double structure_factor(const Setup *S, double h, double k, double l, int h0, int k0, int l0, int *interp,
+                               int *tripped)
 {
-    if (g_interpolate) {
+    if (*interp) {
         if (h - S->h_min + 3 > S->h_range || h - 2 < S->h_min || k - S->k_min + 3 > S->k_range ||
             k - 2 < S->k_min || l - S->l_min + 3 > S->l_range || l - 2 < S->l_min) {
-            if (!g_interp_warned) {
-                g_interp_warned = 1;
-                fprintf(stderr, "nbref: warning: hkl %g %g %g out of range for interpolation; "
-                                "interpolation is off from here on\n", h, k, l);
-            }
-            g_interpolate = 0;
+            *interp = 0;
+            *tripped = 1;
         } else {
             return tricubic(S, h, k, l);
         }
@@ -1570,14 +1598,8 @@ static double lattice_factor(const Setup *S, const double *hkl, const int *hkl0,
 /* Orientation carried between passes, for -emulate_phi0_carryover only. */
 typedef struct { double ap[3], bp[3], cp[3]; int valid; } Carry;
 
-/* Values of the last source/phi/mosaic iteration of a subpixel, kept only for the trace. */
-typedef struct {
-    double incident[3], lambda, q[3], a[3], b[3], c[3], hkl[3], fa, fb, fc, F_latt, F_cell;
-    int hkl0[3];
-} LastIter;
-
 /* Pixel-level values the scaling block reports. */
-typedef struct { double I, polar, omega, cap, cos2theta; } PixelSums;
+typedef struct { double I, polar, omega, cap, cos2theta; int interp, tripped; } PixelSums;
 
 static void subpixel_position(const Setup *S, int s, int f, int ss, int sf, int t, double *pos)
 {
@@ -1619,93 +1641,139 @@ static void orient_for_phi(const Setup *S, int m, Carry *carry, double *ap, doub
     }
 }
 
-static void print_loop_line(const char *kind, int source, int phi_tic, double phi, int mos_tic,
-                            const double *incident, double lambda, const double *hkl, double fa, double fb,
-                            double fc, double F_latt)
+/* What one subpixel pass hands to the trace: its geometry, for the block printed at source 0. */
+typedef struct { const double *pos, *diffracted; double R; int first_block; } Subpixel;
+
+/* The per-subpixel block of source 0 up to the -dmin test (the real build's gate: source == 0). */
+static void emit_geometry(const Setup *S, const Subpixel *sp, const PixelSums *px, const double *incident,
+                          double lambda, const double *q)
 {
-    NBT_LOOP_BEGIN(kind);
-    if (kind[0] == 'S') {
-        NBT_LOOP_INT("source", source);
+    NBT_VEC3("pix0_vector_meters", S->pix0);
+    NBT_VEC3("fdet_vec", S->fdet);
+    NBT_VEC3("sdet_vec", S->sdet);
+    NBT_VEC3("pixel_pos_meters", sp->pos);
+    NBT_SCALAR("R_distance_meters", sp->R);
+    NBT_SCALAR("omega_pixel_sr", px->omega);   /* as cached for the pixel: the value the image uses */
+    NBT_SCALAR("close_distance_meters", S->close_distance);
+    NBT_SCALAR("obliquity_factor", S->close_distance / sp->R);
+    NBT_VEC3("diffracted_vec", sp->diffracted);
+    NBT_VEC3("incident_vec", incident);
+    NBT_SCALAR("lambda_meters", lambda);
+    NBT_SCALAR("lambda_angstroms", lambda * 1e10);
+    NBT_VEC3("scattering_vec_A_inv", q);
+    (void)S; (void)sp; (void)px; (void)incident; (void)lambda; (void)q;
+}
+
+/* The first pass (source 0, phi step 0, mosaic domain 0): orientation, h, k, l and, for the
+   SQUARE shape (the only one the real build taps), the lattice factors. */
+static void emit_first_pass(const Setup *S, const double *a, const double *b, const double *c, const double *hkl,
+                            const int *hkl0, double fa, double fb, double fc, double F_latt)
+{
+    double v[3];
+    scale3(a, 1e10, v); NBT_VEC3("rot_a_angstroms", v);
+    scale3(b, 1e10, v); NBT_VEC3("rot_b_angstroms", v);
+    scale3(c, 1e10, v); NBT_VEC3("rot_c_angstroms", v);
+    NBT_VEC3("rot_a_star_A_inv", S->a_star);
+    NBT_VEC3("rot_b_star_A_inv", S->b_star);
+    NBT_VEC3("rot_c_star_A_inv", S->c_star);
+    NBT_VEC3("hkl_frac", hkl);
+    NBT_IVEC3("hkl_rounded", hkl0);
+    if (S->shape == SQUARE) {
+        NBT_SCALAR("F_latt_a", fa);
+        NBT_SCALAR("F_latt_b", fb);
+        NBT_SCALAR("F_latt_c", fc);
+        NBT_SCALAR("F_latt", F_latt);
+    }
+    (void)S; (void)a; (void)b; (void)c; (void)hkl; (void)hkl0; (void)fa; (void)fb; (void)fc; (void)F_latt; (void)v;
+}
+
+/* TRACE_C_PHI, as the real build prints it: source 0, mosaic domain 0, every phi step, every subpixel. */
+static void phi_line(int m, double phi, double k, double fb, double F_latt)
+{
+    NBT_LOOP_BEGIN("PHI");
+    NBT_LOOP_INT("phi_tic", m);
+    NBT_LOOP_NUM("phi_deg", phi * RTD);
+    NBT_LOOP_NUM("k_frac", k);
+    NBT_LOOP_NUM("F_latt_b", fb);
+    NBT_LOOP_NUM("F_latt", F_latt);
+    NBT_LOOP_END();
+    (void)m; (void)phi; (void)k; (void)fb; (void)F_latt;
+}
+
+/* The real build's lines for source index 2 (phi step 0, domain 0) once its term was looked up, in the
+   indexed loop form (PREFIX_SOURCE 2: name value) nbtrace reads as loop index source = 2. */
+static void source2_lines(const PixelSums *px, const double *incident, const double *diffracted, double lambda,
+                          double F_cell, double F_latt)
+{
+    if (!NBT_PRINTING) return;
+    printf("TRACE_C_SOURCE 2: F_cell %.17g\n", F_cell);
+    printf("TRACE_C_SOURCE 2: F_latt %.17g\n", F_latt);
+    printf("TRACE_C_SOURCE 2: F_cell_squared %.17g\n", F_cell * F_cell);
+    printf("TRACE_C_SOURCE 2: F_latt_squared %.17g\n", F_latt * F_latt);
+    printf("TRACE_C_SOURCE 2: I_contribution %.17g\n", F_cell * F_cell * F_latt * F_latt);
+    printf("TRACE_C_SOURCE 2: polar %.17g\n", px->polar);
+    printf("TRACE_C_SOURCE 2: cos2theta %.17g\n", dot3(incident, diffracted));
+    printf("TRACE_C_SOURCE 2: lambda_angstroms %.17g\n", lambda * 1e10);
+    printf("TRACE_C_SOURCE 2: source_index 2\n");
+}
+
+/* Loop families of the first block (CONTRACTS 2.3), indexed so that none stands in for a tap the real
+   build prints: per mosaic domain (source 0, phi step 0), per source (phi step 0, domain 0). */
+static void first_block_loops(const Setup *S, int j, int m, int n, const double *incident, double lambda,
+                              const double *hkl, double F_latt)
+{
+    if (m != 0) return;
+    if (j == 0 && S->domains > 1) {
+        NBT_LOOP_BEGIN("MOS");
+        NBT_LOOP_INT("mos_tic", n);
+        NBT_LOOP_INT("phi_tic", 0);
+        NBT_LOOP_NUM("h_frac", hkl[0]);
+        NBT_LOOP_NUM("k_frac", hkl[1]);
+        NBT_LOOP_NUM("l_frac", hkl[2]);
+        NBT_LOOP_NUM("F_latt", F_latt);
+        NBT_LOOP_END();
+    }
+    if (n == 0 && S->nsources > 1) {
+        NBT_LOOP_BEGIN("SOURCE");
+        NBT_LOOP_INT("source", j);
+        NBT_LOOP_INT("phi_tic", 0);
+        NBT_LOOP_INT("mos_tic", 0);
         NBT_LOOP_NUM("lambda_meters", lambda);
         NBT_LOOP_NUM("incident_x", incident[0]);
         NBT_LOOP_NUM("incident_y", incident[1]);
         NBT_LOOP_NUM("incident_z", incident[2]);
-    } else if (kind[0] == 'M') {
-        NBT_LOOP_INT("mos_tic", mos_tic);
-        NBT_LOOP_INT("phi_tic", phi_tic);
-    } else {
-        NBT_LOOP_INT("phi_tic", phi_tic);
-        NBT_LOOP_NUM("phi_deg", phi * RTD);
+        NBT_LOOP_NUM("h_frac", hkl[0]);
+        NBT_LOOP_NUM("k_frac", hkl[1]);
+        NBT_LOOP_NUM("l_frac", hkl[2]);
+        NBT_LOOP_NUM("F_latt", F_latt);
+        NBT_LOOP_END();
     }
-    NBT_LOOP_NUM("h_frac", hkl[0]);
-    NBT_LOOP_NUM("k_frac", hkl[1]);
-    NBT_LOOP_NUM("l_frac", hkl[2]);
-    if (kind[0] == 'P') {
-        NBT_LOOP_NUM("F_latt_a", fa);
-        NBT_LOOP_NUM("F_latt_b", fb);
-        NBT_LOOP_NUM("F_latt_c", fc);
-    }
-    NBT_LOOP_NUM("F_latt", F_latt);
-    NBT_LOOP_END();
-    (void)kind; (void)source; (void)phi_tic; (void)phi; (void)mos_tic; (void)incident; (void)lambda;
-    (void)hkl; (void)fa; (void)fb; (void)fc; (void)F_latt;
+    (void)incident; (void)lambda; (void)hkl; (void)F_latt;
 }
 
-/* Loop lines (CONTRACTS 2.3): first layer and subpixel only. */
-static void loop_lines(const Setup *S, int j, int m, int n, const double *incident, double lambda,
-                       const double *hkl, double fa, double fb, double fc, double F_latt)
-{
-    int last_source = j == S->nsources - 1;
-    double phi = S->phi0 + S->phistep * m;
-    if (m == 0 && n == 0 && S->nsources > 1)
-        print_loop_line("SOURCE", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-    if (last_source && n == 0) print_loop_line("PHI", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-    if (last_source && m == 0 && S->domains > 1)
-        print_loop_line("MOS", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-}
-
-/* Trace bookkeeping: what every source computes before the dmin test. */
-static void record_source(LastIter *last, PixelSums *px, const double *incident, double lambda, const double *q,
-                          const double *diffracted)
-{
-    memcpy(last->incident, incident, 3 * sizeof(double));
-    last->lambda = lambda;
-    memcpy(last->q, q, 3 * sizeof(double));
-    px->cos2theta = dot3(incident, diffracted);
-}
-
-/* A source removed by dmin leaves no orientation, hkl, lattice or structure factor behind. */
-static void forget_orientation(LastIter *last)
-{
-    double incident[3], lambda = last->lambda, q[3];
-    memcpy(incident, last->incident, sizeof incident);
-    memcpy(q, last->q, sizeof q);
-    memset(last, 0, sizeof *last);
-    memcpy(last->incident, incident, sizeof incident);
-    last->lambda = lambda;
-    memcpy(last->q, q, sizeof q);
-}
-
-/* Sum over sources, phi steps and mosaic domains for one subpixel; returns the new running I. */
-static double sum_orientations(const Setup *S, const double *diffracted, double I, PixelSums *px, Carry *carry,
-                               int tracing, int first_block, LastIter *last)
+/* Sum over sources, phi steps and mosaic domains for one subpixel; returns the new running I. The taps
+   are printed where the real instrumented build prints them (trace-format.md, Quirks 2). */
+static double sum_orientations(const Setup *S, const Subpixel *sp, double I, PixelSums *px, Carry *carry,
+                               int tracing)
 {
     double incident[3], q[3], ap[3], bp[3], cp[3], a[3], b[3], c[3], hkl[3], fa, fb, fc, F_latt, F_cell, lambda, stol;
-    int hkl0[3], j, m, n, k;
+    int hkl0[3], j, m, n, k, loops = tracing && sp->first_block && NBT_PRINTING;
+    const double *diffracted = sp->diffracted;
     for (j = 0; j < S->nsources; j++) {
         for (k = 0; k < 3; k++) incident[k] = -S->src[3 * j + k];
         lambda = S->src_lambda[j];
         for (k = 0; k < 3; k++) q[k] = (diffracted[k] - incident[k]) / lambda;
         stol = 0.5 * norm3(q);
-        if (tracing) record_source(last, px, incident, lambda, q, diffracted);
-        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) {
-            if (tracing) forget_orientation(last);   /* nothing after the dmin test ran (CONTRACTS 2.2) */
-            continue;
+        if (tracing) {
+            px->cos2theta = dot3(incident, diffracted);
+            if (j == 0) emit_geometry(S, sp, px, incident, lambda, q);
         }
+        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) continue;
         if (px->polar == 0.0 || S->os_polar) px->polar = polarization_factor(S->polarization, incident, diffracted, S->polar_vec);
         for (m = 0; m < S->phisteps; m++) {
             orient_for_phi(S, m, carry, ap, bp, cp);
             for (n = 0; n < S->domains; n++) {
+                int first = tracing && j == 0 && m == 0 && n == 0;
                 if (S->mosaic_spread > 0.0) {
                     rotate_umat(ap, a, &S->umats[9 * n]);
                     rotate_umat(bp, b, &S->umats[9 * n]);
@@ -1716,18 +1784,15 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
                 hkl[0] = dot3(a, q); hkl[1] = dot3(b, q); hkl[2] = dot3(c, q);
                 for (k = 0; k < 3; k++) hkl0[k] = (int)ceil(hkl[k] - 0.5);
                 F_latt = lattice_factor(S, hkl, hkl0, &fa, &fb, &fc);
-                if (tracing) {
-                    memcpy(last->a, a, sizeof a); memcpy(last->b, b, sizeof b); memcpy(last->c, c, sizeof c);
-                    memcpy(last->hkl, hkl, sizeof hkl); memcpy(last->hkl0, hkl0, sizeof hkl0);
-                    last->fa = fa; last->fb = fb; last->fc = fc; last->F_latt = F_latt;
-                    if (first_block && NBT_PRINTING) loop_lines(S, j, m, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-                }
-                if (F_latt == 0.0 && S->water == 0.0) {
-                    if (tracing) last->F_cell = 0.0;   /* skipped term: no lookup (CONTRACTS 2.2) */
-                    continue;
-                }
-                F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2]);
-                if (tracing) last->F_cell = F_cell;
+                if (first) emit_first_pass(S, a, b, c, hkl, hkl0, fa, fb, fc, F_latt);
+                if (tracing && NBT_PRINTING && j == 0 && n == 0 && S->shape == SQUARE)
+                    phi_line(m, S->phi0 + S->phistep * m, hkl[1], fb, F_latt);
+                if (loops) first_block_loops(S, j, m, n, incident, lambda, hkl, F_latt);
+                if (F_latt == 0.0 && S->water == 0.0) continue;
+                F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2], &px->interp,
+                                          &px->tripped);
+                if (first) NBT_SCALAR("F_cell", F_cell);
+                if (tracing && j == 2 && m == 0 && n == 0) source2_lines(px, incident, diffracted, lambda, F_cell, F_latt);
                 I += F_cell * F_cell * F_latt * F_latt;
                 if (S->os_thick) I *= px->cap;
                 if (S->os_polar) I *= px->polar;
@@ -1736,39 +1801,6 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
         }
     }
     return I;
-}
-
-static void emit_subpixel_block(const Setup *S, const double *pos, double R, double omega_sub,
-                                const double *diffracted, const LastIter *L)
-{
-    double v[3];
-    NBT_VEC3("pix0_vector_meters", S->pix0);
-    NBT_VEC3("fdet_vec", S->fdet);
-    NBT_VEC3("sdet_vec", S->sdet);
-    NBT_VEC3("pixel_pos_meters", pos);
-    NBT_SCALAR("R_distance_meters", R);
-    NBT_SCALAR("omega_pixel_sr", omega_sub);
-    NBT_SCALAR("close_distance_meters", S->close_distance);
-    NBT_SCALAR("obliquity_factor", S->close_distance / R);
-    NBT_VEC3("diffracted_vec", diffracted);
-    NBT_VEC3("incident_vec", L->incident);
-    NBT_SCALAR("lambda_meters", L->lambda);
-    NBT_SCALAR("lambda_angstroms", L->lambda * 1e10);
-    NBT_VEC3("scattering_vec_A_inv", L->q);
-    scale3(L->a, 1e10, v); NBT_VEC3("rot_a_angstroms", v);
-    scale3(L->b, 1e10, v); NBT_VEC3("rot_b_angstroms", v);
-    scale3(L->c, 1e10, v); NBT_VEC3("rot_c_angstroms", v);
-    NBT_VEC3("rot_a_star_A_inv", S->a_star);
-    NBT_VEC3("rot_b_star_A_inv", S->b_star);
-    NBT_VEC3("rot_c_star_A_inv", S->c_star);
-    NBT_VEC3("hkl_frac", L->hkl);
-    NBT_IVEC3("hkl_rounded", L->hkl0);
-    NBT_SCALAR("F_latt_a", L->fa);
-    NBT_SCALAR("F_latt_b", L->fb);
-    NBT_SCALAR("F_latt_c", L->fc);
-    NBT_SCALAR("F_latt", L->F_latt);
-    NBT_SCALAR("F_cell", L->F_cell);
-    (void)S; (void)pos; (void)R; (void)omega_sub; (void)diffracted; (void)L; (void)v;
 }
 
 static void emit_scaling_block(const Setup *S, const PixelSums *px, double value)
@@ -1790,19 +1822,31 @@ static void emit_scaling_block(const Setup *S, const PixelSums *px, double value
     (void)S; (void)px; (void)value;
 }
 
-/* One pixel (physics.md 6). Returns the photon count in double; taps go through nbtrace_tap.h. */
-static double render_pixel(const Setup *S, int s, int f, Carry *carry)
+static void interp_warning(void)
+{
+    if (g_interp_warned) return;
+    g_interp_warned = 1;
+    fprintf(stderr, "nbref: warning: a structure factor lookup is out of range for tricubic interpolation; "
+                    "interpolation is off from there on (as in nanoBragg, in its pixel order)\n");
+}
+
+/* One pixel (physics.md 6) with interpolation starting as `interp`; *tripped says whether a lookup left the
+   table. Returns the photon count in double; taps go through nbtrace_tap.h. */
+static double render_pixel_ex(const Setup *S, int s, int f, Carry *carry, int interp, int *tripped)
 {
     PixelSums px;
-    LastIter last;
+    Subpixel sp;
     double pos[3], diffracted[3], R, omega_sub, value, rho;
     int t, ss, sf, tracing = NBT_ACTIVE;
-    memset(&last, 0, sizeof last);
+    px.interp = interp;
+    px.tripped = 0;
     px.I = S->I_bg;
     px.polar = S->nopolar ? 1.0 : 0.0;
     px.omega = 0.0;
     px.cos2theta = 0.0;
     px.cap = 0.0;
+    sp.pos = pos;
+    sp.diffracted = diffracted;
     for (t = 0; t < S->thicksteps; t++) {
         px.cap = S->thick == 0.0 ? 1.0 : 0.0;
         for (ss = 0; ss < S->oversample; ss++) {
@@ -1815,9 +1859,16 @@ static double render_pixel(const Setup *S, int s, int f, Carry *carry)
                     rho = dot3(diffracted, S->odet);
                     px.cap = exp(-t * S->thickstep * S->mu / rho) - exp(-(t + 1) * S->thickstep * S->mu / rho);
                 }
-                px.I = sum_orientations(S, diffracted, px.I, &px, carry, tracing, t == 0 && ss == 0 && sf == 0, &last);
-                if (tracing) emit_subpixel_block(S, pos, R, omega_sub, diffracted, &last);
+                sp.R = R;
+                sp.first_block = t == 0 && ss == 0 && sf == 0;
+                px.I = sum_orientations(S, &sp, px.I, &px, carry, tracing);
             }
+        }
+        if (tracing && NBT_PRINTING && S->thicksteps > 1) {
+            NBT_LOOP_BEGIN("LAYER");
+            NBT_LOOP_INT("layer", t);
+            NBT_LOOP_NUM("capture_fraction", px.cap);
+            NBT_LOOP_END();
         }
     }
     value = R_E_SQR * S->fluence * px.I / S->steps;
@@ -1825,7 +1876,21 @@ static double render_pixel(const Setup *S, int s, int f, Carry *carry)
     if (!S->os_polar) value *= px.polar;
     if (!S->os_omega) value *= px.omega;
     if (tracing) emit_scaling_block(S, &px, value);
+    *tripped = px.tripped;
     return value;
+}
+
+/* One pixel, interpolating as the run's rule says (see g_interp_requested). */
+static double render_pixel(const Setup *S, int s, int f, Carry *carry)
+{
+    long idx = (long)s * S->fpixels + f;
+    int tripped = 0, interp = g_interp_requested && !g_interp_sequential_off && idx <= g_interp_cutoff;
+    double v = render_pixel_ex(S, s, f, carry, interp, &tripped);
+    if (tripped && g_interp_sequential) {
+        g_interp_sequential_off = 1;
+        interp_warning();
+    }
+    return v;
 }
 
 /* ------------------------------------------------------------ driver ---- */
@@ -1907,9 +1972,9 @@ static void print_setup_block(int argc, char **argv, const Setup *S)
         NBT_SETUP_STR("detector_pixels", px);
     }
     NBT_SETUP_NUM("pixel_size_m", S->pixel);
-    NBT_SETUP_NUM("distance_m", S->distance);
-    NBT_SETUP_NUM("Fbeam_m", S->Fbeam);
-    NBT_SETUP_NUM("Sbeam_m", S->Sbeam);
+    NBT_SETUP_NUM("distance_m", S->distance0);
+    NBT_SETUP_NUM("Fbeam_m", S->pivot == PIVOT_BEAM ? S->Fbeam0 : S->Fbeam);
+    NBT_SETUP_NUM("Sbeam_m", S->pivot == PIVOT_BEAM ? S->Sbeam0 : S->Sbeam);
     NBT_SETUP_VEC3("pix0_vector", S->pix0);
     NBT_SETUP_INT("oversample", S->oversample);
     NBT_SETUP_INT("steps", S->steps);
@@ -1930,7 +1995,7 @@ static void print_summary(const Setup *S)
     fprintf(stderr, "  crystal %gx%gx%g cells; %d source(s), %d phi step(s), %d mosaic domain(s), %dx%d subpixels, "
                     "%d layer(s): steps=%d\n", S->Na, S->Nb, S->Nc, S->nsources, S->phisteps, S->domains,
             S->oversample, S->oversample, S->thicksteps, S->steps);
-    fprintf(stderr, "  structure factors: %s; interpolation %s\n", S->hkl_desc, g_interpolate ? "on" : "off");
+    fprintf(stderr, "  structure factors: %s; interpolation %s\n", S->hkl_desc, g_interp_requested ? "on" : "off");
 }
 
 /* The orientation the last phi step leaves behind, which the original's phi = 0 passes reuse. */
@@ -1980,9 +2045,49 @@ static void trace_pixels(const Config *cfg, const Setup *S, float *img, Carry *c
 }
 
 /* Full frame inside the ROI. Traced pixels are left for the serial trace pass (same kernel). */
+/* The memory-order index of the first rendered pixel with an out-of-range lookup when every pixel starts
+   with interpolation on (LONG_MAX: none). Parallel; the minimum does not depend on the thread count. */
+static long interp_cutoff(const Setup *S)
+{
+    long best = LONG_MAX;
+    int s;
+    if (!g_interp_requested) return LONG_MAX;
+    if (S->emulate_phi0) {
+        Carry carry;
+        int f, tripped;
+        memset(&carry, 0, sizeof carry);
+        for (s = 0; s < S->spixels; s++)
+            for (f = 0; f < S->fpixels; f++) {
+                if (!rendered(S, s, f)) continue;
+                /* the carry-over moves on with every pixel: probe them in order, up to the first trip */
+                (void)render_pixel_ex(S, s, f, &carry, 1, &tripped);
+                if (tripped) return (long)s * S->fpixels + f;
+            }
+        return LONG_MAX;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : best)
+#endif
+    for (s = 0; s < S->spixels; s++) {
+        Carry carry;
+        int f, tripped;
+        long idx;
+        memset(&carry, 0, sizeof carry);
+        for (f = 0; f < S->fpixels; f++) {
+            idx = (long)s * S->fpixels + f;
+            if (idx >= best || !rendered(S, s, f)) continue;
+            (void)render_pixel_ex(S, s, f, &carry, 1, &tripped);
+            if (tripped) { best = idx; break; }
+        }
+    }
+    return best;
+}
+
 static void render_frame(const Setup *S, float *img, int skip_traced)
 {
     int s;
+    g_interp_cutoff = interp_cutoff(S);
+    if (g_interp_cutoff != LONG_MAX) interp_warning();
     if (S->emulate_phi0) {
         /* the carry-over depends on pixel order, so this mode is single-threaded, in memory order */
         Carry carry;
@@ -2208,8 +2313,8 @@ static void setup_all(int argc, char **argv, Config *cfg, Setup *S)
     setup_sources(cfg, S);
     setup_sampling(cfg, S);
     /* auto-rule on the raw -N values, before the sample-size conversion (physics.md 3.3) */
-    g_interpolate = cfg->interpolate >= 0 ? cfg->interpolate : (cfg->Na <= 2 || cfg->Nb <= 2 || cfg->Nc <= 2);
-    if (S->hkls == 0) g_interpolate = 0;
+    g_interp_requested = cfg->interpolate >= 0 ? cfg->interpolate : (cfg->Na <= 2 || cfg->Nb <= 2 || cfg->Nc <= 2);
+    if (S->hkls == 0) g_interp_requested = 0;
 }
 
 static void start_tracing(int argc, char **argv, const Config *cfg, const Setup *S)
@@ -2230,6 +2335,7 @@ static void trace_only(const Config *cfg, const Setup *S)
 {
     Carry carry;
     memset(&carry, 0, sizeof carry);
+    g_interp_sequential = 1;
     if (S->emulate_phi0) {
         int s0 = cfg->ntrace > 0 ? cfg->trace_s[0] : cfg->trace_roi[2];
         int f0 = cfg->ntrace > 0 ? cfg->trace_f[0] : cfg->trace_roi[0];
