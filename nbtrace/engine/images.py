@@ -79,7 +79,8 @@ def shape_from_nb_args(args: list[str]) -> tuple[int, int]:
                          "check -detpixels, -detsize and -pixel")
     spix, fpix = (math.ceil(r) for r in ratios)
     if spix < 1 or fpix < 1:
-        raise UsageError(f"detector of {fpix}x{spix} pixels from these args", "nanoBragg args")
+        raise UsageError(f"detector of {fpix}x{spix} pixels from these args", "nanoBragg args",
+                         "-pixel and -detsize are in mm: check them against -detpixels")
     return spix, fpix
 
 

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from nbtrace.errors import UsageError
+from nbtrace.run.limits import MAX_PIXELS, MAX_STEPS, check_run_size
 from nbtrace.run.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
 from nbtrace.engine.images import (
     ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
@@ -65,6 +66,8 @@ class HuntOptions:
     spec_path: str | None = None
     timeout: float = 900.0
     dtype: str | None = None  # the port's compute dtype (forwarded as -dtype; tells the engine float32 noise is expected)
+    max_pixels: int = MAX_PIXELS  # caps on the run's size (nbtrace.run.limits)
+    max_steps: int = MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def _capture(side, args, opts: HuntOptions, progress, **kw):
     return capture(side, list(args), c_bin=opts.c_bin if side == "c" else None,
                    port_cmd=opts.port_cmd if side == "py" else None,
                    inject=opts.inject if side == "py" else (), dtype=opts.dtype if side == "py" else None,
-                   timeout=opts.timeout, progress=progress, **kw)
+                   timeout=opts.timeout, progress=progress, max_pixels=opts.max_pixels, max_steps=opts.max_steps,
+                   **kw)
 
 
 def _both(opts: HuntOptions, args, progress, kw_c: dict, kw_py: dict):
@@ -335,7 +339,11 @@ def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
 def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     """Run the whole hunt; raises nbtrace.errors.* on bad input or a failing producer."""
     say = progress or (lambda _m: None)
+    from nbtrace.run.request import check_timeout
+
     args = tuple(opts.nb_args) or DEFAULT_ARGS
+    check_timeout(opts.timeout)
+    check_run_size(args, max_pixels=opts.max_pixels, max_steps=opts.max_steps)
     shape = shape_from_nb_args(list(args))
     if opts.npixels < 1:
         raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
@@ -429,7 +437,8 @@ class _OneRun:
         from nbtrace.run.capture import start_live_render
 
         self._live = start_live_render(list(args), inject=opts.inject, dtype=opts.dtype, timeout=opts.timeout,
-                                       progress=say, **render_kw)
+                                       progress=say, max_pixels=opts.max_pixels, max_steps=opts.max_steps,
+                                       **render_kw)
 
     def render(self):
         return self._live.wait_image()
