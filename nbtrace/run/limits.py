@@ -58,14 +58,21 @@ def check_run_size(nb_args: Sequence[str], *, max_pixels: int = MAX_PIXELS, max_
             raise UsageError(f"{name} must be a whole number >= 1, got {value!r}", name)
     shape, steps = run_size(nb_args)
     if shape is not None and shape[0] * shape[1] > max_pixels:
-        raise UsageError(f"the detector would have {shape[0]}x{shape[1]} = {shape[0] * shape[1]:,} pixels, "
-                         f"more than the cap of {max_pixels:,}", "nanoBragg args",
+        raise UsageError(f"the detector would have {_count(shape[0])}x{_count(shape[1])} = "
+                         f"{_count(shape[0] * shape[1])} pixels, more than the cap of {max_pixels:,}", "nanoBragg args",
                          "check -detpixels/-detsize/-pixel, or raise the cap with --max-pixels N")
     if steps > max_steps:
-        raise UsageError(f"the run would take {steps:,} sub-steps per pixel (oversample² x phisteps x mosaic "
+        raise UsageError(f"the run would take {_count(steps)} sub-steps per pixel (oversample² x phisteps x mosaic "
                          f"domains x sources x thickness steps), more than the cap of {max_steps:,}",
                          "nanoBragg args", "check those flags, or raise the cap with --max-steps N")
     return shape
+
+
+def _count(n: int) -> str:
+    if n < 10**15:
+        return f"{n:,}"
+    digits = str(n)  # a 300-digit count helps nobody; float() cannot hold the largest
+    return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
 
 
 def _number(args: list[str], i: int) -> float | None:
