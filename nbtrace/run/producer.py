@@ -42,7 +42,7 @@ def select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> Produ
         user = c_bin or os.environ.get("NB_C_BIN") or None
         if user:
             exe = resolve_executable(user, "--c-bin / NB_C_BIN")
-            return Producer("user-c", "user C build", (exe,), exe)
+            return Producer("user-c", "user C build", (exe,), str(Path(exe).resolve()))
         from nbtrace.run.cbuild import ensure_built  # builds on first use
 
         exe = str(ensure_built())
@@ -57,7 +57,7 @@ def select_producer(side: str, c_bin: str | None, port_cmd: str | None) -> Produ
             raise UsageError("--port-cmd is empty",
                              hint="give the command that runs your port, e.g. 'python -m myport'")
         exe = resolve_executable(words[0], "--port-cmd")
-        return Producer("port-cmd", "user port command", (exe, *words[1:]), exe)
+        return Producer("port-cmd", "user port command", (exe, *words[1:]), str(Path(exe).resolve()))
     return Producer("py", "nbtrace PyTorch simulator", (sys.executable, "-m", "nbtrace.sim"), sys.executable)
 
 
@@ -70,7 +70,9 @@ def resolve_executable(name: str, what: str) -> str:
                                 hint="check the path of your build")
         raise ProducerError(f"{what}: {name!r} is not an executable program", where=where,
                             hint="give the path of an executable (chmod +x) or a command on PATH")
-    return str(Path(found).resolve())
+    # absolute, but not resolved: a virtualenv's python is a symlink that finds its
+    # environment (pyvenv.cfg) through the path it was started by
+    return os.path.abspath(found)
 
 
 def child_env() -> tuple[dict, dict]:
