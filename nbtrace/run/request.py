@@ -79,6 +79,9 @@ def check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeou
     check_timeout(timeout)
     shape = check_run_size(nb_args, max_pixels=max_pixels, max_steps=max_steps)
     if shape is not None:
+        if roi is not None and (roi[1] >= shape[1] or roi[3] >= shape[0]):
+            raise UsageError(f"roi {tuple(roi)} reaches outside the {shape[0]}x{shape[1]} detector", "--roi",
+                             f"fast (x) in 0..{shape[1] - 1}, slow (y) in 0..{shape[0] - 1}, inclusive")
         for s, f in pixels:
             if s >= shape[0] or f >= shape[1]:
                 raise UsageError(f"pixel ({s}, {f}) is outside the {shape[0]}x{shape[1]} detector",

@@ -84,6 +84,9 @@ CASES = [
          "-detpixels needs a finite number > 0", IMAGES),
     Case("capture-pixel-outside-detector", (*CAP[:-2], "9", "0", "--", "-detpixels", "4"), 2,
          "pixel (9, 0) is outside the 4x4 detector", {"producer": PRODUCER}),
+    Case("capture-roi-outside-detector", ("capture", "c", "--c-bin", "./producer", "--roi", "0", "9", "0", "1", "--",
+                                          "-detpixels", "4"), 2, "roi (0, 9, 0, 1) reaches outside the 4x4 detector",
+         {"producer": PRODUCER}),
     # how big a run may be, and the flags that lift the caps
     Case("capture-detector-too-large", (*CAP, "--", "-detpixels", "100000"), 2, "raise the cap with --max-pixels",
          {"producer": PRODUCER}),
