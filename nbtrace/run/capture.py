@@ -9,6 +9,7 @@ region dump come from that one process, so they are mutually consistent by const
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -71,9 +72,27 @@ def capture(
     check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeout,
                   max_pixels=max_pixels, max_steps=max_steps)
     producer = select_producer(side, c_bin, port_cmd)
+    # fresh temporary folders made for outputs nobody named (never a folder the caller chose, as
+    # a default dump beside a named trace is): removed again if the run fails, so a failed
+    # capture leaves no empty nbtrace-capture-* folder behind in the temp dir
+    made: set[Path] = set()
+    named_trace = out_trace is not None
     out_trace = trace_destination(out_trace, pixels)
+    if out_trace is not None and not named_trace:
+        made.add(out_trace.parent)
     if roi is not None and dump is None:
         dump = default_dump(out_trace)
+        if not named_trace:
+            made.add(dump.parent)
+    try:
+        return _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say)
+    except BaseException:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say) -> CaptureResult:
     image, dump = absolute(image), absolute(dump)
     for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
         prepare_destination(path, what)

@@ -458,3 +458,19 @@ def test_run_size_caps_and_flags(fake, in_tmp):
         capture("c", ["-oversample", "20", "-phisteps", "100000"], pixels=[(0, 0)], c_bin=str(fake))
     with pytest.raises(UsageError, match="timeout"):
         capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(fake), timeout=float("nan"))
+
+
+def test_a_failed_capture_leaves_no_temporary_folder(fake, in_tmp, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(ProducerError):
+        capture("c", ["-x"], pixels=[(0, 0)], roi=(0, 1, 0, 1), c_bin=str(fake))  # no -o, no --dump
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_failed_capture_keeps_the_folder_the_caller_named(fake, in_tmp, monkeypatch):
+    Path("mine").mkdir()
+    Path("mine/keep.txt").write_text("the user's")
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(ProducerError):  # the default dump would go beside the named trace
+        capture("c", ["-x"], pixels=[(0, 0)], roi=(0, 1, 0, 1), out_trace=Path("mine/t.trace"), c_bin=str(fake))
+    assert Path("mine/keep.txt").read_text() == "the user's"
