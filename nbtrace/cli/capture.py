@@ -242,7 +242,7 @@ def run_context(meta: dict) -> dict:
     for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
         try:
             ctx[key] = int(float(setup[key]))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # "inf" is a float, not a count
             pass
     args = list(meta.get("nb_args") or ())
     axes_of = {"-N": "abc", "-Na": "a", "-Nb": "b", "-Nc": "c"}
@@ -251,7 +251,7 @@ def run_context(meta: dict) -> dict:
         if flag in axes_of:
             try:
                 n.update({axis: int(float(value)) for axis in axes_of[flag]})
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     if len(n) == 3:
         ctx["N"] = (n["a"], n["b"], n["c"])

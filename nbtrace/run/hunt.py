@@ -181,7 +181,7 @@ def _run_context(args, meta, dtype=None) -> dict:
     for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
         try:
             ctx[key] = int(float(setup[key]))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # "inf" is a float, not a count
             pass
     a = list(args)
     for flag, keys in (("-N", ("Na", "Nb", "Nc")), ("-Na", ("Na",)), ("-Nb", ("Nb",)), ("-Nc", ("Nc",))):
@@ -189,7 +189,7 @@ def _run_context(args, meta, dtype=None) -> dict:
             try:
                 for k in keys:
                     ctx[k] = int(float(a[a.index(flag) + 1]))
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     return ctx
 

@@ -474,3 +474,13 @@ def test_a_failed_capture_keeps_the_folder_the_caller_named(fake, in_tmp, monkey
     with pytest.raises(ProducerError):  # the default dump would go beside the named trace
         capture("c", ["-x"], pixels=[(0, 0)], roi=(0, 1, 0, 1), out_trace=Path("mine/t.trace"), c_bin=str(fake))
     assert Path("mine/keep.txt").read_text() == "the user's"
+
+
+def test_run_context_skips_counts_that_are_not_counts():
+    from nbtrace.cli.capture import run_context
+    from nbtrace.run.hunt import _run_context
+
+    meta = {"setup": {"oversample": "inf", "steps": "nan", "phisteps": "1e999"},
+            "nb_args": ["-N", "inf", "-Na", "nan", "-Nb", "2", "-Nc", "2"]}
+    assert run_context(meta) == {}
+    assert _run_context(["-N", "inf", "-Na", "nan"], meta) == {}
