@@ -6,10 +6,12 @@
 - Temporary files of the whole session (including those of nbtrace subprocesses, through
   TMPDIR) go under pytest's own session folder, which pytest rotates: a test run leaves no
   ``nbtrace-capture-*`` folders in the system temp dir.
+- torch's intra-op thread count is put back after each test that changed it.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 
 import pytest
@@ -31,3 +33,13 @@ def _session_temp_dir(tmp_path_factory):
     yield base
     mp.undo()
 
+
+@pytest.fixture(autouse=True)
+def _torch_thread_count_restored():
+    """Running nbsim in-process sets torch's intra-op thread count for the whole process
+    (simulator/run.py: one thread per producer); later tests must not inherit it."""
+    torch = sys.modules.get("torch")  # never imported here: most tests do not need torch
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
