@@ -100,6 +100,7 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     the region dumps) and exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
     NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
+    from nbtrace.cli import require_sim
     from nbtrace.run.capture import capture
     from nbtrace.run.limits import check_run_size
     from nbtrace.run.request import check_timeout
@@ -110,6 +111,8 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
         raise UsageError("nothing to capture", hint="give at least one --pixel S F (slow fast), a --roi or --image")
     check_timeout(timeout)  # before 'both' starts either side
     check_run_size(nb_args, max_pixels=max_pixels, max_steps=max_steps)
+    if side in ("py", "both") and port_cmd is None:
+        require_sim(f"capture {side}")
     common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress,
                   max_pixels=max_pixels, max_steps=max_steps)
     if side != "both":

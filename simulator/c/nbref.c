@@ -1,7 +1,7 @@
 #define _XOPEN_SOURCE 700
 /*
  * nbref -- the nbtrace C reference simulator: nanoBragg's physics as stated in
- * ../shared/design/physics.md, written from that fact sheet in portable C99
+ * docs/physics.md, written from that fact sheet in portable C99
  * (+ OpenMP when the compiler has it), instrumented with nbtrace_tap.h.
  *
  * Units inside: metres, radians, m^-1 for the scattering vector, Angstrom for
