@@ -505,8 +505,14 @@ FORK_MIN_PIXELS = 1 << 20
 
 def _fork_ready(workers: int, total: int) -> bool:
     return (workers > 1 and total >= FORK_MIN_PIXELS and sys.platform.startswith("linux") and hasattr(os, "fork")
-            and not torch.is_grad_enabled() and torch.get_num_threads() == 1
-            and threading.active_count() == 1)
+            and not torch.is_grad_enabled() and _process_can_fork())
+
+
+def _process_can_fork(torch_threads=torch.get_num_threads, python_threads=threading.active_count) -> bool:
+    """Process-wide state, apart so tests can pin it: a fork copies only the calling thread,
+    so a lock held by any other thread (an intra-op pool, a Python thread) would stay locked
+    for ever in the child."""
+    return torch_threads() == 1 and python_threads() == 1
 
 
 def _shared_zeros(shape, dtype) -> Tensor:

@@ -179,6 +179,31 @@ def _silence_stdout() -> None:
         pass
 
 
+def _stdout_refuses(exc: OSError) -> bool:
+    """True when an OSError that names no file came from stdout: data still buffered for it
+    cannot be written, or it is a full device or file system (every nbtrace file write names
+    its path, so an unnamed 'no space' is the output stream)."""
+    import errno
+
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return False
+    try:
+        return _fd_target(1) == "/dev/full" or os.fstatvfs(1).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _fd_target(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"file descriptor {fd}"
+
+
 def _invoke(args: list[str], seen: dict) -> int:
     """Parse and run one command. Unlike ``click.Command.main`` this does not turn EOFError into
     Abort (an EOFError from numpy on an empty file is not a Ctrl-D) nor a broken pipe into exit 1
@@ -233,6 +258,12 @@ def main(argv=None):
         sys.exit(code if code is not None else int(seen.get("verdicts", {}).get(VERDICT_KEY, 0)))
     except OSError as exc:
         # a file-system refusal no command anticipated is still the user's path, not a bug
+        if exc.filename is None and _stdout_refuses(exc):  # a full disk or device behind stdout
+            target = _fd_target(1)
+            _silence_stdout()
+            _say(f"nbtrace: error: standard output ({target}): cannot write: {exc.strerror or exc} "
+                 "(hint: free some space, or send the output elsewhere)")
+            sys.exit(2)
         where = exc.filename if exc.filename is not None else "file system"
         _say(f"nbtrace: error: {where}: {exc.strerror or exc} (hint: check the path and its permissions)")
         sys.exit(2)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from nbtrace.errors import UsageError
+from nbtrace.run.limits import MAX_PIXELS, MAX_STEPS
 
 USAGE_EXAMPLE = "nbtrace capture both --pixel 200 300 -- -lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100"
 
@@ -65,22 +66,28 @@ def _progress(msg: str) -> None:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
               help="Trace file (c/py). Default: a new temporary file.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
-              help="Raw float32 image. With 'both': a file name inside --out, prefixed c_/py_.")
+              help="Raw float32 image. With 'both': one per side, prefixed c_/py_ (a relative path is inside --out).")
 @click.option("--dump", type=click.Path(dir_okay=False, path_type=Path),
-              help="Region dump .npz (needs --roi). With 'both': a name inside --out, prefixed c_/py_.")
+              help="Region dump .npz (needs --roi). With 'both': one per side, prefixed c_/py_ (relative: inside --out).")
 @click.option("--c-bin", envvar="NB_C_BIN", default=None, metavar="PATH",
               help="Your own instrumented C build instead of the reference (env NB_C_BIN).")
 @click.option("--port-cmd", default=None, metavar="CMD", help="Your own port's command; nanoBragg args are appended.")
 @click.option("--inject", multiple=True, metavar="NAME", help="PyTorch fault injection (repeatable).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="PyTorch dtype (the C side is always float64).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0, show_default=True, metavar="SEC",
-              help="Seconds per producer run.")
+@click.option("--timeout", type=float, default=900.0, show_default=True, metavar="SEC",
+              help="Seconds per producer run (finite, > 0).")
+@click.option("--max-pixels", type=int, default=MAX_PIXELS, show_default=True, metavar="N",
+              help="Refuse a detector of more pixels than this (a typo in -detpixels); raise it for a bigger run.")
+@click.option("--max-steps", type=int, default=MAX_STEPS, show_default=True, metavar="N",
+              help="Refuse more sub-steps per pixel than this (oversample² x phisteps x mosaic domains x sources x "
+                   "thickness steps); raise it for a bigger run.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
 @click.option("--format", "fmt", type=click.Choice(["console", "md", "json"]), default="console",
               show_default=True, help="'both': diff report format.")
-def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, dtype, timeout, out_dir, fmt):
+def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, dtype, timeout, max_pixels,
+            max_steps, out_dir, fmt):
     """Run the C and/or PyTorch producer once (fresh temp dir, timeout) and keep the trace.
 
     \b
@@ -95,14 +102,19 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     """
     from nbtrace.cli import require_sim
     from nbtrace.run.capture import capture
+    from nbtrace.run.limits import check_run_size
+    from nbtrace.run.request import check_timeout
 
     if not nb_args:
         raise UsageError("no nanoBragg arguments after '--'", hint="e.g. " + USAGE_EXAMPLE)
     if not pixels and roi is None and image is None:
         raise UsageError("nothing to capture", hint="give at least one --pixel S F (slow fast), a --roi or --image")
+    check_timeout(timeout)  # before 'both' starts either side
+    check_run_size(nb_args, max_pixels=max_pixels, max_steps=max_steps)
     if side in ("py", "both") and port_cmd is None:
         require_sim(f"capture {side}")
-    common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress)
+    common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress,
+                  max_pixels=max_pixels, max_steps=max_steps)
     if side != "both":
         if out_dir is not None:
             raise UsageError("--out is for 'both'", hint=f"use -o FILE with '{side}'")
@@ -132,8 +144,8 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         return capture(
             side, nb_args,
             out_trace=out_dir / f"{side}.trace",
-            image=(out_dir / f"{side}_{image.name}") if image else None,
-            dump=(out_dir / f"{side}_{dump.name}") if dump else None,
+            image=_per_side(out_dir, image, side),
+            dump=_per_side(out_dir, dump, side),
             inject=inject if side == "py" else (),
             dtype=dtype if side == "py" else None,
             **common,
@@ -160,6 +172,14 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
     _save_reports(parts, out_dir)  # before printing: a reader closing the pipe early must not cost the files
     print_reports(parts, fmt)
     return code
+
+
+def _per_side(out_dir: Path, name: Path | None, side: str) -> Path | None:
+    """'both' writes one file per side, the name prefixed c_/py_: a relative name lands inside
+    --out with its folders kept (sub/x.bin -> DIR/sub/c_x.bin), an absolute one in its own folder."""
+    if name is None:
+        return None
+    return (name.parent if name.is_absolute() else out_dir / name.parent) / f"{side}_{name.name}"
 
 
 def _save_reports(parts: dict, out_dir: Path) -> None:
@@ -225,7 +245,7 @@ def run_context(meta: dict) -> dict:
     for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
         try:
             ctx[key] = int(float(setup[key]))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # "inf" is a float, not a count
             pass
     args = list(meta.get("nb_args") or ())
     axes_of = {"-N": "abc", "-Na": "a", "-Nb": "b", "-Nc": "c"}
@@ -234,7 +254,7 @@ def run_context(meta: dict) -> dict:
         if flag in axes_of:
             try:
                 n.update({axis: int(float(value)) for axis in axes_of[flag]})
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     if len(n) == 3:
         ctx["N"] = (n["a"], n["b"], n["c"])

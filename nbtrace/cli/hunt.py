@@ -38,8 +38,10 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
               help="The port's compute dtype (passed to it as -dtype); float32 lets differences within float32 "
                    "noise be classed as precision, not as a bug.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff JSON contract plus image metrics and traced pixels.")
+@click.option("--max-pixels", type=int, default=None, metavar="N", help="Raise the cap on detector pixels (see capture).")
+@click.option("--max-steps", type=int, default=None, metavar="N", help="Raise the cap on sub-steps per pixel (see capture).")
 def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, corr_min, sum_tol, spec_path, timeout,
-            dtype, as_json):
+            dtype, as_json, max_pixels, max_steps):
     """Find where the port stops agreeing with the C reference, starting from the images.
 
     Renders both images (in parallel), compares them, traces the pixels that matter on both
@@ -77,7 +79,9 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
             work, say = Path(tmp), _without_dir(tmp, steps)
         opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
                            npixels=npixels, maps=maps, out_dir=work, thresholds=thresholds,
-                           spec_path=spec.path if spec is not None else None, timeout=timeout, dtype=dtype)
+                           spec_path=spec.path if spec is not None else None, timeout=timeout, dtype=dtype,
+                           **{k: v for k, v in (("max_pixels", max_pixels), ("max_steps", max_steps))
+                              if v is not None})
         result = hunt(opts, progress=say)
         if out_dir:
             from nbtrace.report.hunt_files import write_outputs

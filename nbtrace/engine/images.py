@@ -36,11 +36,16 @@ def _number_after(args: list[str], i: int) -> float:
     if i + 1 >= len(args):
         raise UsageError(f"{args[i]} needs a number", "nanoBragg args", f"write {args[i]} VALUE")
     try:
-        return float(args[i + 1])
+        value = float(args[i + 1])
     except ValueError:
         raise UsageError(
-            f"{args[i]} needs a number, got {args[i + 1]!r}", "nanoBragg args", f"write {args[i]} VALUE"
+            f"{args[i]} needs a number, got {args[i + 1][:40]!r}", "nanoBragg args", f"write {args[i]} VALUE"
         ) from None
+    # float() takes nan and inf; no detector is NaN or infinitely many pixels wide
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{args[i]} needs a finite number > 0, got {args[i + 1][:40]!r}", "nanoBragg args",
+                         f"write {args[i]} VALUE")
+    return value
 
 
 def shape_from_nb_args(args: list[str]) -> tuple[int, int]:
@@ -65,15 +70,17 @@ def shape_from_nb_args(args: list[str]) -> tuple[int, int]:
         elif tok in size_aliases:
             for axis in size_aliases[tok]:
                 size[axis] = _number_after(args, i)
-    if pixel_mm <= 0:
-        raise UsageError(f"-pixel must be > 0 mm, got {pixel_mm}", "nanoBragg args")
     for axis, n in count.items():
         size[axis] = pixel_mm * n
     # the C rounds this way: a detsize that is not a pixel multiple loses the partial pixel
-    spix = math.ceil(size["s"] / pixel_mm - 0.5)
-    fpix = math.ceil(size["f"] / pixel_mm - 0.5)
+    ratios = (size["s"] / pixel_mm - 0.5, size["f"] / pixel_mm - 0.5)
+    if not all(math.isfinite(r) for r in ratios):  # -detsize 1e300 -pixel 1e-300
+        raise UsageError("these detector flags ask for more pixels than a float can count", "nanoBragg args",
+                         "check -detpixels, -detsize and -pixel")
+    spix, fpix = (math.ceil(r) for r in ratios)
     if spix < 1 or fpix < 1:
-        raise UsageError(f"detector of {fpix}x{spix} pixels from these args", "nanoBragg args")
+        raise UsageError(f"detector of {fpix}x{spix} pixels from these args", "nanoBragg args",
+                         "-pixel and -detsize are in mm: check them against -detpixels")
     return spix, fpix
 
 
@@ -117,22 +124,27 @@ def _parse_smv_header(head: bytes, path: Path) -> dict[str, str]:
     return fields
 
 
-def _smv_int(fields: dict[str, str], key: str, path: Path) -> int:
+def _smv_int(fields: dict[str, str], key: str, path: Path, minimum: int) -> int:
     if key not in fields:
         raise ImageError(f"SMV header has no {key}", str(path), "is this file truncated or not SMV?")
-    try:
-        return int(fields[key])
-    except ValueError:
-        raise ImageError(f"SMV header {key}={fields[key]!r} is not an integer", str(path)) from None
+    text = fields[key]
+    # ASCII digits only, and few of them: int() also takes '1_000', superscripts and 5,000-digit numbers
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        raise ImageError(f"SMV header {key}={text[:40]!r} is not an integer", str(path),
+                         "is this file damaged or not SMV?")
+    value = int(text)
+    if value < minimum:
+        raise ImageError(f"SMV header {key}={value} must be >= {minimum}", str(path), "is this file damaged?")
+    return value
 
 
 def read_smv(path: Path) -> np.ndarray:
     """An SMV (.img) image as float64 (spixels, fpixels) in stored units (ADUs)."""
     data = path.read_bytes()
     fields = _parse_smv_header(data[:8192], path)
-    header_bytes = _smv_int(fields, "HEADER_BYTES", path)
-    fpix = _smv_int(fields, "SIZE1", path)
-    spix = _smv_int(fields, "SIZE2", path)
+    header_bytes = _smv_int(fields, "HEADER_BYTES", path, 0)
+    fpix = _smv_int(fields, "SIZE1", path, 1)
+    spix = _smv_int(fields, "SIZE2", path, 1)
     order = fields.get("BYTE_ORDER", "little_endian").lower()
     kind = fields.get("TYPE", "unsigned_short").lower()
     if kind not in _SMV_TYPES:
@@ -324,21 +336,33 @@ def local_maxima(img: np.ndarray, n: int) -> np.ndarray:
 
 
 def match_peaks(pa: np.ndarray, pb: np.ndarray, radius: float = 1.0) -> PeakMatch:
-    """One-to-one greedy matching (closest pairs first) of two peak lists within ``radius`` px."""
+    """One-to-one greedy matching (closest pairs first, ties in (A, B) index order) of two peak
+    lists within ``radius`` px. Peaks sit on whole pixels, so only B peaks in the box of
+    offsets up to ``radius`` around each A peak are candidates: no A×B distance matrix, which
+    for ``--peaks 40000`` would need gigabytes."""
     if len(pa) == 0 or len(pb) == 0:
         return PeakMatch(len(pa), len(pb), 0, None)
-    d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
-    pairs = np.argwhere(d <= radius + 1e-9)
-    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
+    at_b: dict[tuple[int, int], list[int]] = {}
+    for j, (s, f) in enumerate(np.asarray(pb, dtype=int).tolist()):
+        at_b.setdefault((s, f), []).append(j)
+    reach = int(math.floor(radius + 1e-9))
+    offsets = [(ds, df) for ds in range(-reach, reach + 1) for df in range(-reach, reach + 1)
+               if math.hypot(ds, df) <= radius + 1e-9]
+    pairs = []
+    for i, (s, f) in enumerate(np.asarray(pa, dtype=int).tolist()):
+        for ds, df in offsets:
+            for j in at_b.get((s + ds, f + df), ()):
+                pairs.append((math.hypot(ds, df), i, j))
+    pairs.sort()
     used_a: set[int] = set()
     used_b: set[int] = set()
     dists = []
-    for i, j in pairs[order]:
+    for d, i, j in pairs:
         if i in used_a or j in used_b:
             continue
-        used_a.add(int(i))
-        used_b.add(int(j))
-        dists.append(d[i, j])
+        used_a.add(i)
+        used_b.add(j)
+        dists.append(d)
     return PeakMatch(len(pa), len(pb), len(dists), float(np.mean(dists)) if dists else None)
 
 

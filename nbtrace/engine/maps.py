@@ -78,10 +78,15 @@ def load_dump(path: str | Path) -> Dump:
         raise ImageError(f"dump roi {list(roi)} is not [xmin, xmax, ymin, ymax] with 0 <= min <= max", str(p))
     meta = {}
     if "meta_json" in arrays:
+        raw = arrays.pop("meta_json")
         try:
-            meta = json.loads(bytes(arrays.pop("meta_json").astype(np.uint8)).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            meta = {}
+            meta = json.loads(bytes(np.asarray(raw).astype(np.uint8).ravel()).decode("utf-8"))
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ImageError(f"dump member meta_json is not JSON ({str(exc)[:80]})", str(p),
+                             "a -trace_dump file holds its provenance as a JSON object") from None
+        if not isinstance(meta, dict):
+            raise ImageError(f"dump member meta_json holds a JSON {type(meta).__name__}, not an object", str(p),
+                             "a -trace_dump file holds its provenance as a JSON object")
     dump = Dump(str(p), roi, {}, meta)
     ny, nx = dump.shape
     for name, arr in arrays.items():

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 from nbtrace.errors import ProducerError
 
 BINARY_STEM = "nbref"
+CHECKSUM_DIR = "sha256"
 KEEP = 6  # builds kept in the cache: a few source states (branches) and both OpenMP variants
 BASE_FLAGS = ("-O2", "-std=c99", "-DNBTRACE_ENABLE")
 LINK_FLAGS = ("-lm",)
@@ -135,10 +137,12 @@ def ensure_built(force: bool = False, openmp: bool = True, *, source: Path | Non
     compiler = find_compiler()
     key = build_key(src, compiler, openmp)
     target = cache_dir() / f"{BINARY_STEM}-{key[:20]}{'' if openmp else '-serial'}"
-    if target.is_file() and os.access(target, os.X_OK) and not force:
+    _own_folder(target.parent)
+    if not force and target.exists() and verified(target):
         return target
+    # absent, forced, or not the file this cache wrote (altered, swapped, someone else's): a
+    # binary that fails the check is never executed; a fresh build replaces it
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         flags = list(BASE_FLAGS)
         if openmp and _openmp_works(compiler, target.parent):
             flags.append(OPENMP_FLAG)
@@ -160,9 +164,71 @@ def prune(directory: Path, keep: int = KEEP) -> list[Path]:
         try:
             old.unlink()
             removed.append(old)
+            checksum_path(old).unlink(missing_ok=True)
         except OSError:
             pass  # a concurrent prune got there first, or the file is not ours to delete
     return removed
+
+
+def _own_folder(folder: Path) -> None:
+    """Create the cache folder (private), or check that an existing one is this user's and
+    writable by nobody else: a binary there is executed, so nobody else may put one there."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(folder)
+        if st.st_uid != os.getuid():
+            raise ProducerError("the C build cache folder belongs to another user", where=str(folder),
+                                hint="set NBTRACE_CACHE to a folder of your own")
+        if st.st_mode & 0o022:  # ours, but group/world-writable (a umask of 002): close it
+            os.chmod(folder, stat.S_IMODE(st.st_mode) & ~0o022)
+    except OSError as exc:
+        raise ProducerError(f"cannot write the build cache: {exc.strerror or exc}", where=str(folder),
+                            hint="set NBTRACE_CACHE to a writable directory") from None
+
+
+def checksum_path(binary: Path) -> Path:
+    """The sha256 this cache recorded for ``binary`` when it built it (in a subfolder: a
+    listing or glob of the cache shows the binaries alone)."""
+    return binary.parent / CHECKSUM_DIR / binary.name
+
+
+def verified(binary: Path) -> bool:
+    """True when ``binary`` is the file this cache built: a regular file (not a link) owned by
+    this user, writable by nobody else, in a folder nobody else can write to, whose sha256
+    matches the one recorded at build time. Anything else is never executed."""
+    record = checksum_path(binary)
+    try:
+        st = os.lstat(binary)
+        folders = [os.stat(binary.parent), os.stat(record.parent)]
+        rec = os.lstat(record)
+        recorded = record.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    uid = os.getuid()
+
+    def private(s) -> bool:
+        return s.st_uid == uid and not s.st_mode & 0o022
+
+    safe_file = stat.S_ISREG(st.st_mode) and private(st) and st.st_mode & 0o100
+    safe_record = stat.S_ISREG(rec.st_mode) and private(rec)
+    return bool(safe_file and safe_record and all(private(f) for f in folders)) and _sha256(binary) == recorded
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_checksum(binary: Path, digest: str) -> None:
+    record = checksum_path(binary)
+    _own_folder(record.parent)
+    fd, tmp = tempfile.mkstemp(dir=record.parent, prefix=f".{binary.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(digest + "\n")
+    os.replace(tmp, checksum_path(binary))
 
 
 def _openmp_works(compiler: Compiler, workdir: Path) -> bool:
@@ -193,6 +259,7 @@ def _compile(compiler: Compiler, src: Path, flags: list[str], target: Path) -> N
             raise ProducerError(f"compiling the C reference failed: {_first_error(res.stderr)}",
                                 where=str(src), hint="see `nbtrace build-c --force`; or set NB_C_BIN")
         tmp.chmod(0o755)
+        _write_checksum(target, _sha256(tmp))
         os.replace(tmp, target)  # atomic: a concurrent caller sees the old binary or the new one
     finally:
         if tmp.exists():

@@ -27,6 +27,10 @@ from typing import Callable
 import numpy as np
 
 from nbtrace.errors import UsageError
+from nbtrace.run.limits import MAX_PIXELS, MAX_STEPS, check_run_size
+from nbtrace.run.hunt_inputs import (  # noqa: F401  (re-exported: the hunt's public names)
+    DECISIVE_INPUTS, PROVENANCE_KEYS, InputDifference, compare_provenance,
+)
 from nbtrace.run.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
 from nbtrace.engine.images import (
     ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
@@ -39,15 +43,6 @@ DEFAULT_ARGS = (
     "-lambda", "0.5", "-cell", "100", "100", "100", "90", "90", "90", "-N", "5", "-default_F", "100",
     "-distance", "500", "-detpixels", "256", "-pixel", "0.2",
 )
-
-# Setup values both sides print (CONTRACTS §2.1) that describe the run's inputs and choices;
-# a difference here is an input difference, reported before any physics.
-PROVENANCE_KEYS = (
-    "argv", "structure_factors", "dtype", "detector_convention", "pivot", "detector_pixels", "pixel_size_m",
-    "distance_m", "oversample", "steps", "phisteps", "mosaic_domains", "sources", "thicksteps",
-)
-# Inputs whose difference makes the physics comparison meaningless until fixed.
-DECISIVE_INPUTS = ("structure_factors", "detector_pixels", "argv")
 
 Progress = Callable[[str], None]
 
@@ -65,14 +60,8 @@ class HuntOptions:
     spec_path: str | None = None
     timeout: float = 900.0
     dtype: str | None = None  # the port's compute dtype (forwarded as -dtype; tells the engine float32 noise is expected)
-
-
-@dataclass(frozen=True)
-class InputDifference:
-    key: str
-    a: str | None
-    b: str | None
-    decisive: bool
+    max_pixels: int = MAX_PIXELS  # caps on the run's size (nbtrace.run.limits)
+    max_steps: int = MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -139,58 +128,6 @@ def _fmt(x, spec):
     return "undefined" if x is None else format(x, spec)
 
 
-def compare_provenance(meta_a: dict, meta_b: dict) -> tuple[tuple[InputDifference, ...], tuple[tuple[str, str], ...]]:
-    """Compare what each side was given and said it read (setup block + capture meta)."""
-    diffs, same = [], []
-    derived = _derived_setup(meta_a)
-    for key in PROVENANCE_KEYS:
-        if key in derived:
-            continue  # computed by the physics, so the diff engine judges it, not the input check
-        va, vb = _prov_value(meta_a, key), _prov_value(meta_b, key)
-        if va is None and vb is None:
-            continue
-        if _same_value(va, vb):
-            same.append((key, va))
-        elif va is not None and vb is not None:
-            diffs.append(InputDifference(key, va, vb, key in DECISIVE_INPUTS))
-        else:
-            # one side silent about a key is only worth a note when it is decisive
-            if key in ("structure_factors", "dtype"):
-                diffs.append(InputDifference(key, va, vb, False))
-    return tuple(diffs), tuple(same)
-
-
-def _derived_setup(meta_a: dict) -> frozenset[str]:
-    """Setup keys that are results, not inputs, for this run: the SAMPLE pivot rotates pix0
-    first and derives the beam-path distance from it (tap_specs/nanobragg.yaml, pivot=SAMPLE)."""
-    pivot = (_prov_value(meta_a, "pivot") or "").strip().upper()
-    return frozenset({"distance_m"}) if pivot == "SAMPLE" else frozenset()
-
-
-def _same_value(va: str | None, vb: str | None) -> bool:
-    """Equal as text, or as numbers to 1e-12 relative (sides print %.17g vs repr: 2e-4 both ways)."""
-    if va == vb:
-        return True
-    if va is None or vb is None:
-        return False
-    wa, wb = va.split(), vb.split()
-    if len(wa) != len(wb):
-        return False
-    try:
-        return all(abs(float(x) - float(y)) <= 1e-12 * max(abs(float(x)), abs(float(y))) for x, y in zip(wa, wb))
-    except ValueError:
-        return False
-
-
-def _prov_value(meta: dict, key: str) -> str | None:
-    setup = meta.get("setup") or {}
-    if key == "argv":
-        args = meta.get("nb_args")
-        return " ".join(args) if args else None
-    v = setup.get(key, meta.get(key))
-    return None if v is None else str(v).strip()
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -200,7 +137,8 @@ def _capture(side, args, opts: HuntOptions, progress, **kw):
     return capture(side, list(args), c_bin=opts.c_bin if side == "c" else None,
                    port_cmd=opts.port_cmd if side == "py" else None,
                    inject=opts.inject if side == "py" else (), dtype=opts.dtype if side == "py" else None,
-                   timeout=opts.timeout, progress=progress, **kw)
+                   timeout=opts.timeout, progress=progress, max_pixels=opts.max_pixels, max_steps=opts.max_steps,
+                   **kw)
 
 
 def _both(opts: HuntOptions, args, progress, kw_c: dict, kw_py: dict):
@@ -243,7 +181,7 @@ def _run_context(args, meta, dtype=None) -> dict:
     for key in ("oversample", "steps", "phisteps", "mosaic_domains", "sources"):
         try:
             ctx[key] = int(float(setup[key]))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # "inf" is a float, not a count
             pass
     a = list(args)
     for flag, keys in (("-N", ("Na", "Nb", "Nc")), ("-Na", ("Na",)), ("-Nb", ("Nb",)), ("-Nc", ("Nc",))):
@@ -251,7 +189,7 @@ def _run_context(args, meta, dtype=None) -> dict:
             try:
                 for k in keys:
                     ctx[k] = int(float(a[a.index(flag) + 1]))
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     return ctx
 
@@ -335,7 +273,11 @@ def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
 def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
     """Run the whole hunt; raises nbtrace.errors.* on bad input or a failing producer."""
     say = progress or (lambda _m: None)
+    from nbtrace.run.request import check_timeout
+
     args = tuple(opts.nb_args) or DEFAULT_ARGS
+    check_timeout(opts.timeout)
+    check_run_size(args, max_pixels=opts.max_pixels, max_steps=opts.max_steps)
     shape = shape_from_nb_args(list(args))
     if opts.npixels < 1:
         raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
@@ -433,7 +375,8 @@ class _OneRun:
         from nbtrace.run.capture import start_live_render
 
         self._live = start_live_render(list(args), inject=opts.inject, dtype=opts.dtype, timeout=opts.timeout,
-                                       progress=say, **render_kw)
+                                       progress=say, max_pixels=opts.max_pixels, max_steps=opts.max_steps,
+                                       **render_kw)
 
     def render(self):
         return self._live.wait_image()

@@ -1,4 +1,12 @@
-"""run_metadata.json: enough to reproduce a diff later (argv, versions, git SHA, input checksums)."""
+"""run_metadata.json: enough to reproduce a diff later (argv, versions, nbtrace's commit and
+source checksum, input checksums).
+
+Nothing here runs a program. Asking ``git`` about a folder runs that folder's repository
+configuration (``core.fsmonitor``, filters, hooks): a user working inside an unpacked bug report
+or a colleague's checkout would execute whatever its author put there. So the commit is read
+from the ``.git`` files directly, and only for nbtrace's own source checkout — never for the
+current folder or a trace folder, whose history says nothing about the nbtrace that ran.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,14 @@ import datetime as _dt
 import hashlib
 import os
 import platform
-import subprocess
+import re
 import sys
 from importlib import metadata
+from pathlib import Path
 
 _DISTRIBUTIONS = ("nbtrace", "numpy", "click", "rich", "pyyaml")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
+_MAX_GIT_FILE = 1 << 24  # packed-refs of a large repository is a few MB; anything bigger is not ours to read
 
 
 def sha256_file(path) -> str:
@@ -21,18 +32,80 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def git_sha(directory) -> str | None:
-    """HEAD of the git work tree holding ``directory`` (with "-dirty" if modified), else None."""
+def nbtrace_checkout() -> Path | None:
+    """The source checkout nbtrace runs from (an editable install), else None."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / ".git").exists() and (root / "nbtrace" / "__init__.py").is_file() else None
+
+
+def git_sha(checkout) -> str | None:
+    """HEAD commit of the git work tree whose top folder is ``checkout``, read from its ``.git``
+    files (HEAD -> ref -> loose ref or packed-refs; a linked worktree's ``gitdir:`` and
+    ``commondir`` are followed). None when any step is missing or malformed. Runs no program."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
-                             text=True, timeout=5)
-        if sha.returncode != 0:
+        gitdir = _gitdir(Path(checkout))
+        if gitdir is None:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / _read(gitdir / "commondir").strip()).resolve()
+        head = _read(gitdir / "HEAD").strip()
+        for _ in range(5):  # a symbolic ref may point at another symbolic ref; never loop for ever
+            if _SHA.fullmatch(head):
+                return head
+            if not head.startswith("ref: "):
+                return None
+            head = _resolve_ref(head[5:].strip(), gitdir, common)
+            if head is None:
+                return None
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return None
+
+
+def _gitdir(checkout: Path) -> Path | None:
+    dot = checkout / ".git"
+    if dot.is_dir():
+        return dot
+    if dot.is_file():  # a linked worktree or submodule: "gitdir: PATH"
+        text = _read(dot).strip()
+        if text.startswith("gitdir: "):
+            return (checkout / text[8:].strip()).resolve()
+    return None
+
+
+def _resolve_ref(ref: str, gitdir: Path, common: Path) -> str | None:
+    if not ref.startswith("refs/") or ".." in ref.split("/"):
+        return None
+    for base in (gitdir, common):
+        loose = base / ref
+        if loose.is_file():
+            return _read(loose).strip()
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in _read(packed).splitlines():
+            words = line.split()
+            if len(words) == 2 and words[1] == ref and _SHA.fullmatch(words[0]):
+                return words[0]
+    return None
+
+
+def _read(path: Path) -> str:
+    with open(path, "rb") as fh:
+        data = fh.read(_MAX_GIT_FILE + 1)
+    if len(data) > _MAX_GIT_FILE:
+        raise ValueError(f"{path} is too large for a git metadata file")
+    return data.decode("utf-8")
+
+
+def nbtrace_source_sha256() -> str:
+    """sha256 over nbtrace's own .py files (relative name and bytes): tells two installs apart
+    even with local edits, which a commit name alone cannot."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str | None]:
@@ -47,7 +120,7 @@ def _versions() -> dict[str, str | None]:
 
 def run_metadata(argv: list[str], inputs: dict[str, str]) -> dict:
     """argv: the command line; inputs: role -> path (e.g. {"a": ..., "b": ..., "spec": ...})."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    checkout = nbtrace_checkout()
     return {
         "argv": list(argv),
         "cwd": os.getcwd(),
@@ -55,7 +128,8 @@ def run_metadata(argv: list[str], inputs: dict[str, str]) -> dict:
         "versions": _versions(),
         "platform": platform.platform(),
         "executable": sys.executable,
-        "git_sha": {"cwd": git_sha(os.getcwd()), "nbtrace": git_sha(here)},
+        "git_sha": {"nbtrace": git_sha(checkout) if checkout is not None else None},
+        "nbtrace_source_sha256": nbtrace_source_sha256(),
         "inputs": {role: {"path": os.path.abspath(p), "sha256": sha256_file(p)}
                    for role, p in inputs.items() if p and os.path.isfile(p)},
     }

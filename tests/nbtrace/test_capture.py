@@ -4,6 +4,7 @@ trace text). The real producers are exercised by tests/test_parity.py."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -152,7 +153,9 @@ def test_port_cmd_gets_dtype_and_injections(fake, in_tmp, monkeypatch):
                   inject=["svec-two-pi"], dtype="float32")
     assert res.side == "port-cmd"
     argv = res.meta["argv"]
-    assert argv[:2] == [str(Path(sys.executable).resolve()), str(fake)]
+    # absolute but not symlink-resolved: a venv python finds its environment through its own path
+    assert argv[:2] == [os.path.abspath(sys.executable), str(fake)]
+    assert res.meta["executable"] == str(Path(sys.executable).resolve())
     assert argv[2:] == ["-N", "5", "-trace_pixel", "0", "1", "-dtype", "float32", "--inject", "svec-two-pi"]
     assert res.meta["dtype"] == "float32"
 
@@ -386,3 +389,98 @@ def test_empty_or_unsplittable_producer_commands_are_usage_errors(in_tmp, kwargs
     side = "c" if "c_bin" in kwargs else "py"
     with pytest.raises(UsageError, match=message):
         capture(side, ["-x"], pixels=[(0, 0)], **kwargs)
+
+
+# ---------------------------------------------------------------------------- what a producer leaves behind
+
+DAEMONIZING = """#!/bin/sh
+# a user's build that starts a helper in the background and exits, leaving the helper running
+sleep 300 &
+echo $! >> "{pids}"
+echo "TRACE_C:producer=daemonizing"
+echo "TRACE_CONFIG: tracing pixel (spixel=0, fpixel=0)"
+echo "TRACE_C: I_pixel_final 1.5"
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper has stopped running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_dead(pids, seconds: float = 10.0) -> list[int]:
+    """The pids still running after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p for p in pids if _alive(p)]
+
+
+def test_a_producers_background_child_does_not_outlive_the_capture(in_tmp):
+    pids = in_tmp / "pids"
+    build = in_tmp / "daemonizing"
+    build.write_text(DAEMONIZING.replace("{pids}", str(pids)))
+    build.chmod(0o755)
+    capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("t.trace"), c_bin=str(build))
+    started = [int(x) for x in pids.read_text().split()]
+    assert len(started) == 1
+    assert wait_dead(started) == []
+
+
+def test_temporary_trace_folders_live_in_the_temp_dir_the_caller_chose(fake, in_tmp, tmp_path):
+    res = capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(fake))  # no -o: a fresh temp folder
+    assert res.trace_path.parent.parent == tmp_path / "tmp"
+    assert res.trace_path.parent.name.startswith("nbtrace-capture-")
+
+
+def test_a_sidecar_that_is_not_a_json_object_is_a_trace_error(in_tmp):
+    from nbtrace.errors import TraceError
+
+    for text, what in (("[1, 2]", "JSON list"), ("{nope", "not valid JSON"), ('"x"', "JSON str")):
+        Path("t.trace.meta.json").write_text(text)
+        with pytest.raises(TraceError, match=what):
+            read_meta(Path("t.trace"))
+
+
+def test_run_size_caps_and_flags(fake, in_tmp):
+    with pytest.raises(UsageError, match="--max-pixels"):
+        capture("c", ["-detpixels", "9000"], pixels=[(0, 0)], c_bin=str(fake))
+    res = capture("c", ["-detpixels", "9000"], pixels=[(0, 0)], c_bin=str(fake), max_pixels=9000 * 9000,
+                  out_trace=Path("big.trace"))
+    assert res.meta["pixels_traced"] == [[0, 0]]
+    with pytest.raises(UsageError, match="--max-steps"):
+        capture("c", ["-oversample", "20", "-phisteps", "100000"], pixels=[(0, 0)], c_bin=str(fake))
+    with pytest.raises(UsageError, match="timeout"):
+        capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(fake), timeout=float("nan"))
+
+
+def test_a_failed_capture_leaves_no_temporary_folder(fake, in_tmp, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(ProducerError):
+        capture("c", ["-x"], pixels=[(0, 0)], roi=(0, 1, 0, 1), c_bin=str(fake))  # no -o, no --dump
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_failed_capture_keeps_the_folder_the_caller_named(fake, in_tmp, monkeypatch):
+    Path("mine").mkdir()
+    Path("mine/keep.txt").write_text("the user's")
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(ProducerError):  # the default dump would go beside the named trace
+        capture("c", ["-x"], pixels=[(0, 0)], roi=(0, 1, 0, 1), out_trace=Path("mine/t.trace"), c_bin=str(fake))
+    assert Path("mine/keep.txt").read_text() == "the user's"
+
+
+def test_run_context_skips_counts_that_are_not_counts():
+    from nbtrace.cli.capture import run_context
+    from nbtrace.run.hunt import _run_context
+
+    meta = {"setup": {"oversample": "inf", "steps": "nan", "phisteps": "1e999"},
+            "nb_args": ["-N", "inf", "-Na", "nan", "-Nb", "2", "-Nc", "2"]}
+    assert run_context(meta) == {}
+    assert _run_context(["-N", "inf", "-Na", "nan"], meta) == {}

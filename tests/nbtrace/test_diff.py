@@ -226,6 +226,8 @@ INCIDENTS = Path(__file__).resolve().parents[1] / "data" / "incidents"
 def test_comparing_in_two_processes_gives_the_serial_result(helper, monkeypatch):
     """Large traces are compared half here, half in a forked process: the verdicts (and the
     whole result) are the serial ones; a helper that fails is made up for here."""
+    from types import SimpleNamespace
+
     import nbtrace.engine.diff as diff_mod
 
     a = read_trace(INCIDENTS / "r15_oversample_auto" / "reference.log")
@@ -233,6 +235,9 @@ def test_comparing_in_two_processes_gives_the_serial_result(helper, monkeypatch)
     spec = default_spec()
     serial = diff_traces(a, b, spec)
     monkeypatch.setattr(diff_mod, "PARALLEL_COMPARE_MIN", 0)
+    # the fork is refused while any other thread lives; pin that process-wide state, which an
+    # earlier test may have changed (torch's compiler keeps a thread pool), so order never matters
+    monkeypatch.setattr(diff_mod, "threading", SimpleNamespace(active_count=lambda: 1))
     forks = []
     real_fork = diff_mod._fork
     if helper == "crashes":

@@ -349,3 +349,19 @@ def test_the_ports_render_run_is_killed_when_the_c_side_fails(tmp_path, monkeypa
     with pytest.raises(ProducerError, match="exited with code 1"):
         hunt(HuntOptions(nb_args=_SMALL_REAL, c_bin=false, out_dir=tmp_path))
     assert len(made) == 1 and made[0]._proc.returncode is not None and not made[0]._work.exists()
+
+
+def test_a_daemonizing_build_leaves_no_process_behind(tmp_path):
+    """Every producer run of a hunt (renders, pixel traces) is a process group killed at its end."""
+    from test_capture import wait_dead
+
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "build"
+    wrapper.write_text(f'#!/bin/sh\nsleep 300 &\necho $! >> "{pids}"\nexec {sys.executable} {FAKE} "$@"\n')
+    wrapper.chmod(0o755)
+    r = CliRunner().invoke(cli, ["hunt", "--c-bin", str(wrapper), "--port-cmd", f"{wrapper} --port", *ARGS],
+                           standalone_mode=False)
+    if r.exception:
+        raise r.exception
+    started = [int(x) for x in pids.read_text().split()]
+    assert len(started) >= 2 and wait_dead(started) == []

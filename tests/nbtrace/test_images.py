@@ -164,3 +164,42 @@ def test_npy_traps_are_image_errors_not_tracebacks(tmp_path):
     (tmp_path / "short.npy").write_bytes((tmp_path / "ok.npy").read_bytes()[:90])
     with pytest.raises(ImageError, match="not a readable .npy"):
         read_image(tmp_path / "short.npy")
+
+
+def _match_peaks_by_matrix(pa, pb, radius=1.0):
+    """The former all-pairs matching (A x B distance matrix), kept as the reference."""
+    if len(pa) == 0 or len(pb) == 0:
+        return len(pa), len(pb), 0, None
+    d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
+    pairs = np.argwhere(d <= radius + 1e-9)
+    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
+    used_a, used_b, dists = set(), set(), []
+    for i, j in pairs[order]:
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(int(i))
+        used_b.add(int(j))
+        dists.append(d[i, j])
+    return len(pa), len(pb), len(dists), float(np.mean(dists)) if dists else None
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("radius", [1.0, 1.5, 2.0])
+def test_peak_matching_equals_the_all_pairs_matching(seed, radius):
+    rng = np.random.default_rng(seed)
+    pa = rng.integers(0, 12, size=(rng.integers(0, 30), 2))
+    pb = rng.integers(0, 12, size=(rng.integers(0, 30), 2))
+    m = match_peaks(pa, pb, radius)
+    ref = _match_peaks_by_matrix(pa, pb, radius)
+    assert (m.n_a, m.n_b, m.matched) == ref[:3]
+    assert (m.mean_offset_px is None) == (ref[3] is None)
+    if ref[3] is not None:
+        assert m.mean_offset_px == pytest.approx(ref[3], rel=1e-12)
+
+
+def test_forty_thousand_peaks_match_without_an_all_pairs_matrix():
+    # 40,000 x 40,000 float64 distances would be 12.8 GB; the neighbour lookup needs none
+    s, f = np.divmod(np.arange(40_000), 200)
+    pa = np.stack([s * 3, f * 3], axis=1)
+    m = match_peaks(pa, pa + [0, 1])
+    assert (m.n_a, m.n_b, m.matched, m.mean_offset_px) == (40_000, 40_000, 40_000, 1.0)
