@@ -122,7 +122,7 @@ CASES = [
          {"producer": PRODUCER}, creates=("out/sub/c_x.bin", "out/sub/py_x.bin")),
     # images and dumps
     Case("compare-peaks-40000", ("compare", "a.bin", "b.bin", "--shape", "256", "256", "--peaks", "40000"), 1,
-         "images DISAGREE", IMAGES, timeout=60),
+         "DIVERGE: the images disagree", IMAGES, timeout=60),
     Case("maps-meta-json-is-a-list", ("maps", "l.npz", "ok.npz"), 2, "meta_json holds a JSON list",
          {"l.npz": _dump([1, 2]), "ok.npz": _dump({})}),
     Case("maps-meta-json-argv-nan", ("maps", "n.npz", "ok.npz"), 0, "region agrees",
