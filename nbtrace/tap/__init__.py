@@ -27,6 +27,8 @@ trace is written when the process exits)::
     NBTRACE_REPLAY=ref.log           replay: the reference trace ...
     NBTRACE_REPLAY_TAPS=a,b          ... and the taps whose values it replaces at the traced pixels
 
+A session starts from the environment only when NBTRACE_PIXELS or NBTRACE_ROI is set.
+
 Values are gathered for the selected pixels only (on CUDA only those elements reach the host),
 detached copies: the array a tap returns is the one it was given (replay aside), so autograd is
 untouched. Replay returns a new array with the reference's values at the traced pixels (for torch
@@ -145,10 +147,11 @@ def session_from_env(env=None) -> Session | None:
     roi = env.get("NBTRACE_ROI", "").strip()
     replay = env.get("NBTRACE_REPLAY", "").strip()
     taps = [t.strip() for t in env.get("NBTRACE_REPLAY_TAPS", "").split(",") if t.strip()]
-    if not (pixels or roi or replay):
-        if taps:
-            raise UsageError("NBTRACE_REPLAY_TAPS is set but NBTRACE_REPLAY is not",
-                             hint="NBTRACE_REPLAY=ref.log names the reference trace whose values are replayed")
+    if taps and not replay:
+        raise UsageError("NBTRACE_REPLAY_TAPS is set but NBTRACE_REPLAY is not",
+                         hint="NBTRACE_REPLAY=ref.log names the reference trace whose values are replayed")
+    if not (pixels or roi):
+        # replay alone is read by programs that open their own session (the built-in simulator)
         return None
     det = env.get("NBTRACE_DETECTOR", "").strip()
     out = env.get("NBTRACE_OUT", "").strip() or "-"
