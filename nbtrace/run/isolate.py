@@ -170,6 +170,7 @@ class _Runner:
         self.timeout, self.say = timeout, say
         self.pixels_text = ";".join(f"{s} {f}" for s, f in pixels)
         self.log: list[dict] = []
+        self.traces: list = []
         self.last_out = None
 
     def run(self, replay: tuple[str, ...]):
@@ -210,10 +211,12 @@ class _Runner:
                                 "--cmd", "run the command by hand with the same NBTRACE_* variables to see why")
         self.last_out = str(out)
         if out.is_file() and out.stat().st_size:
-            return read_trace(out)
+            self.traces.append(read_trace(out))
+            return self.traces[-1]
         text = proc.stdout.decode("utf-8", "replace")
         try:
-            return parse_text(text, path=f"<stdout of {argv[0]}>")
+            self.traces.append(parse_text(text, path=f"<stdout of {argv[0]}>"))
+            return self.traces[-1]
         except TraceError:
             raise ProducerError("the port printed no taps (neither NBTRACE_OUT nor stdout holds a trace)", "--cmd",
                                 "does it call nbtrace.tap.tap(...) on its arrays? see docs/instrument-a-port.md") from None
@@ -270,6 +273,12 @@ def _stages(base, dag, ref, port, runner, say) -> list[StageResult]:
         elif again is None or again.verdict.kind == "missing":
             out.append(StageResult(v.tap, v.label, f.status, "inconclusive", replay, only_ref, None,
                                    "the replayed run did not print this tap", run))
+        elif again.status in ("introduced", "inherited") and (deaf := _unmoved(v, f, base, replay, dag, port,
+                                                                               runner.traces[run])):
+            out.append(StageResult(v.tap, v.label, f.status, "inconclusive", replay, only_ref, None,
+                                   f"replaying {', '.join(deaf)} (which differed) left it bit-for-bit unchanged: the "
+                                   "port does not use the values tap() returns (write x = tap(...)), or it is not "
+                                   "computed from them (check the spec's after:)", run))
         elif again.status in ("introduced", "inherited"):
             out.append(StageResult(v.tap, v.label, f.status, "bug", replay, only_ref, again.verdict.factor,
                                    _explain(again.verdict), run))
@@ -277,6 +286,24 @@ def _stages(base, dag, ref, port, runner, say) -> list[StageResult]:
             out.append(StageResult(v.tap, v.label, f.status, "inherited", replay, only_ref, None,
                                    "agrees once its inputs are the reference's", run))
     return out
+
+
+def _unmoved(v, f, base, replay, dag, port, trace) -> list[str]:
+    """The replayed inputs that diverged in the baseline, when the tap's printed values are
+    exactly the baseline's although those inputs changed: the replay never reached the tap."""
+    canon = {dag.canonical(n, "b") or n: n for n in replay}
+    moved = [canon[g.verdict.tap] for g in base.findings
+             if g.verdict.tap in canon and not g.verdict.loop and g.status in ("introduced", "inherited")]
+    if not moved:
+        return []
+    return moved if _values_of(port, v, dag) == _values_of(trace, v, dag) else []
+
+
+def _values_of(trace, v, dag) -> list:
+    loop_keys = set(v.loop)
+    return [(r.index.pixel, r.index.loop, r.index.occurrence, r.values) for r in trace.records
+            if r.index.pixel is not None and (dag.canonical(r.name, "b") or r.name) == v.tap
+            and {k for k, _ in r.index.loop} == loop_keys]
 
 
 def _not_replayed(result, replay, dag) -> list[str]:
