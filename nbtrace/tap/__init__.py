@@ -70,8 +70,8 @@ def tap(name: str, value, *, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop
     s = _STATE["session"]
     if s is None:
         return value
-    if not s.wrapped and "torch" in sys.modules:
-        _wrap(s)  # torch was imported after the session started
+    if not s.wrapped and "torch._dynamo" in sys.modules:
+        _wrap(s)  # torch.compile came into use after the session started
     return s.tap(name, value, pixel_axes, pixels, origin, loop, integer)
 
 
@@ -103,7 +103,7 @@ def _activate(s: Session) -> Session:
     if _STATE["session"] is not None:
         raise UsageError("a tap session is already active",
                          hint="close it first (one session per process; NBTRACE_PIXELS starts one at import)")
-    if "torch" in sys.modules:
+    if "torch._dynamo" in sys.modules:  # torch.compile in use (never imported here: it costs ~1 s)
         _wrap(s)
     _STATE["session"] = s
     return s
