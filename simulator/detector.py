@@ -62,6 +62,10 @@ class Detector:
     thicksteps: int
     thickstep: float
     mu: float
+    # the beam centre pix0 was built from (BEAM pivot), before the rotations moved the detector
+    Fbeam0: Tensor | float | None = None
+    Sbeam0: Tensor | float | None = None
+    distance0: Tensor | float | None = None  # close / ratio before the rotations
 
 
 def detector_size(cfg) -> tuple[float, float, int, int]:
@@ -141,7 +145,7 @@ def build_detector(cfg, distance: Tensor, xbeam: Tensor, ybeam: Tensor) -> Detec
     if float(ratio.detach()) == 0.0:
         ratio = ratio.new_tensor(DBL_MIN)
     close = torch.abs(ratio * distance) if cfg.close_distance is None else distance.new_tensor(cfg.close_distance)
-    D = close / ratio
+    D = D0 = close / ratio
     if pivot == "SAMPLE":
         pix0 = -fclose * f - sclose * s + close * o
         if not cfg.has("sample-pivot-order"):
@@ -162,6 +166,8 @@ def build_detector(cfg, distance: Tensor, xbeam: Tensor, ybeam: Tensor) -> Detec
         spindle=u, pix0=pix0, close_distance=close, distance=D, Fbeam=dot(f, w), Sbeam=dot(s, w),
         Fclose=-dot(pix0, f), Sclose=-dot(pix0, s), Xbeam=xbeam, Ybeam=ybeam, curved=cfg.curved,
         point_pixel=cfg.point_pixel, thickness=thickness, thicksteps=thick_n, thickstep=thick_d, mu=mu,
+        Fbeam0=fbeam if pivot == "BEAM" else None, Sbeam0=sbeam if pivot == "BEAM" else None,
+        distance0=D0,
     )
 
 
@@ -213,9 +219,12 @@ def omega_c_order(R: Tensor, pixel: float, close: Tensor, point_pixel: bool) -> 
     return torch.div(R.new_tensor(pixel * pixel), R) / R * close / R
 
 
-def capture_fraction(det: Detector, d: tuple, layer: int, odet: Tensor | None = None, absolute: bool = False) -> Tensor:
-    """§5.10: fraction absorbed in layer ``layer`` along the unit direction d (three (P,) components)."""
-    if det.thickness <= 0:
+def capture_fraction(det: Detector, d: tuple, layer: int, odet: Tensor | None = None, absolute: bool = False,
+                     always: bool = False) -> Tensor:
+    """§5.10: fraction absorbed in layer ``layer`` along the unit direction d (three (P,) components).
+    ``always``: the formula even without a sensor thickness, as -oversample_thick makes the C
+    evaluate it (exp(-0) - exp(-0): nothing is captured)."""
+    if det.thickness <= 0 and not always:
         return torch.ones_like(d[0])
     o = det.odet if odet is None else odet
     rho = d[0] * o[0] + d[1] * o[1] + d[2] * o[2]

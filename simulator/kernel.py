@@ -307,10 +307,11 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
     for b, (t, ss, sf) in enumerate(_block_order(s)):
         blk = _block(s, s_idx, f_idx, t, ss, sf)
         omega = blk.omega if (cfg.oversample_omega or omega is None) else torch.where(omega == 0, blk.omega, omega)
-        if s.detector.thickness > 0:
+        if s.detector.thickness > 0 or cfg.oversample_thick:
+            # -oversample_thick evaluates the capture formula even without a sensor thickness
             if ss == 0 and sf == 0:
                 cap = torch.zeros(P, dtype=gdt, device=dev)
-            cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *_abs_args(s))
+            cap_sub = det_mod.capture_fraction(s.detector, blk.d, t, *_abs_args(s), always=True)
             cap = cap_sub if cfg.oversample_thick else torch.where(cap == 0, cap_sub, cap)
         elif cap is None and (rec is not None or _slow_path(cfg)):
             cap = torch.ones(P, dtype=gdt, device=dev)  # no thickness: exactly 1 (only read there)
@@ -342,7 +343,7 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
             add = term.reshape(P, -1).sum(dim=1) if term[0].numel() > 1 else term.reshape(P)
             I = add if I is None else I + add  # 0 + x is x exactly
         if rec is not None:
-            rec.block(t, ss, sf, s, blk, F, omega, cap, I)
+            rec.block(t, ss, sf, s, blk, F, omega, cap, I, polar, pol_src)
     v = _final_scale(s, I.to(gdt), cap, polar, omega)
     if rec is not None:
         rec.scaling(s, I, cap, polar, omega, blk, v)

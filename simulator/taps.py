@@ -54,9 +54,22 @@ def _np(x, n: int, static: bool = False) -> np.ndarray:
 @dataclass
 class _Chunk:
     keys: list
-    blocks: list = field(default_factory=list)      # list of ((t, ss, sf), {tap: (n, ...)})
-    loops: dict = field(default_factory=dict)       # kind -> list of (label dict, {name: (n,)})
+    blocks: list = field(default_factory=list)      # list of _Block, in the C's (layer, subpixel) order
+    loops: dict = field(default_factory=dict)       # kind -> list of (label dict, {name: (n,)}, shown (n,))
     scaling: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Block:
+    """The taps of one (layer, subpixel) pass for the chunk's rows. ``shown`` maps a tap to the
+    rows that print it (absent: every row): the real build prints the pass-0 taps only when
+    source 0 passed the -dmin test, and F_cell only when that term was looked up."""
+
+    at: tuple
+    arrays: dict
+    shown: dict
+    phi: list      # (labels, {name: (n,)}, shown (n,)) per φ step: source 0, mosaic domain 0
+    source2: tuple | None  # ({name: (n,)}, shown (n,)) of source index 2, φ step 0, domain 0
 
 
 _KEY = 1 << 32  # (slow, fast) → one int64 key
@@ -101,79 +114,121 @@ class Recorder:
         return out
 
 
-# taps evaluated after the -dmin test: 0 when the last source was removed (CONTRACTS §2.2)
+# taps of the first pass (source 0, φ step 0, mosaic domain 0), evaluated after the -dmin test
 AFTER_DMIN = ("rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms", "hkl_frac", "hkl_rounded",
               "F_latt_a", "F_latt_b", "F_latt_c", "F_latt", "F_cell")
+LATTICE_TAPS = ("F_latt_a", "F_latt_b", "F_latt_c", "F_latt")
+FIRST = (slice(None), 0, 0, 0)
 
 
-def _zero_skipped_source(arrays: dict, kept: np.ndarray) -> None:
-    for name in AFTER_DMIN:
-        arrays[name][~kept] = 0.0
-
-
-def _tapped_f_cell(setup, blk, F, at):
-    """F_cell of the last iteration, 0 when that term was skipped (CONTRACTS §2.2)."""
-    value = F[at]
+def _looked_up(setup, blk, at) -> torch.Tensor:
+    """Rows whose term at ``at`` reached the F_cell lookup: the C skips it when F_latt == 0
+    (without water) or when -dmin removed the source."""
+    ok = torch.ones(blk.h[at].shape, dtype=torch.bool, device=blk.h.device)
     if setup.cfg.water == 0:
-        value = torch.where(blk.latt.total[at] == 0.0, torch.zeros_like(value), value)
-    return value
+        ok = ok & (blk.latt.total[at] != 0.0)
+    if blk.keep is not None:
+        ok = ok & blk.keep[at[0], at[1]]
+    return ok
+
+
+def _bool(x, n: int) -> np.ndarray:
+    return x.detach().cpu().numpy().reshape(n).astype(bool) if torch.is_tensor(x) else np.full(n, bool(x))
 
 
 class _ChunkView:
     def __init__(self, parent: Recorder, chunk: _Chunk, rows: torch.Tensor):
         self.parent, self.chunk, self.rows = parent, chunk, rows
 
-    def block(self, t, ss, sf, setup, blk, F, omega, cap, I):
+    def block(self, t, ss, sf, setup, blk, F, omega, cap, I, polar=None, pol_src=None):
+        """One (layer, subpixel) pass, gated as the real instrumented nanoBragg prints it
+        (../shared/design/trace-format.md, Quirks 2): geometry and source 0's beam for every
+        subpixel, the rotated cell, h, k, l, F_latt* and F_cell of the first pass (source 0,
+        φ step 0, mosaic domain 0), Ω as cached for the pixel (the value the image uses)."""
         first = t == 0 and ss == 0 and sf == 0
         if not (first or self.parent.all_blocks):
             return
         r, n = self.rows, len(self.rows)
         det, src, cr = setup.detector, setup.sources, setup.crystal
-        last = (r, -1, -1, -1)
-        hkl = torch.stack((blk.h[last], blk.k[last], blk.l[last]), dim=-1)
+        at = (r, 0, 0, 0)
+        hkl = torch.stack((blk.h[at], blk.k[at], blk.l[at]), dim=-1)
         vals = {
             "pix0_vector_meters": det.pix0, "fdet_vec": det.fdet, "sdet_vec": det.sdet,
             "pixel_pos_meters": torch.stack(blk.pos, -1)[r], "R_distance_meters": blk.R[r],
-            "omega_pixel_sr": blk.omega[r],
+            "omega_pixel_sr": omega[r],
             "close_distance_meters": det.close_distance, "obliquity_factor": det.close_distance / blk.R[r],
-            "diffracted_vec": torch.stack(blk.d, -1)[r], "incident_vec": src.incident[-1], "lambda_meters": src.wavelength[-1],
-            "lambda_angstroms": src.wavelength[-1] * 1e10, "scattering_vec_A_inv": torch.stack(blk.q, -1)[r, -1],
-            "rot_a_angstroms": setup.vectors[0, -1, -1] * 1e10, "rot_b_angstroms": setup.vectors[1, -1, -1] * 1e10,
-            "rot_c_angstroms": setup.vectors[2, -1, -1] * 1e10, "rot_a_star_A_inv": cr.a_star,
+            "diffracted_vec": torch.stack(blk.d, -1)[r], "incident_vec": src.incident[0], "lambda_meters": src.wavelength[0],
+            "lambda_angstroms": src.wavelength[0] * 1e10, "scattering_vec_A_inv": torch.stack(blk.q, -1)[r, 0],
+            "rot_a_angstroms": setup.vectors[0, 0, 0] * 1e10, "rot_b_angstroms": setup.vectors[1, 0, 0] * 1e10,
+            "rot_c_angstroms": setup.vectors[2, 0, 0] * 1e10, "rot_a_star_A_inv": cr.a_star,
             "rot_b_star_A_inv": cr.b_star, "rot_c_star_A_inv": cr.c_star, "hkl_frac": hkl,
-            "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[last], "F_latt_b": blk.latt.b[last],
-            "F_latt_c": blk.latt.c[last], "F_latt": blk.latt.total[last], "F_cell": _tapped_f_cell(setup, blk, F, last),
+            "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[at], "F_latt_b": blk.latt.b[at],
+            "F_latt_c": blk.latt.c[at], "F_latt": blk.latt.total[at], "F_cell": F[at],
         }
         arrays = {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}
-        if blk.keep is not None:
-            _zero_skipped_source(arrays, blk.keep[r, -1].cpu().numpy())
-        self.chunk.blocks.append(((t, ss, sf), arrays))
-        if first and self.parent.all_blocks:
-            self._loops(setup, blk)
+        kept = _bool(blk.keep[r, 0], n) if blk.keep is not None else np.ones(n, dtype=bool)
+        shown = {name: kept for name in AFTER_DMIN}
+        square = setup.cfg.shape == "square"
+        if not square:
+            for name in LATTICE_TAPS:
+                shown[name] = np.zeros(n, dtype=bool)
+        shown["F_cell"] = _bool(_looked_up(setup, blk, at), n)
+        phi = []
+        if square and self.parent.all_blocks:
+            for m in range(blk.h.shape[2]):
+                pm = (r, 0, m, 0)
+                phi.append(({"phi_tic": m, "phi_deg": float(setup.phis[m]) * RTD}, {
+                    "k_frac": _np(blk.k[pm], n), "F_latt_b": _np(blk.latt.b[pm], n),
+                    "F_latt": _np(blk.latt.total[pm], n)}, kept))
+        source2 = None
+        if blk.h.shape[1] > 2 and self.parent.all_blocks:
+            source2 = self._source2(setup, blk, F, polar, pol_src)
+        self.chunk.blocks.append(_Block((t, ss, sf), arrays, shown, phi, source2))
+        if self.parent.all_blocks:
+            if first:
+                self._loops(setup, blk)
+            if det.thicksteps > 1 and ss == setup.oversample - 1 and sf == setup.oversample - 1:
+                self.chunk.loops.setdefault("LAYER", []).append(
+                    ({"layer": t}, {"capture_fraction": _np(cap[r], n)}, np.ones(n, dtype=bool)))
+
+    def _source2(self, setup, blk, F, polar, pol_src):
+        """The real build's per-subpixel lines of source index 2 (φ step 0, domain 0), printed
+        once its term was looked up."""
+        r, n = self.rows, len(self.rows)
+        at = (r, 2, 0, 0)
+        Fc, Fl = F[at], blk.latt.total[at]
+        if setup.cfg.oversample_polar and pol_src is not None:
+            pol = pol_src[r, 2]
+        else:
+            pol = polar[r] if polar is not None else torch.zeros(n, dtype=torch.float64)
+        inc = setup.sources.incident[2]
+        d = torch.stack(blk.d, -1)[r]
+        vals = {
+            "F_cell": Fc, "F_latt": Fl, "F_cell_squared": Fc * Fc, "F_latt_squared": Fl * Fl,
+            "I_contribution": Fc * Fc * Fl * Fl, "polar": pol, "cos2theta": dot(inc, d),
+            "lambda_angstroms": _np(setup.sources.wavelength[2] * 1e10, n, True), "source_index": np.full(n, 2.0),
+        }
+        return {k: _np(v, n) for k, v in vals.items()}, _bool(_looked_up(setup, blk, at), n)
 
     def _loops(self, setup, blk):
+        """Loop taps of the first (layer, subpixel) block, indexed so that none takes the place
+        of a tap the real build prints: per mosaic domain (source 0, φ step 0) and per source
+        (φ step 0, domain 0), each shown where that source passed the -dmin test."""
         r, n = self.rows, len(self.rows)
         lat = blk.latt
-        phi = []
-        for m in range(blk.h.shape[2]):
-            at = (r, -1, m, 0)
-            phi.append(({"phi_tic": m, "phi_deg": float(setup.phis[m]) * RTD}, {
-                "h_frac": _np(blk.h[at], n), "k_frac": _np(blk.k[at], n), "l_frac": _np(blk.l[at], n),
-                "F_latt_a": _np(lat.a[at], n), "F_latt_b": _np(lat.b[at], n), "F_latt_c": _np(lat.c[at], n),
-                "F_latt": _np(lat.total[at], n)}))
-        self.chunk.loops["PHI"] = phi
+        keep = (lambda j: _bool(blk.keep[r, j], n)) if blk.keep is not None else (lambda j: np.ones(n, dtype=bool))
         if blk.h.shape[3] > 1:
             self.chunk.loops["MOS"] = [({"mos_tic": d, "phi_tic": 0}, {
-                "h_frac": _np(blk.h[r, -1, 0, d], n), "k_frac": _np(blk.k[r, -1, 0, d], n),
-                "l_frac": _np(blk.l[r, -1, 0, d], n), "F_latt": _np(lat.total[r, -1, 0, d], n)})
+                "h_frac": _np(blk.h[r, 0, 0, d], n), "k_frac": _np(blk.k[r, 0, 0, d], n),
+                "l_frac": _np(blk.l[r, 0, 0, d], n), "F_latt": _np(lat.total[r, 0, 0, d], n)}, keep(0))
                 for d in range(blk.h.shape[3])]
         if blk.h.shape[1] > 1:
             src = setup.sources
-            self.chunk.loops["SOURCE"] = [({"source": j}, {
+            self.chunk.loops["SOURCE"] = [({"source": j, "phi_tic": 0, "mos_tic": 0}, {
                 "lambda_meters": _np(src.wavelength[j], n, True), "incident_x": _np(src.incident[j, 0], n, True),
                 "incident_y": _np(src.incident[j, 1], n, True), "incident_z": _np(src.incident[j, 2], n, True),
                 "h_frac": _np(blk.h[r, j, 0, 0], n), "k_frac": _np(blk.k[r, j, 0, 0], n),
-                "l_frac": _np(blk.l[r, j, 0, 0], n), "F_latt": _np(lat.total[r, j, 0, 0], n)})
+                "l_frac": _np(blk.l[r, j, 0, 0], n), "F_latt": _np(lat.total[r, j, 0, 0], n)}, keep(j))
                 for j in range(blk.h.shape[1])]
 
     def scaling(self, setup, I, cap, polar, omega, blk, v):
@@ -211,6 +266,12 @@ def _fmt_tap(name: str, value: np.ndarray) -> str:
     return f"{PREFIX}: {name} {text}"
 
 
+def _beam0(given, derived):
+    """Fbeam/Sbeam as the real build prints them: the BEAM pivot's input to pix0 (before the
+    detector rotations), else the value derived back from the rotated detector."""
+    return float(given) if given is not None else float(derived)
+
+
 def setup_lines(setup, argv, dtype_name: str) -> list[str]:
     """The §2.1 `=` block."""
     det = setup.detector
@@ -220,24 +281,51 @@ def setup_lines(setup, argv, dtype_name: str) -> list[str]:
         ("producer", "nbtrace-simulator 0.1.0"), ("dtype", dtype_name), ("argv", " ".join(argv)),
         ("structure_factors", sf), ("detector_convention", det.convention), ("pivot", det.pivot),
         ("detector_pixels", f"{det.fpixels} {det.spixels}"), ("pixel_size_m", fmt(det.pixel)),
-        ("distance_m", fmt(det.distance)), ("Fbeam_m", fmt(det.Fbeam)), ("Sbeam_m", fmt(det.Sbeam)),
+        ("distance_m", fmt(_beam0(det.distance0, det.distance))), ("Fbeam_m", fmt(_beam0(det.Fbeam0, det.Fbeam))),
+        ("Sbeam_m", fmt(_beam0(det.Sbeam0, det.Sbeam))),
         ("pix0_vector", vec(det.pix0)), ("oversample", setup.oversample), ("steps", setup.steps),
         ("phisteps", setup.phi.steps), ("mosaic_domains", setup.domains),
         ("sources", setup.sources.incident.shape[0]), ("thicksteps", det.thicksteps),
     )]
 
 
+GEOMETRY_TAPS = BLOCK_TAPS[:13]
+PASS0_TAPS = BLOCK_TAPS[13:21]
+
+
+def _loop_line(kind: str, labels: dict, vals: dict, row: int) -> str:
+    parts = [f"{k}={v if isinstance(v, int) else fmt(v)}" for k, v in labels.items()]
+    parts += [f"{k}={fmt(v[row])}" for k, v in vals.items()]
+    return f"{PREFIX}_{kind} " + " ".join(parts)
+
+
+def _block_lines(b: _Block, row: int) -> list[str]:
+    """One (layer, subpixel) block in the real build's print order."""
+    on = lambda name: name not in b.shown or bool(b.shown[name][row])  # noqa: E731
+    lines = [_fmt_tap(name, b.arrays[name][row]) for name in GEOMETRY_TAPS]
+    lines += [_fmt_tap(name, b.arrays[name][row]) for name in PASS0_TAPS if on(name)]
+    lines += [_fmt_tap(name, b.arrays[name][row]) for name in LATTICE_TAPS if on(name)]
+    phi = [_loop_line("PHI", labels, vals, row) for labels, vals, shown in b.phi if shown[row]]
+    lines += phi[:1]
+    if on("F_cell"):
+        lines.append(_fmt_tap("F_cell", b.arrays["F_cell"][row]))
+    lines += phi[1:]
+    if b.source2 is not None and b.source2[1][row]:
+        # the index follows the family's own prefix, the indexed loop form nbtrace reads
+        for name, vals in b.source2[0].items():
+            value = int(vals[row]) if name == "source_index" else fmt(vals[row])
+            lines.append(f"{PREFIX}_SOURCE 2: {name} {value}")
+    return lines
+
+
 def pixel_lines(recorder: Recorder, pixel) -> list[str]:
     """The §2.2/§2.3 lines of one recorded pixel, in contract order."""
     chunk, row = recorder.by_pixel()[tuple(pixel)]
     lines = [f"TRACE_CONFIG: tracing pixel (spixel={pixel[0]}, fpixel={pixel[1]})"]
-    for _, vals in chunk.blocks:
-        lines += [_fmt_tap(name, vals[name][row]) for name in BLOCK_TAPS]
-    for kind in ("PHI", "MOS", "SOURCE"):
-        for labels, vals in chunk.loops.get(kind, ()):
-            parts = [f"{k}={v if isinstance(v, int) else fmt(v)}" for k, v in labels.items()]
-            parts += [f"{k}={fmt(v[row])}" for k, v in vals.items()]
-            lines.append(f"{PREFIX}_{kind} " + " ".join(parts))
+    for b in chunk.blocks:
+        lines += _block_lines(b, row)
+    for kind in ("MOS", "SOURCE", "LAYER"):
+        lines += [_loop_line(kind, labels, vals, row) for labels, vals, shown in chunk.loops.get(kind, ()) if shown[row]]
     lines += [_fmt_tap(name, chunk.scaling[name][row]) for name in SCALING_TAPS]
     return lines
 
@@ -250,11 +338,15 @@ def write_npz(recorder: Recorder, roi, path: str, meta: dict) -> None:
     for chunk in recorder.chunks:
         ss = np.array([k[0] for k in chunk.keys]) - ymin
         ff = np.array([k[1] for k in chunk.keys]) - xmin
-        first = chunk.blocks[0][1]
-        for name, vals in list(first.items()) + list(chunk.scaling.items()):
+        first = chunk.blocks[0]
+        for name, vals in list(first.arrays.items()) + list(chunk.scaling.items()):
             if name not in arrays:
                 arrays[name] = np.full((ny, nx) + vals.shape[1:], np.nan)
-            arrays[name][ss, ff] = vals
+            shown = first.shown.get(name)
+            if shown is None:
+                arrays[name][ss, ff] = vals
+            else:  # a tap the first block does not print stays NaN, as the C reference leaves it
+                arrays[name][ss[shown], ff[shown]] = vals[shown]
     arrays["roi"] = np.array([xmin, xmax, ymin, ymax], dtype=np.int64)
     arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     try:

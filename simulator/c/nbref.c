@@ -823,6 +823,7 @@ typedef struct {
     double pixel, detsize_f, detsize_s;
     double fdet[3], sdet[3], odet[3], pix0[3], beam[3], polar_vec[3], spindle[3], twotheta_axis[3];
     double distance, close_distance, ratio, Fbeam, Sbeam, Fclose, Sclose, Xbeam, Ybeam;
+    double Fbeam0, Sbeam0, distance0;  /* as the real build prints them: before the detector rotations */
     Convention convention;
     Pivot pivot;
     int curved, point_pixel;
@@ -1287,6 +1288,9 @@ static void detector_pipeline(const Config *cfg, Setup *S)
     S->close_distance = cfg->close_distance;
     if (S->close_distance == UNSET) S->close_distance = fabs(S->ratio * cfg->distance);
     S->distance = S->close_distance / S->ratio;
+    S->distance0 = S->distance;
+    S->Fbeam0 = S->Fbeam;
+    S->Sbeam0 = S->Sbeam;
     if (S->pivot == PIVOT_SAMPLE) {
         int k;
         for (k = 0; k < 3; k++)
@@ -1570,12 +1574,6 @@ static double lattice_factor(const Setup *S, const double *hkl, const int *hkl0,
 /* Orientation carried between passes, for -emulate_phi0_carryover only. */
 typedef struct { double ap[3], bp[3], cp[3]; int valid; } Carry;
 
-/* Values of the last source/phi/mosaic iteration of a subpixel, kept only for the trace. */
-typedef struct {
-    double incident[3], lambda, q[3], a[3], b[3], c[3], hkl[3], fa, fb, fc, F_latt, F_cell;
-    int hkl0[3];
-} LastIter;
-
 /* Pixel-level values the scaling block reports. */
 typedef struct { double I, polar, omega, cap, cos2theta; } PixelSums;
 
@@ -1619,93 +1617,139 @@ static void orient_for_phi(const Setup *S, int m, Carry *carry, double *ap, doub
     }
 }
 
-static void print_loop_line(const char *kind, int source, int phi_tic, double phi, int mos_tic,
-                            const double *incident, double lambda, const double *hkl, double fa, double fb,
-                            double fc, double F_latt)
+/* What one subpixel pass hands to the trace: its geometry, for the block printed at source 0. */
+typedef struct { const double *pos, *diffracted; double R; int first_block; } Subpixel;
+
+/* The per-subpixel block of source 0 up to the -dmin test (the real build's gate: source == 0). */
+static void emit_geometry(const Setup *S, const Subpixel *sp, const PixelSums *px, const double *incident,
+                          double lambda, const double *q)
 {
-    NBT_LOOP_BEGIN(kind);
-    if (kind[0] == 'S') {
-        NBT_LOOP_INT("source", source);
+    NBT_VEC3("pix0_vector_meters", S->pix0);
+    NBT_VEC3("fdet_vec", S->fdet);
+    NBT_VEC3("sdet_vec", S->sdet);
+    NBT_VEC3("pixel_pos_meters", sp->pos);
+    NBT_SCALAR("R_distance_meters", sp->R);
+    NBT_SCALAR("omega_pixel_sr", px->omega);   /* as cached for the pixel: the value the image uses */
+    NBT_SCALAR("close_distance_meters", S->close_distance);
+    NBT_SCALAR("obliquity_factor", S->close_distance / sp->R);
+    NBT_VEC3("diffracted_vec", sp->diffracted);
+    NBT_VEC3("incident_vec", incident);
+    NBT_SCALAR("lambda_meters", lambda);
+    NBT_SCALAR("lambda_angstroms", lambda * 1e10);
+    NBT_VEC3("scattering_vec_A_inv", q);
+    (void)S; (void)sp; (void)px; (void)incident; (void)lambda; (void)q;
+}
+
+/* The first pass (source 0, phi step 0, mosaic domain 0): orientation, h, k, l and, for the
+   SQUARE shape (the only one the real build taps), the lattice factors. */
+static void emit_first_pass(const Setup *S, const double *a, const double *b, const double *c, const double *hkl,
+                            const int *hkl0, double fa, double fb, double fc, double F_latt)
+{
+    double v[3];
+    scale3(a, 1e10, v); NBT_VEC3("rot_a_angstroms", v);
+    scale3(b, 1e10, v); NBT_VEC3("rot_b_angstroms", v);
+    scale3(c, 1e10, v); NBT_VEC3("rot_c_angstroms", v);
+    NBT_VEC3("rot_a_star_A_inv", S->a_star);
+    NBT_VEC3("rot_b_star_A_inv", S->b_star);
+    NBT_VEC3("rot_c_star_A_inv", S->c_star);
+    NBT_VEC3("hkl_frac", hkl);
+    NBT_IVEC3("hkl_rounded", hkl0);
+    if (S->shape == SQUARE) {
+        NBT_SCALAR("F_latt_a", fa);
+        NBT_SCALAR("F_latt_b", fb);
+        NBT_SCALAR("F_latt_c", fc);
+        NBT_SCALAR("F_latt", F_latt);
+    }
+    (void)S; (void)a; (void)b; (void)c; (void)hkl; (void)hkl0; (void)fa; (void)fb; (void)fc; (void)F_latt; (void)v;
+}
+
+/* TRACE_C_PHI, as the real build prints it: source 0, mosaic domain 0, every phi step, every subpixel. */
+static void phi_line(int m, double phi, double k, double fb, double F_latt)
+{
+    NBT_LOOP_BEGIN("PHI");
+    NBT_LOOP_INT("phi_tic", m);
+    NBT_LOOP_NUM("phi_deg", phi * RTD);
+    NBT_LOOP_NUM("k_frac", k);
+    NBT_LOOP_NUM("F_latt_b", fb);
+    NBT_LOOP_NUM("F_latt", F_latt);
+    NBT_LOOP_END();
+    (void)m; (void)phi; (void)k; (void)fb; (void)F_latt;
+}
+
+/* The real build's lines for source index 2 (phi step 0, domain 0) once its term was looked up, in the
+   indexed loop form (PREFIX_SOURCE 2: name value) nbtrace reads as loop index source = 2. */
+static void source2_lines(const PixelSums *px, const double *incident, const double *diffracted, double lambda,
+                          double F_cell, double F_latt)
+{
+    if (!NBT_PRINTING) return;
+    printf("TRACE_C_SOURCE 2: F_cell %.17g\n", F_cell);
+    printf("TRACE_C_SOURCE 2: F_latt %.17g\n", F_latt);
+    printf("TRACE_C_SOURCE 2: F_cell_squared %.17g\n", F_cell * F_cell);
+    printf("TRACE_C_SOURCE 2: F_latt_squared %.17g\n", F_latt * F_latt);
+    printf("TRACE_C_SOURCE 2: I_contribution %.17g\n", F_cell * F_cell * F_latt * F_latt);
+    printf("TRACE_C_SOURCE 2: polar %.17g\n", px->polar);
+    printf("TRACE_C_SOURCE 2: cos2theta %.17g\n", dot3(incident, diffracted));
+    printf("TRACE_C_SOURCE 2: lambda_angstroms %.17g\n", lambda * 1e10);
+    printf("TRACE_C_SOURCE 2: source_index 2\n");
+}
+
+/* Loop families of the first block (CONTRACTS 2.3), indexed so that none stands in for a tap the real
+   build prints: per mosaic domain (source 0, phi step 0), per source (phi step 0, domain 0). */
+static void first_block_loops(const Setup *S, int j, int m, int n, const double *incident, double lambda,
+                              const double *hkl, double F_latt)
+{
+    if (m != 0) return;
+    if (j == 0 && S->domains > 1) {
+        NBT_LOOP_BEGIN("MOS");
+        NBT_LOOP_INT("mos_tic", n);
+        NBT_LOOP_INT("phi_tic", 0);
+        NBT_LOOP_NUM("h_frac", hkl[0]);
+        NBT_LOOP_NUM("k_frac", hkl[1]);
+        NBT_LOOP_NUM("l_frac", hkl[2]);
+        NBT_LOOP_NUM("F_latt", F_latt);
+        NBT_LOOP_END();
+    }
+    if (n == 0 && S->nsources > 1) {
+        NBT_LOOP_BEGIN("SOURCE");
+        NBT_LOOP_INT("source", j);
+        NBT_LOOP_INT("phi_tic", 0);
+        NBT_LOOP_INT("mos_tic", 0);
         NBT_LOOP_NUM("lambda_meters", lambda);
         NBT_LOOP_NUM("incident_x", incident[0]);
         NBT_LOOP_NUM("incident_y", incident[1]);
         NBT_LOOP_NUM("incident_z", incident[2]);
-    } else if (kind[0] == 'M') {
-        NBT_LOOP_INT("mos_tic", mos_tic);
-        NBT_LOOP_INT("phi_tic", phi_tic);
-    } else {
-        NBT_LOOP_INT("phi_tic", phi_tic);
-        NBT_LOOP_NUM("phi_deg", phi * RTD);
+        NBT_LOOP_NUM("h_frac", hkl[0]);
+        NBT_LOOP_NUM("k_frac", hkl[1]);
+        NBT_LOOP_NUM("l_frac", hkl[2]);
+        NBT_LOOP_NUM("F_latt", F_latt);
+        NBT_LOOP_END();
     }
-    NBT_LOOP_NUM("h_frac", hkl[0]);
-    NBT_LOOP_NUM("k_frac", hkl[1]);
-    NBT_LOOP_NUM("l_frac", hkl[2]);
-    if (kind[0] == 'P') {
-        NBT_LOOP_NUM("F_latt_a", fa);
-        NBT_LOOP_NUM("F_latt_b", fb);
-        NBT_LOOP_NUM("F_latt_c", fc);
-    }
-    NBT_LOOP_NUM("F_latt", F_latt);
-    NBT_LOOP_END();
-    (void)kind; (void)source; (void)phi_tic; (void)phi; (void)mos_tic; (void)incident; (void)lambda;
-    (void)hkl; (void)fa; (void)fb; (void)fc; (void)F_latt;
+    (void)incident; (void)lambda; (void)hkl; (void)F_latt;
 }
 
-/* Loop lines (CONTRACTS 2.3): first layer and subpixel only. */
-static void loop_lines(const Setup *S, int j, int m, int n, const double *incident, double lambda,
-                       const double *hkl, double fa, double fb, double fc, double F_latt)
-{
-    int last_source = j == S->nsources - 1;
-    double phi = S->phi0 + S->phistep * m;
-    if (m == 0 && n == 0 && S->nsources > 1)
-        print_loop_line("SOURCE", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-    if (last_source && n == 0) print_loop_line("PHI", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-    if (last_source && m == 0 && S->domains > 1)
-        print_loop_line("MOS", j, m, phi, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-}
-
-/* Trace bookkeeping: what every source computes before the dmin test. */
-static void record_source(LastIter *last, PixelSums *px, const double *incident, double lambda, const double *q,
-                          const double *diffracted)
-{
-    memcpy(last->incident, incident, 3 * sizeof(double));
-    last->lambda = lambda;
-    memcpy(last->q, q, 3 * sizeof(double));
-    px->cos2theta = dot3(incident, diffracted);
-}
-
-/* A source removed by dmin leaves no orientation, hkl, lattice or structure factor behind. */
-static void forget_orientation(LastIter *last)
-{
-    double incident[3], lambda = last->lambda, q[3];
-    memcpy(incident, last->incident, sizeof incident);
-    memcpy(q, last->q, sizeof q);
-    memset(last, 0, sizeof *last);
-    memcpy(last->incident, incident, sizeof incident);
-    last->lambda = lambda;
-    memcpy(last->q, q, sizeof q);
-}
-
-/* Sum over sources, phi steps and mosaic domains for one subpixel; returns the new running I. */
-static double sum_orientations(const Setup *S, const double *diffracted, double I, PixelSums *px, Carry *carry,
-                               int tracing, int first_block, LastIter *last)
+/* Sum over sources, phi steps and mosaic domains for one subpixel; returns the new running I. The taps
+   are printed where the real instrumented build prints them (trace-format.md, Quirks 2). */
+static double sum_orientations(const Setup *S, const Subpixel *sp, double I, PixelSums *px, Carry *carry,
+                               int tracing)
 {
     double incident[3], q[3], ap[3], bp[3], cp[3], a[3], b[3], c[3], hkl[3], fa, fb, fc, F_latt, F_cell, lambda, stol;
-    int hkl0[3], j, m, n, k;
+    int hkl0[3], j, m, n, k, loops = tracing && sp->first_block && NBT_PRINTING;
+    const double *diffracted = sp->diffracted;
     for (j = 0; j < S->nsources; j++) {
         for (k = 0; k < 3; k++) incident[k] = -S->src[3 * j + k];
         lambda = S->src_lambda[j];
         for (k = 0; k < 3; k++) q[k] = (diffracted[k] - incident[k]) / lambda;
         stol = 0.5 * norm3(q);
-        if (tracing) record_source(last, px, incident, lambda, q, diffracted);
-        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) {
-            if (tracing) forget_orientation(last);   /* nothing after the dmin test ran (CONTRACTS 2.2) */
-            continue;
+        if (tracing) {
+            px->cos2theta = dot3(incident, diffracted);
+            if (j == 0) emit_geometry(S, sp, px, incident, lambda, q);
         }
+        if (S->dmin > 0.0 && stol > 0.0 && S->dmin > 0.5 / stol) continue;
         if (px->polar == 0.0 || S->os_polar) px->polar = polarization_factor(S->polarization, incident, diffracted, S->polar_vec);
         for (m = 0; m < S->phisteps; m++) {
             orient_for_phi(S, m, carry, ap, bp, cp);
             for (n = 0; n < S->domains; n++) {
+                int first = tracing && j == 0 && m == 0 && n == 0;
                 if (S->mosaic_spread > 0.0) {
                     rotate_umat(ap, a, &S->umats[9 * n]);
                     rotate_umat(bp, b, &S->umats[9 * n]);
@@ -1716,18 +1760,14 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
                 hkl[0] = dot3(a, q); hkl[1] = dot3(b, q); hkl[2] = dot3(c, q);
                 for (k = 0; k < 3; k++) hkl0[k] = (int)ceil(hkl[k] - 0.5);
                 F_latt = lattice_factor(S, hkl, hkl0, &fa, &fb, &fc);
-                if (tracing) {
-                    memcpy(last->a, a, sizeof a); memcpy(last->b, b, sizeof b); memcpy(last->c, c, sizeof c);
-                    memcpy(last->hkl, hkl, sizeof hkl); memcpy(last->hkl0, hkl0, sizeof hkl0);
-                    last->fa = fa; last->fb = fb; last->fc = fc; last->F_latt = F_latt;
-                    if (first_block && NBT_PRINTING) loop_lines(S, j, m, n, incident, lambda, hkl, fa, fb, fc, F_latt);
-                }
-                if (F_latt == 0.0 && S->water == 0.0) {
-                    if (tracing) last->F_cell = 0.0;   /* skipped term: no lookup (CONTRACTS 2.2) */
-                    continue;
-                }
+                if (first) emit_first_pass(S, a, b, c, hkl, hkl0, fa, fb, fc, F_latt);
+                if (tracing && NBT_PRINTING && j == 0 && n == 0 && S->shape == SQUARE)
+                    phi_line(m, S->phi0 + S->phistep * m, hkl[1], fb, F_latt);
+                if (loops) first_block_loops(S, j, m, n, incident, lambda, hkl, F_latt);
+                if (F_latt == 0.0 && S->water == 0.0) continue;
                 F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2]);
-                if (tracing) last->F_cell = F_cell;
+                if (first) NBT_SCALAR("F_cell", F_cell);
+                if (tracing && j == 2 && m == 0 && n == 0) source2_lines(px, incident, diffracted, lambda, F_cell, F_latt);
                 I += F_cell * F_cell * F_latt * F_latt;
                 if (S->os_thick) I *= px->cap;
                 if (S->os_polar) I *= px->polar;
@@ -1736,39 +1776,6 @@ static double sum_orientations(const Setup *S, const double *diffracted, double 
         }
     }
     return I;
-}
-
-static void emit_subpixel_block(const Setup *S, const double *pos, double R, double omega_sub,
-                                const double *diffracted, const LastIter *L)
-{
-    double v[3];
-    NBT_VEC3("pix0_vector_meters", S->pix0);
-    NBT_VEC3("fdet_vec", S->fdet);
-    NBT_VEC3("sdet_vec", S->sdet);
-    NBT_VEC3("pixel_pos_meters", pos);
-    NBT_SCALAR("R_distance_meters", R);
-    NBT_SCALAR("omega_pixel_sr", omega_sub);
-    NBT_SCALAR("close_distance_meters", S->close_distance);
-    NBT_SCALAR("obliquity_factor", S->close_distance / R);
-    NBT_VEC3("diffracted_vec", diffracted);
-    NBT_VEC3("incident_vec", L->incident);
-    NBT_SCALAR("lambda_meters", L->lambda);
-    NBT_SCALAR("lambda_angstroms", L->lambda * 1e10);
-    NBT_VEC3("scattering_vec_A_inv", L->q);
-    scale3(L->a, 1e10, v); NBT_VEC3("rot_a_angstroms", v);
-    scale3(L->b, 1e10, v); NBT_VEC3("rot_b_angstroms", v);
-    scale3(L->c, 1e10, v); NBT_VEC3("rot_c_angstroms", v);
-    NBT_VEC3("rot_a_star_A_inv", S->a_star);
-    NBT_VEC3("rot_b_star_A_inv", S->b_star);
-    NBT_VEC3("rot_c_star_A_inv", S->c_star);
-    NBT_VEC3("hkl_frac", L->hkl);
-    NBT_IVEC3("hkl_rounded", L->hkl0);
-    NBT_SCALAR("F_latt_a", L->fa);
-    NBT_SCALAR("F_latt_b", L->fb);
-    NBT_SCALAR("F_latt_c", L->fc);
-    NBT_SCALAR("F_latt", L->F_latt);
-    NBT_SCALAR("F_cell", L->F_cell);
-    (void)S; (void)pos; (void)R; (void)omega_sub; (void)diffracted; (void)L; (void)v;
 }
 
 static void emit_scaling_block(const Setup *S, const PixelSums *px, double value)
@@ -1794,15 +1801,16 @@ static void emit_scaling_block(const Setup *S, const PixelSums *px, double value
 static double render_pixel(const Setup *S, int s, int f, Carry *carry)
 {
     PixelSums px;
-    LastIter last;
+    Subpixel sp;
     double pos[3], diffracted[3], R, omega_sub, value, rho;
     int t, ss, sf, tracing = NBT_ACTIVE;
-    memset(&last, 0, sizeof last);
     px.I = S->I_bg;
     px.polar = S->nopolar ? 1.0 : 0.0;
     px.omega = 0.0;
     px.cos2theta = 0.0;
     px.cap = 0.0;
+    sp.pos = pos;
+    sp.diffracted = diffracted;
     for (t = 0; t < S->thicksteps; t++) {
         px.cap = S->thick == 0.0 ? 1.0 : 0.0;
         for (ss = 0; ss < S->oversample; ss++) {
@@ -1815,9 +1823,16 @@ static double render_pixel(const Setup *S, int s, int f, Carry *carry)
                     rho = dot3(diffracted, S->odet);
                     px.cap = exp(-t * S->thickstep * S->mu / rho) - exp(-(t + 1) * S->thickstep * S->mu / rho);
                 }
-                px.I = sum_orientations(S, diffracted, px.I, &px, carry, tracing, t == 0 && ss == 0 && sf == 0, &last);
-                if (tracing) emit_subpixel_block(S, pos, R, omega_sub, diffracted, &last);
+                sp.R = R;
+                sp.first_block = t == 0 && ss == 0 && sf == 0;
+                px.I = sum_orientations(S, &sp, px.I, &px, carry, tracing);
             }
+        }
+        if (tracing && NBT_PRINTING && S->thicksteps > 1) {
+            NBT_LOOP_BEGIN("LAYER");
+            NBT_LOOP_INT("layer", t);
+            NBT_LOOP_NUM("capture_fraction", px.cap);
+            NBT_LOOP_END();
         }
     }
     value = R_E_SQR * S->fluence * px.I / S->steps;
@@ -1907,9 +1922,9 @@ static void print_setup_block(int argc, char **argv, const Setup *S)
         NBT_SETUP_STR("detector_pixels", px);
     }
     NBT_SETUP_NUM("pixel_size_m", S->pixel);
-    NBT_SETUP_NUM("distance_m", S->distance);
-    NBT_SETUP_NUM("Fbeam_m", S->Fbeam);
-    NBT_SETUP_NUM("Sbeam_m", S->Sbeam);
+    NBT_SETUP_NUM("distance_m", S->distance0);
+    NBT_SETUP_NUM("Fbeam_m", S->pivot == PIVOT_BEAM ? S->Fbeam0 : S->Fbeam);
+    NBT_SETUP_NUM("Sbeam_m", S->pivot == PIVOT_BEAM ? S->Sbeam0 : S->Sbeam);
     NBT_SETUP_VEC3("pix0_vector", S->pix0);
     NBT_SETUP_INT("oversample", S->oversample);
     NBT_SETUP_INT("steps", S->steps);
