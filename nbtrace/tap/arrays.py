@@ -91,6 +91,15 @@ def gather(x, idx: tuple, kind: str) -> np.ndarray:
     return np.asarray(x[idx], dtype=np.float64)
 
 
+def pick(x, idx: tuple[np.ndarray, np.ndarray], kind: str) -> np.ndarray:
+    """Float64 host values of ``x[s, f]`` for a few (s, f): basic indexing, no index arrays built
+    (on a GPU each read copies that pixel's elements only)."""
+    if kind == "torch":
+        x = x.detach()
+        return np.array([x[s, f].tolist() for s, f in zip(idx[0].tolist(), idx[1].tolist())], dtype=np.float64)
+    return np.array([np.asarray(x[s, f], dtype=np.float64) for s, f in zip(idx[0].tolist(), idx[1].tolist())])
+
+
 def region(x, sl: tuple[slice, ...], kind: str) -> np.ndarray:
     """Float64 host copy of a basic-slice window of ``x`` (a view until it is copied)."""
     if kind == "torch":

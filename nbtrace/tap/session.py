@@ -101,6 +101,7 @@ class Session:
         self._region: dict[str, list] = {}
         self.replayed: set[str] = set()
         self._flat_cache: list = []
+        self._window_cache: dict = {}
         self.closed = False
         self.wrapped = False
         self._text: str | None = None
@@ -138,6 +139,8 @@ class Session:
             elif static:
                 one = A.to_host(value, kind).reshape(1, -1)
                 vals = np.broadcast_to(one, (len(sel_pixels), one.shape[1]))
+            elif len(idx) == 2 and len(sel_pixels) <= 16:
+                vals = A.pick(moved, idx, kind).reshape(len(sel_pixels), -1)  # a few basic indexings
             else:
                 vals = A.gather(moved, A.index_arrays(idx, moved, kind), kind).reshape(len(sel_pixels), -1)
             for p, o, v in zip(sel_pixels, occs, vals):
@@ -158,9 +161,18 @@ class Session:
             return list(self.pixels), ()
         shp = A.shape(moved, kind)
         if len(axes) == 2:
-            s, f = self._ps - int(origin[0]), self._pf - int(origin[1])
-            inside = (s >= 0) & (s < shp[0]) & (f >= 0) & (f < shp[1])
-            return [p for p, ok in zip(self.pixels, inside) if ok], (s[inside], f[inside])
+            key = (shp[0], shp[1], origin[0], origin[1])
+            hit = self._window_cache.get(key)
+            if hit is None:  # a port taps many arrays of one window: the answer is kept per window
+                o_s, o_f = int(origin[0]), int(origin[1])
+                inside = [(p, p[0] - o_s, p[1] - o_f) for p in self.pixels
+                          if 0 <= p[0] - o_s < shp[0] and 0 <= p[1] - o_f < shp[1]]
+                hit = ([p for p, _, _ in inside], (np.array([s for _, s, _ in inside], dtype=np.int64),
+                                                   np.array([f for _, _, f in inside], dtype=np.int64)))
+                if len(self._window_cache) > 64:
+                    self._window_cache.clear()
+                self._window_cache[key] = hit
+            return hit
         flat = self._flat_index(name, shp[0])
         return list(self.pixels), (flat,)
 
