@@ -153,7 +153,7 @@ def run(cfg, pixels_from=None, pixels_after=None) -> int:
     recs = [r for r in (text_rec, roi_rec) if r is not None]
     recorder = RecorderGroup(recs) if recs else None
     wants_image = any((cfg.floatfile, cfg.intfile, cfg.noisefile, cfg.pgmfile))
-    with torch.no_grad():
+    with torch.no_grad(), taps_mod.replay_session(cfg):
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)
         else:

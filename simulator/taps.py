@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+import nbtrace.tap as tap_mod
 from nbtrace.errors import UsageError
 from nbtrace.sim.constants import R_E_SQR, RTD
 from nbtrace.sim.vectors import dot
@@ -355,3 +356,88 @@ def write_npz(recorder: Recorder, roi, path: str, meta: dict) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write the tap dump: {exc.strerror}", where=path,
                          hint="check that the folder exists and is writable") from None
+
+
+# ------------------------------------------------------------------------- replay (isolation)
+# With a session whose replay taps name a kernel value, that value is replaced at the traced
+# pixels by the reference's (nbtrace.tap replay) and the kernel goes on from it. The reference
+# prints these taps for the first pass (source 0, φ step 0, mosaic domain 0), so only that
+# element of each pixel is replaced. Without such a session each hook is one dictionary lookup.
+
+
+def _replays(name: str) -> bool:
+    s = tap_mod.current()
+    return s is not None and name in s.replay_taps
+
+
+def _first(x: torch.Tensor) -> tuple:
+    return (slice(None),) + (0,) * (x.dim() - 1)
+
+
+def replay_scalar(name: str, x: torch.Tensor, pix) -> torch.Tensor:
+    """x (P[, S, Φ, D]) with its first-pass element replaced at the traced pixels."""
+    if not _replays(name):
+        return x
+    at = _first(x)
+    first = x[at]
+    new = tap_mod.tap(name, first, pixel_axes=0, pixels=pix)
+    if new is first:
+        return x
+    out = x.clone()
+    out[at] = new
+    return out
+
+
+def replay_vector(name: str, comps: tuple, pix) -> tuple:
+    """The 3 components (each P[, S, Φ, D]) of a vector tap, first pass replaced as one 3-vector."""
+    if not _replays(name):
+        return comps
+    at = _first(comps[0])
+    first = torch.stack([c[at] for c in comps], dim=-1)
+    new = tap_mod.tap(name, first, pixel_axes=0, pixels=pix)
+    if new is first:
+        return comps
+    out = []
+    for i, c in enumerate(comps):
+        c = c.clone()
+        c[at] = new[:, i]
+        out.append(c)
+    return tuple(out)
+
+
+def replay_lattice(latt: tuple, N, pix) -> tuple:
+    """F_latt_a/b/c replaced (their product F_latt recomputed as the kernel forms it), then F_latt."""
+    fa, fb, fc, total = latt
+    if any(_replays(n) for n in ("F_latt_a", "F_latt_b", "F_latt_c")):
+        fa, fb, fc = (replay_scalar(n, f, pix) for n, f in zip(("F_latt_a", "F_latt_b", "F_latt_c"), (fa, fb, fc)))
+        from nbtrace.sim.lattice import _assemble
+
+        total = _assemble(fa, [f if n > 1 else None for f, n in zip((fa, fb, fc), N)]).total
+    return fa, fb, fc, replay_scalar("F_latt", total, pix)
+
+
+def replay_session(cfg):
+    """The replay session NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS ask for (traced pixels: the run's
+    -trace_pixel ones), or a null context. Its records are not printed: the trace comes from the
+    recorder, which sees the replaced values."""
+    import contextlib
+    import os
+
+    ref = os.environ.get("NBTRACE_REPLAY", "").strip()
+    names = [t.strip() for t in os.environ.get("NBTRACE_REPLAY_TAPS", "").split(",") if t.strip()]
+    if not ref and not names:
+        return contextlib.nullcontext()
+    if not ref:
+        raise UsageError("NBTRACE_REPLAY_TAPS is set but NBTRACE_REPLAY is not",
+                         hint="NBTRACE_REPLAY=ref.log names the reference trace")
+    unknown = sorted(set(names) - set(REPLAYABLE))
+    if unknown:
+        raise UsageError(f"the simulator cannot replay {', '.join(unknown)}",
+                         hint=f"replayable taps: {', '.join(REPLAYABLE)}")
+    if not cfg.trace_pixels:
+        raise UsageError("replay needs traced pixels", hint="add -trace_pixel S F (the reference's pixels)")
+    return tap_mod.session(pixels=cfg.trace_pixels, replay=ref, replay_taps=names, out=None)
+
+
+REPLAYABLE = ("diffracted_vec", "scattering_vec_A_inv", "hkl_frac", "F_latt_a", "F_latt_b", "F_latt_c", "F_latt",
+              "I_before_scaling", "I_pixel_final")

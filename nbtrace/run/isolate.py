@@ -30,10 +30,11 @@ PLACEHOLDERS = ("pixels", "out", "replay", "replay_taps")
 class StageResult:
     """One divergent tap (label: tap[loop]) after its inputs were replayed.
 
-    status: "bug" (still diverges with the reference's inputs), "inherited" (agrees once its
-    inputs are the reference's), "bug-no-inputs" (diverges and none of its inputs is tapped on
-    both sides: the divergence starts in this stage or in an untapped one before it),
-    "inconclusive" (the replayed run did not print the tap).
+    status: "bug" (still diverges with the reference's inputs, or its inputs all agree already),
+    "inherited" (agrees once its inputs are the reference's), "bug-no-inputs" (diverges and none
+    of its inputs is tapped on both sides: the divergence starts in this stage or in an untapped
+    one before it), "inconclusive" (the replay did not reach the tap, or it was not printed).
+    replayed: the inputs that diverged in the baseline and were replaced by the reference's.
     """
 
     tap: str
@@ -69,6 +70,15 @@ class IsolateResult:
     def bugs(self) -> tuple[StageResult, ...]:
         return tuple(s for s in self.stages if s.is_bug)
 
+    def bug_groups(self) -> list[list[StageResult]]:
+        """Bugs that are one defect: taps replayed from the same inputs, off by the same factor
+        (F_latt_a, F_latt_b, F_latt_c from one shared lattice function)."""
+        groups: dict[tuple, list[StageResult]] = {}
+        for s in self.bugs:
+            key = (s.replayed, round(s.factor, 12)) if s.replayed and s.factor is not None else (s.label,)
+            groups.setdefault(key, []).append(s)
+        return list(groups.values())
+
     @property
     def verdict(self) -> str:
         return "agree" if bool(self.baseline) else "diverge"
@@ -81,6 +91,7 @@ class IsolateResult:
         return {
             "verdict": self.verdict,
             "bugs": [s.to_json() for s in self.bugs],
+            "bug_groups": [[s.label for s in g] for g in self.bug_groups()],
             "stages": [s.to_json() for s in self.stages],
             "first_divergence": b.root_cause.to_json() if b.root_cause else None,
             "baseline_headline": b.headline,
@@ -98,7 +109,7 @@ def _num(x):
 
 
 def isolate(reference, command, *, spec=None, env=None, timeout: float = 600.0, workdir=None,
-            progress=None, prefix: str | None = None) -> IsolateResult:
+            progress=None, prefix: str | None = None, simulator: bool = False) -> IsolateResult:
     """Run ``command`` (a template string or a list of words) as the baseline and once per group
     of divergent taps with their inputs replayed; returns the stages found.
 
@@ -106,6 +117,8 @@ def isolate(reference, command, *, spec=None, env=None, timeout: float = 600.0, 
     spec: a TapSpec, a YAML path or a shipped spec name; default: the shipped spec that fits.
     env: extra environment for the port. workdir: where the port's traces go (default: a
     temporary folder, removed afterwards). progress: called with one-line messages.
+    simulator: ``command`` is the built-in simulator's (:func:`simulator_command`): the pixels go
+    as ``-trace_pixel`` flags and the trace comes on stdout; only NBTRACE_REPLAY* are set.
     """
     from nbtrace.engine.diff import diff_traces, resolve_spec
     from nbtrace.engine.parse import read_trace
@@ -119,11 +132,13 @@ def isolate(reference, command, *, spec=None, env=None, timeout: float = 600.0, 
         raise UsageError("the reference trace traces no pixel (no 'TRACE_CONFIG: tracing pixel' header)", ref_path,
                          "trace one or more pixels on the reference side (-trace_pixel S F)")
     words = _template(command)
+    if simulator:
+        words += [w for s, f in pixels for w in ("-trace_pixel", str(s), str(f))]
     tmp = tempfile.TemporaryDirectory(prefix="nbtrace-isolate-") if workdir is None else None
     work = Path(tmp.name if tmp else workdir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        runner = _Runner(words, env or {}, pixels, ref_path, work, timeout, say)
+        runner = _Runner(words, env or {}, pixels, ref_path, work, timeout, say, pixels_env=not simulator)
         port = runner.run(())
         tap_spec = resolve_spec(spec) if spec is not None else spec_for(ref, port)
         if tap_spec is None:
@@ -140,6 +155,14 @@ def isolate(reference, command, *, spec=None, env=None, timeout: float = 600.0, 
         if tmp is not None:
             tmp.cleanup()
     return IsolateResult(ref_path, shlex.join(words), pixels, base, tuple(stages), tuple(runner.log))
+
+
+def simulator_command(nb_args, inject=()) -> list[str]:
+    """The built-in PyTorch simulator as the port: nanoBragg arguments, fault injections."""
+    import sys
+
+    return [sys.executable, "-m", "nbtrace.sim", *[str(a) for a in nb_args],
+            *[w for name in inject for w in ("--inject", name)]]
 
 
 def _template(command) -> list[str]:
@@ -165,8 +188,9 @@ def _template(command) -> list[str]:
 class _Runner:
     """Runs the port: with ``NBTRACE_*`` set, in the caller's working directory."""
 
-    def __init__(self, words, env, pixels, ref_path, work, timeout, say):
+    def __init__(self, words, env, pixels, ref_path, work, timeout, say, pixels_env=True):
         self.words, self.env, self.ref_path, self.work = words, env, ref_path, work
+        self.pixels_env = pixels_env
         self.timeout, self.say = timeout, say
         self.pixels_text = ";".join(f"{s} {f}" for s, f in pixels)
         self.log: list[dict] = []
@@ -186,7 +210,8 @@ class _Runner:
         for k in ("NBTRACE_PIXELS", "NBTRACE_ROI", "NBTRACE_REPLAY", "NBTRACE_REPLAY_TAPS", "NBTRACE_OUT"):
             env.pop(k, None)
         env.update(self.env)
-        env.update(NBTRACE_PIXELS=self.pixels_text, NBTRACE_OUT=str(out))
+        if self.pixels_env:
+            env.update(NBTRACE_PIXELS=self.pixels_text, NBTRACE_OUT=str(out))
         if replay:
             env.update(NBTRACE_REPLAY=self.ref_path, NBTRACE_REPLAY_TAPS=",".join(replay))
         self.say(f"isolate: run {n}" + (f": replaying {', '.join(replay)}" if replay else ": baseline (no replay)"))
@@ -238,13 +263,15 @@ def _stages(base, dag, ref, port, runner, say) -> list[StageResult]:
     if not divergent:
         return []
     ref_names, port_names = _printed_names(ref, dag, "a"), _printed_names(port, dag, "b")
+    bad = {f.verdict.tap for f in divergent}
     plans = []
     for f in divergent:
         v = f.verdict
         inputs = dag.get(v.tap).after if v.tap in dag else ()
         both = tuple(i for i in inputs if i in ref_names and i in port_names)
         only_ref = tuple(i for i in inputs if i in ref_names and i not in port_names)
-        plans.append((f, tuple(port_names[i] for i in both), only_ref))
+        # an input that already agrees needs no replay: only the divergent ones are replaced
+        plans.append((f, tuple(port_names[i] for i in both if i in bad), only_ref, bool(both)))
     groups: dict[tuple[str, ...], list] = {}
     for plan in plans:
         if plan[1]:
@@ -255,10 +282,11 @@ def _stages(base, dag, ref, port, runner, say) -> list[StageResult]:
         trace = runner.run(key)
         replayed_diff[key] = (len(runner.log) - 1, diff_traces(ref, trace, dag))
     out = []
-    for f, replay, only_ref in plans:
+    for f, replay, only_ref, tapped in plans:
         v = f.verdict
         if not replay:
-            status = "bug-no-inputs" if f.status == "introduced" else "inconclusive"
+            # no input of it diverges: it diverges on its own (or, untapped, its inputs are unknown)
+            status = ("bug" if tapped else "bug-no-inputs") if f.status == "introduced" else "inconclusive"
             out.append(StageResult(v.tap, v.label, f.status, status, (), only_ref, v.factor,
                                    _explain(v), None))
             continue
