@@ -102,6 +102,8 @@ class Session:
         self.replayed: set[str] = set()
         self._flat_cache: list = []
         self._window_cache: dict = {}
+        self._names_ok: set = set()
+        self._axes_cache: dict = {}
         self.closed = False
         self.wrapped = False
         self._text: str | None = None
@@ -119,11 +121,20 @@ class Session:
         self._setup.append(f"{self.prefix}:{key}={text}")
 
     def tap(self, name, value, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop=None, integer=None):
-        if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "=" in name:
-            raise UsageError(f"tap name {name!r} is not one word", hint="tap names are identifiers such as hkl_frac")
+        if name not in self._names_ok:
+            if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "=" in name:
+                raise UsageError(f"tap name {name!r} is not one word", hint="tap names are identifiers such as hkl_frac")
+            self._names_ok.add(name)
         kind = A.backend(value)
-        static = pixel_axes is None or A.ndim(value, kind) == 0
-        axes = () if static else _axes(name, pixel_axes, A.ndim(value, kind))
+        nd = A.ndim(value, kind)
+        static = pixel_axes is None or nd == 0
+        if static:
+            axes = ()
+        else:
+            key = (pixel_axes if isinstance(pixel_axes, (int, tuple)) else tuple(np.atleast_1d(pixel_axes).tolist()), nd)
+            axes = self._axes_cache.get(key)
+            if axes is None:
+                axes = self._axes_cache[key] = _axes(name, pixel_axes, nd)
         if integer is None:
             integer = A.is_integer(value, kind)
         loop_kind, labels, loop_index = _loop_parts(name, loop)

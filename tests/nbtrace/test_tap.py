@@ -254,3 +254,12 @@ def test_environment_bad_settings_exit_2_with_one_line(env, match):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nbtrace.tap: error:") and match in lines[0]
+
+
+def test_pixel_axes_as_a_list_and_numpy_ints():
+    img = _img()
+    with T.session(pixels=[(3, 2)]) as s:
+        tap("a", np.moveaxis(img, (0, 1), (1, 2)), pixel_axes=[1, 2])
+        tap("b", img, pixel_axes=(np.int64(0), np.int64(1)))
+    recs = _records(s)
+    assert recs[("a", (3, 2), (), 0)] == recs[("b", (3, 2), (), 0)] == tuple(img[3, 2])
