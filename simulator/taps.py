@@ -432,8 +432,12 @@ def replay_session(cfg):
                          hint="NBTRACE_REPLAY=ref.log names the reference trace")
     unknown = sorted(set(names) - set(REPLAYABLE))
     if unknown:
-        raise UsageError(f"the simulator cannot replay {', '.join(unknown)}",
-                         hint=f"replayable taps: {', '.join(REPLAYABLE)}")
+        # said, not refused: `nbtrace isolate` sees the tap still diverge and calls that stage inconclusive
+        import sys
+
+        sys.stderr.write(f"nbsim: warning: the simulator cannot replay {', '.join(unknown)}; they keep their own "
+                         f"values (replayable: {', '.join(REPLAYABLE)})\n")
+        names = [n for n in names if n in REPLAYABLE]
     if not cfg.trace_pixels:
         raise UsageError("replay needs traced pixels", hint="add -trace_pixel S F (the reference's pixels)")
     return tap_mod.session(pixels=cfg.trace_pixels, replay=ref, replay_taps=names, out=None)

@@ -112,6 +112,8 @@ def capture(
     dtype: str | None = None,
     timeout: float = 900,
     progress: Progress | None = None,
+    replay: Iterable[str] = (),
+    replay_ref: Path | None = None,
 ) -> CaptureResult:
     """Run one producer once and return where its outputs went.
 
@@ -127,12 +129,15 @@ def capture(
     dtype: "float64" | "float32" for the PyTorch side; the C side is always float64.
     timeout: seconds before the producer is killed (ProducerError).
     progress: called with one-line progress messages (the CLI sends them to stderr).
+    replay, replay_ref: taps whose values the port replaces by those of the reference trace
+        ``replay_ref`` at the traced pixels (NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS, nbtrace.tap).
     """
     say = progress or (lambda _msg: None)
     nb_args = [str(a) for a in nb_args]
     pixels = tuple((int(s), int(f)) for s, f in pixels)
     inject = tuple(inject)
     _check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeout)
+    replay_env = _replay_env(side, tuple(replay), replay_ref, pixels)
     producer = _select_producer(side, c_bin, port_cmd)
     out_trace = _trace_destination(out_trace, pixels, roi, image)
     if roi is not None and dump is None:
@@ -141,7 +146,11 @@ def capture(
     for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
         _prepare_destination(path, what)
     argv_head = [*producer.command, *_absolutize_file_args(nb_args), *_tracing_args(pixels, producer, inject, dtype)]
-    run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say)
+    run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say, replay_env)
+    if replay_env:  # what the port could not replay must reach the user, not stay in its stderr
+        for line in run.stderr_text.splitlines():
+            if "warning" in line:
+                say(f"capture {producer.side}: {line}")
     setup = _setup_block(run.stdout_text)
     seen_pixels = _traced_pixels(run.stdout_text)
     shape = _shape_from_setup(setup) or shape_from_args(nb_args)
@@ -442,7 +451,24 @@ def _tracing_args(pixels, producer: _Producer, inject, dtype) -> list[str]:
     return extra
 
 
-def _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say) -> tuple[_Run, list[str]]:
+def _replay_env(side, replay, replay_ref, pixels) -> dict:
+    """NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS for a replayed capture (checked before the run)."""
+    if not replay and replay_ref is None:
+        return {}
+    if side != "py":
+        raise UsageError("replay is for the port side", hint="use --replay with 'capture py'")
+    if not replay or replay_ref is None:
+        raise UsageError("replay needs both the taps and the reference trace",
+                         hint="--replay TAP (repeatable) --replay-ref REF.log")
+    if not Path(replay_ref).is_file():
+        raise UsageError("no such reference trace", str(replay_ref), "give the reference's trace file")
+    if not pixels:
+        raise UsageError("replay happens at traced pixels", hint="give --pixel S F (the reference's pixels)")
+    return {"NBTRACE_REPLAY": str(Path(replay_ref).resolve()), "NBTRACE_REPLAY_TAPS": ",".join(replay)}
+
+
+def _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say,
+                      extra_env=None) -> tuple[_Run, list[str]]:
     """Run in a temporary directory that is removed afterwards; the image and dump are written
     there first and moved to their destinations only when the producer succeeded, so a failed
     run never leaves a half-written file where the caller expects a result."""
@@ -456,7 +482,7 @@ def _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say) -> tu
         if roi is not None:
             argv += ["-trace_roi", *map(str, roi), "-trace_dump", str(local_dump)]
         say(f"capture {producer.side}: {_short(argv)}")
-        run = _run(argv, work, timeout, producer)
+        run = _run(argv, work, timeout, producer, extra_env)
         _raise_on_failure(run, producer, argv)
         _deliver(local_image, image, "image", producer)
         _deliver(local_dump, dump, "region dump", producer)
@@ -550,8 +576,11 @@ def _child_env() -> tuple[dict, dict]:
     return env, note
 
 
-def _run(argv: list[str], work: Path, timeout: float, producer: _Producer) -> _Run:
+def _run(argv: list[str], work: Path, timeout: float, producer: _Producer, extra_env=None) -> _Run:
     env, note = _child_env()
+    if extra_env:
+        env.update(extra_env)
+        note.update(extra_env)
     out_path, err_path = work / "stdout.txt", work / "stderr.txt"
     start = time.perf_counter()
     timed_out = False

@@ -71,11 +71,13 @@ class IsolateResult:
         return tuple(s for s in self.stages if s.is_bug)
 
     def bug_groups(self) -> list[list[StageResult]]:
-        """Bugs that are one defect: taps replayed from the same inputs, off by the same factor
-        (F_latt_a, F_latt_b, F_latt_c from one shared lattice function)."""
+        """Bugs that are one defect: taps replayed from the same inputs and off by the same factor
+        (F_latt_a, F_latt_b, F_latt_c from one shared lattice function), or with the same
+        explanation (Fbeam_m and Sbeam_m both off by the same half pixel)."""
         groups: dict[tuple, list[StageResult]] = {}
         for s in self.bugs:
-            key = (s.replayed, round(s.factor, 12)) if s.replayed and s.factor is not None else (s.label,)
+            what = round(s.factor, 12) if s.factor is not None else s.explanation
+            key = (s.replayed, what) if s.replayed or s.factor is None else (s.label,)
             groups.setdefault(key, []).append(s)
         return list(groups.values())
 
@@ -295,9 +297,8 @@ def _stages(base, dag, ref, port, runner, say) -> list[StageResult]:
         unreplayed = _not_replayed(result, replay, dag)
         if unreplayed:
             out.append(StageResult(v.tap, v.label, f.status, "inconclusive", replay, only_ref, None,
-                                   f"the port did not replay {', '.join(unreplayed)} (its printed values still "
-                                   "differ from the reference's: does it tap them through nbtrace.tap with "
-                                   "NBTRACE_REPLAY honoured?)", run))
+                                   f"the port kept its own {', '.join(unreplayed)} (the replay was not applied: "
+                                   "it cannot replay that tap, or ignores what tap() returns)", run))
         elif again is None or again.verdict.kind == "missing":
             out.append(StageResult(v.tap, v.label, f.status, "inconclusive", replay, only_ref, None,
                                    "the replayed run did not print this tap", run))
