@@ -52,7 +52,7 @@ __all__ = ["tap", "session", "setup", "current", "Session", "start_from_env"]
 _STATE: dict = {"session": None}
 
 
-def tap(name: str, value, *, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop=None, integer=None):
+def tap(name: str, value, *, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop=None, integer=None, where=None):
     """Record ``value`` as tap ``name`` at the session's pixels and return it (or, for a replayed
     tap, a copy holding the reference's values at the traced pixels).
 
@@ -66,13 +66,15 @@ def tap(name: str, value, *, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop
     origin: (slow, fast) of element [0, 0] of a detector-shaped array that covers a sub-window.
     loop: {"phi_tic": i, ...}: a loop tap; taps with the same loop labels share one line.
     integer: print as integers (default: when the array has an integer dtype).
+    where: boolean mask over the pixel axes (over ``pixels`` for a flat axis or a shared value):
+        only pixels where it is True record this tap (a value the reference prints only there).
     """
     s = _STATE["session"]
     if s is None:
         return value
     if not s.wrapped and "torch._dynamo" in sys.modules:
         _wrap(s)  # torch.compile came into use after the session started
-    return s.tap(name, value, pixel_axes, pixels, origin, loop, integer)
+    return s.tap(name, value, pixel_axes, pixels, origin, loop, integer, where)
 
 
 def setup(key: str, value) -> None:

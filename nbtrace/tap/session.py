@@ -13,6 +13,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,6 +53,15 @@ def _loop_parts(name: str, loop: dict | None):
     first = next(iter(loop))
     kind = _KIND_OF.get(first) or (first[:-4] if first.endswith("_tic") else first).upper()
     return kind, tuple(labels), tuple(sorted(index))
+
+
+class _LoopLine(NamedTuple):
+    kind: str
+    labels: tuple
+    parts: list
+
+    def text(self, prefix: str) -> str:
+        return " ".join((f"{prefix}_{self.kind}", *self.labels, *self.parts))
 
 
 class Session:
@@ -96,12 +106,12 @@ class Session:
         self._pf = np.array([p[1] for p in self.pixels], dtype=np.int64)
         self._setup: list[str] = []
         self._lines: dict[tuple[int, int], list] = {}
-        self._loops: dict[tuple, list] = {}
         self._occ: dict[tuple, int] = {}
         self._region: dict[str, list] = {}
         self.replayed: set[str] = set()
         self._flat_cache: list = []
         self._window_cache: dict = {}
+        self._region_cache: list = []
         self._names_ok: set = set()
         self._axes_cache: dict = {}
         self.closed = False
@@ -120,7 +130,10 @@ class Session:
             text = _fmt_values(vals, A.is_integer(value, kind))
         self._setup.append(f"{self.prefix}:{key}={text}")
 
-    def tap(self, name, value, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop=None, integer=None):
+    def tap(self, name, value, pixel_axes=(0, 1), pixels=None, origin=(0, 0), loop=None, integer=None,
+            where=None, indexed=None):
+        """See :func:`nbtrace.tap.tap`. ``indexed=(kind, i)`` prints ``PREFIX_KIND i: name v``
+        (the indexed loop form, one line per value)."""
         if name not in self._names_ok:
             if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "=" in name:
                 raise UsageError(f"tap name {name!r} is not one word", hint="tap names are identifiers such as hkl_frac")
@@ -141,6 +154,8 @@ class Session:
         replay = name in self.replay_taps
         moved = value if static else A.front(value, axes, kind)
         sel_pixels, idx = self._select(name, value, moved, kind, static, axes, pixels, origin)
+        if where is not None and sel_pixels:
+            sel_pixels, idx = self._where(name, where, static, pixels, sel_pixels, idx)
         if sel_pixels:
             occs = [self._occ.get((name, loop_index, p), 0) for p in sel_pixels]
             if replay:
@@ -156,10 +171,24 @@ class Session:
                 vals = A.gather(moved, A.index_arrays(idx, moved, kind), kind).reshape(len(sel_pixels), -1)
             for p, o, v in zip(sel_pixels, occs, vals):
                 self._occ[(name, loop_index, p)] = o + 1
-                self._record(name, p, v, integer, loop_kind, labels)
-        if self.roi is not None and loop_kind is None:
-            self._record_region(name, value, moved, kind, static, axes, pixels, origin)
+                if indexed is not None:
+                    self._lines.setdefault(p, []).append(
+                        f"{self.prefix}_{indexed[0]} {indexed[1]}: {name} {_fmt_values(v, integer)}")
+                else:
+                    self._record(name, p, v, integer, loop_kind, labels)
+        if self.roi is not None and loop_kind is None and indexed is None:
+            self._record_region(name, value, moved, kind, static, axes, pixels, origin, where)
         return value
+
+    def _where(self, name, where, static, pixels, sel_pixels, idx):
+        """Keep the selected pixels whose ``where`` element is True (a mask over the pixel axes,
+        or over ``pixels`` for a flat axis or a shared value)."""
+        mask = _host_bool(where)
+        if static and pixels is None:
+            raise UsageError(f"tap {name!r}: where= needs the pixels it masks",
+                             hint="give pixels=(slow_idx, fast_idx) with where=")
+        keep = mask[idx[0], idx[1]] if len(idx) == 2 else mask.reshape(-1)[idx[0]]
+        return [p for p, k in zip(sel_pixels, keep) if k], tuple(i[keep] for i in idx)
 
     def _select(self, name, value, moved, kind, static, axes, pixels, origin):
         """The traced pixels present in this array and their index tuple (host int64 arrays)."""
@@ -233,23 +262,26 @@ class Session:
         if vals.size != 1:
             raise UsageError(f"loop tap {name!r} holds {vals.size} values per pixel; a loop line holds one "
                              "number per name", hint="tap each component under its own name (incident_x, ...)")
-        key = (pixel, loop_kind, labels)
-        entry = self._loops.get(key)
-        if entry is None:
-            entry = [f"{self.prefix}_{loop_kind}", *labels]
-            self._loops[key] = entry
-            lines.append(entry)
-        entry.append(f"{name}={_fmt_values(vals, integer)}")
+        # consecutive taps with the same loop labels share one line; the same labels later (the
+        # next subpixel's φ loop) start a new one
+        last = lines[-1] if lines else None
+        if not (isinstance(last, _LoopLine) and last.kind == loop_kind and last.labels == labels):
+            last = _LoopLine(loop_kind, labels, [])
+            lines.append(last)
+        last.parts.append(f"{name}={_fmt_values(vals, integer)}")
 
-    def _record_region(self, name, value, moved, kind, static, axes, pixels, origin):
+    def _record_region(self, name, value, moved, kind, static, axes, pixels, origin, where=None):
         xmin, xmax, ymin, ymax = self.roi
         ny, nx = ymax - ymin + 1, xmax - xmin + 1
+        mask = None if where is None else _host_bool(where)
         if static:
             vals = A.to_host(value, kind).reshape(1, 1, -1)
             if pixels is None:
                 self._store_region(name, slice(0, ny), slice(0, nx), np.broadcast_to(vals, (ny, nx, vals.shape[2])))
                 return
-            s, f = self._region_pixels(pixels)
+            rows, s, f = self._region_rows(pixels)
+            if mask is not None:
+                s, f = s[mask.reshape(-1)[rows]], f[mask.reshape(-1)[rows]]
             self._store_points(name, s - ymin, f - xmin, np.broadcast_to(vals[0], (len(s), vals.shape[2])))
             return
         shp = A.shape(moved, kind)
@@ -259,9 +291,10 @@ class Session:
             x0, x1 = max(xmin, o_f), min(xmax, o_f + shp[1] - 1)
             if y1 < y0 or x1 < x0:
                 return
-            win = A.region(moved, (slice(y0 - o_s, y1 - o_s + 1), slice(x0 - o_f, x1 - o_f + 1)), kind)
+            sl = (slice(y0 - o_s, y1 - o_s + 1), slice(x0 - o_f, x1 - o_f + 1))
+            win = A.region(moved, sl, kind)
             self._store_region(name, slice(y0 - ymin, y1 - ymin + 1), slice(x0 - xmin, x1 - xmin + 1),
-                               win.reshape(win.shape[0], win.shape[1], -1))
+                               win.reshape(win.shape[0], win.shape[1], -1), None if mask is None else mask[sl])
             return
         if pixels is None:
             S, F = self.detector or (None, None)
@@ -271,21 +304,29 @@ class Session:
             s, f = ss.reshape(-1), ff.reshape(-1)
         else:
             rows, s, f = self._region_rows(pixels)
+        if mask is not None:
+            keep = mask.reshape(-1)[rows]
+            rows, s, f = rows[keep], s[keep], f[keep]
         if len(rows) == 0:
+            self._slot(name, int(np.prod(A.shape(moved, kind)[1:], dtype=np.int64)))  # the member exists
             return
         vals = A.gather(moved, A.index_arrays((rows,), moved, kind), kind).reshape(len(rows), -1)
         self._store_points(name, s - ymin, f - xmin, vals)
 
-    def _region_pixels(self, pixels):
-        _, s, f = self._region_rows(pixels)
-        return s, f
-
     def _region_rows(self, pixels):
+        """Rows of a flat pixel axis inside the region, with their (slow, fast); kept per index
+        arrays (their identity), like :meth:`_rows`."""
+        s_idx, f_idx = pixels
+        for ent in self._region_cache:
+            if ent[0] is s_idx and ent[1] is f_idx:
+                return ent[2]
         xmin, xmax, ymin, ymax = self.roi
-        keys = A.flat_keys(*pixels).reshape(-1)
+        keys = A.flat_keys(s_idx, f_idx).reshape(-1)
         s, f = keys >> 32, keys & 0xFFFFFFFF
         rows = np.nonzero((s >= ymin) & (s <= ymax) & (f >= xmin) & (f <= xmax))[0]
-        return rows, s[rows], f[rows]
+        out = (rows, s[rows], f[rows])
+        self._region_cache = [(s_idx, f_idx, out)] + self._region_cache[:3]
+        return out
 
     def _slot(self, name, ncomp):
         xmin, xmax, ymin, ymax = self.roi
@@ -299,9 +340,11 @@ class Session:
                              hint="one tap name, one shape")
         return slot
 
-    def _store_region(self, name, ys, xs, vals):
+    def _store_region(self, name, ys, xs, vals, mask=None):
         data, written = self._slot(name, vals.shape[2])
         fresh = ~written[ys, xs]
+        if mask is not None:
+            fresh &= mask
         data[ys, xs][fresh] = vals[fresh]
         written[ys, xs] = True
 
@@ -323,8 +366,24 @@ class Session:
             if not lines:
                 continue
             out.append(f"TRACE_CONFIG: tracing pixel (spixel={p[0]}, fpixel={p[1]})")
-            out += [ln if isinstance(ln, str) else " ".join(ln) for ln in lines]
+            out += [ln if isinstance(ln, str) else ln.text(self.prefix) for ln in lines]
         return "\n".join(out) + "\n" if out else ""
+
+    def lines_of(self, pixel) -> list[str] | None:
+        """The tap lines recorded for one pixel (no header), or None if it was never tapped."""
+        lines = self._lines.get(tuple(pixel))
+        return None if lines is None else [ln if isinstance(ln, str) else ln.text(self.prefix) for ln in lines]
+
+    def absorb(self, *others) -> None:
+        """Take over the pixel lines of other sessions (None skipped): one trace for pixels
+        recorded by different passes."""
+        for other in others:
+            if other is not None:
+                self._lines.update(other._lines)
+
+    def write_dump(self, meta: dict | None = None) -> None:
+        """Write the region dump now (``meta``: the meta_json member; default producer, dtype, argv)."""
+        self._write_dump(meta)
 
     def trace(self):
         """The trace as the diff engine's :class:`~nbtrace.engine.model.Trace` (in memory)."""
@@ -369,13 +428,14 @@ class Session:
                 raise UsageError(f"cannot write the trace ({exc.strerror or exc})", str(out),
                                  "check that the folder exists and is writable") from None
 
-    def _write_dump(self) -> None:
+    def _write_dump(self, meta: dict | None = None) -> None:
         xmin, xmax, ymin, ymax = self.roi
         arrays = {}
         for name, (data, _) in self._region.items():
             arrays[name] = data[:, :, 0] if data.shape[2] == 1 else data
         arrays["roi"] = np.array([xmin, xmax, ymin, ymax], dtype=np.int64)
-        meta = {"producer": self.producer, "dtype": self.dtype, "argv": list(sys.argv)}
+        if meta is None:
+            meta = {"producer": self.producer, "dtype": self.dtype, "argv": list(sys.argv)}
         arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         try:
             with open(self.dump, "wb") as fh:
@@ -383,6 +443,13 @@ class Session:
         except OSError as exc:
             raise UsageError(f"cannot write the tap dump ({exc.strerror or exc})", str(self.dump),
                              "check that the folder exists and is writable") from None
+
+
+def _host_bool(x) -> np.ndarray:
+    kind = A.backend(x)
+    if kind == "torch":
+        return x.detach().cpu().numpy().astype(bool)
+    return np.asarray(x, dtype=bool)
 
 
 def _check_prefix(prefix) -> str:

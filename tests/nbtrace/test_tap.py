@@ -263,3 +263,33 @@ def test_pixel_axes_as_a_list_and_numpy_ints():
         tap("b", img, pixel_axes=(np.int64(0), np.int64(1)))
     recs = _records(s)
     assert recs[("a", (3, 2), (), 0)] == recs[("b", (3, 2), (), 0)] == tuple(img[3, 2])
+
+
+def test_where_masks_pixels_and_region(tmp_path):
+    img = _img()
+    s_idx, f_idx = np.array([1, 2, 3]), np.array([1, 1, 1])
+    chunk = img[s_idx, f_idx, 0]
+    shown = np.array([True, False, True])
+    with T.session(pixels=[(1, 1), (2, 1), (3, 1)], roi=(0, 1, 0, 3), dump=tmp_path / "d.npz") as s:
+        tap("masked", chunk, pixel_axes=0, pixels=(s_idx, f_idx), where=shown)
+        tap("grid", img[..., 1], where=img[..., 1] > 0)
+        tap("shared", 4.0, pixel_axes=None, pixels=(s_idx, f_idx), where=shown)
+    recs = _records(s)
+    assert ("masked", (2, 1), (), 0) not in recs and recs[("masked", (3, 1), (), 0)] == (chunk[2],)
+    assert ("shared", (2, 1), (), 0) not in recs and recs[("shared", (1, 1), (), 0)] == (4.0,)
+    for p in [(1, 1), (2, 1), (3, 1)]:
+        assert (("grid", p, (), 0) in recs) == bool(img[p][1] > 0)
+    d = load_dump(tmp_path / "d.npz")
+    assert np.isnan(d.arrays["masked"][2, 1]) and d.arrays["masked"][3, 1] == chunk[2]
+    assert np.isnan(d.arrays["masked"][0, 0])  # never tapped there
+
+
+def test_consecutive_loop_taps_share_a_line_and_a_repeat_starts_a_new_one():
+    with T.session(pixels=[(0, 0)]) as s:
+        for sub in range(2):
+            tap("k_frac", np.full((S, F), 1.0 + sub), loop={"phi_tic": 0})
+            tap("F_latt", np.full((S, F), 2.0 + sub), loop={"phi_tic": 0})
+            tap("F_cell", np.full((S, F), 3.0))
+    assert s.lines_of((0, 0)) == ["TRACE_PY_PHI phi_tic=0 k_frac=1.0 F_latt=2.0", "TRACE_PY: F_cell 3.0",
+                                  "TRACE_PY_PHI phi_tic=0 k_frac=2.0 F_latt=3.0", "TRACE_PY: F_cell 3.0"]
+    assert _records(s)[("k_frac", (0, 0), (("phi_tic", 0),), 1)] == (2.0,)
