@@ -357,6 +357,9 @@ def replay_session(cfg):
     import contextlib
     import os
 
+    if tap_mod.current() is not None:  # NBTRACE_PIXELS / NBTRACE_ROI started one at import
+        raise UsageError("nbsim takes its traced pixels from -trace_pixel and -trace_roi, not NBTRACE_PIXELS "
+                         "or NBTRACE_ROI", hint="unset them; `nbtrace isolate --sim` drives the simulator")
     ref = os.environ.get("NBTRACE_REPLAY", "").strip()
     names = [t.strip() for t in os.environ.get("NBTRACE_REPLAY_TAPS", "").split(",") if t.strip()]
     if not ref and not names:

@@ -90,3 +90,11 @@ def test_isolate_sim_bad_input(reference):
     assert r.returncode == 2 and "unknown injection" in r.stderr
     r = _nbtrace("isolate", str(reference), "--cmd", "python x.py", "--inject", "float32")
     assert r.returncode == 2 and "--inject is for the built-in simulator" in r.stderr
+
+
+def test_nbsim_refuses_an_environment_session():
+    env = _env()
+    env["NBTRACE_PIXELS"] = "1 1"
+    r = subprocess.run([sys.executable, "-m", "nbtrace.sim", *ARGS, "-trace_pixel", "1", "1"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not NBTRACE_PIXELS" in r.stderr and r.stdout == ""
