@@ -1,5 +1,5 @@
 import sys
 
-from nbtrace.sim.cli import main
+from nbtrace.sim.entry import main
 
 sys.exit(main())

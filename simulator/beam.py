@@ -53,8 +53,10 @@ class Sources:
     weight: Tensor
 
 
-def _normalized(v):
+def _normalized(v, zero_stays: bool = False):
     n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    if n == 0.0 and zero_stays:  # nanoBragg's unitize: a -polar_vector along the beam gives a zero axis
+        return (0.0, 0.0, 0.0)
     if n == 0.0:  # IEEE like the C: a zero vector (e.g. a "# comment" source line) gives NaN
         return (math.nan, math.nan, math.nan)
     return (v[0] / n, v[1] / n, v[2] / n)
@@ -73,7 +75,7 @@ def divergence_grid(cfg, beam, polar) -> list[tuple[float, float, float]]:
     vs, vr, vd = auto_steps(cfg.vdivsteps, cfg.vdivrange, cfg.vdivstep)
     vert = _normalized((beam[1] * polar[2] - beam[2] * polar[1],
                         beam[2] * polar[0] - beam[0] * polar[2],
-                        beam[0] * polar[1] - beam[1] * polar[0]))
+                        beam[0] * polar[1] - beam[1] * polar[0]), zero_stays=True)
     points = []
     for i in range(hs):
         for j in range(vs):

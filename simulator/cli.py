@@ -12,41 +12,15 @@ import sys
 import time
 
 from nbtrace.errors import NbtraceError, UsageError
-from nbtrace.sim import injections
+from nbtrace.sim import injections, limits
 from nbtrace.sim.config import SimConfig
 from nbtrace.sim.constants import HC_EV_ANGSTROM, RTD
 from nbtrace.sim.crystal import random_misset
+from nbtrace.sim.helptext import PROG, USAGE  # torch-free: `nbsim -h` answers before torch loads
 from nbtrace.sim.rng import Ran1
 
-PROG = "nbsim"
-USAGE = """usage: nbsim -cell a b c al be ga | -mat FILE  [-hkl FILE | -default_F F]  [options]
 
-Same flags, units and defaults as nanoBragg (simulator/README.md lists the deviations).
-  crystal     -cell a b c al be ga (Å, deg)  -mat FILE  -misset rx ry rz | random  -misset_seed N
-              -N n  -Na -Nb -Nc n  -samplesize mm (-sample_x/_y/_z …)  -square_xtal -round_xtal
-              -gauss_xtal -tophat_xtal (-tophat_spots)  -fudge f
-  F           -hkl FILE  -default_F F  -interpolate  -nointerpolate
-  beam        -lambda Å  -energy eV  -dispersion %  -dispsteps n  -divergence mrad  -hdivrange/-vdivrange mrad
-              -hdivstep/-vdivstep mrad  -hdivsteps/-vdivsteps/-divsteps n  -round_div -square_div
-              -sourcefile FILE  -polar K  -nopolar  -polar_vector x y z  -beam_vector x y z
-              -fluence ph/m²  -flux ph/s  -exposure s  -beamsize mm  -water µm  -dmin Å
-  spindle     -phi deg  -osc deg  -phistep deg  -phisteps n  -spindle_axis x y z
-  mosaic      -mosaic deg  -mosaic_domains n  -mosaic_seed n
-  detector    -distance mm  -close_distance mm  -detsize mm (-detsize_f/_s)  -detpixels n (-detpixels_f/_s)
-              -pixel mm  -Xbeam -Ybeam mm  -Xclose -Yclose mm  -ORGX -ORGY px  -pivot beam|sample
-              -mosflm -denzo -adxv -xds -dials  -fdet_vector/-sdet_vector/-odet_vector x y z
-              -twotheta deg  -twotheta_axis x y z  -detector_rotx/-roty/-rotz deg  -curved_det
-              -point_pixel  -detector_thick µm  -detector_abs µm|inf  -thicksteps n
-  sampling    -oversample n  -oversample_thick -oversample_polar -oversample_omega  -roi xmin xmax ymin ymax
-  output      -floatfile F  -intfile F  -noisefile F  -pgmfile F  -scale s  -pgmscale s  -adc counts
-              -seed n  -nonoise -nopgm
-  tracing     -trace_pixel S F (slow fast; repeatable)  -trace_roi xmin xmax ymin ymax  -trace_dump F.npz
-              -trace_pixels_from FILE|- ("S F" lines, read after setup until EOF; none → exit 0 quietly)
-              -trace_pixels_after FILE|- (the same, read after the image is written and the line
-                "nbsim: image written" is on stderr; the trace holds the -trace_pixel pixels and these)
-  execution   -dtype float64|float32  -device cpu|cuda  -compile  -progress -noprogress
-  faults      --inject NAME (repeatable)  --list-injections
-"""
+_POSITIVE = frozenset({"-pixel", "-pixel_size", "-lambda", "-wave", "-distance", "-close_distance"})
 
 
 class _Args:
@@ -65,9 +39,13 @@ class _Args:
     def num(self, flag: str) -> float:
         tok = self.word(flag, "a number")
         try:
-            return float(tok)
+            x = float(tok)
         except ValueError:
             raise UsageError(f"{flag} needs a number, got '{tok}'", hint=f"e.g. {flag} 1.5") from None
+        if not math.isfinite(x):  # as the C reference: nan or inf would only make a NaN image
+            above = " > 0" if flag in _POSITIVE else ""
+            raise UsageError(f"{flag} must be a finite number{above}, got '{tok}'", hint=f"e.g. {flag} 1.5")
+        return x
 
     def int_(self, flag: str) -> int:
         tok = self.word(flag, "an integer")
@@ -92,9 +70,17 @@ def _deg(x):
     return x / RTD
 
 
+# a direction nanoBragg would silently turn into a zero vector (-polar_vector and -odet_vector
+# have a meaning then: no polarization basis, an odet rebuilt from f × s)
+_DIRECTIONS = ("fdet_vector", "sdet_vector", "beam_vector", "spindle_axis")
+
+
 def _custom(name):
     def handler(a, kw, flag):
-        kw[name] = a.vec(flag)
+        v = a.vec(flag)
+        if name in _DIRECTIONS and not any(v):
+            raise UsageError(f"{flag} 0 0 0 is a zero vector, not a direction", hint=f"e.g. {flag} 0 0 1")
+        kw[name] = v
         kw["convention"] = "CUSTOM"
     return handler
 
@@ -138,6 +124,8 @@ def _pivot(a, kw, flag):
 
 def _twotheta_axis(a, kw, flag):
     v = a.vec(flag)
+    if not any(v):
+        raise UsageError(f"{flag} 0 0 0 is a zero vector, not an axis", hint=f"e.g. {flag} 0 0 -1")
     _set(kw, twotheta_axis=v, convention="CUSTOM", twotheta=_deg(v[0]), pivot="SAMPLE")
 
 
@@ -272,7 +260,8 @@ def _energy(a, kw, flag):
 
 
 def _polar(a, kw, flag):
-    _set(kw, polar=a.num(flag), polar_given=True)
+    # as in nanoBragg, -polar after -nopolar switches polarization back on
+    _set(kw, polar=a.num(flag), polar_given=True, nopolar=False)
 
 
 _UM = 1e-6
@@ -306,6 +295,7 @@ FLAGS = {
     "-phi": _num("phi0", _deg), "-osc": _num("osc", _deg), "-phistep": _num("phistep", _deg),
     "-phisteps": _int("phisteps"),
     "-mosaic": _num("mosaic_spread", _deg), "-mosaic_spread": _num("mosaic_spread", _deg),
+    "-mosaicity": _num("mosaic_spread", _deg),
     "-mosaic_domains": _int("mosaic_domains"), "-mosaic_dom": _int("mosaic_domains"),
     "-mosaic_seed": _neg_seed("mosaic_seed"), "-seed": _neg_seed("seed"), "-misset_seed": _neg_seed("misset_seed"),
     "-pixel": _num("pixel", _mm), "-pixel_size": _num("pixel", _mm), "-detpixels": _pixels_both,
@@ -323,7 +313,7 @@ FLAGS = {
     "-twotheta": _pivoting("twotheta", "SAMPLE", _deg),
     "-detector_rotx": _num("rotx", _deg), "-detector_roty": _num("roty", _deg), "-detector_rotz": _num("rotz", _deg),
     "-curved_det": _flag(curved=True), "-point_pixel": _flag(point_pixel=True),
-    "-detector_abs": _detector_abs, "-detector_absorption": _detector_abs,
+    "-detector_abs": _detector_abs, "-detector_absorption": _detector_abs, "-detector_absorb": _detector_abs,
     "-detector_thick": _num("thickness", lambda x: x * _UM),
     "-detector_thicksteps": _int("thicksteps"), "-thicksteps": _int("thicksteps"),
     "-oversample": _int("oversample"), "-oversample_thick": _flag(oversample_thick=True),
@@ -342,7 +332,8 @@ FLAGS = {
     "-dump": _ignored(1),
     "-mask": _unsupported("SMV header ingestion"), "-img": _unsupported("SMV header ingestion"),
     "-trace_pixel": _trace_pixel, "-trace_roi": _roi("trace_roi"), "-trace_dump": _word("trace_dump"),
-    "-dtype": _dtype, "-compile": _flag(compile=True), "-device": _word("device"), "--inject": _inject, "-inject": _inject,
+    "-dtype": _dtype, "-compile": _flag(compile=True), "-device": _word("device"),
+    "-max_steps": _int("max_steps"), "-max_pixels": _int("max_pixels"), "--inject": _inject, "-inject": _inject,
 }
 
 
@@ -398,6 +389,7 @@ def parse_args(argv: list[str]) -> SimConfig:
     device = kw.get("device", "cpu")
     if device.split(":")[0] not in ("cpu", "cuda"):
         raise UsageError(f"-device needs cpu or cuda, got '{device}'", hint="e.g. -device cpu")
+    _check_device(device)
     if device.startswith("cuda"):
         import torch
 
@@ -408,7 +400,23 @@ def parse_args(argv: list[str]) -> SimConfig:
         kw["misset"] = random_misset(kw["misset_seed"], Ran1())
     if kw.get("cell") is None and kw.get("mat_file") is None:
         raise UsageError("no crystal given", hint="give -cell a b c alpha beta gamma or -mat FILE")
-    return SimConfig(argv=tuple(argv), **kw)
+    for name in ("max_steps", "max_pixels"):
+        if name in kw and kw[name] < 1:
+            raise UsageError(f"-{name} must be >= 1, got {kw[name]}", hint=f"e.g. -{name} 10000000")
+    cfg = SimConfig(argv=tuple(argv), **kw)
+    limits.check_pixels(cfg)
+    limits.check_terms(cfg)
+    return cfg
+
+
+def _check_device(device: str) -> None:
+    """torch's own reading of the device string (e.g. 'cpu:abc' is not one)."""
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"-device '{device}' is not a device torch knows", hint="e.g. -device cpu or -device cuda:0") from None
 
 
 PIXEL_SOURCES = ("-trace_pixels_from", "-trace_pixels_after")

@@ -111,6 +111,8 @@ class SimConfig:
     injections: frozenset[str] = field(default_factory=frozenset)
     progress: bool | None = None  # None: only when stderr is a terminal
     compile: bool = False
+    max_steps: int = 1_000_000  # limits.DEFAULT_MAX_STEPS: terms per pixel
+    max_pixels: int = 1 << 28  # limits.DEFAULT_MAX_PIXELS
     argv: tuple[str, ...] = ()
 
     def has(self, name: str) -> bool:

@@ -42,8 +42,9 @@ NAMES = frozenset(i.name for i in INJECTIONS)
 
 
 def listing() -> str:
-    """``NAME<TAB>ROW`` lines, the machine-readable form of --list-injections."""
-    return "".join(f"{i.name}\t{i.row}\n" for i in INJECTIONS)
+    """``NAME<TAB>ROW<TAB>WHAT IT DOES`` lines (--list-injections): tab-separated for scripts
+    (``cut -f1`` gives the names), one line per fault for people."""
+    return "".join(f"{i.name}\t{i.row}\t{i.summary}\n" for i in INJECTIONS)
 
 
 def validate(names: list[str]) -> frozenset[str]:

@@ -141,7 +141,6 @@ def run(cfg, pixels_from=None, pixels_after=None) -> int:
         wants_image = any((cfg.floatfile, cfg.intfile, cfg.noisefile, cfg.pgmfile))
         if not cfg.trace_pixels and not cfg.trace_roi and not wants_image:
             return 0  # nothing was asked for after all (the images agreed): a quiet no-op
-    sys.stderr.write(summary(setup))
     text_rec = taps_mod.Recorder(cfg.trace_pixels, all_blocks=True) if cfg.trace_pixels else None
     roi_rec = None
     if cfg.trace_roi:
@@ -153,6 +152,9 @@ def run(cfg, pixels_from=None, pixels_after=None) -> int:
     recs = [r for r in (text_rec, roi_rec) if r is not None]
     recorder = RecorderGroup(recs) if recs else None
     wants_image = any((cfg.floatfile, cfg.intfile, cfg.noisefile, cfg.pgmfile))
+    if wants_image:
+        _check_frame_fits(setup)  # before the summary: a refusal is the only line on stderr
+    sys.stderr.write(summary(setup))
     with torch.no_grad(), taps_mod.replay_session(cfg):
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)

@@ -15,6 +15,7 @@ import torch
 
 from nbtrace.sim import beam as beam_mod
 from nbtrace.sim import crystal as crystal_mod
+from nbtrace.sim import limits
 from nbtrace.sim import detector as det_mod
 from nbtrace.sim import structure_factors as sf_mod
 from nbtrace.sim.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
@@ -111,7 +112,14 @@ MAX_AUTO_OVERSAMPLE = 256
 def recommended_oversample(crystal, lambda0: float, D: float, pixel: float) -> int:
     """§5.9: ceil(3·s_max/(λ0·D/pixel)), 1 when not positive."""
     sizes = [float(torch.sqrt((v * v).sum()).detach()) * n for v, n in zip((crystal.a0, crystal.b0, crystal.c0), crystal.N)]
-    rec = math.ceil(3.0 * max(sizes) / (lambda0 * D / pixel))
+    denominator = lambda0 * D / pixel
+    want = 3.0 * max(sizes) / denominator if denominator != 0 else math.copysign(math.inf, denominator) * max(sizes)
+    # the C converts with (int): inf (a detector at distance 0, e.g. -beam_vector along the detector
+    # plane) or nan becomes INT_MIN on x86, which its "<= 0" test turns into 1. A huge finite value
+    # is returned as it is: _oversample refuses it (a degenerate geometry, README deviation 5).
+    if not math.isfinite(want):
+        return 1
+    rec = math.ceil(want)
     return rec if rec > 0 else 1
 
 
@@ -184,6 +192,7 @@ def build_setup(cfg, params: Params | None = None) -> Setup:
     table = _structure_factors(cfg, dt, dev)
     rec = recommended_oversample(crystal, float(params.lambda0.detach()), float(det.distance.detach()), cfg.pixel)
     os_ = _oversample(cfg, rec, det)
+    limits.check_terms(cfg, sources=int(sources.incident.shape[0]), oversample=os_)
     steps = _steps(cfg, sources, domains, phi.steps, os_)
     flu = beam_mod.fluence(cfg)
     water = cfg.water

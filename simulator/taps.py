@@ -122,7 +122,7 @@ class _ChunkView:
 
     def block(self, t, ss, sf, setup, blk, F, omega, cap, I, polar=None, pol_src=None):
         """One (layer, subpixel) pass, gated as the real instrumented nanoBragg prints it
-        (../shared/design/trace-format.md, Quirks 2): geometry and source 0's beam for every
+        (docs/trace-format.md, Quirks 2): geometry and source 0's beam for every
         subpixel, the rotated cell, h, k, l, F_latt* and F_cell of the first pass (source 0,
         φ step 0, mosaic domain 0), Ω as cached for the pixel (the value the image uses)."""
         first = t == 0 and ss == 0 and sf == 0

@@ -32,7 +32,13 @@ def norm(x: Tensor) -> Tensor:
 
 
 def unitize(x: Tensor) -> Tensor:
-    return x / norm(x)[..., None]
+    """x / |x|; a zero vector stays zero, as nanoBragg's unitize leaves it (e.g. the polarization
+    basis of a -polar_vector parallel to the beam)."""
+    n = norm(x)[..., None]
+    zero = n == 0
+    if not bool(zero.any()):
+        return x / n
+    return torch.where(zero, torch.zeros_like(x), x / torch.where(zero, torch.ones_like(n), n))
 
 
 def rescale(x: Tensor, length: Tensor) -> Tensor:

@@ -78,9 +78,31 @@ def _unknown_option_message(name: str, exc: click.NoSuchOption, given: list[str]
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="nbtrace")
+@click.version_option(__version__, "-V", "--version", prog_name="nbtrace")
 def cli():
     """Find where a port stops agreeing with its reference: trace diffs, captures, hunts."""
+
+
+# click's completion protocol: `_NBTRACE_COMPLETE=bash_source nbtrace` prints the bash script
+# (zsh_source, fish_source likewise); the shell then calls back with bash_complete etc.
+COMPLETE_VAR = "_NBTRACE_COMPLETE"
+SIM_INSTALL_HINT = "pip install 'nbtrace[sim]'"
+
+
+def require_sim(what: str) -> None:
+    """Raise UsageError (one line, exit 2) when the PyTorch simulator cannot run because torch is
+    not installed (``pip install nbtrace`` brings the diff tools only). Does not import torch."""
+    import importlib.util
+
+    from nbtrace.errors import UsageError
+
+    try:
+        missing = importlib.util.find_spec("torch") is None
+    except (ImportError, ValueError):  # a broken or blocked torch is as good as none
+        missing = True
+    if missing:
+        raise UsageError(f"{what} needs the PyTorch simulator, and PyTorch is not installed",
+                         hint=f"{SIM_INSTALL_HINT}, or give your own port with --port-cmd")
 
 
 # ctx.meta key under which a command records its verdict (0 agree, 1 diverge) before printing
@@ -176,6 +198,11 @@ def main(argv=None):
     """Console entry point: library errors become one line on stderr and exit code 2; only a
     genuine Ctrl-C is exit 130; a closed output pipe exits quietly with the verdict's code."""
     args = sys.argv[1:] if argv is None else list(argv)
+    instruction = os.environ.get(COMPLETE_VAR)
+    if instruction:  # the custom main below would bypass click's own completion hook
+        from click.shell_completion import shell_complete
+
+        sys.exit(shell_complete(cli, {}, "nbtrace", COMPLETE_VAR, instruction))
     seen: dict = {}
     code = None
     try:
@@ -186,6 +213,11 @@ def main(argv=None):
         sys.exit(2)
     except click.exceptions.NoArgsIsHelpError as exc:  # bare `nbtrace` or `nbtrace taps`: show the help
         click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        _say(f"nbtrace: error: this command needs PyTorch, which is not installed (hint: {SIM_INSTALL_HINT})")
         sys.exit(2)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _say("nbtrace: aborted")

@@ -98,12 +98,15 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     the region dumps) and exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
     NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
+    from nbtrace.cli import require_sim
     from nbtrace.run.capture import capture
 
     if not nb_args:
         raise UsageError("no nanoBragg arguments after '--'", hint="e.g. " + USAGE_EXAMPLE)
     if not pixels and roi is None and image is None:
         raise UsageError("nothing to capture", hint="give at least one --pixel S F (slow fast), a --roi or --image")
+    if side in ("py", "both") and port_cmd is None:
+        require_sim(f"capture {side}")
     common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress)
     if side != "both":
         if out_dir is not None:

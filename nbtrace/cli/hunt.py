@@ -49,11 +49,13 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, corr_min, 
     """
     from pathlib import Path
 
-    from nbtrace.cli import ensure_output_dir, record_verdict
+    from nbtrace.cli import ensure_output_dir, record_verdict, require_sim
     from nbtrace.run.hunt import HuntOptions, hunt
     from nbtrace.report.hunt import report_lines, to_json
     from nbtrace.engine.images import Thresholds
 
+    if port_cmd is None:
+        require_sim("hunt")
     thresholds = Thresholds(corr_min, sum_tol)  # validates the ranges before any rendering
     if out_dir:  # before the renders: a refused --out must not cost the whole hunt
         ensure_output_dir(out_dir, "--out")

@@ -38,10 +38,12 @@ def command():
 @click.option("--prefix", default=None, help="Tap prefix to read in a file holding two (e.g. TRACE_C).")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 def init_cmd(trace, output, dialect, prefix, force):
-    """Scaffold a spec from a real TRACE: names, shapes, order, units guessed from suffixes."""
+    """Scaffold a spec from a real TRACE: names, shapes and units; after: edges from the shipped
+    nanoBragg spec where the names match, else pipeline order; provenance keys never compared."""
     from nbtrace.errors import UsageError
     from nbtrace.engine.parse import read_trace
-    from nbtrace.engine.spec import parse_spec, scaffold_spec
+    from nbtrace.engine.scaffold import scaffold_spec
+    from nbtrace.engine.spec import parse_spec
 
     parsed = read_trace(trace, dialect=dialect, prefix=prefix)
     text = scaffold_spec(parsed)

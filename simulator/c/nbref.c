@@ -1,7 +1,7 @@
 #define _XOPEN_SOURCE 700
 /*
  * nbref -- the nbtrace C reference simulator: nanoBragg's physics as stated in
- * ../shared/design/physics.md, written from that fact sheet in portable C99
+ * docs/physics.md, written from that fact sheet in portable C99
  * (+ OpenMP when the compiler has it), instrumented with nbtrace_tap.h.
  *
  * Units inside: metres, radians, m^-1 for the scattering vector, Angstrom for
@@ -438,7 +438,7 @@ static void parse_cell(Args *a, Config *c)
     int n = 0;
     /* as in the original, the list ends early at the next '-' token; a, then b = c = a, angles 90 */
     while (n < 6 && a->i + 1 < a->argc && a->argv[a->i + 1][0] != '-') {
-        c->cell[n] = take_num(a, "-cell a b c alpha beta gamma, in Angstrom and degrees");
+        c->cell[n] = parse_num_or_die("-cell", a->argv[++a->i], "-cell a b c alpha beta gamma, in Angstrom and degrees");
         n++;
     }
     /* the list stops at a '-' token, so a negative length or angle would surface as an unknown flag */
@@ -498,6 +498,16 @@ static void set_custom_vec(Args *a, Config *c, double *v)
     c->convention = CUSTOM;
 }
 
+/* A direction nanoBragg would silently turn into a zero vector (-polar_vector and -odet_vector keep a
+   meaning then: no polarization basis, an odet rebuilt from fdet x sdet). */
+static void set_custom_dir(Args *a, Config *c, double *v)
+{
+    const char *flag = flag_name(a);
+    set_custom_vec(a, c, v);
+    if (v[0] == 0.0 && v[1] == 0.0 && v[2] == 0.0)
+        die("%s 0 0 0 is a zero vector, not a direction (hint: e.g. %s 0 0 1)", flag, flag);
+}
+
 /* Geometry/beam flags; returns 0 if the flag is not one of them. */
 static int parse_geometry_flag(Args *a, Config *c)
 {
@@ -527,15 +537,15 @@ static int parse_geometry_flag(Args *a, Config *c)
     else if (is(a, "-adxv")) { c->convention = ADXV; c->pivot = PIVOT_BEAM; }
     else if (is(a, "-xds")) { c->convention = XDS; c->pivot = PIVOT_SAMPLE; }
     else if (is(a, "-dials")) { c->convention = DIALS; c->pivot = PIVOT_SAMPLE; }
-    else if (is(a, "-fdet_vector")) set_custom_vec(a, c, c->fdet);
-    else if (is(a, "-sdet_vector")) set_custom_vec(a, c, c->sdet);
+    else if (is(a, "-fdet_vector")) set_custom_dir(a, c, c->fdet);
+    else if (is(a, "-sdet_vector")) set_custom_dir(a, c, c->sdet);
     else if (is(a, "-odet_vector")) set_custom_vec(a, c, c->odet);
-    else if (is(a, "-beam_vector")) set_custom_vec(a, c, c->beam);
+    else if (is(a, "-beam_vector")) set_custom_dir(a, c, c->beam);
     else if (is(a, "-polar_vector")) set_custom_vec(a, c, c->polar_vec);
-    else if (is(a, "-spindle_axis")) set_custom_vec(a, c, c->spindle);
+    else if (is(a, "-spindle_axis")) set_custom_dir(a, c, c->spindle);
     else if (is(a, "-pix0_vector")) { double ignored[3]; set_custom_vec(a, c, ignored); }
     else if (is(a, "-twotheta_axis")) {
-        set_custom_vec(a, c, c->twotheta_axis);
+        set_custom_dir(a, c, c->twotheta_axis);
         /* the original also takes 2theta from the axis' x component and pivots on the sample */
         c->twotheta = c->twotheta_axis[0] / RTD;
         c->pivot = PIVOT_SAMPLE;
@@ -614,7 +624,10 @@ static int parse_physics_flag(Args *a, Config *c)
     else if (is(a, "-divsteps")) c->hdivsteps = c->vdivsteps = (int)take_int(a, "count");
     else if (is(a, "-round_div")) c->round_div = 1;
     else if (is(a, "-square_div")) c->round_div = 0;
-    else if (is(a, "-polar")) c->polarization = take_num(a, "Kahn factor, 0..1");
+    else if (is(a, "-polar")) {
+        c->polarization = take_num(a, "Kahn factor, 0..1");
+        c->nopolar = 0;   /* as in the original: -polar after -nopolar switches polarization back on */
+    }
     else if (is(a, "-nopolar")) c->nopolar = 1;
     else if (is(a, "-fluence")) c->fluence = take_num(a, "photons/m^2");
     else if (is(a, "-flux")) c->flux = take_num(a, "photons/s");
@@ -1424,8 +1437,12 @@ static void setup_oversample(const Config *cfg, Setup *S)
     int recommended;
     if (norm3(S->b0) * S->Nb > smax) smax = norm3(S->b0) * S->Nb;
     if (norm3(S->c0) * S->Nc > smax) smax = norm3(S->c0) * S->Nc;
-    recommended = (int)ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
-    if (recommended <= 0) recommended = 1;
+    {
+        /* the original converts with (int): a value past INT_MAX, inf (distance 0) or nan becomes INT_MIN
+           on x86, which its "<= 0" test then turns into 1; done explicitly here (the cast is undefined) */
+        double want = ceil(3.0 * smax / (cfg->lambda0 * S->distance / S->pixel));
+        recommended = (want >= 1.0 && want <= (double)INT_MAX) ? (int)want : 1;
+    }
     if (cfg->oversample <= 0) S->oversample = recommended;
     else {
         S->oversample = cfg->oversample;
@@ -1476,9 +1493,18 @@ static void setup_sampling(const Config *cfg, Setup *S)
 
 /* ------------------------------------------------------------ kernel ---- */
 
-/* Switched off for good on the first out-of-range lookup (physics.md 3.3); shared like the original's. */
-static volatile int g_interpolate = 0;
-static volatile int g_interp_warned = 0;
+/* Tricubic interpolation is switched off for good at the first out-of-range lookup (physics.md 3.3), in
+   the original's serial pixel order. The original shares that switch between OpenMP threads, so its image
+   depends on thread timing. Here it is decided per pixel, the same way on every thread count:
+   - a frame is probed first (every rendered pixel with interpolation on, in parallel); the first pixel in
+     memory order with an out-of-range lookup is the cutoff: pixels before it interpolate, pixels after it
+     do not, and the cutoff pixel interpolates until its own first out-of-range lookup;
+   - trace-only runs compute their few pixels serially, in the order given, switching off at the first one. */
+static int g_interp_requested = 0;
+static long g_interp_cutoff = LONG_MAX;   /* memory-order index of the frame's first tripping pixel */
+static int g_interp_sequential = 0;       /* trace-only: a tripping pixel switches the later ones off */
+static int g_interp_sequential_off = 0;
+static int g_interp_warned = 0;
 
 static double sincg(double x, double N) { return x == 0.0 ? N : sin(x * N) / sin(x); }
 
@@ -1512,17 +1538,15 @@ static double tricubic(const Setup *S, double h, double k, double l)
     return polint4(hn, along_k, h);
 }
 
-static double structure_factor(const Setup *S, double h, double k, double l, int h0, int k0, int l0)
+/* *interp: this pixel's switch; an out-of-range lookup turns it off (and sets *tripped). */
+static double structure_factor(const Setup *S, double h, double k, double l, int h0, int k0, int l0, int *interp,
+                               int *tripped)
 {
-    if (g_interpolate) {
+    if (*interp) {
         if (h - S->h_min + 3 > S->h_range || h - 2 < S->h_min || k - S->k_min + 3 > S->k_range ||
             k - 2 < S->k_min || l - S->l_min + 3 > S->l_range || l - 2 < S->l_min) {
-            if (!g_interp_warned) {
-                g_interp_warned = 1;
-                fprintf(stderr, "nbref: warning: hkl %g %g %g out of range for interpolation; "
-                                "interpolation is off from here on\n", h, k, l);
-            }
-            g_interpolate = 0;
+            *interp = 0;
+            *tripped = 1;
         } else {
             return tricubic(S, h, k, l);
         }
@@ -1575,7 +1599,7 @@ static double lattice_factor(const Setup *S, const double *hkl, const int *hkl0,
 typedef struct { double ap[3], bp[3], cp[3]; int valid; } Carry;
 
 /* Pixel-level values the scaling block reports. */
-typedef struct { double I, polar, omega, cap, cos2theta; } PixelSums;
+typedef struct { double I, polar, omega, cap, cos2theta; int interp, tripped; } PixelSums;
 
 static void subpixel_position(const Setup *S, int s, int f, int ss, int sf, int t, double *pos)
 {
@@ -1765,7 +1789,8 @@ static double sum_orientations(const Setup *S, const Subpixel *sp, double I, Pix
                     phi_line(m, S->phi0 + S->phistep * m, hkl[1], fb, F_latt);
                 if (loops) first_block_loops(S, j, m, n, incident, lambda, hkl, F_latt);
                 if (F_latt == 0.0 && S->water == 0.0) continue;
-                F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2]);
+                F_cell = structure_factor(S, hkl[0], hkl[1], hkl[2], hkl0[0], hkl0[1], hkl0[2], &px->interp,
+                                          &px->tripped);
                 if (first) NBT_SCALAR("F_cell", F_cell);
                 if (tracing && j == 2 && m == 0 && n == 0) source2_lines(px, incident, diffracted, lambda, F_cell, F_latt);
                 I += F_cell * F_cell * F_latt * F_latt;
@@ -1797,13 +1822,24 @@ static void emit_scaling_block(const Setup *S, const PixelSums *px, double value
     (void)S; (void)px; (void)value;
 }
 
-/* One pixel (physics.md 6). Returns the photon count in double; taps go through nbtrace_tap.h. */
-static double render_pixel(const Setup *S, int s, int f, Carry *carry)
+static void interp_warning(void)
+{
+    if (g_interp_warned) return;
+    g_interp_warned = 1;
+    fprintf(stderr, "nbref: warning: a structure factor lookup is out of range for tricubic interpolation; "
+                    "interpolation is off from there on (as in nanoBragg, in its pixel order)\n");
+}
+
+/* One pixel (physics.md 6) with interpolation starting as `interp`; *tripped says whether a lookup left the
+   table. Returns the photon count in double; taps go through nbtrace_tap.h. */
+static double render_pixel_ex(const Setup *S, int s, int f, Carry *carry, int interp, int *tripped)
 {
     PixelSums px;
     Subpixel sp;
     double pos[3], diffracted[3], R, omega_sub, value, rho;
     int t, ss, sf, tracing = NBT_ACTIVE;
+    px.interp = interp;
+    px.tripped = 0;
     px.I = S->I_bg;
     px.polar = S->nopolar ? 1.0 : 0.0;
     px.omega = 0.0;
@@ -1840,7 +1876,21 @@ static double render_pixel(const Setup *S, int s, int f, Carry *carry)
     if (!S->os_polar) value *= px.polar;
     if (!S->os_omega) value *= px.omega;
     if (tracing) emit_scaling_block(S, &px, value);
+    *tripped = px.tripped;
     return value;
+}
+
+/* One pixel, interpolating as the run's rule says (see g_interp_requested). */
+static double render_pixel(const Setup *S, int s, int f, Carry *carry)
+{
+    long idx = (long)s * S->fpixels + f;
+    int tripped = 0, interp = g_interp_requested && !g_interp_sequential_off && idx <= g_interp_cutoff;
+    double v = render_pixel_ex(S, s, f, carry, interp, &tripped);
+    if (tripped && g_interp_sequential) {
+        g_interp_sequential_off = 1;
+        interp_warning();
+    }
+    return v;
 }
 
 /* ------------------------------------------------------------ driver ---- */
@@ -1945,7 +1995,7 @@ static void print_summary(const Setup *S)
     fprintf(stderr, "  crystal %gx%gx%g cells; %d source(s), %d phi step(s), %d mosaic domain(s), %dx%d subpixels, "
                     "%d layer(s): steps=%d\n", S->Na, S->Nb, S->Nc, S->nsources, S->phisteps, S->domains,
             S->oversample, S->oversample, S->thicksteps, S->steps);
-    fprintf(stderr, "  structure factors: %s; interpolation %s\n", S->hkl_desc, g_interpolate ? "on" : "off");
+    fprintf(stderr, "  structure factors: %s; interpolation %s\n", S->hkl_desc, g_interp_requested ? "on" : "off");
 }
 
 /* The orientation the last phi step leaves behind, which the original's phi = 0 passes reuse. */
@@ -1995,9 +2045,49 @@ static void trace_pixels(const Config *cfg, const Setup *S, float *img, Carry *c
 }
 
 /* Full frame inside the ROI. Traced pixels are left for the serial trace pass (same kernel). */
+/* The memory-order index of the first rendered pixel with an out-of-range lookup when every pixel starts
+   with interpolation on (LONG_MAX: none). Parallel; the minimum does not depend on the thread count. */
+static long interp_cutoff(const Setup *S)
+{
+    long best = LONG_MAX;
+    int s;
+    if (!g_interp_requested) return LONG_MAX;
+    if (S->emulate_phi0) {
+        Carry carry;
+        int f, tripped;
+        memset(&carry, 0, sizeof carry);
+        for (s = 0; s < S->spixels; s++)
+            for (f = 0; f < S->fpixels; f++) {
+                if (!rendered(S, s, f)) continue;
+                /* the carry-over moves on with every pixel: probe them in order, up to the first trip */
+                (void)render_pixel_ex(S, s, f, &carry, 1, &tripped);
+                if (tripped) return (long)s * S->fpixels + f;
+            }
+        return LONG_MAX;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : best)
+#endif
+    for (s = 0; s < S->spixels; s++) {
+        Carry carry;
+        int f, tripped;
+        long idx;
+        memset(&carry, 0, sizeof carry);
+        for (f = 0; f < S->fpixels; f++) {
+            idx = (long)s * S->fpixels + f;
+            if (idx >= best || !rendered(S, s, f)) continue;
+            (void)render_pixel_ex(S, s, f, &carry, 1, &tripped);
+            if (tripped) { best = idx; break; }
+        }
+    }
+    return best;
+}
+
 static void render_frame(const Setup *S, float *img, int skip_traced)
 {
     int s;
+    g_interp_cutoff = interp_cutoff(S);
+    if (g_interp_cutoff != LONG_MAX) interp_warning();
     if (S->emulate_phi0) {
         /* the carry-over depends on pixel order, so this mode is single-threaded, in memory order */
         Carry carry;
@@ -2223,8 +2313,8 @@ static void setup_all(int argc, char **argv, Config *cfg, Setup *S)
     setup_sources(cfg, S);
     setup_sampling(cfg, S);
     /* auto-rule on the raw -N values, before the sample-size conversion (physics.md 3.3) */
-    g_interpolate = cfg->interpolate >= 0 ? cfg->interpolate : (cfg->Na <= 2 || cfg->Nb <= 2 || cfg->Nc <= 2);
-    if (S->hkls == 0) g_interpolate = 0;
+    g_interp_requested = cfg->interpolate >= 0 ? cfg->interpolate : (cfg->Na <= 2 || cfg->Nb <= 2 || cfg->Nc <= 2);
+    if (S->hkls == 0) g_interp_requested = 0;
 }
 
 static void start_tracing(int argc, char **argv, const Config *cfg, const Setup *S)
@@ -2245,6 +2335,7 @@ static void trace_only(const Config *cfg, const Setup *S)
 {
     Carry carry;
     memset(&carry, 0, sizeof carry);
+    g_interp_sequential = 1;
     if (S->emulate_phi0) {
         int s0 = cfg->ntrace > 0 ? cfg->trace_s[0] : cfg->trace_roi[2];
         int f0 = cfg->ntrace > 0 ? cfg->trace_f[0] : cfg->trace_roi[0];

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nbtrace.cli import main
-from nbtrace.engine.spec import load_spec
+from nbtrace.engine.diff import PROVENANCE
+from nbtrace.engine.parse import read_trace
+from nbtrace.engine.scaffold import PROVENANCE_KEYS, scaffold_spec
+from nbtrace.engine.spec import default_spec, load_spec, parse_spec
+from nbtrace.testing import make_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 WILD = Path(__file__).resolve().parents[1] / "data" / "wild"
@@ -147,3 +153,126 @@ def test_check_against_a_trace(tmp_path, capsys, monkeypatch):
         "  not in the spec: my_tap",
         f"  {trace}:1: pixel_pos_meters prints 2 value(s), the spec declares shape [3]",
     ]
+
+
+# ----------------------------------------------------------------------------- taps init on real logs
+# A scaffold must give the right answer on the trace it was made from: the log against itself
+# agrees, and a copy with one tap and everything computed from it changed names that tap.
+
+CORPUS = WILD / "corpus"
+NUMBER = re.compile(r"(?<![A-Za-z_\d.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def _corpus(prefix: str) -> Path:
+    (found,) = CORPUS.glob(f"{prefix}__*")
+    return found
+
+
+def _bump(m: re.Match) -> str:
+    text = m.group(0)
+    if re.fullmatch(r"[-+]?\d+", text):
+        return str(int(text) + 1)
+    return repr(float(text) * 1.5 + 0.125)  # zeros change too
+
+
+def _perturbed_copy(src: Path, taps: set[str], dest: Path) -> set[str]:
+    """dest: src with every number of every record of ``taps`` changed; returns the taps hit."""
+    lines = src.read_text(encoding="utf-8").split("\n")
+    hit = set()
+    for rec in read_trace(src).records:
+        if rec.name in taps:
+            line = lines[rec.loc.line - 1]
+            cut = line.index(rec.name) + len(rec.name)
+            lines[rec.loc.line - 1] = line[:cut] + NUMBER.sub(_bump, line[cut:])
+            hit.add(rec.name)
+    dest.write_text("\n".join(lines), encoding="utf-8")
+    return hit
+
+
+def _downstream(trace, tap: str) -> set[str]:
+    """``tap`` and every printed tap the shipped nanoBragg DAG computes from it."""
+    ref = default_spec()
+    canon = ref.canonical(tap)
+    return {tap} | {n for n in trace.names() if ref.canonical(n) and canon in ref.ancestors(ref.canonical(n))}
+
+
+def _root(tmp_path, log: Path, other: Path, capsys, monkeypatch):
+    spec = tmp_path / "scaffold.yaml"
+    code, _, _ = run(["taps", "init", str(log), "-o", str(spec), "--force"], capsys, monkeypatch)
+    assert code == 0
+    code, out, err = run(["diff", "--spec", str(spec), str(log), str(other), "--format", "json"], capsys, monkeypatch)
+    assert err == ""
+    data = json.loads(out)
+    return code, data["verdict"], (data["root_cause"] or {}).get("tap"), data
+
+
+SELF_LOGS = ["010", "017", "029", "105", "130", "334", "443", "562", "310", "399", "415", "484", "527", "583", "680"]
+
+
+@pytest.mark.parametrize("prefix", SELF_LOGS)
+def test_init_then_diff_of_a_real_log_against_itself_agrees(prefix, tmp_path, capsys, monkeypatch):
+    log = _corpus(prefix)
+    code, verdict, root, data = _root(tmp_path, log, log, capsys, monkeypatch)
+    assert (code, verdict, root) == (0, "agree", None)
+    assert data["counts"]["matched"] > 0 and data["counts"]["divergent"] == 0
+
+
+# (log, tap perturbed): the first four print a downstream tap BEFORE the perturbed one (a
+# print-order chain named fdet_after_rotz, rot_a_angstroms, omega_pixel_sr, pix0_after_twotheta);
+# 399 holds only names no shipped spec knows (pipeline order: everything printed after it moves).
+PERTURBED = [("527", "angles_rad"), ("415", "rot_a_star_A_inv"), ("415", "close_distance_meters"),
+             ("484", "twotheta_axis"), ("105", "Fbeam_m"), ("583", "pix0_vector_meters"),
+             ("583", "scattering_vec_A_inv"), ("399", "real_a_reconstructed")]
+
+
+@pytest.mark.parametrize("prefix, tap", PERTURBED)
+def test_init_spec_names_the_perturbed_tap_as_root_cause(prefix, tap, tmp_path, capsys, monkeypatch):
+    log = _corpus(prefix)
+    trace = read_trace(log)
+    if default_spec().canonical(tap) is not None:
+        moved = _downstream(trace, tap)
+    else:
+        names = trace.names()
+        moved = set(names[names.index(tap):])
+    hit = _perturbed_copy(log, moved, tmp_path / "perturbed.log")
+    assert hit == moved and len(hit) >= 3
+    code, verdict, root, data = _root(tmp_path, log, tmp_path / "perturbed.log", capsys, monkeypatch)
+    assert (code, verdict, root) == (1, "diverge", tap)
+    statuses = {t["tap"]: t["status"] for t in data["taps"]}
+    assert statuses[tap] == "introduced"
+    assert all(statuses[n] == "inherited" for n in hit - {tap} if n in statuses)
+
+
+def test_init_never_compares_nor_chains_provenance(tmp_path, capsys, monkeypatch):
+    """producer/dtype/argv differ between any two producers: a scaffold must not blame them."""
+    ref = ROOT / "tests" / "data" / "incidents" / "r07_mosflm_half_pixel" / "reference.log"
+    port = ref.with_name("port.log")
+    spec_path = tmp_path / "s.yaml"
+    assert run(["taps", "init", str(ref), "-o", str(spec_path)], capsys, monkeypatch)[0] == 0
+    spec = load_spec(spec_path)
+    provenance = {"producer", "dtype", "argv", "structure_factors"}
+    assert provenance == set(PROVENANCE) == set(PROVENANCE_KEYS)
+    assert all(not spec.get(p).after for p in provenance)
+    assert [t.name for t in spec.taps if set(t.after) & (provenance - {"structure_factors"})] == []
+    code, out, _ = run(["diff", "--spec", str(spec_path), str(ref), str(port)], capsys, monkeypatch)
+    assert code == 1
+    assert "`pix0_vector_meters` is the first divergence: additive offset of exactly +½" in out
+    assert "producer" not in out.split("\n\n")[0]  # the headline names no input difference
+
+
+def test_init_pipeline_order_keeps_setup_taps_before_pixel_taps():
+    # a setup tap printed after per-pixel taps is not placed downstream of them
+    t = make_trace([("my_pos", (1.0, 2.0)), ("my_sum", 3.0)], pixel=(1, 2), setup=[("my_gain", 2.0)])
+    late_setup = replace(t, records=(t.records[1], t.records[2], t.records[0]))
+    spec = parse_spec(scaffold_spec(late_setup), "s.yaml")
+    assert spec.get("my_pos").after == () and spec.get("my_sum").after == ("my_pos",)
+    assert spec.get("my_gain").after == ()  # not "after my_sum"
+
+
+def test_init_when_edges_follow_the_shipped_spec():
+    spec = parse_spec(scaffold_spec(read_trace(ROOT / "tests" / "data" / "incidents" / "r07_mosflm_half_pixel"
+                                               / "reference.log")), "s.yaml")
+    assert spec.get("pix0_vector").after == ("Fbeam_m", "Sbeam_m", "distance_m")
+    assert spec.get("Fbeam_m").when == (("pivot", "SAMPLE", ("pix0_vector",)),)
+    assert spec.specialize({"pivot": "SAMPLE"}).get("pix0_vector").after == ()
+    assert spec.get("F_cell").after == ("hkl_rounded", "structure_factors")

@@ -1,4 +1,4 @@
-"""The port's real incident classes (../shared/design/incidents.md): each hand-made port trace in
+"""The port's real incident classes (docs/incidents.md): each hand-made port trace in
 tests/data/incidents/ (made by make_incidents.py) must get the right root-cause tap and class.
 
 These run the whole path a user runs: read_trace -> spec -> diff_traces, on text in the exact

@@ -34,7 +34,8 @@ def taps(text: str, pixel_index: int = 0) -> dict[str, list[np.ndarray]]:
 def loop_lines(text: str, kind: str) -> list[dict[str, float]]:
     rows = []
     for line in text.splitlines():
-        if line.startswith(f"TRACE_PY_{kind} "):
+        # key=value lines only (not the indexed "TRACE_PY_SOURCE 2: name value" lines)
+        if line.startswith(f"TRACE_PY_{kind} ") and "=" in line.split()[1]:
             rows.append({k: float(v) for k, v in (p.split("=") for p in line.split()[1:])})
     return rows
 

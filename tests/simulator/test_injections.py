@@ -112,8 +112,10 @@ def test_list_injections_format(capsys):
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == len(INJECTIONS)
-    assert all(len(line.split("\t")) == 2 and line.split("\t")[1].isdigit() for line in lines)
-    assert "mosflm-half-pixel\t7" in lines
+    # NAME<TAB>ROW<TAB>description (issue 12: each fault says what it does)
+    assert all(len(line.split("\t")) == 3 and line.split("\t")[1].isdigit() and line.split("\t")[2]
+               for line in lines)
+    assert "mosflm-half-pixel\t7\tMOSFLM +½ pixel dropped (other conventions: added)" in lines
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
