@@ -134,6 +134,13 @@ class Session:
             where=None, indexed=None):
         """See :func:`nbtrace.tap.tap`. ``indexed=(kind, i)`` prints ``PREFIX_KIND i: name v``
         (the indexed loop form, one line per value)."""
+        if pixel_axes == (0, 1) and pixels is None and self.roi is None:
+            # fast refusal: a detector window known to hold no traced pixel (most chunks of a frame)
+            shp = getattr(value, "shape", None)
+            if shp is not None and len(shp) >= 2:
+                hit = self._window_cache.get((shp[0], shp[1], origin[0], origin[1]))
+                if hit is not None and not hit[0]:
+                    return value
         if name not in self._names_ok:
             if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "=" in name:
                 raise UsageError(f"tap name {name!r} is not one word", hint="tap names are identifiers such as hkl_frac")
