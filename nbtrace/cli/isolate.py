@@ -80,9 +80,7 @@ def command(reference, cmd, sim, inject, spec_path, prefix, timeout, as_json, nb
                          hint="a --cmd port takes its arguments inside the template: --cmd 'python my_port.py ARGS'")
     if sim:
         from nbtrace.run.isolate import simulator_command
-        from nbtrace.sim.injections import validate
 
-        validate(list(inject))
         cmd = simulator_command(nb_args, inject)
     result = isolate(reference, cmd, spec=spec_path, timeout=timeout, prefix=prefix, simulator=sim,
                      progress=lambda m: click.echo(m, err=True))

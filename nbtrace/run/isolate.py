@@ -160,9 +160,13 @@ def isolate(reference, command, *, spec=None, env=None, timeout: float = 600.0, 
 
 
 def simulator_command(nb_args, inject=()) -> list[str]:
-    """The built-in PyTorch simulator as the port: nanoBragg arguments, fault injections."""
+    """The built-in PyTorch simulator as the port: nanoBragg arguments, fault injections (names
+    checked now: UsageError before any run)."""
     import sys
 
+    from nbtrace.sim.injections import validate
+
+    validate(list(inject))
     return [sys.executable, "-m", "nbtrace.sim", *[str(a) for a in nb_args],
             *[w for name in inject for w in ("--inject", name)]]
 
