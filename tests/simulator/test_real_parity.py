@@ -169,5 +169,6 @@ def test_the_check_refuses_loop_lines_of_the_first_subpixel_only():
             if key is not None:
                 seen.add(key)
             first_only.append(line)
-    with pytest.raises(AssertionError, match="real count"):
+    # said by this file's count check, or by the diff engine itself where it checks completeness
+    with pytest.raises(AssertionError, match="real count|printed more times"):
         check_against_real(case, "".join(first_only), "TRACE_C", image)
