@@ -19,6 +19,7 @@ import torch
 
 from nbtrace.sim import detector as det_mod
 from nbtrace.sim import structure_factors as sf_mod
+from nbtrace.sim import taps as taps_mod
 from nbtrace.sim.constants import R_E_SQR
 from nbtrace.sim.lattice import LatticeFactor, lattice_factor
 from nbtrace.sim.polarization import kahn_factor
@@ -97,11 +98,12 @@ def _incident_codes(inc: Tensor) -> tuple[tuple, tuple]:
     return plus_zero, code
 
 
-def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, stars, st: CoreStatic):
+def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, stars, st: CoreStatic, pix=None):
     """Geometry → h, k, l → F_latt for one (layer, subpixel) pass; a pure tensor function.
 
     fd, sd: (P,) m along f̂/ŝ (ignored when ``pos_given`` (3 × (P,)) is not None); offset: (3,)
-    m = od·ô + pix0; incident (S, 3); lam (S,) m; vecs (3, Φ, D, 3) m; stars 3 × (3,) Å⁻¹.
+    m = od·ô + pix0; incident (S, 3); lam (S,) m; vecs (3, Φ, D, 3) m; stars 3 × (3,) Å⁻¹;
+    pix: (s_idx, f_idx), the pixels of the chunk (for replayed taps, nbtrace.sim.taps).
     """
     base = pos = pos_given
     if pos_given is None:
@@ -114,7 +116,7 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
     # and becomes the flat row-major pixel axis (P = R·C) at the first full-size result
     grid = pos[0].shape if pos_given is not None else torch.broadcast_shapes(fd.shape, sd.shape)
     R = torch.sqrt(base[0] * base[0] + base[1] * base[1] + base[2] * base[2])
-    d = tuple(_flat(x / R, grid) for x in base)
+    d = taps_mod.replay_vector("diffracted_vec", tuple(_flat(x / R, grid) for x in base), pix)
     R = _flat(R, grid)
     omega = det_mod.omega_c_order(R, st.pixel, close, st.point_pixel)
     # x − (+0) is x for every x (−0 included), so a +0 incident component is not subtracted
@@ -122,6 +124,7 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
          for i in range(3)]
     if st.q_scale != 1.0:
         q = [x * st.q_scale for x in q]
+    q = taps_mod.replay_vector("scattering_vec_A_inv", tuple(q), pix)
     keep = None
     if st.dmin > 0:
         stol = 0.5 * torch.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
@@ -136,9 +139,10 @@ def _core(fd, sd, fdet, sdet, offset, pos_given, close, incident, lam, vecs, sta
     else:
         vv = vecs * 1e10 if st.hkl_mode == "angstrom" else vecs
         hkl = tuple(qx * vv[i, :, :, 0] + qy * vv[i, :, :, 1] + qz * vv[i, :, :, 2] for i in range(3))
+    hkl = taps_mod.replay_vector("hkl_frac", hkl, pix)
     latt = lattice_factor(st.shape, hkl[0], hkl[1], hkl[2], st.N, st.fudge, stars[0], stars[1], stars[2],
                           divided=st.divided, fused=st.fused)
-    return pos, R, d, omega, tuple(q), keep, hkl, tuple(latt)
+    return pos, R, d, omega, tuple(q), keep, hkl, taps_mod.replay_lattice(tuple(latt), st.N, pix)
 
 
 def _flat(x: Tensor, shape) -> Tensor:
@@ -180,7 +184,7 @@ def _block(setup, s_idx: Tensor, f_idx: Tensor, layer: int, ss: int, sf: int) ->
         sd = _subpixel_offset(s_idx, setup.oversample, ss, delta)
     pos, R, d, omega, q, keep, (h, k, l), latt = _core(
         fd, sd, det.fdet, det.sdet, offset, pos_given, det.close_distance, src.incident, src.wavelength,
-        setup.kvectors, setup.stars, setup.static)
+        setup.kvectors, setup.stars, setup.static, (s_idx, f_idx))
     latt = LatticeFactor(*latt)
     looked_up = None if keep is None else keep[:, :, None, None].expand_as(h)
     if cfg.water == 0 and (setup.interpolate or _slow_path(cfg)):
@@ -344,7 +348,8 @@ def pixel_values(s, s_idx: Tensor, f_idx: Tensor, rec, cutoff: int | None, inter
             I = add if I is None else I + add  # 0 + x is x exactly
         if rec is not None:
             rec.block(t, ss, sf, s, blk, F, omega, cap, I, polar, pol_src)
-    v = _final_scale(s, I.to(gdt), cap, polar, omega)
+    I = taps_mod.replay_scalar("I_before_scaling", I, (s_idx, f_idx))
+    v = taps_mod.replay_scalar("I_pixel_final", _final_scale(s, I.to(gdt), cap, polar, omega), (s_idx, f_idx))
     if rec is not None:
         rec.scaling(s, I, cap, polar, omega, blk, v)
     return v

@@ -155,7 +155,7 @@ def run(cfg, pixels_from=None, pixels_after=None) -> int:
     if wants_image:
         _check_frame_fits(setup)  # before the summary: a refusal is the only line on stderr
     sys.stderr.write(summary(setup))
-    with torch.no_grad():
+    with torch.no_grad(), taps_mod.replay_session(cfg):
         if recs and not wants_image:
             _render_selected(setup, recorder, recs)
         else:

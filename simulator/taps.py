@@ -1,18 +1,20 @@
-"""The tap recorder: selects pixels of the production pass and formats their taps.
+"""The simulator's taps: which values of the production pass are printed, and where.
 
-Text dialect (``TRACE_PY:``) and npz region dumps follow docs/CONTRACTS.md §2 and §4. The
-recorder only slices tensors the kernel already computed; it never re-derives physics.
+The recorder decides what the real instrumented nanoBragg would print for each traced pixel
+and hands those tensors to :mod:`nbtrace.tap`, which selects the pixels, formats the text
+dialect (``TRACE_PY:``, docs/CONTRACTS.md §2) and writes the npz region dump (§4). It only
+slices tensors the kernel already computed; it never re-derives physics. The replay hooks at
+the end let :mod:`nbtrace.tap` feed a reference's values into the kernel (``nbtrace isolate``).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+import nbtrace.tap as tap_mod
 from nbtrace.errors import UsageError
 from nbtrace.sim.constants import R_E_SQR, RTD
 from nbtrace.sim.vectors import dot
@@ -42,48 +44,26 @@ STATIC_TAPS = frozenset({
 })
 
 
-def _np(x, n: int, static: bool = False) -> np.ndarray:
-    """Tensor → float64 numpy array with a leading row axis of length n; a static value
-    (the same for every pixel) is broadcast."""
-    a = x.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(x) else np.asarray(x, dtype=np.float64)
-    if static:
-        return np.broadcast_to(a, (n,) + a.shape).copy()
-    return a.reshape((n,) + a.shape[1:]).copy()
-
-
-@dataclass
-class _Chunk:
-    keys: list
-    blocks: list = field(default_factory=list)      # list of _Block, in the C's (layer, subpixel) order
-    loops: dict = field(default_factory=dict)       # kind -> list of (label dict, {name: (n,)}, shown (n,))
-    scaling: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Block:
-    """The taps of one (layer, subpixel) pass for the chunk's rows. ``shown`` maps a tap to the
-    rows that print it (absent: every row): the real build prints the pass-0 taps only when
-    source 0 passed the -dmin test, and F_cell only when that term was looked up."""
-
-    at: tuple
-    arrays: dict
-    shown: dict
-    phi: list      # (labels, {name: (n,)}, shown (n,)) per φ step: source 0, mosaic domain 0
-    source2: tuple | None  # ({name: (n,)}, shown (n,)) of source index 2, φ step 0, domain 0
-
-
 _KEY = 1 << 32  # (slow, fast) → one int64 key
+GEOMETRY_TAPS = BLOCK_TAPS[:13]
+PASS0_TAPS = BLOCK_TAPS[13:21]
 
 
 class Recorder:
-    """Records taps for ``pixels`` [(slow, fast), ...]. ``all_blocks`` keeps every
-    (layer, subpixel) block and the loop taps (text traces); otherwise only block (0, 0, 0)."""
+    """Records taps for ``pixels`` [(slow, fast), ...] through an :mod:`nbtrace.tap` session
+    (the public recorder every port uses: the simulator formats nothing itself). ``all_blocks``
+    keeps every (layer, subpixel) block and the loop taps (a text trace); otherwise only block
+    (0, 0, 0) and the scaling block, into the session's region (``pixels`` is then the whole
+    rectangle of a -trace_roi)."""
 
     def __init__(self, pixels, all_blocks: bool = True):
         self.pixels = [tuple(p) for p in pixels]
-        self.wanted = {p: i for i, p in enumerate(self.pixels)}
         self.all_blocks = all_blocks
-        self.chunks: list[_Chunk] = []
+        if all_blocks:
+            self.session = tap_mod.Session(self.pixels, prefix=PREFIX)
+        else:
+            ss, ff = [p[0] for p in self.pixels], [p[1] for p in self.pixels]
+            self.session = tap_mod.Session((), roi=(min(ff), max(ff), min(ss), max(ss)), prefix=PREFIX)
         self._keys: torch.Tensor | None = None
 
     def select(self, s_idx: torch.Tensor, f_idx: torch.Tensor):
@@ -94,24 +74,12 @@ class Recorder:
         rows = torch.nonzero(torch.isin(keys, self._keys)).reshape(-1)
         if rows.numel() == 0:
             return None
-        chunk = _Chunk([(int(s), int(f)) for s, f in zip(s_idx[rows].tolist(), f_idx[rows].tolist())])
-        self.chunks.append(chunk)
-        return _ChunkView(self, chunk, rows)
+        return _ChunkView(self, rows, (s_idx[rows], f_idx[rows]))
 
     def absorb(self, *others) -> None:
-        """Take over the recorded chunks of other recorders (None skipped): one recorder for
-        pixels traced in different passes of the same setup (-trace_pixels_after)."""
-        for other in others:
-            if other is not None:
-                self.chunks.extend(other.chunks)
-
-    def by_pixel(self) -> dict:
-        """(s, f) -> (chunk, row) for every recorded pixel."""
-        out = {}
-        for chunk in self.chunks:
-            for row, key in enumerate(chunk.keys):
-                out[key] = (chunk, row)
-        return out
+        """Take over the pixels recorded by other recorders (None skipped): one trace for pixels
+        traced in different passes of the same setup (-trace_pixels_after)."""
+        self.session.absorb(*(o.session for o in others if o is not None))
 
 
 # taps of the first pass (source 0, φ step 0, mosaic domain 0), evaluated after the -dmin test
@@ -137,8 +105,20 @@ def _bool(x, n: int) -> np.ndarray:
 
 
 class _ChunkView:
-    def __init__(self, parent: Recorder, chunk: _Chunk, rows: torch.Tensor):
-        self.parent, self.chunk, self.rows = parent, chunk, rows
+    """The traced rows of one pixel chunk: ``rows`` index the kernel's tensors, ``pix`` are
+    their (slow, fast) indices, given to every tap (one selection per chunk in the session)."""
+
+    def __init__(self, parent: Recorder, rows: torch.Tensor, pix):
+        self.parent, self.rows, self.pix = parent, rows, pix
+        self.later: list = []  # MOS / SOURCE / LAYER lines: printed after every block
+
+    def _tap(self, name, value, where=None, static=False, loop=None, indexed=None):
+        self.parent.session.tap(name, value, None if static else 0, self.pix, (0, 0), loop,
+                                name in INT_TAPS or name == "source_index", where, indexed)
+
+    def _line(self, loop, vals: dict, where, static=()):
+        for name, value in vals.items():
+            self._tap(name, value, where, name in static, loop=loop)
 
     def block(self, t, ss, sf, setup, blk, F, omega, cap, I, polar=None, pol_src=None):
         """One (layer, subpixel) pass, gated as the real instrumented nanoBragg prints it
@@ -165,7 +145,6 @@ class _ChunkView:
             "hkl_rounded": torch.ceil(hkl - 0.5), "F_latt_a": blk.latt.a[at], "F_latt_b": blk.latt.b[at],
             "F_latt_c": blk.latt.c[at], "F_latt": blk.latt.total[at], "F_cell": F[at],
         }
-        arrays = {k: _np(v, n, k in STATIC_TAPS) for k, v in vals.items()}
         kept = _bool(blk.keep[r, 0], n) if blk.keep is not None else np.ones(n, dtype=bool)
         shown = {name: kept for name in AFTER_DMIN}
         square = setup.cfg.shape == "square"
@@ -173,27 +152,31 @@ class _ChunkView:
             for name in LATTICE_TAPS:
                 shown[name] = np.zeros(n, dtype=bool)
         shown["F_cell"] = _bool(_looked_up(setup, blk, at), n)
+        for name in GEOMETRY_TAPS + PASS0_TAPS + LATTICE_TAPS:
+            self._tap(name, vals[name], shown.get(name), name in STATIC_TAPS)
         phi = []
         if square and self.parent.all_blocks:
             for m in range(blk.h.shape[2]):
                 pm = (r, 0, m, 0)
-                phi.append(({"phi_tic": m, "phi_deg": float(setup.phis[m]) * RTD}, {
-                    "k_frac": _np(blk.k[pm], n), "F_latt_b": _np(blk.latt.b[pm], n),
-                    "F_latt": _np(blk.latt.total[pm], n)}, kept))
-        source2 = None
+                phi.append(({"phi_tic": m, "phi_deg": float(setup.phis[m]) * RTD},
+                            {"k_frac": blk.k[pm], "F_latt_b": blk.latt.b[pm], "F_latt": blk.latt.total[pm]}))
+        for loop, lv in phi[:1]:
+            self._line(loop, lv, kept)
+        self._tap("F_cell", vals["F_cell"], shown["F_cell"])
+        for loop, lv in phi[1:]:
+            self._line(loop, lv, kept)
         if blk.h.shape[1] > 2 and self.parent.all_blocks:
-            source2 = self._source2(setup, blk, F, polar, pol_src)
-        self.chunk.blocks.append(_Block((t, ss, sf), arrays, shown, phi, source2))
+            self._source2(setup, blk, F, polar, pol_src)
         if self.parent.all_blocks:
             if first:
                 self._loops(setup, blk)
             if det.thicksteps > 1 and ss == setup.oversample - 1 and sf == setup.oversample - 1:
-                self.chunk.loops.setdefault("LAYER", []).append(
-                    ({"layer": t}, {"capture_fraction": _np(cap[r], n)}, np.ones(n, dtype=bool)))
+                self.later.append(({"layer": t}, {"capture_fraction": cap[r]}, None, ()))
 
     def _source2(self, setup, blk, F, polar, pol_src):
         """The real build's per-subpixel lines of source index 2 (φ step 0, domain 0), printed
-        once its term was looked up."""
+        once its term was looked up; the index follows the family's own prefix (the indexed loop
+        form nbtrace reads)."""
         r, n = self.rows, len(self.rows)
         at = (r, 2, 0, 0)
         Fc, Fl = F[at], blk.latt.total[at]
@@ -206,9 +189,11 @@ class _ChunkView:
         vals = {
             "F_cell": Fc, "F_latt": Fl, "F_cell_squared": Fc * Fc, "F_latt_squared": Fl * Fl,
             "I_contribution": Fc * Fc * Fl * Fl, "polar": pol, "cos2theta": dot(inc, d),
-            "lambda_angstroms": _np(setup.sources.wavelength[2] * 1e10, n, True), "source_index": np.full(n, 2.0),
+            "lambda_angstroms": setup.sources.wavelength[2] * 1e10, "source_index": 2,
         }
-        return {k: _np(v, n) for k, v in vals.items()}, _bool(_looked_up(setup, blk, at), n)
+        where = _bool(_looked_up(setup, blk, at), n)
+        for name, value in vals.items():
+            self._tap(name, value, where, name in ("lambda_angstroms", "source_index"), indexed=("SOURCE", 2))
 
     def _loops(self, setup, blk):
         """Loop taps of the first (layer, subpixel) block, indexed so that none takes the place
@@ -216,25 +201,31 @@ class _ChunkView:
         (φ step 0, domain 0), each shown where that source passed the -dmin test."""
         r, n = self.rows, len(self.rows)
         lat = blk.latt
-        keep = (lambda j: _bool(blk.keep[r, j], n)) if blk.keep is not None else (lambda j: np.ones(n, dtype=bool))
+        keep = (lambda j: _bool(blk.keep[r, j], n)) if blk.keep is not None else (lambda j: None)
         if blk.h.shape[3] > 1:
-            self.chunk.loops["MOS"] = [({"mos_tic": d, "phi_tic": 0}, {
-                "h_frac": _np(blk.h[r, 0, 0, d], n), "k_frac": _np(blk.k[r, 0, 0, d], n),
-                "l_frac": _np(blk.l[r, 0, 0, d], n), "F_latt": _np(lat.total[r, 0, 0, d], n)}, keep(0))
+            self.later += [({"mos_tic": d, "phi_tic": 0}, {
+                "h_frac": blk.h[r, 0, 0, d], "k_frac": blk.k[r, 0, 0, d],
+                "l_frac": blk.l[r, 0, 0, d], "F_latt": lat.total[r, 0, 0, d]}, keep(0), ())
                 for d in range(blk.h.shape[3])]
         if blk.h.shape[1] > 1:
             src = setup.sources
-            self.chunk.loops["SOURCE"] = [({"source": j, "phi_tic": 0, "mos_tic": 0}, {
-                "lambda_meters": _np(src.wavelength[j], n, True), "incident_x": _np(src.incident[j, 0], n, True),
-                "incident_y": _np(src.incident[j, 1], n, True), "incident_z": _np(src.incident[j, 2], n, True),
-                "h_frac": _np(blk.h[r, j, 0, 0], n), "k_frac": _np(blk.k[r, j, 0, 0], n),
-                "l_frac": _np(blk.l[r, j, 0, 0], n), "F_latt": _np(lat.total[r, j, 0, 0], n)}, keep(j))
+            static = ("lambda_meters", "incident_x", "incident_y", "incident_z")
+            self.later += [({"source": j, "phi_tic": 0, "mos_tic": 0}, {
+                "lambda_meters": src.wavelength[j], "incident_x": src.incident[j, 0],
+                "incident_y": src.incident[j, 1], "incident_z": src.incident[j, 2],
+                "h_frac": blk.h[r, j, 0, 0], "k_frac": blk.k[r, j, 0, 0],
+                "l_frac": blk.l[r, j, 0, 0], "F_latt": lat.total[r, j, 0, 0]}, keep(j), static)
                 for j in range(blk.h.shape[1])]
 
     def scaling(self, setup, I, cap, polar, omega, blk, v):
-        r, n = self.rows, len(self.rows)
+        r = self.rows
         cfg = setup.cfg
-        I_rep = _np(I[r], n)
+        order = {"MOS": 0, "SOURCE": 1, "LAYER": 2}
+        kind = lambda item: order["MOS" if "mos_tic" in item[0] and "source" not in item[0] else  # noqa: E731
+                                  "SOURCE" if "source" in item[0] else "LAYER"]
+        for loop, vals, where, static in sorted(self.later, key=kind):  # stable: each family in its order
+            self._line(loop, vals, where, static)
+        I_rep = I[r]
         if cfg.has("trace-one-subpixel"):
             # incident 20: the trace tool accumulated one subpixel's share, not all oversample²
             I_rep = I_rep / (setup.oversample * setup.oversample)
@@ -246,7 +237,8 @@ class _ChunkView:
             "omega_pixel": omega[r], "cos_2theta": dot(setup.sources.incident[-1], torch.stack(blk.d, -1)[r]),
             "I_pixel_final": v[r], "floatimage_accumulated": v[r].to(torch.float32),
         }
-        self.chunk.scaling = {k: _np(x, n, k in STATIC_TAPS) for k, x in vals.items()}
+        for name in SCALING_TAPS:
+            self._tap(name, vals[name], static=name in STATIC_TAPS)
 
 
 # ------------------------------------------------------------------------- formatting
@@ -255,15 +247,6 @@ class _ChunkView:
 def fmt(x) -> str:
     """%.17g-equivalent round-trip text for a float (repr), integers as integers."""
     return repr(float(x))
-
-
-def _fmt_tap(name: str, value: np.ndarray) -> str:
-    flat = np.atleast_1d(value)
-    if name in INT_TAPS:
-        text = " ".join(str(int(v)) if math.isfinite(v) else fmt(v) for v in flat)
-    else:
-        text = " ".join(fmt(v) for v in flat)
-    return f"{PREFIX}: {name} {text}"
 
 
 def _beam0(given, derived):
@@ -289,69 +272,113 @@ def setup_lines(setup, argv, dtype_name: str) -> list[str]:
     )]
 
 
-GEOMETRY_TAPS = BLOCK_TAPS[:13]
-PASS0_TAPS = BLOCK_TAPS[13:21]
-
-
-def _loop_line(kind: str, labels: dict, vals: dict, row: int) -> str:
-    parts = [f"{k}={v if isinstance(v, int) else fmt(v)}" for k, v in labels.items()]
-    parts += [f"{k}={fmt(v[row])}" for k, v in vals.items()]
-    return f"{PREFIX}_{kind} " + " ".join(parts)
-
-
-def _block_lines(b: _Block, row: int) -> list[str]:
-    """One (layer, subpixel) block in the real build's print order."""
-    on = lambda name: name not in b.shown or bool(b.shown[name][row])  # noqa: E731
-    lines = [_fmt_tap(name, b.arrays[name][row]) for name in GEOMETRY_TAPS]
-    lines += [_fmt_tap(name, b.arrays[name][row]) for name in PASS0_TAPS if on(name)]
-    lines += [_fmt_tap(name, b.arrays[name][row]) for name in LATTICE_TAPS if on(name)]
-    phi = [_loop_line("PHI", labels, vals, row) for labels, vals, shown in b.phi if shown[row]]
-    lines += phi[:1]
-    if on("F_cell"):
-        lines.append(_fmt_tap("F_cell", b.arrays["F_cell"][row]))
-    lines += phi[1:]
-    if b.source2 is not None and b.source2[1][row]:
-        # the index follows the family's own prefix, the indexed loop form nbtrace reads
-        for name, vals in b.source2[0].items():
-            value = int(vals[row]) if name == "source_index" else fmt(vals[row])
-            lines.append(f"{PREFIX}_SOURCE 2: {name} {value}")
-    return lines
-
-
 def pixel_lines(recorder: Recorder, pixel) -> list[str]:
     """The §2.2/§2.3 lines of one recorded pixel, in contract order."""
-    chunk, row = recorder.by_pixel()[tuple(pixel)]
-    lines = [f"TRACE_CONFIG: tracing pixel (spixel={pixel[0]}, fpixel={pixel[1]})"]
-    for b in chunk.blocks:
-        lines += _block_lines(b, row)
-    for kind in ("MOS", "SOURCE", "LAYER"):
-        lines += [_loop_line(kind, labels, vals, row) for labels, vals, shown in chunk.loops.get(kind, ()) if shown[row]]
-    lines += [_fmt_tap(name, chunk.scaling[name][row]) for name in SCALING_TAPS]
-    return lines
+    lines = recorder.session.lines_of(pixel)
+    if lines is None:
+        raise KeyError(tuple(pixel))
+    return [f"TRACE_CONFIG: tracing pixel (spixel={pixel[0]}, fpixel={pixel[1]})", *lines]
 
 
 def write_npz(recorder: Recorder, roi, path: str, meta: dict) -> None:
-    """§4: one (ny, nx[, 3]) float64 array per per-pixel tap, plus roi and meta_json."""
-    xmin, xmax, ymin, ymax = roi
-    ny, nx = ymax - ymin + 1, xmax - xmin + 1
-    arrays: dict[str, np.ndarray] = {}
-    for chunk in recorder.chunks:
-        ss = np.array([k[0] for k in chunk.keys]) - ymin
-        ff = np.array([k[1] for k in chunk.keys]) - xmin
-        first = chunk.blocks[0]
-        for name, vals in list(first.arrays.items()) + list(chunk.scaling.items()):
-            if name not in arrays:
-                arrays[name] = np.full((ny, nx) + vals.shape[1:], np.nan)
-            shown = first.shown.get(name)
-            if shown is None:
-                arrays[name][ss, ff] = vals
-            else:  # a tap the first block does not print stays NaN, as the C reference leaves it
-                arrays[name][ss[shown], ff[shown]] = vals[shown]
-    arrays["roi"] = np.array([xmin, xmax, ymin, ymax], dtype=np.int64)
-    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    try:
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
-    except OSError as exc:
-        raise UsageError(f"cannot write the tap dump: {exc.strerror}", where=path,
-                         hint="check that the folder exists and is writable") from None
+    """§4: one (ny, nx[, 3]) float64 array per per-pixel tap, plus roi and meta_json; a tap the
+    first block does not print at a pixel stays NaN there, as the C reference leaves it."""
+    from pathlib import Path
+
+    s = recorder.session
+    if s.roi != tuple(roi):
+        raise ValueError(f"region {tuple(roi)} is not the recorder's {s.roi}")
+    s.dump = Path(path)
+    s.write_dump(meta)
+
+
+# ------------------------------------------------------------------------- replay (isolation)
+# With a session whose replay taps name a kernel value, that value is replaced at the traced
+# pixels by the reference's (nbtrace.tap replay) and the kernel goes on from it. The reference
+# prints these taps for the first pass (source 0, φ step 0, mosaic domain 0), so only that
+# element of each pixel is replaced. Without such a session each hook is one dictionary lookup.
+
+
+def _replays(name: str) -> bool:
+    s = tap_mod.current()
+    return s is not None and name in s.replay_taps
+
+
+def _first(x: torch.Tensor) -> tuple:
+    return (slice(None),) + (0,) * (x.dim() - 1)
+
+
+def replay_scalar(name: str, x: torch.Tensor, pix) -> torch.Tensor:
+    """x (P[, S, Φ, D]) with its first-pass element replaced at the traced pixels."""
+    if not _replays(name):
+        return x
+    at = _first(x)
+    first = x[at]
+    new = tap_mod.tap(name, first, pixel_axes=0, pixels=pix)
+    if new is first:
+        return x
+    out = x.clone()
+    out[at] = new
+    return out
+
+
+def replay_vector(name: str, comps: tuple, pix) -> tuple:
+    """The 3 components (each P[, S, Φ, D]) of a vector tap, first pass replaced as one 3-vector."""
+    if not _replays(name):
+        return comps
+    at = _first(comps[0])
+    first = torch.stack([c[at] for c in comps], dim=-1)
+    new = tap_mod.tap(name, first, pixel_axes=0, pixels=pix)
+    if new is first:
+        return comps
+    out = []
+    for i, c in enumerate(comps):
+        c = c.clone()
+        c[at] = new[:, i]
+        out.append(c)
+    return tuple(out)
+
+
+def replay_lattice(latt: tuple, N, pix) -> tuple:
+    """F_latt_a/b/c replaced (their product F_latt recomputed as the kernel forms it), then F_latt."""
+    fa, fb, fc, total = latt
+    if any(_replays(n) for n in ("F_latt_a", "F_latt_b", "F_latt_c")):
+        fa, fb, fc = (replay_scalar(n, f, pix) for n, f in zip(("F_latt_a", "F_latt_b", "F_latt_c"), (fa, fb, fc)))
+        from nbtrace.sim.lattice import _assemble
+
+        total = _assemble(fa, [f if n > 1 else None for f, n in zip((fa, fb, fc), N)]).total
+    return fa, fb, fc, replay_scalar("F_latt", total, pix)
+
+
+def replay_session(cfg):
+    """The replay session NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS ask for (traced pixels: the run's
+    -trace_pixel ones), or a null context. Its records are not printed: the trace comes from the
+    recorder, which sees the replaced values."""
+    import contextlib
+    import os
+
+    if tap_mod.current() is not None:  # NBTRACE_PIXELS / NBTRACE_ROI started one at import
+        raise UsageError("nbsim takes its traced pixels from -trace_pixel and -trace_roi, not NBTRACE_PIXELS "
+                         "or NBTRACE_ROI", hint="unset them; `nbtrace isolate --sim` drives the simulator")
+    ref = os.environ.get("NBTRACE_REPLAY", "").strip()
+    names = [t.strip() for t in os.environ.get("NBTRACE_REPLAY_TAPS", "").split(",") if t.strip()]
+    if not ref and not names:
+        return contextlib.nullcontext()
+    if not ref:
+        raise UsageError("NBTRACE_REPLAY_TAPS is set but NBTRACE_REPLAY is not",
+                         hint="NBTRACE_REPLAY=ref.log names the reference trace")
+    unknown = sorted(set(names) - set(REPLAYABLE))
+    if unknown:
+        # said, not refused: `nbtrace isolate` sees the tap still diverge and calls that stage inconclusive
+        import sys
+
+        sys.stderr.write(f"nbsim: warning: the simulator cannot replay {', '.join(unknown)}; they keep their own "
+                         f"values (replayable: {', '.join(REPLAYABLE)})\n")
+        names = [n for n in names if n in REPLAYABLE]
+    if not cfg.trace_pixels:
+        raise UsageError("replay needs traced pixels", hint="add -trace_pixel S F (the reference's pixels)")
+    return tap_mod.session(pixels=cfg.trace_pixels, replay=ref, replay_taps=names, out=None)
+
+
+REPLAYABLE = ("diffracted_vec", "scattering_vec_A_inv", "hkl_frac", "F_latt_a", "F_latt_b", "F_latt_c", "F_latt",
+              "I_before_scaling", "I_pixel_final")

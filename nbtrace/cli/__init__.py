@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "compare": "nbtrace.cli.compare:command",
     "hunt": "nbtrace.cli.hunt:command",
     "maps": "nbtrace.cli.maps:command",
+    "isolate": "nbtrace.cli.isolate:command",
 }
 
 

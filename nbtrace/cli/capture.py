@@ -73,6 +73,10 @@ def _progress(msg: str) -> None:
               help="Your own instrumented C build instead of the reference (env NB_C_BIN).")
 @click.option("--port-cmd", default=None, metavar="CMD", help="Your own port's command; nanoBragg args are appended.")
 @click.option("--inject", multiple=True, metavar="NAME", help="PyTorch fault injection (repeatable).")
+@click.option("--replay", multiple=True, metavar="TAP",
+              help="py: replace this tap by the --replay-ref trace's values at the traced pixels (repeatable).")
+@click.option("--replay-ref", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="REF",
+              help="The reference trace whose values --replay feeds into the port.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               help="PyTorch dtype (the C side is always float64).")
 @click.option("--timeout", type=float, default=900.0, show_default=True, metavar="SEC",
@@ -86,8 +90,8 @@ def _progress(msg: str) -> None:
               help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
 @click.option("--format", "fmt", type=click.Choice(["console", "md", "json"]), default="console",
               show_default=True, help="'both': diff report format.")
-def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, dtype, timeout, max_pixels,
-            max_steps, out_dir, fmt):
+def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, replay, replay_ref, dtype,
+            timeout, max_pixels, max_steps, out_dir, fmt):
     """Run the C and/or PyTorch producer once (fresh temp dir, timeout) and keep the trace.
 
     \b
@@ -119,10 +123,12 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
         if out_dir is not None:
             raise UsageError("--out is for 'both'", hint=f"use -o FILE with '{side}'")
         capture(side, list(nb_args), dump=dump, image=image, out_trace=output, inject=inject, dtype=dtype,
-                **common)
+                replay=replay, replay_ref=replay_ref, **common)
         return 0
     if output is not None:
         raise UsageError("-o is for 'c' or 'py'", hint="with 'both' use --out DIR")
+    if replay or replay_ref is not None:
+        raise UsageError("--replay is for 'capture py'", hint="capture the reference first, then 'capture py --replay'")
     return _both(list(nb_args), out_dir, image, dump, inject, dtype, fmt, common)
 
 

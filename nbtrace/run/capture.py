@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from nbtrace.errors import ProducerError
+from nbtrace.errors import ProducerError, UsageError
 from nbtrace.run.limits import MAX_PIXELS, MAX_STEPS
 from nbtrace.run.live import IMAGE_WRITTEN, LiveRender
 from nbtrace.run.outputs import (
@@ -47,6 +47,8 @@ def capture(
     progress: Progress | None = None,
     max_pixels: int = MAX_PIXELS,
     max_steps: int = MAX_STEPS,
+    replay: Iterable[str] = (),
+    replay_ref: Path | None = None,
 ) -> CaptureResult:
     """Run one producer once and return where its outputs went.
 
@@ -64,6 +66,8 @@ def capture(
     progress: called with one-line progress messages (the CLI sends them to stderr).
     max_pixels, max_steps: caps on the detector's pixels and the sub-steps per pixel that
         ``nb_args`` may ask for (nbtrace.run.limits); a larger run is a UsageError.
+    replay, replay_ref: taps whose values the port replaces by those of the reference trace
+        ``replay_ref`` at the traced pixels (NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS, nbtrace.tap).
     """
     say = progress or (lambda _msg: None)
     nb_args = [str(a) for a in nb_args]
@@ -71,6 +75,7 @@ def capture(
     inject = tuple(inject)
     check_request(side, nb_args, pixels, roi, dump, image, inject, dtype, timeout,
                   max_pixels=max_pixels, max_steps=max_steps)
+    replay_env = _replay_env(side, tuple(replay), replay_ref, pixels)
     producer = select_producer(side, c_bin, port_cmd)
     # fresh temporary folders made for outputs nobody named (never a folder the caller chose, as
     # a default dump beside a named trace is): removed again if the run fails, so a failed
@@ -85,20 +90,26 @@ def capture(
         if not named_trace:
             made.add(dump.parent)
     try:
-        return _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say)
+        return _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say,
+                        replay_env)
     except BaseException:
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say) -> CaptureResult:
+def _capture(producer, nb_args, pixels, roi, dump, image, out_trace, inject, dtype, timeout, say,
+             replay_env) -> CaptureResult:
     image, dump = absolute(image), absolute(dump)
     for path, what in ((out_trace, "trace"), (image, "image"), (dump, "region dump")):
         prepare_destination(path, what)
     argv_head = [*producer.command, *absolutize_file_args(nb_args),
                  *tracing_args(pixels, producer.side, inject, dtype)]
-    run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say)
+    run, argv = _run_in_fresh_dir(producer, argv_head, roi, image, dump, timeout, say, replay_env)
+    if replay_env:  # what the port could not replay must reach the user, not stay in its stderr
+        for line in run.stderr_text.splitlines():
+            if "warning" in line:
+                say(f"capture {producer.side}: {line}")
     if pixels and not run.stdout_text.strip():
         raise ProducerError(f"{producer.kind} exited 0 but printed nothing: no trace for the "
                             f"{len(pixels)} pixel(s) asked for", where=producer.executable,
@@ -140,7 +151,24 @@ def start_live_render(nb_args: Sequence[str], *, image: Path, pixels: Iterable[t
                       limits=limits)
 
 
-def _run_in_fresh_dir(producer: Producer, argv_head, roi, image, dump, timeout, say) -> tuple[Run, list[str]]:
+def _replay_env(side, replay, replay_ref, pixels) -> dict:
+    """NBTRACE_REPLAY / NBTRACE_REPLAY_TAPS for a replayed capture (checked before the run)."""
+    if not replay and replay_ref is None:
+        return {}
+    if side != "py":
+        raise UsageError("replay is for the port side", hint="use --replay with 'capture py'")
+    if not replay or replay_ref is None:
+        raise UsageError("replay needs both the taps and the reference trace",
+                         hint="--replay TAP (repeatable) --replay-ref REF.log")
+    if not Path(replay_ref).is_file():
+        raise UsageError("no such reference trace", str(replay_ref), "give the reference's trace file")
+    if not pixels:
+        raise UsageError("replay happens at traced pixels", hint="give --pixel S F (the reference's pixels)")
+    return {"NBTRACE_REPLAY": str(Path(replay_ref).resolve()), "NBTRACE_REPLAY_TAPS": ",".join(replay)}
+
+
+def _run_in_fresh_dir(producer: Producer, argv_head, roi, image, dump, timeout, say,
+                      extra_env=None) -> tuple[Run, list[str]]:
     """Run in a temporary directory that is removed afterwards; the image and dump are written
     there first and moved to their destinations only when the producer succeeded, so a failed
     run never leaves a half-written file where the caller expects a result."""
@@ -154,7 +182,7 @@ def _run_in_fresh_dir(producer: Producer, argv_head, roi, image, dump, timeout, 
         if roi is not None:
             argv += ["-trace_roi", *map(str, roi), "-trace_dump", str(local_dump)]
         say(f"capture {producer.side}: {short(argv)}")
-        run = run_process(argv, work, timeout, producer)
+        run = run_process(argv, work, timeout, producer, extra_env)
         raise_on_failure(run, producer, argv)
         deliver(local_image, image, "image", producer)
         deliver(local_dump, dump, "region dump", producer)

@@ -97,8 +97,11 @@ def start(argv: list[str], work: Path, out, err, env: dict, producer: Producer, 
                             hint="check that the program exists and is executable") from None
 
 
-def run_process(argv: list[str], work: Path, timeout: float, producer: Producer) -> Run:
+def run_process(argv: list[str], work: Path, timeout: float, producer: Producer, extra_env=None) -> Run:
     env, note = child_env()
+    if extra_env:  # e.g. NBTRACE_REPLAY for a replayed port run; recorded in the provenance note
+        env.update(extra_env)
+        note.update(extra_env)
     out_path, err_path = work / "stdout.txt", work / "stderr.txt"
     t0 = time.perf_counter()
     timed_out = False
