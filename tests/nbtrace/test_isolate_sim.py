@@ -63,7 +63,7 @@ def test_capture_py_replay_feeds_the_reference_into_the_kernel(reference, tmp_pa
                  "--replay-ref", str(reference), "-o", str(out), "--", *ARGS)
     assert r.returncode == 0, r.stderr
     d = _nbtrace("diff", str(reference), str(out))
-    assert d.returncode == 0 and d.stdout.startswith("All "), d.stdout[:500]
+    assert d.returncode == 0 and d.stdout.startswith("AGREE: All "), d.stdout[:500]
     # without the replay the same run diverges
     plain = tmp_path / "plain.log"
     _nbtrace("capture", "py", *PIXELS, "--inject", "svec-inverse-angstrom", "-o", str(plain), "--", *ARGS)
