@@ -71,8 +71,38 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
             gc.enable()
 
 
+# Run facts a context may give and what each must be: a nan pixel size or a negative N would
+# turn every offset or factor explanation into nonsense.
+POSITIVE_CONTEXT = ("pixel_size", "N", "oversample", "sources", "phisteps", "mosaic_domains")
+
+
+def check_context(context: dict | None) -> dict:
+    """A copy of ``context`` with every number checked: finite everywhere, > 0 for the run facts
+    of POSITIVE_CONTEXT. Raises UsageError naming the key."""
+    out = dict(context or {})
+    for key, value in out.items():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                if key in POSITIVE_CONTEXT:
+                    raise UsageError(f"{key} must be a number, got {value!r}", where="--context",
+                                     hint=f"give {key} as a positive number, e.g. --context {key}=2")
+                continue
+            if not math.isfinite(v) or (key in POSITIVE_CONTEXT and v <= 0):
+                need = "a positive finite number" if key in POSITIVE_CONTEXT else "a finite number"
+                raise UsageError(f"{key} must be {need}, got {_fmt_context(value)}", where="--context",
+                                 hint=f"e.g. --context {key}=1e-4" if key == "pixel_size" else
+                                 f"give {key} as {need}")
+    return out
+
+
+def _fmt_context(value) -> str:
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in items)
+
+
 def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, atol) -> DiffResult:
-    context = dict(context or {})
+    context = check_context(context)
     warnings: list[str] = []
     if spec is not None:
         from nbtrace.engine.spec import conditions_of

@@ -94,6 +94,9 @@ class TapVerdict:
     meaning: str = ""
     first_loop_iteration: tuple[tuple[str, int], ...] | None = None
     is_setup: bool = False
+    # port/reference when every divergent element shares one ratio (within print precision),
+    # named or not: a fluence ×7.9e-10 is said as such even when no unit explains it
+    ratio: float | None = None
 
     @property
     def agrees(self) -> bool:
@@ -126,6 +129,7 @@ class Finding:
             "tolerance": _num(v.tolerance),
             "would_pass_rtol": _num(v.would_pass),
             "factor": _num(v.factor),
+            "ratio": _num(v.ratio),
             "a": _values_json(v.a),
             "b": _values_json(v.b),
             "loc_a": str(v.loc_a) if v.loc_a else None,

@@ -238,7 +238,7 @@ from nbtrace.engine.results import KINDS  # noqa: E402
 _vals = st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=3, max_size=3)
 
 
-@hsettings(max_examples=200, deadline=None)
+@hsettings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.tuples(_vals, _vals), min_size=1, max_size=6), st.booleans())
 def test_any_values_get_a_verdict_and_identical_values_agree(rows, f32):
     s = CompareSettings(float32_side="b" if f32 else None,
@@ -290,3 +290,111 @@ def test_printed_would_pass_rtol_really_passes(a, b):
     assert f"Would pass with rtol={v.would_pass:.3g} " in v.message
     assert float(f"{v.would_pass:.3g}") == v.would_pass  # what is printed is what was checked
     assert diff_traces(ta, tb, rtol=v.would_pass, atol=v.atol)
+
+
+# ------------------------------------------------------------------ arithmetic that cannot overflow
+# (issue 11: past ~1e154 the row norm overflowed, the tolerance became inf and anything agreed)
+
+from fractions import Fraction  # noqa: E402
+
+from nbtrace.engine.arith import compare_arrays, passing_rtol  # noqa: E402
+from nbtrace.testing import assert_traces_match  # noqa: E402
+
+
+@pytest.mark.parametrize("tap, a, b", [
+    ("F_cell", 100.0, 2e154),
+    ("F_cell", 1e308, -1e308),
+    ("F_cell", 1.7976931348623157e308, 8.98846567431158e307),
+    ("scattering_vec_A_inv", (8.7e7, 1.0, 2.0), (1e200, 1.0, 2.0)),
+    ("scattering_vec_A_inv", (1e300, 1e300, 1e300), (1e300, 1e300, -1e300)),
+    ("F_cell", math.inf, -math.inf),
+    ("F_subnormal", 5e-324, 1e-323),  # no spec tap: relative only, so subnormals count
+])
+def test_huge_and_tiny_values_never_agree_when_they_differ(tap, a, b):
+    ta = make_trace([(tap, a)], pixel=(1, 1))
+    tb = make_trace([(tap, b)], pixel=(1, 1), prefix="TRACE_PY")
+    r = diff_traces(ta, tb)
+    assert r.verdict == "diverge", r.headline
+    with pytest.raises(AssertionError):
+        assert_traces_match(ta, tb)
+    (f,) = r.findings
+    assert math.isfinite(f.verdict.tolerance)
+
+
+@pytest.mark.parametrize("a", [1e308, -1e308, 1.7976931348623157e308, 5e-324, -0.0, math.inf, -math.inf, math.nan])
+def test_extreme_values_agree_with_themselves(a):
+    ta = make_trace([("F_cell", a)], pixel=(1, 1))
+    assert diff_traces(ta, make_trace([("F_cell", a)], pixel=(1, 1), prefix="TRACE_PY"))
+
+
+def test_signed_zeros_agree():
+    assert diff_traces(make_trace([("x", (0.0, -0.0, 1.0))], pixel=(1, 1)),
+                       make_trace([("x", (-0.0, 0.0, 1.0))], pixel=(1, 1)))
+
+
+_any_double = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.floats(min_value=-1e-300, max_value=1e-300, allow_subnormal=True),  # subnormals and zeros
+    st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1.7976931348623157e308, -1.7976931348623157e308,
+                     2.2250738585072014e-308, 1e154, 1e155]),
+)
+
+
+def _one(a: float, b: float, rtol: float, atol: float):
+    one = np.array([[a]]), np.array([[b]])
+    return compare_arrays(*one, np.array([17]), np.array([17]), rtol, atol)
+
+
+@hsettings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(_any_double, _any_double, st.sampled_from([0.0, 1e-15, 1e-9, 1e-3, 0.5]),
+       st.sampled_from([0.0, 1e-300, 1e-12, 1.0]))
+def test_scalar_comparison_is_exact_over_the_whole_double_range(a, b, rtol, atol):
+    """ok ⇔ |a − b| ≤ atol + rtol·max(|a|, |b|), decided with exact rationals; the tolerance and
+    the magnitude stay finite everywhere. Within a relative 1e-9 of the boundary either answer
+    is acceptable (the comparison itself is in floating point)."""
+    x = _one(a, b, rtol, atol)
+    assert np.all(np.isfinite(x.tol)) and np.all(np.isfinite(x.tol_n)) and np.all(np.isfinite(x.mag_n))
+    rt = max(rtol, 0.5 * 10.0 ** -16)  # the printed-precision floor of 17 digits
+    d = abs(Fraction(a) - Fraction(b))
+    t = Fraction(atol) + Fraction(rt) * max(abs(Fraction(a)), abs(Fraction(b)))
+    ok = bool(x.ok[0, 0])
+    if d <= t * Fraction(999_999_999, 1_000_000_000):
+        assert ok, (a, b, rtol, atol)
+    elif d >= t * Fraction(1_000_000_001, 1_000_000_000):
+        assert not ok, (a, b, rtol, atol)
+    assert ok == bool(_one(b, a, rtol, atol).ok[0, 0])  # symmetric
+
+
+_row = st.lists(_any_double, min_size=3, max_size=3)
+
+
+@hsettings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(_row, _row, st.sampled_from([0.0, 1e-9, 1e-3]))
+def test_vector_tolerance_is_finite_and_identical_rows_agree(a, b, rtol):
+    A, B = np.array([a]), np.array([b])
+    x = compare_arrays(A, B, np.array([17]), np.array([17]), rtol, 0.0)
+    assert np.all(np.isfinite(x.tol_n)) and np.all(np.isfinite(x.mag_n))
+    assert np.all(compare_arrays(A, A, np.array([17]), np.array([17]), rtol, 0.0).ok)
+    # a component that differs by more than the whole row's size can never pass at rtol < 1
+    big = max(max(abs(v) for v in a), max(abs(v) for v in b))
+    for i in range(3):
+        if abs(Fraction(a[i]) - Fraction(b[i])) > 2 * Fraction(big) * Fraction(max(rtol, 1e-15)) * 2:
+            assert not x.ok[0, i]
+    need = float(np.max((x.diff_n - x.atol_n) / np.where(x.mag_n > 0, x.mag_n, 1.0)))
+    r = passing_rtol(x, max(need, 0.0))
+    assert math.isfinite(r)
+
+
+def test_passing_rtol_of_a_non_finite_need_is_inf_not_a_valueerror():
+    x = _one(1.0, 2.0, 0.0, 0.0)
+    assert passing_rtol(x, math.nan) == math.inf and passing_rtol(x, math.inf) == math.inf
+
+
+@pytest.mark.parametrize("kw", [dict(rtol=-1e-9, atol=0.0), dict(rtol=math.nan, atol=0.0),
+                                dict(rtol=1e-9, atol=-1.0), dict(rtol=1e-9, atol=math.inf),
+                                dict(default_rtol=math.nan), dict(default_atol=-0.5)])
+def test_compare_settings_refuse_negative_and_non_finite_tolerances(kw):
+    from nbtrace.errors import UsageError
+
+    with pytest.raises(UsageError, match="must be a finite number ≥ 0"):
+        CompareSettings(**kw)
