@@ -59,6 +59,13 @@ def explain(ratio: float, tap: str, tapdef, s) -> units.NamedFactor | None:
     return units.explain_factor(ratio, dim)
 
 
+def ratio_text(r: float) -> str:
+    """×1e-10, ×0.924, and ×(1 − 4.5e-09) for a ratio too close to 1 for three digits."""
+    if abs(r - 1) < 5e-3:
+        return f"×(1 {'+' if r > 1 else '−'} {abs(r - 1):.2g})"
+    return f"×{r:.3g}"
+
+
 def fmt(v: float) -> str:
     return f"{v:.6g}"
 
@@ -339,7 +346,7 @@ def oot_headline(x: Arrays, would_pass) -> str:
     """Out of tolerance with no named story; the ratio is still said when the elements share one
     (a fluence ×7.9e-10 must not read "out of tolerance by 1")."""
     r = constant_ratio(x)
-    ratio = (f"; port/reference = {fmt(r)}" + (" in every component" if x.A.shape[1] > 1 else "")
+    ratio = (f"; port = reference {ratio_text(r)}" + (" in every component" if x.A.shape[1] > 1 else "")
              if r is not None and not math.isclose(r, 1.0, rel_tol=1e-9) else "")
     if would_pass is None:
         return "out of tolerance" + ratio

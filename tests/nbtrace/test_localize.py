@@ -40,7 +40,15 @@ def statuses(result):
 def test_downstream_of_a_divergence_is_inherited():
     r = run(REF, port(a=1.5, b=2.5, d=4.5))
     assert r.root_cause.tap == "a"
-    assert statuses(r) == {"a": "introduced", "b": "inherited", "c": "agree", "d": "inherited"}
+    # d's only input c agrees: a divergent far ancestor (a) explains nothing, so d introduces its
+    # own divergence (issue 9: "inherited" needs a chain of divergent taps)
+    assert statuses(r) == {"a": "introduced", "b": "inherited", "c": "agree", "d": "introduced"}
+    assert "1 later tap inherits it" in r.headline
+
+
+def test_inherited_needs_a_chain_of_divergent_taps():
+    r = run(REF, port(a=1.5, c=3.5, d=4.5))
+    assert statuses(r) == {"a": "introduced", "b": "agree", "c": "inherited", "d": "inherited"}
     assert "2 later taps inherit it" in r.headline
 
 
