@@ -21,7 +21,7 @@ def root_and_headline(loc, matched: int, a: Trace, b: Trace, spec, prov_a, prov_
     if matched == 0:
         head = (f"Nothing was compared: no record of A matches a record of B "
                 f"(A had {len(a.records)} records: {_names(a)}; B had {len(b.records)}: {_names(b)}).")
-        return None, head[:-1] + tail + "."
+        return None, head  # every tap is unmatched: listing them as gaps would add nothing
     if loc.root is None:
         return None, _no_root(loc, matched, incomplete, tail)
     v = loc.root.verdict

@@ -95,7 +95,7 @@ def test_json_contract_keys(capsys, monkeypatch):
     assert set(doc["root_cause"]) >= {"tap", "index", "kind", "factor", "explanation"}
     assert doc["root_cause"]["factor"] == pytest.approx(1e6)
     assert doc["root_cause"]["index"] == {"pixel": [40, 57], "loop": {}, "occurrence": 0}
-    assert set(doc["counts"]) == {"matched", "only_a", "only_b", "divergent"}
+    assert set(doc["counts"]) == {"matched", "only_a", "only_b", "divergent", "immaterial", "incomplete"}
     assert doc["counts"]["divergent"] == 3
     tap_keys = {"tap", "index", "kind", "status", "max_abs", "max_rel", "tolerance", "factor",
                 "a", "b", "loc_a", "loc_b", "message"}
