@@ -67,7 +67,7 @@ def test_default_spec_aliases_for_port_renamings():
     assert spec.canonical("polarization", "b") == "polar"
     assert spec.canonical("omega") == "omega_pixel_sr"
     assert spec.canonical("no_such_tap") is None
-    assert spec.canonical("Oversample", "a") is None and spec.canonical("Oversample", "b") == "oversample"
+    assert spec.canonical("Oversample", "a") == "oversample" and spec.canonical("Oversample", "b") == "oversample"
 
 
 def test_default_spec_dag():
