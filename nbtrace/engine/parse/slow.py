@@ -116,7 +116,7 @@ class SlowPaths:
         if self._keyed_runs(group, [name] + values, lineno):
             return
         if not self._value_tap(group, name, " ".join(values), lineno, "space"):
-            bad = first_bad(values) or values[0]
+            bad = next((t for t in values if not floats((_fortran(t),))), values[0])
             self._not_read(group, lineno, f"tap {name!r} has a non-numeric value {shown(bad)}",
                            "values must be numbers (inf, -inf, nan allowed); fix the producer's printf",
                            "nonnumeric")
@@ -144,7 +144,7 @@ class SlowPaths:
         """``1.0D+00`` exponents (Fortran producers): read them as the numbers they are."""
         if not any("d" in t or "D" in t for t in tokens) or any(len(t) > TOKEN_MAX for t in tokens):
             return False
-        fixed = [_FORTRAN_EXP.sub(r"\1e", t) for t in tokens]
+        fixed = list(map(_fortran, tokens))
         values = floats(fixed)
         if values is None:
             return False
@@ -169,6 +169,8 @@ class SlowPaths:
                 return False
         if len(runs) < 2 or any(not vals for _, vals in runs) or len({n for n, _ in runs}) != len(runs):
             return False
+        if any(group.arity.get(n, (len(v),))[0] != len(v) for n, v in runs):
+            return False  # a known tap with a word among its numbers: a bad value, not a run
         for name, vals in runs:
             seen = group.arity.get(name)
             if seen is None:
@@ -362,6 +364,11 @@ class SlowPaths:
         group.vals.extend(values)
         group.ends.append(group.n_values)
         group.sk.append(digits * 8 + KINDS.index(kind))
+
+
+def _fortran(tok: str) -> str:
+    """``1.5D+00`` -> ``1.5e+00``; other tokens (and hostile long ones) unchanged."""
+    return _FORTRAN_EXP.sub(r"\1e", tok) if len(tok) <= TOKEN_MAX else tok
 
 
 def _is_index_key(key: str) -> bool:
