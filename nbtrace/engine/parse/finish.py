@@ -148,6 +148,9 @@ class Finisher:
                              f"(the taps are {chosen!r}; first at line {lines[0]}): {shown}")
 
     def _nothing_found(self, tried: str) -> TraceError:
+        if self.diff_marks >= 2:
+            return TraceError("a unified diff of two traces, not a trace", self.path,
+                              "diff the two logs it compares (named on its '---' and '+++' lines) instead")
         candidates = [(ln, what) for g in self.groups.values() for ln, what, _, _ in g.pending]
         hint = f"dialects tried: {tried}; a tap line looks like 'TRACE_C: name 1.5 2.5'"
         if candidates:

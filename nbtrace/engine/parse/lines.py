@@ -33,8 +33,8 @@ from nbtrace.engine.model import KINDS, SourceLoc, first_positions
 from nbtrace.engine.parse import blocks
 from nbtrace.engine.parse.finish import FREE, Finisher
 from nbtrace.engine.parse.group import Group, Prepended, lone_cr, occurrences  # noqa: F401 (occurrences: API)
-from nbtrace.engine.parse.numbers import EXACT, _digits, is_int_token, is_number
-from nbtrace.engine.parse.slow import HEADER, SlowPaths
+from nbtrace.engine.parse.numbers import EXACT, TOKEN_MAX, _digits, is_int_token, is_number
+from nbtrace.engine.parse.slow import HEADER, PREFIX_LEN, SlowPaths
 
 FORMS = ("space", "eq", "loop")
 CHUNK = 2048  # lines per call of the line reader when it reads a text stream
@@ -67,6 +67,7 @@ class LineParser(SlowPaths, Finisher):
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
+        self.diff_marks = 0  # "--- a" / "+++ b" header lines of a unified diff
         self.unread: list[tuple[int, str]] = []  # lines of no group that could not be read
         self.pivot: str | None = None  # from nanoBragg's "pivoting detector around ..." line
 
@@ -161,7 +162,7 @@ class LineParser(SlowPaths, Finisher):
         self._feed_lines(out)
 
     def _tap_prefix_ok(self, prefix: str) -> bool:
-        return prefix not in (FREE, HEADER) and prefix.isidentifier()
+        return prefix not in (FREE, HEADER) and prefix.isidentifier() and len(prefix) <= PREFIX_LEN
 
     def _feed_lines(self, lines: Iterable[str]) -> None:
         """Parse ``lines`` one by one; the space-form tap is the hot path."""
@@ -306,6 +307,8 @@ class LineParser(SlowPaths, Finisher):
             if seen is not None and seen[0] != int(nvs[i]):
                 return None
         vb, length = blocks.value_bytes(lines, taps)
+        if length.size and int(length.max()) > TOKEN_MAX:
+            return None  # a hostile kilobyte token: the line reader caps what it does with it
         if b"_" in vb:
             return None  # "1_00": float() reads it, C never prints it; the line reader refuses it
         toks = vb.split()
@@ -384,7 +387,7 @@ class LineParser(SlowPaths, Finisher):
 
     def _space_group(self, prefix: str) -> Group | None:
         """The group of a ``PREFIX:`` token, or None when it is not a tap prefix (free text, header)."""
-        if prefix in (FREE, HEADER) or not prefix.isidentifier():
+        if prefix in (FREE, HEADER) or not prefix.isidentifier() or len(prefix) > PREFIX_LEN:
             return None
         return self._group(prefix)
 

@@ -92,10 +92,11 @@ def first_bad(tokens) -> str | None:
     return None
 
 
-def shown(text: str, limit: int = 40) -> str:
-    """``text`` for an error line: a hostile kilobyte token is cut, never echoed whole."""
-    text = str(text)
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
+def shown(value, limit: int = 40) -> str:
+    """``repr(value)`` for an error line, cut at ``limit`` characters: a hostile kilobyte token is
+    never echoed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 class EqValue(NamedTuple):

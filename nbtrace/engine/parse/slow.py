@@ -28,6 +28,7 @@ HEADER = "TRACE_CONFIG"
 INDEX_KEYS = frozenset({"source", "mos", "phi", "subpixel", "layer", "thick", "sub"})
 LOOP_SUFFIX_KEYS = {"PHI": "phi_tic", "MOS": "mos_tic", "SOURCE": "source", "SRC": "source"}
 PIVOT_LINE = "pivoting detector around "
+PREFIX_LEN = 64  # characters: a longer "word:" is no tap prefix (and is never echoed)
 _N = r"(-?[0-9]{1,18})"  # a pixel index: more digits are no pixel
 _PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*" + _N + r"\s*,?\s*(?:fpixel|fast)\s*=\s*" + _N)
 _PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*" + _N + r"\s*,?\s*(?:spixel|slow)\s*=\s*" + _N)
@@ -60,6 +61,8 @@ class SlowPaths:
         elif colon < 0 and rest and "_" in tok and tok.isidentifier():
             if self._loop(tok, rest, line, lineno):
                 return
+        if lineno <= 3 and line[:4] in ("--- ", "+++ "):
+            self.diff_marks += 1  # a unified diff's header: told apart when nothing else reads
         if "\x00" in line and not self.nul_line:
             self.nul_line = lineno
         if line.startswith(PIVOT_LINE) and self.pivot is None:
@@ -83,7 +86,7 @@ class SlowPaths:
         """The record about to be appended changes its tap's arity: it is not kept (the engine
         compares a tap's components position by position), and the line is reported."""
         group.drop[group.lines] = lineno
-        self._pending(group, lineno, f"tap {name!r} has {n} value(s) here but {seen[0]} at line {seen[1]}",
+        self._pending(group, lineno, f"tap {shown(name)} has {n} value(s) here but {seen[0]} at line {seen[1]}",
                       "a tap keeps its arity within a trace; check the producer prints every component",
                       "arity")
 
@@ -108,7 +111,7 @@ class SlowPaths:
                            "a space-form tap is 'PREFIX: name v1 [v2 v3]', the name an identifier", "name")
             return
         if not values:
-            self._not_read(group, lineno, f"tap {name!r} has no value",
+            self._not_read(group, lineno, f"tap {shown(name)} has no value",
                            "a space-form tap is 'PREFIX: name v1 [v2 v3]'", "novalue")
             return
         if self._fortran_tap(group, name, values, lineno):
@@ -117,7 +120,7 @@ class SlowPaths:
             return
         if not self._value_tap(group, name, " ".join(values), lineno, "space"):
             bad = next((t for t in values if not floats((_fortran(t),))), values[0])
-            self._not_read(group, lineno, f"tap {name!r} has a non-numeric value {shown(bad)}",
+            self._not_read(group, lineno, f"tap {shown(name)} has a non-numeric value {shown(bad)}",
                            "values must be numbers (inf, -inf, nan allowed); fix the producer's printf",
                            "nonnumeric")
 
@@ -229,7 +232,7 @@ class SlowPaths:
     # ------------------------------------------------------------------ = form, PREFIX:name value
     def _eq(self, line: str, lineno: int) -> bool:
         prefix, _, after = line.partition(":")
-        if prefix in (FREE, HEADER) or not prefix.isidentifier() or after[:1].isspace():
+        if prefix in (FREE, HEADER) or not prefix.isidentifier() or len(prefix) > PREFIX_LEN or after[:1].isspace():
             return False
         key, eq, value = after.partition("=")
         if not eq or not (key.isidentifier() or _GRID_KEY.match(key)):
@@ -238,7 +241,7 @@ class SlowPaths:
             return False
         group = self._group(prefix)
         if not self._value_tap(group, key, value, lineno, "eq"):
-            self._not_read(group, lineno, f"tap {key!r} has a malformed number {shown(value.strip())}",
+            self._not_read(group, lineno, f"tap {shown(key)} has a malformed number {shown(value.strip())}",
                            "values must be numbers as C prints them (no '1_00', no cut exponent)", "nonnumeric")
         return True
 
@@ -246,7 +249,8 @@ class SlowPaths:
         """``TRACE_PY:F_cell 100``: a space-form tap missing its space, unambiguous when the
         prefix and the name are identifiers."""
         prefix, _, after = line.partition(":")
-        if prefix in (FREE, HEADER) or not prefix.isidentifier() or "space" not in self.forms:
+        if prefix in (FREE, HEADER) or not prefix.isidentifier() or len(prefix) > PREFIX_LEN \
+                or "space" not in self.forms:
             return False
         parts = after.split()
         if not parts or not (parts[0].isidentifier() or parts[0].rstrip(":").isidentifier()):
@@ -265,6 +269,10 @@ class SlowPaths:
             return False
         if tokens[0].endswith(":") and is_index(tokens[0][:-1]):
             return self._loop_indexed(base, suffix, tokens, line, lineno)
+        if tokens[0].endswith(":") and tokens[0][:-1].isdigit() and "loop" in self.forms:  # "²:", 5,000 digits
+            self._not_read(self._group(base), lineno, f"loop index {shown(tokens[0][:-1])} is not an integer",
+                           "loop lines are 'PREFIX_SOURCE N: name value'", "index")
+            return True
         pairs = [t.partition("=") for t in tokens]
         if any(not eq or not k.isidentifier() for k, eq, _ in pairs):
             return False
@@ -277,7 +285,7 @@ class SlowPaths:
             self.free_lines[lineno] = line
         if len(loop) != len(index):
             k, v = next((k, v) for k, v in index if not is_index(v))
-            self._not_read(group, lineno, f"loop index {k!r} is not an integer: {shown(v)}",
+            self._not_read(group, lineno, f"loop index {shown(k)} is not an integer: {shown(v)}",
                            "loop lines are 'PREFIX_PHI phi_tic=N key=number ...'", "index")
             return True
         index_keys = {k for k, _ in loop}
@@ -287,7 +295,7 @@ class SlowPaths:
                 continue
             got = floats((value,))
             if got is None:
-                self._pending(group, lineno, f"loop tap {key!r} has a non-numeric value {shown(value)}",
+                self._pending(group, lineno, f"loop tap {shown(key)} has a non-numeric value {shown(value)}",
                               "loop lines are 'PREFIX_PHI phi_tic=N key=number ...'", "nonnumeric")
                 continue
             digits = record_digits((value,))
@@ -308,7 +316,7 @@ class SlowPaths:
         loop = ((LOOP_SUFFIX_KEYS.get(suffix.upper(), suffix.lower()), int(tokens[0][:-1])),)
         values = floats(tokens[2:])
         if values is None:
-            self._not_read(group, lineno, f"loop tap {tokens[1]!r} has a non-numeric value "
+            self._not_read(group, lineno, f"loop tap {shown(tokens[1])} has a non-numeric value "
                            f"{shown(first_bad(tokens[2:]))}", "values must be numbers", "nonnumeric")
             return True
         digits = record_digits(tokens[2:])
