@@ -52,7 +52,12 @@ class Finisher:
                              "this is not a text trace; give the producer's stdout log")
         plan = self._plan(tried)
         chosen = plan[0][0]
-        self._report_unread([g for g, _ in plan], ends_with_newline)
+        # a family of the producer whose every line failed (no record, so not in the plan) is
+        # reported too, never silently ignored
+        planned = {id(g) for g, _ in plan}
+        failed = [g for p, g in self.groups.items() if id(g) not in planned and not g.lines and g.pending
+                  and p.startswith(chosen.prefix + "_")]
+        self._report_unread([g for g, _ in plan] + failed, ends_with_newline)
         if not ends_with_newline and self.last_line and any(
                 g.lines and g.last_line() == self.last_line for g, _ in plan):
             self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "

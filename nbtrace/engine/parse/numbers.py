@@ -8,7 +8,8 @@ from typing import NamedTuple
 EXACT = 17  # digits credited to integers and non-finite values: they are exact as printed
 TOKEN_MAX = 64  # characters: no printf writes a longer number; longer tokens skip every regex
 INDEX_DIGITS = 18  # an integer index or pixel of more digits is not one (int64-safe)
-_NUMBER_LIKE = re.compile(r"[+-]?(?:[0-9]|\.[0-9]|inf|nan)", re.IGNORECASE).match
+# any script's decimal digits: "１００" starts like a number too (and is not one C prints)
+_NUMBER_LIKE = re.compile(r"[+-]?(?:\d|\.\d|inf|nan)", re.IGNORECASE).match
 
 
 def sigdigits(token: str) -> int:

@@ -38,6 +38,7 @@ _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*" + _N + r"\s*,\s*" + 
 # linear: the mantissa's digit runs cannot trade characters, so a long token fails in one pass
 _FORTRAN_EXP = re.compile(r"^([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[dD](?=[-+]?[0-9]+$)")
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
+_BARE_LIST = re.compile(r"^\[([^\[\]]*)\]$")
 _GRID_KEY = re.compile(r"^\[[0-9, ]{1,40}\]$")  # TRACE_PY_TRICUBIC: [0,1,2]=127.9
 
 
@@ -98,6 +99,8 @@ class SlowPaths:
             return
         name = parts[0]
         values = parts[1:]
+        if name.startswith("[") and self._bare_list(group, " ".join(parts), lineno):
+            return
         if "=" in name and not values:  # PREFIX: name=value
             name, _, value = name.partition("=")
             values = value.split()
@@ -106,7 +109,7 @@ class SlowPaths:
         if name.endswith(":") and not values:  # a section title ("TRACE_BEAM_CENTER: SUMMARY:")
             self._context(f"{group.prefix}: {' '.join(parts)}", lineno)
             return
-        if not name.isidentifier() or len(name) > 200:
+        if not (name.isidentifier() or _GRID_KEY.match(name)) or len(name) > 200:
             self._not_read(group, lineno, f"{shown(name)} is not a tap name",
                            "a space-form tap is 'PREFIX: name v1 [v2 v3]', the name an identifier", "name")
             return
@@ -157,6 +160,21 @@ class SlowPaths:
         elif seen[0] != len(values):
             self._arity_problem(group, name, len(values), seen, lineno)
         self._append(group, name, values, (), lineno, record_digits(fixed), "number", "space")
+        return True
+
+    def _bare_list(self, group: Group, text: str, lineno: int) -> bool:
+        """``TRACE_PY_TRICUBIC_H_COORDS: [-8.0, -7.0, -6.0]``: the prefix names the values."""
+        m = _BARE_LIST.match(text)
+        tokens = m.group(1).replace(",", " ").split() if m else ()
+        values = floats(tokens) if tokens and all(len(t) <= TOKEN_MAX for t in tokens) else None
+        if values is None:
+            return False
+        seen = group.arity.get("values")
+        if seen is None:
+            group.arity["values"] = (len(values), lineno)
+        elif seen[0] != len(values):
+            self._arity_problem(group, "values", len(values), seen, lineno)
+        self._append(group, "values", values, (), lineno, record_digits(tokens), "number", "space")
         return True
 
     def _keyed_runs(self, group: Group, tokens: list[str], lineno: int) -> bool:
