@@ -62,7 +62,7 @@ class Finisher:
                 g.lines and g.last_line() == self.last_line for g, _ in plan):
             self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "
                                  "the trace may be truncated (the value was kept as printed)")
-        return self._trace(chosen.prefix, plan)
+        return self._trace(FREE if chosen.prefix == CRYSTAL else chosen.prefix, plan)
 
     # ------------------------------------------------------------------ which groups
     def _plan(self, tried: str) -> list[tuple[Group, tuple]]:
