@@ -96,7 +96,8 @@ def _fmt_context(value) -> str:
 
 def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, atol) -> DiffResult:
     context = check_context(context)
-    warnings: list[str] = []
+    # what the parser could not read or had to assume reaches every report (issue 11)
+    warnings: list[str] = [f"{side}: {w}" for side, t in (("A", a), ("B", b)) for w in t.meta.get("warnings", ())]
     if spec is not None:
         from nbtrace.engine.spec import conditions_of
 

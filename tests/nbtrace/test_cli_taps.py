@@ -97,7 +97,7 @@ def test_init_to_stdout(capsys, monkeypatch):
 @pytest.mark.parametrize("name, expected", [
     ("empty.log", "empty file"),
     ("binary.log", ":2: binary content"),
-    ("nonnumeric.log", ":7: tap 'F_cell' has a non-numeric value 'abc'"),
+    ("blank.log", "empty trace (only blank lines)"),  # a non-numeric value is no longer a refusal (issue 9)
     ("no_taps.log", "no trace lines found"),
     ("two_prefixes.log", "mixes two tap prefixes"),
 ])
