@@ -161,7 +161,7 @@ def classify_scale(x: Arrays, tap, tapdef, s):
     if nf is not None:
         r = math.copysign(nf.factor, r)  # the named factor, not its rounding-noisy estimate
         return ("scale", r, f"port = reference × {sign}{fmt(abs(r))}{where}, i.e. {nf.meaning}{flip}")
-    n_nonzero = int(np.count_nonzero(x.mag_n > x.tol_n))
+    n_nonzero = int(np.count_nonzero(np.abs(x.An) > x.tol_n))
     if n_nonzero >= 2:
         dim = dimension_of(tap, tapdef).replace("_", " ")
         return ("scale", r, f"port = reference × {fmt(r)}{where} (one constant ratio, not a known unit "

@@ -401,3 +401,76 @@ def test_compare_settings_refuse_negative_and_non_finite_tolerances(kw):
 
     with pytest.raises(UsageError, match="must be a finite number ≥ 0"):
         CompareSettings(**kw)
+
+
+# ------------------------------------------------------------------ issue 9: always say the factor,
+# and name it only when the meaning fits the tap's declared dimension
+
+from nbtrace.engine.spec import default_spec  # noqa: E402
+
+NB = default_spec()
+PX = Geometry(pixel_size=1e-4, fdet=(0.0, 0.0, 1.0), sdet=(0.0, -1.0, 0.0))
+
+
+def nb_verdict(name, va, vb, settings=None):
+    return verdict(name, va, vb, spec=NB, settings=settings)
+
+
+def test_a_power_of_ten_outside_the_unit_table_is_a_number_not_a_unit_prefix():
+    # r_e_sqr holds m² (an area): 1e-16 is no ratio of two areas in the unit table
+    v = nb_verdict("r_e_sqr", 7.94e-30, 7.94e-46)
+    assert "unit prefix" not in v.message and "1e-16" in v.message
+    assert v.ratio == pytest.approx(1e-16)
+    # a dimensionless tap gets no "unit prefix" either (hkl's Å-in-a-product hint is the spec's)
+    v = nb_verdict("F_latt", 115.0, 1.15e-14)
+    assert "unit prefix" not in v.message and v.ratio == pytest.approx(1e-16)
+    # while a length slip within the table is named
+    v = nb_verdict("pix0_vector_meters", (0.1, 0.02, -0.03), (100.0, 20.0, -30.0))
+    assert v.kind == "scale" and "mm where m was expected" in v.message
+
+
+def test_a_run_factor_explains_only_taps_of_its_kind():
+    s = CompareSettings(run_factors=run_factors_for_lambda(0.5))
+    # a source count ×2 is not "the wavelength factor" (1/λ at λ = 0.5 Å is 2)
+    v = nb_verdict("steps", 2, 4, settings=s)
+    assert v.kind == "integer_count" and "wavelength" not in v.message and "ratio 2" in v.message
+    # the reciprocal vectors are: 1/λ is their kind
+    v = nb_verdict("rot_a_star_A_inv", (0.01, 0.0, 0.0), (0.02, 0.0, 0.0), settings=s)
+    assert v.kind == "scale" and "wavelength factor" in v.message
+
+
+def run_factors_for_lambda(lam_a: float):
+    from nbtrace.engine.align import align as _align
+    from nbtrace.engine.runfacts import run_factors
+
+    t = make_trace([("lambda_meters", lam_a * 1e-10)], pixel=(1, 1))
+    return run_factors(t, t, _align(t, t), {}, {})
+
+
+def test_a_lattice_vector_one_percent_off_is_a_ratio_not_a_pixel_offset():
+    s = CompareSettings(geometry=PX)
+    v = nb_verdict("rot_a_angstroms", (100.0, 0.0, 0.0), (101.0, 0.0, 0.0), settings=s)
+    head = v.message.split("\n", 1)[0]
+    assert v.kind != "offset" and "pixel" not in head
+    assert "port = reference ×1.01" in head and v.ratio == pytest.approx(1.01)  # one component: a ratio
+    v = nb_verdict("rot_a_angstroms", (100.0, 3.0, 4.0), (101.0, 3.03, 4.04), settings=s)
+    head = v.message.split("\n", 1)[0]
+    assert v.kind == "scale" and v.factor == pytest.approx(1.01) and "pixel" not in head
+
+
+def test_the_half_pixel_hint_only_at_half_a_pixel():
+    s = CompareSettings(geometry=PX)
+    p0 = (0.1, 0.00505, -0.00505)
+    far = nb_verdict("pix0_vector_meters", p0, (0.1, 0.00505, -0.00505 + 769e-4), settings=s)
+    assert far.kind == "offset" and "+769 pixel along fast" in far.message
+    assert "MOSFLM" not in far.message
+    half = nb_verdict("pix0_vector_meters", p0, (0.1, 0.00505, -0.00505 + 0.5e-4), settings=s)
+    assert "exactly +½ pixel along fast" in half.message and "MOSFLM +½ pixel" in half.message
+
+
+def test_a_large_gap_without_a_named_factor_still_says_the_ratio():
+    # issue 9: fluence ×7.9e-10 and I_before_scaling ×5.4e-7 read "out of tolerance by 1"
+    v = nb_verdict("fluence_photons_per_m2", 1.0e24, 7.9e14)
+    assert "port = reference ×7.9e-10" in v.message and v.ratio == pytest.approx(7.9e-10)
+    v = nb_verdict("I_before_scaling", 1.333e8, 1.333e8 * 5.4e-7)
+    assert "×5.4e-07" in v.message
