@@ -198,6 +198,8 @@ def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False,
         earlier.append(v)
         compared.append(v)
     graph = _Graph(compared, spec)
+    by_label = {v.label: v for v in compared}
+    has_consumers = {label: bool(cs) for label, cs in graph.consumers.items()}
     status: dict[str, str] = {}
     bad_inputs: dict[str, tuple[str, ...]] = {}
     for v in compared:
@@ -205,19 +207,23 @@ def localize(verdicts: list[TapVerdict], spec=None, *, float32: bool = False,
             status[v.label] = "agree"
             continue
         bad = tuple(sorted(graph.inputs[v.label] & divergent))
+        if bad and _factor_not_inherited(v, [by_label[i] for i in bad]):
+            bad = ()
         bad_inputs[v.label] = bad
         status[v.label] = "inherited" if bad else "introduced"
+    # the edges a divergence really travels along: to a consumer that inherits it
+    graph.consumers = {label: {c for c in cs if label in bad_inputs.get(c, ())}
+                       for label, cs in graph.consumers.items()}
     spec_down = _descendants(spec) if spec is not None else {}
     final = outputs(spec, spec_down) if spec is not None else frozenset()
-    reaches = _reaches(compared, graph, divergent, final, spec_down)
+    reaches = _reaches(compared, graph, divergent, final, spec_down, has_consumers)
     for v in compared:  # pipeline order: a tap's inputs are decided before it
-        if v.label not in divergent or not _immaterial(v, graph, reaches, spec, spec_down, final):
+        if v.label not in divergent or not _immaterial(v, has_consumers, reaches, spec, spec_down, final):
             continue
         # an inherited divergence is immaterial only as part of an immaterial chain; one
         # inherited from a cause that matters is explained by that cause
         if all(status[i] == "immaterial" for i in bad_inputs[v.label]):
             status[v.label] = "immaterial"
-    by_label = {v.label: v for v in compared}
     findings = []
     for v in ordered:
         if v.kind in GAP_KINDS:
@@ -251,7 +257,7 @@ def outputs(spec, spec_down: dict[str, set[str]]) -> frozenset[str]:
 
 
 def _reaches(compared: list[TapVerdict], graph: _Graph, divergent: set[str], final: frozenset,
-             spec_down: dict) -> dict[str, bool]:
+             spec_down: dict, has_consumers: dict) -> dict[str, bool]:
     """Divergent label -> whether a chain of divergent taps leads from it to an output. A
     divergent tap whose effect nobody printed counts as reaching: one the spec does not know, or
     one the spec computes other taps from while neither side printed any of them."""
@@ -262,7 +268,7 @@ def _reaches(compared: list[TapVerdict], graph: _Graph, divergent: set[str], fin
     def sink(label: str) -> bool:
         tap = taps[label]
         return (tap in final or spec is None or tap not in spec
-                or (not graph.consumers[label] and bool(spec_down.get(tap))))
+                or (not has_consumers[label] and bool(spec_down.get(tap))))
 
     for start in (v.label for v in compared if v.label in divergent):
         if start in out:
@@ -289,13 +295,35 @@ def _reaches(compared: list[TapVerdict], graph: _Graph, divergent: set[str], fin
     return out
 
 
-def _immaterial(v: TapVerdict, graph: _Graph, reaches: dict, spec, spec_down, final) -> bool:
+def _immaterial(v: TapVerdict, has_consumers: dict, reaches: dict, spec, spec_down, final) -> bool:
     if spec is None or v.tap not in spec or v.tap in final or reaches[v.label]:
         return False
-    if graph.consumers[v.label]:
+    if has_consumers[v.label]:
         return True  # every chain from it ends in agreement
     # no compared consumer: immaterial only when the spec says nothing is computed from it
     return not spec_down.get(v.tap)
+
+
+# An input's factor at least this large (a unit-sized slip) must show in a tap computed from it;
+# smaller input differences reach a non-linear tap (sin, a sum over φ) in ways no ratio tells.
+UNIT_SIZED = 1.0  # decades
+
+
+def _factor_not_inherited(v: TapVerdict, inputs: list[TapVerdict]) -> bool:
+    """True when every divergent input carries a unit-sized constant factor and v carries a
+    unit-sized one that no product of them (powers −2…2) explains: v's divergence is its own. The earlier port
+    printed S in Å⁻¹ (×1e-10) and used the real vectors in Å, which cancels, while it formed h
+    from the reciprocal vectors (×1e-4 = 1/|a|²): h is not S's heir."""
+    r = v.ratio
+    if r is None or not math.isfinite(r) or r <= 0 or abs(math.log10(r)) < UNIT_SIZED:
+        return False  # a small change of a non-linear tap (F_latt of a shifted h) says nothing
+    ratios = [u.ratio for u in inputs]
+    if any(q is None or not math.isfinite(q) or q <= 0 or abs(math.log10(q)) < UNIT_SIZED for q in ratios):
+        return False
+    products = {1.0}
+    for q in ratios[:4]:
+        products = {p * q**e for p in products for e in (-2, -1, 0, 1, 2)}
+    return not any(math.isclose(r, p, rel_tol=1e-3) for p in products)
 
 
 def _downstream(label: str, graph: _Graph, divergent: set[str]) -> set[str]:

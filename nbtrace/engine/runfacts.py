@@ -115,6 +115,7 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
         root = math.sqrt(ratio if ratio > 1 else 1 / ratio)
         sq = f" (oversample² ratio {root:g}²)" if abs(root - round(root)) < 1e-9 else ""
         out.append(NamedFactor(ratio, f"{what}{sq}: an accumulation-count factor", ACCUMULATION))
+    out += _cell_factors(a, al)
     lam = setup_number(a, al.first_a, "lambda_meters")
     if lam and lam > 0:
         lam_a = lam * 1e10
@@ -178,3 +179,20 @@ def settings_for(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> Compare
         float32_side=_float32_side(context, prov_a, prov_b),
         run_factors=run_factors(a, b, al, context, prov_a),
         geometry=_geometry(a, al, context))
+
+
+def _cell_factors(a: Trace, al: Alignment) -> list[NamedFactor]:
+    """h = a·S formed with a reciprocal vector instead of the real one (incident 6) scales h by
+    |a*|/|a| = 1/|a|² for an orthogonal cell: named from the reference's printed real vectors."""
+    out = []
+    for name in ("rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms"):
+        r = first_record(a, al.first_a, name)
+        if r is None or len(r.values) != 3:
+            continue
+        n2 = sum(v * v for v in r.values)
+        if n2 > 0 and math.isfinite(n2):
+            axis = name[4]
+            out.append(NamedFactor(1 / n2, f"×1/|{axis}|² (|{axis}| = {math.sqrt(n2):g} Å): a reciprocal vector used "
+                                           f"where the real one was expected (h = {axis}*·S instead of {axis}·S)",
+                                   ("dimensionless",)))
+    return out

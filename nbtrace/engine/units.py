@@ -151,10 +151,8 @@ def named_factors(dimension: str) -> list[NamedFactor]:
         out.append(NamedFactor(1 / (2 * math.pi), "a missing 2π"))
         out.append(NamedFactor(math.pi / 180, "degrees converted twice (×π/180)"))
         out.append(NamedFactor(180 / math.pi, "radians read as degrees (×180/π)"))
-    if dimension == "dimensionless":
-        # a dimensionless product (h = a·S) inherits a unit slip of one of its length factors
-        for nf in _unit_pairs("length"):
-            out.append(NamedFactor(nf.factor, f"a length in {nf.meaning} (inside a dimensionless product)"))
+    # (a dimensionless tap gets no unit story from a power of ten: h = a·S with a in Å is the
+    # spec's hint for hkl_frac, where it is known to be the likely story)
     base = _SQUARE_OF.get(dimension)
     if base:
         for big, small in _ordered_pairs(base):
