@@ -1,7 +1,7 @@
 """Frozen results of a trace diff. Computing happens in compare/localize; renderers only read these.
 
 The JSON form (:meth:`DiffResult.to_json`) is a contract other tools script against; its keys
-are documented in docs/CONTRACTS.md and issue 2 and must not change silently.
+are documented in docs/JSON.md and must not change silently.
 """
 
 from __future__ import annotations

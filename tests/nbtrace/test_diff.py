@@ -295,3 +295,16 @@ def test_no_pattern_for_a_constant_factor(tmp_path):
     r = _polar_traces(tmp_path, lambda p, tt: 2.0 * p)
     assert r.root_cause.tap == "polar" and r.root_cause.kind == "scale"
     assert r.patterns == () and r.to_json()["root_cause_patterns"] == []
+
+
+def test_docs_json_lists_every_top_level_and_count_key():
+    # docs/JSON.md is the contract: every key the document carries is documented there
+    text = (Path(__file__).resolve().parents[2] / "docs" / "JSON.md").read_text(encoding="utf-8")
+    a = make_trace([("x", 1.0), ("only_ref", 2.0)], pixel=(1, 1))
+    b = make_trace([("x", 2.0), ("X", 2.0)], pixel=(1, 1))
+    doc = diff_traces(a, b).to_json()
+    for key in list(doc) + list(doc["counts"]) + list(doc["taps"][0]) + list(doc["incomplete"][0]):
+        assert f"`{key}`" in text, key
+    assert doc["causes"][0]["tap"] == "x" and doc["incomplete"][0]["tap"] == "only_ref"
+    for key in doc["causes"][0]:
+        assert f"`{key}`" in text, key

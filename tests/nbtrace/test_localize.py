@@ -177,3 +177,20 @@ def test_a_missing_phi_iteration_is_never_agreement():
     (gap,) = r.incomplete
     assert gap.verdict.kind == "missing_iterations" and gap.verdict.index.loop == (("phi_tic", 1),)
     assert "first loop iteration absent from B: pixel (1, 1), phi_tic 1" in r.headline
+
+
+def test_a_beam_centre_printed_before_the_half_pixel_is_immaterial():
+    # issue 9: the C prints Fbeam_m after adding the MOSFLM ½ pixel and the port before, yet
+    # pix0 and everything after it agree: a print convention, listed, never the root cause
+    from nbtrace.engine.spec import default_spec
+
+    setup_c = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.05125), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    setup_py = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.0512), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    taps = [("pix0_vector_meters", (0.1, 0.05125, -0.05125)), ("pixel_pos_meters", (0.1, 0.0, 0.006)),
+            ("I_pixel_final", 12.5)]
+    r = diff_traces(make_trace(taps, pixel=(1, 1), setup=setup_c),
+                    make_trace(taps, pixel=(1, 1), setup=setup_py, prefix="TRACE_PY"), default_spec())
+    assert r.root_cause is None and r.verdict == "diverge"
+    assert [f.verdict.tap for f in r.immaterial] == ["Fbeam_m"]
+    assert r.headline.startswith("No divergence reaches the output, but the traces differ: 1 immaterial")
+    assert r.to_json()["immaterial"][0]["tap"] == "Fbeam_m"
