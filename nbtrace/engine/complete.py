@@ -69,21 +69,27 @@ def unmatched(t: Trace, al: Alignment, side: str) -> tuple[Unmatched, ...]:
     return tuple(out)
 
 
-def _labels(t: Trace, canon: tuple[str, ...]) -> dict[tuple[str, tuple[str, ...]], dict]:
-    """(tap, loop key names) -> {pixel: {loop index: count}} over every record of one side."""
-    cols = t.columns()
-    out: dict = {}
-    if not len(cols):
-        return out
-    # one Python step per distinct (name, context) pair, not per record
-    pair = cols.name.astype(np.int64) * (len(cols.contexts) + 1) + cols.context
-    uniq, first, counts = np.unique(pair, return_index=True, return_counts=True)
-    for p, i, n in zip(uniq.tolist(), first.tolist(), counts.tolist()):
-        pixel, loop = cols.contexts[int(cols.context[i])]
-        key = (canon[i], tuple(k for k, _ in loop))
-        slot = out.setdefault(key, {}).setdefault(pixel, {})
-        slot[loop] = slot.get(loop, 0) + n
-    return out
+class _Index:
+    """One side's records by (canonical tap, loop key names) and pixel, answered with numpy
+    masks over the record columns: a trace of a million records has a handful of taps."""
+
+    def __init__(self, t: Trace, canon: tuple[str, ...]):
+        cols = t.columns()
+        self.name, self.context = cols.name, cols.context
+        n = len(cols)
+        first = np.full(len(cols.names), -1, dtype=np.int64)
+        if n:
+            first[cols.name[::-1]] = np.arange(n - 1, -1, -1)  # the last write is the first position
+        self.name_canon = [canon[i] if i >= 0 else None for i in first.tolist()]
+        self.ctx_pixel = [p for p, _ in cols.contexts]
+        self.ctx_loop = [tuple(k for k, _ in lo) for _, lo in cols.contexts]
+        self.ctx_full = [lo for _, lo in cols.contexts]
+
+    def mask(self, tap: str, loop_names: tuple, pixel=..., loop=...) -> np.ndarray:
+        names = [i for i, c in enumerate(self.name_canon) if c == tap]
+        ctxs = [i for i, (p, lo, full) in enumerate(zip(self.ctx_pixel, self.ctx_loop, self.ctx_full))
+                if lo == loop_names and (pixel is ... or p == pixel) and (loop is ... or full == loop)]
+        return np.isin(self.name, names) & np.isin(self.context, ctxs)
 
 
 def gap_verdicts(a: Trace, b: Trace, al: Alignment, spec, is_setup) -> list[tuple[TapVerdict, bool]]:
@@ -91,7 +97,9 @@ def gap_verdicts(a: Trace, b: Trace, al: Alignment, spec, is_setup) -> list[tupl
     kind "missing" (the other side never printed the tap, or not for that pixel) or
     "missing_iterations" (fewer repeats or loop iterations). ``counts`` is True when the gap
     makes the comparison incomplete (see the module rules), False for a harmless one."""
-    labels = {"a": _labels(a, al.canon_a), "b": _labels(b, al.canon_b)}
+    if not al.only_a and not al.only_b:
+        return []
+    index = {"a": _Index(a, al.canon_a), "b": _Index(b, al.canon_b)}
     out = []
     for side, t, positions, canon in (("a", a, al.only_a, al.canon_a), ("b", b, al.only_b, al.canon_b)):
         other = "b" if side == "a" else "a"
@@ -103,31 +111,31 @@ def gap_verdicts(a: Trace, b: Trace, al: Alignment, spec, is_setup) -> list[tupl
             if tap in PROVENANCE:
                 continue
             r = t.records[idx[0]]
-            theirs = labels[other].get((tap, loop_names))
-            out.append(_gap(side, tap, loop_names, r, len(idx), labels[side][(tap, loop_names)], theirs,
+            out.append(_gap(side, tap, loop_names, r, len(idx), index[side], index[other],
                             is_setup(tap, spec, r)))
     return out
 
 
-def _gap(side, tap, loop_names, r: TapRecord, n: int, mine: dict, theirs: dict | None, setup: bool):
+def _gap(side, tap, loop_names, r: TapRecord, n: int, mine: _Index, theirs: _Index, setup: bool):
     who, other = ("A", "B") if side == "a" else ("B", "A")
     label = f"{tap}[{','.join(loop_names)}]" if loop_names else tap
-    if theirs is None:
+    pixel = r.index.pixel
+    if not theirs.mask(tap, loop_names).any():
         kind = "missing"
         msg = f"{label}: printed only by {who} ({n} record(s), first at {r.loc}); {other} never emitted it"
         counts = side == "a" and not setup
-    elif r.index.pixel not in theirs:
+    elif not (at_pixel := theirs.mask(tap, loop_names, pixel)).any():
         kind = "missing"
-        msg = (f"{label}: {other} never printed it for pixel {_pixel(r.index.pixel)} ({who} did, at {r.loc}; "
+        msg = (f"{label}: {other} never printed it for pixel {_pixel(pixel)} ({who} did, at {r.loc}; "
                f"{n} record(s) without a partner)")
         counts = side == "a"  # the reference lacking a pixel's tap leaves nothing of it unchecked
     else:
         kind = "missing_iterations"
-        have = theirs[r.index.pixel]
-        what = ("repeat (subpixel / layer block)" if r.index.loop in have else "loop iteration")
-        n_mine = sum(mine.get(r.index.pixel, {}).values())
-        n_theirs = sum(have.values())
-        msg = (f"{label}: {other} printed {n_theirs} record(s) for pixel {_pixel(r.index.pixel)}, {who} printed "
+        repeat = theirs.mask(tap, loop_names, pixel, r.index.loop) if r.index.loop else at_pixel
+        what = "repeat (subpixel / layer block)" if repeat.any() else "loop iteration"
+        n_mine = int(mine.mask(tap, loop_names, pixel).sum())
+        n_theirs = int(at_pixel.sum())
+        msg = (f"{label}: {other} printed {n_theirs} record(s) for pixel {_pixel(pixel)}, {who} printed "
                f"{n_mine}; first {what} absent from {other}: {index_text(r.index)} ({who} at {r.loc})")
         counts = True
     v = TapVerdict(
