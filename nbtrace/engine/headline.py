@@ -75,10 +75,11 @@ def _no_root(loc, matched: int, incomplete: list[Finding], tail: str) -> str:
 def _short(v: TapVerdict, words: bool = False) -> str:
     """`tap` with its factor: (×1e-10), or the first words of its story."""
     label = f"`{v.label}`"
+    story = v.message.split("\n", 1)[0].split(": ", 1)[-1]
     if v.ratio is not None:
-        return f"{label} ({ratio_text(v.ratio)})"
+        meaning = story.split(", i.e. ", 1)[1] if words and ", i.e. " in story else ""
+        return f"{label} ({ratio_text(v.ratio)}{': ' + meaning if meaning else ''})"
     if words:
-        story = v.message.split("\n", 1)[0].split(": ", 1)[-1]
         return f"{label} ({story[:80]}{'…' if len(story) > 80 else ''})"
     return label
 
