@@ -362,6 +362,8 @@ def _refuse_shifted_pixels(a: Trace, b: Trace, al: Alignment, g) -> None:
     fast = float(d @ np.asarray(g.fdet)) / g.pixel_size
     slow = float(d @ np.asarray(g.sdet)) / g.pixel_size
     resid = d - (fast * np.asarray(g.fdet) + slow * np.asarray(g.sdet)) * g.pixel_size
+    if not (np.isfinite(slow) and np.isfinite(fast)):  # nan/inf positions (fuzz): no whole-pixel shift
+        return
     ds, df = round(slow), round(fast)
     whole = abs(slow - ds) < 1e-3 and abs(fast - df) < 1e-3 and np.linalg.norm(resid) < 1e-3 * g.pixel_size
     if not whole or max(abs(ds), abs(df)) < 1:
@@ -574,7 +576,7 @@ def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
     ob = _setup_number(b, al.first_b, "oversample")
     oc = context.get("oversample")
     if oa and ob and oa != ob:
-        r = (ob / oa) ** 2
+        r = (ob / oa) * (ob / oa)  # not ** 2: a float power raises OverflowError (oversample 1e200)
         out.append(NamedFactor(r, f"= (oversample {ob:g} vs {oa:g})²: the sides sampled a different number of subpixels"))
         out.append(NamedFactor(ob / oa, f"= oversample {ob:g} vs {oa:g}"))
     for o in {float(v) for v in (oa, ob, oc) if v}:
