@@ -147,3 +147,14 @@ def test_utf16_log_is_read(tmp_path):
     p.write_bytes("TRACE_C: F_cell 100\nTRACE_C: detector_convention MOSFLM\n".encode("utf-16"))
     t = read_trace(p)
     assert t.names() == ["F_cell", "detector_convention"] and t.records[1].text == "MOSFLM"
+
+
+def test_a_line_not_read_is_kept_as_context_and_every_line_is_counted():
+    text = "TRACE_C: F_cell 1\nTRACE_C: steps 1x\nTRACE_C: v 1 2\nTRACE_C: v 1\nWARNING: auto-generating\n\n"
+    t = parse_text(text, "p.log")
+    m = t.meta
+    assert [c[1] for c in t.context] == ["TRACE_C: steps 1x", "TRACE_C: v 1"]
+    assert m["unread_lines"] == 2 and m["ignored_lines"] == 1 and m["blank_lines"] == 1
+    record_lines = len({r.loc.line for r in t.records})
+    assert record_lines + m["context_lines"] + m["header_lines"] + m["ignored_lines"] + m["blank_lines"] \
+        == m["lines"] == 6

@@ -181,6 +181,7 @@ class Finisher:
                         continue
                     what = f"the file ends mid-line: {what}"
                 unread.append((lineno, what))
+                self._keep_as_context(lineno, kind)
         if not unread:
             return
         unread.sort()
@@ -188,6 +189,16 @@ class Finisher:
         shown = ", ".join(f"{self.path}:{ln} ({what})" for ln, what in unread[:UNREAD_SHOWN])
         more = f", and {len(unread) - UNREAD_SHOWN} more" if len(unread) > UNREAD_SHOWN else ""
         self.warnings.append(f"{len(unread)} line(s) not read: {shown}{more}")
+
+    def _keep_as_context(self, lineno: int, kind: str) -> None:
+        """A reported line joins the context (it was counted as ignored, or, for a dropped
+        arity change, not at all)."""
+        text = self.unread_text.pop(lineno, None)
+        if text is None:
+            return  # a line partly read (a loop line with one bad value): its records stand
+        if kind != "arity":
+            self.counts["ignored_lines"] -= 1
+        self.context.append((SourceLoc(self.path, lineno), text))
 
     # ------------------------------------------------------------------ the Trace
     def _trace(self, prefix: str, plan) -> Trace:

@@ -67,6 +67,8 @@ class LineParser(SlowPaths, Finisher):
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
+        self.cur_raw = ""  # the line the slow paths are reading (kept as context when not read)
+        self.unread_text: dict[int, str] = {}  # line -> text of a line not read
         self.diff_marks = 0  # "--- a" / "+++ b" header lines of a unified diff
         self.unread: list[tuple[int, str]] = []  # lines of no group that could not be read
         self.pivot: str | None = None  # from nanoBragg's "pivoting detector around ..." line
@@ -223,6 +225,7 @@ class LineParser(SlowPaths, Finisher):
                             if seen is None:
                                 arity[name] = (nv, lineno)
                             elif seen[0] != nv:
+                                self.cur_raw = raw
                                 self._arity_problem(group, name, nv, seen, lineno)
                             if nv == 1:
                                 # _digits inlined for the common plain decimal scalar (no call
@@ -249,6 +252,7 @@ class LineParser(SlowPaths, Finisher):
                             add_end(v0 + start + nv)
                             add_sk(sk)
                             continue
+                    self.cur_raw = raw
                     self._space_slow(group, parts[1:], lineno)
                     continue
             line = raw.rstrip()
