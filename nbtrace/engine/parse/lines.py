@@ -6,8 +6,10 @@ pixel headers, free ``TRACE:`` text, and banners or progress lines that are coun
 
 Which prefix is the tap prefix is only known at the end (a file may open with junk that looks like
 taps), so records are kept per prefix group and problems found on a group's lines wait in
-``pending`` until the group is chosen: a malformed ``TRACE_C`` line is an error, a malformed
-``WARNING:`` banner is not.
+``pending`` until the group is chosen: a malformed ``TRACE_C`` line is reported as not read (and
+kept as context), a malformed ``WARNING:`` banner is only counted. The slow paths live in
+nbtrace.engine.parse.slow, the choice of the producer and its families (and the Trace built
+from them) in nbtrace.engine.parse.finish, the column store in nbtrace.engine.parse.group.
 
 Two readers share that state. The line reader (``_feed_lines``) handles every line. Files and
 strings arrive as bytes (``feed_raw``): nbtrace.engine.parse.blocks sorts each block's lines with numpy,
