@@ -94,7 +94,8 @@ class Finisher:
             main = sorted(size, key=lambda r: -size[r])[0]
         elif roots[main] != main:  # the wanted prefix extends another: it is its own family here
             roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
-        main_names = self._names_of(real[main])
+        # (a name table of a million records costs a sort: only when another root needs judging)
+        main_names = self._names_of(real[main]) if len(size) > 1 else set()
         plan = [(real[main], (None, ()))]
         fate: dict[str, str] = {}
         for r in size:
