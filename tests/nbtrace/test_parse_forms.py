@@ -158,3 +158,11 @@ def test_a_line_not_read_is_kept_as_context_and_every_line_is_counted():
     record_lines = len({r.loc.line for r in t.records})
     assert record_lines + m["context_lines"] + m["header_lines"] + m["ignored_lines"] + m["blank_lines"] \
         == m["lines"] == 6
+
+
+def test_a_chosen_family_member_is_its_own_producer():
+    text = "TRACE_C: a 1\nTRACE_C_TAP4: x 1 y 2\nTRACE_C_TAP4: x 3 y 4\n"
+    t = parse_text(text, "p.log", prefix="TRACE_C_TAP4")
+    assert t.prefix == "TRACE_C_TAP4" and [r.name for r in t.records] == ["x", "y", "x", "y"]
+    assert "1 line(s) with prefix 'TRACE_C' ignored" in t.meta["warnings"][0]
+    assert parse_text(text, prefix="TRACE_C").names() == ["a", "TAP4.x", "TAP4.y"]

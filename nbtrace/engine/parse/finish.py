@@ -87,13 +87,13 @@ class Finisher:
         else:
             main = None
         roots = {p: min((q for q in real if p == q or p.startswith(q + "_")), key=len) for p in real}
+        if main is not None and roots[main] != main:  # the wanted prefix extends another: its own family here
+            roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
         size: dict[str, int] = {}
         for p, r in roots.items():
             size[r] = size.get(r, 0) + real[p].lines
         if main is None:
             main = sorted(size, key=lambda r: -size[r])[0]
-        elif roots[main] != main:  # the wanted prefix extends another: it is its own family here
-            roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
         # (a name table of a million records costs a sort: only when another root needs judging)
         main_names = self._names_of(real[main]) if len(size) > 1 else set()
         plan = [(real[main], (None, ()))]
