@@ -168,7 +168,7 @@ class JsonlParser:
         meta = dict(self.meta)
         meta.update({
             "lines": self.last_line, "blank_lines": self.blank, "ignored_lines": 0, "context_lines": 0,
-            "header_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
+            "header_lines": 0, "unread_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
             "format_digits": {}, "prefixes": {},
         })
         return Trace(path=self.path, records=tuple(self.records), prefix=None, dialect="jsonl",
