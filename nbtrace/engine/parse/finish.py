@@ -5,7 +5,7 @@ A file holds records per prefix group. One family is the producer: a root prefix
 and every prefix that extends it (``TRACE_C_SOURCE2``, ``TRACE_C_TAP4``; loop lines such as
 ``TRACE_C_PHI phi_tic=…`` are filed under the root as they are read). An extension is the
 producer's auxiliary family: ``SOURCE2`` / ``PHI3`` / ``MOS1`` / ``SRC0`` name a loop index,
-any other suffix qualifies the names (``TAP4.h``), so nothing meets a per-pixel tap by accident.
+any other suffix qualifies the names (``TAP4_h``), so nothing meets a per-pixel tap by accident.
 
 Another root is judged by the names it shares with the producer's own:
 
@@ -14,7 +14,7 @@ Another root is judged by the names it shares with the producer's own:
 * some shared names, or any ``PREFIX: name value`` line (the per-pixel form): stray lines of
   another producer, ignored with a warning that names them;
 * otherwise, a ``TRACE`` prefix (``TRACE_ROTATE:x=…``, ``TRACE_BEAM_CENTER:…``): another
-  auxiliary family of the same run, read with qualified names (``TRACE_ROTATE.input_vector``);
+  auxiliary family of the same run, read with qualified names (``TRACE_ROTATE_input_vector``);
 * otherwise (``WARNING: x 1``): ignored with a warning. A non-TRACE prefix whose every record
   is text ("Note: using default F") is a banner, counted as an ignored line.
 
@@ -287,7 +287,8 @@ class Finisher:
     def _qualified(name: str, qual: str | None) -> str:
         if qual is None:
             return name
-        return f"{qual}{name}" if name.startswith("[") else f"{qual}.{name}"
+        # joined with "_": the qualified name stays an identifier a tap spec can declare
+        return f"{qual}{name}" if name.startswith("[") else f"{qual}_{name}"
 
     def _code(self, name: str) -> int:
         nid = self.name_ids.get(name)
