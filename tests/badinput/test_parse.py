@@ -75,6 +75,10 @@ CASES = {
     "100,000-digit Fortran-like token": (*_self(b"TRACE_C: F_cell " + b"1" * 100000 + b"d\nTRACE_C: steps 1\n"), 0,
                                          "line(s) not read"),
     "100,000 zeros": (*_self(b"TRACE_C: F_cell " + b"0" * 100000 + b"\nTRACE_C: steps 1\n"), 0, "agree"),
+    "a 10 MB line": (*_self(C + b"TRACE_C: x " + b"1 " * 5_000_000 + b"\nTRACE_C: polar 1\n"), 0,
+                     "A: 1 line(s) not read: t.log:3 (a line of more than 4 MB)"),
+    "a 10 MB last line without newline": (*_self(C + b"TRACE_C: x " + b"1 " * 5_000_000), 0,
+                                          "t.log:3 (a line of more than 4 MB)"),
     "100,000-character prefix": (*_self(b"A" * 100000 + b": F_cell 1\n" + C), 0, "agree"),
     # ------------------------------------------------------------------ encodings
     "UTF-16 with BOM": (*_self(C.decode().encode("utf-16")), 0, "All 2 compared taps agree"),
