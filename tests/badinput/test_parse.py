@@ -61,6 +61,8 @@ CASES = {
                                      "t.log:1: malformed JSON line"),
     "JSON integer beyond the double range": (*_self(b'{"name": "a", "values": [1' + b"0" * 400 + b"]}\n"), 2,
                                              "too large for a double"),
+    "JSON line of 10 MB": (*_self(b'{"name": "a", "values": [' + b"1, " * 3_500_000 + b"1]}\n"), 2,
+                           "t.log:1: a JSON line of more than 4 MB"),
     "JSON occurrence 2**62": (*_self(b'{"name": "a", "values": [1], "occurrence": 4611686018427387904}\n'), 2,
                               '"occurrence" must be an integer 0..'),
     "JSON occurrence 2**70": (*_self(b'{"name": "a", "values": [1], "occurrence": 1180591620717411303424}\n'), 2,
