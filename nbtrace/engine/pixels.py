@@ -84,6 +84,8 @@ def refuse_shifted_pixels(a: Trace, b: Trace, al: Alignment, g) -> None:
     fast = float(d @ np.asarray(g.fdet)) / g.pixel_size
     slow = float(d @ np.asarray(g.sdet)) / g.pixel_size
     resid = d - (fast * np.asarray(g.fdet) + slow * np.asarray(g.sdet)) * g.pixel_size
+    if not (np.isfinite(slow) and np.isfinite(fast)):  # nan/inf positions (fuzz): no whole-pixel shift
+        return
     ds, df = round(slow), round(fast)
     whole = abs(slow - ds) < 1e-3 and abs(fast - df) < 1e-3 and np.linalg.norm(resid) < 1e-3 * g.pixel_size
     if not whole or max(abs(ds), abs(df)) < 1:

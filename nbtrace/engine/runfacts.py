@@ -130,7 +130,7 @@ def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
     ob = setup_number(b, al.first_b, "oversample")
     oc = context.get("oversample")
     if oa and ob and oa != ob:
-        r = (ob / oa) ** 2
+        r = (ob / oa) * (ob / oa)  # not ** 2: a float power raises OverflowError (oversample 1e200)
         out.append(NamedFactor(r, f"= (oversample {ob:g} vs {oa:g})²: the sides sampled a different number of subpixels", ACCUMULATION))
         out.append(NamedFactor(ob / oa, f"= oversample {ob:g} vs {oa:g}", ACCUMULATION))
     for o in {float(v) for v in (oa, ob, oc) if v}:

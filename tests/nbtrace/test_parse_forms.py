@@ -51,8 +51,8 @@ def test_name_equals_value_and_attached_forms():
 
 def test_name_value_runs():
     t = parse_text("TRACE_C: F_cell 1\nTRACE_C_HKL_BOUNDS: h_min -24 h_max 24\n")
-    assert [(r.name, r.values) for r in t.records] == [("F_cell", (1.0,)), ("HKL_BOUNDS.h_min", (-24.0,)),
-                                                      ("HKL_BOUNDS.h_max", (24.0,))]
+    assert [(r.name, r.values) for r in t.records] == [("F_cell", (1.0,)), ("HKL_BOUNDS_h_min", (-24.0,)),
+                                                      ("HKL_BOUNDS_h_max", (24.0,))]
 
 
 def test_auxiliary_families_of_the_producer():
@@ -64,16 +64,16 @@ def test_auxiliary_families_of_the_producer():
     t = parse_text(text)
     assert t.prefix == "TRACE_C" and t.meta["warnings"] == []
     assert by_name(t, "incident_vec")[0].index.loop == (("source", 2),)
-    assert [r.values for r in by_name(t, "TAP5.F_cell")] == [(7.0,)]
+    assert [r.values for r in by_name(t, "TAP5_F_cell")] == [(7.0,)]
     assert by_name(t, "F_cell")[0].values == (100.0,) and len(by_name(t, "F_cell")) == 1
     assert by_name(t, "k_frac")[0].index.loop == (("phi_tic", 1),)
-    assert by_name(t, "TRACE_ROTATE.input_vector")[0].values == (1.0, 0.0, 0.0)
+    assert by_name(t, "TRACE_ROTATE_input_vector")[0].values == (1.0, 0.0, 0.0)
 
 
 def test_the_real_c_log_with_its_helper_families():
     t = read_trace(CORPUS / "018__comparison_N1__c_stdout.txt")
     assert t.prefix == "TRACE_C" and t.meta["warnings"] == []
-    assert by_name(t, "TRACE_ROTATE.final_output")[0].values == (1.0, 0.0, 0.0)
+    assert by_name(t, "TRACE_ROTATE_final_output")[0].values == (1.0, 0.0, 0.0)
     assert by_name(t, "pix0_vector")
 
 
@@ -147,3 +147,22 @@ def test_utf16_log_is_read(tmp_path):
     p.write_bytes("TRACE_C: F_cell 100\nTRACE_C: detector_convention MOSFLM\n".encode("utf-16"))
     t = read_trace(p)
     assert t.names() == ["F_cell", "detector_convention"] and t.records[1].text == "MOSFLM"
+
+
+def test_a_line_not_read_is_kept_as_context_and_every_line_is_counted():
+    text = "TRACE_C: F_cell 1\nTRACE_C: steps 1x\nTRACE_C: v 1 2\nTRACE_C: v 1\nWARNING: auto-generating\n\n"
+    t = parse_text(text, "p.log")
+    m = t.meta
+    assert [c[1] for c in t.context] == ["TRACE_C: steps 1x", "TRACE_C: v 1"]
+    assert m["unread_lines"] == 2 and m["ignored_lines"] == 1 and m["blank_lines"] == 1
+    record_lines = len({r.loc.line for r in t.records})
+    assert record_lines + m["context_lines"] + m["header_lines"] + m["ignored_lines"] + m["blank_lines"] \
+        == m["lines"] == 6
+
+
+def test_a_chosen_family_member_is_its_own_producer():
+    text = "TRACE_C: a 1\nTRACE_C_TAP4: x 1 y 2\nTRACE_C_TAP4: x 3 y 4\n"
+    t = parse_text(text, "p.log", prefix="TRACE_C_TAP4")
+    assert t.prefix == "TRACE_C_TAP4" and [r.name for r in t.records] == ["x", "y", "x", "y"]
+    assert "1 line(s) with prefix 'TRACE_C' ignored" in t.meta["warnings"][0]
+    assert parse_text(text, prefix="TRACE_C").names() == ["a", "TAP4_x", "TAP4_y"]

@@ -5,7 +5,7 @@ A file holds records per prefix group. One family is the producer: a root prefix
 and every prefix that extends it (``TRACE_C_SOURCE2``, ``TRACE_C_TAP4``; loop lines such as
 ``TRACE_C_PHI phi_tic=…`` are filed under the root as they are read). An extension is the
 producer's auxiliary family: ``SOURCE2`` / ``PHI3`` / ``MOS1`` / ``SRC0`` name a loop index,
-any other suffix qualifies the names (``TAP4.h``), so nothing meets a per-pixel tap by accident.
+any other suffix qualifies the names (``TAP4_h``), so nothing meets a per-pixel tap by accident.
 
 Another root is judged by the names it shares with the producer's own:
 
@@ -14,7 +14,7 @@ Another root is judged by the names it shares with the producer's own:
 * some shared names, or any ``PREFIX: name value`` line (the per-pixel form): stray lines of
   another producer, ignored with a warning that names them;
 * otherwise, a ``TRACE`` prefix (``TRACE_ROTATE:x=…``, ``TRACE_BEAM_CENTER:…``): another
-  auxiliary family of the same run, read with qualified names (``TRACE_ROTATE.input_vector``);
+  auxiliary family of the same run, read with qualified names (``TRACE_ROTATE_input_vector``);
 * otherwise (``WARNING: x 1``): ignored with a warning. A non-TRACE prefix whose every record
   is text ("Note: using default F") is a banner, counted as an ignored line.
 
@@ -87,14 +87,15 @@ class Finisher:
         else:
             main = None
         roots = {p: min((q for q in real if p == q or p.startswith(q + "_")), key=len) for p in real}
+        if main is not None and roots[main] != main:  # the wanted prefix extends another: its own family here
+            roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
         size: dict[str, int] = {}
         for p, r in roots.items():
             size[r] = size.get(r, 0) + real[p].lines
         if main is None:
             main = sorted(size, key=lambda r: -size[r])[0]
-        elif roots[main] != main:  # the wanted prefix extends another: it is its own family here
-            roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
-        main_names = self._names_of(real[main])
+        # (a name table of a million records costs a sort: only when another root needs judging)
+        main_names = self._names_of(real[main]) if len(size) > 1 else set()
         plan = [(real[main], (None, ()))]
         fate: dict[str, str] = {}
         for r in size:
@@ -181,6 +182,7 @@ class Finisher:
                         continue
                     what = f"the file ends mid-line: {what}"
                 unread.append((lineno, what))
+                self._keep_as_context(lineno, kind)
         if not unread:
             return
         unread.sort()
@@ -188,6 +190,16 @@ class Finisher:
         shown = ", ".join(f"{self.path}:{ln} ({what})" for ln, what in unread[:UNREAD_SHOWN])
         more = f", and {len(unread) - UNREAD_SHOWN} more" if len(unread) > UNREAD_SHOWN else ""
         self.warnings.append(f"{len(unread)} line(s) not read: {shown}{more}")
+
+    def _keep_as_context(self, lineno: int, kind: str) -> None:
+        """A reported line joins the context (it was counted as ignored, or, for a dropped
+        arity change, not at all)."""
+        text = self.unread_text.pop(lineno, None)
+        if text is None:
+            return  # a line partly read (a loop line with one bad value): its records stand
+        if kind != "arity":
+            self.counts["ignored_lines"] -= 1
+        self.context.append((SourceLoc(self.path, lineno), text))
 
     # ------------------------------------------------------------------ the Trace
     def _trace(self, prefix: str, plan) -> Trace:
@@ -275,7 +287,8 @@ class Finisher:
     def _qualified(name: str, qual: str | None) -> str:
         if qual is None:
             return name
-        return f"{qual}{name}" if name.startswith("[") else f"{qual}.{name}"
+        # joined with "_": the qualified name stays an identifier a tap spec can declare
+        return f"{qual}{name}" if name.startswith("[") else f"{qual}_{name}"
 
     def _code(self, name: str) -> int:
         nid = self.name_ids.get(name)

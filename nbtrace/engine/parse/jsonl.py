@@ -21,6 +21,7 @@ from nbtrace.engine.model import SourceLoc, TapIndex, TapRecord, Trace
 from nbtrace.engine.parse.numbers import EXACT, shown
 
 KEYS = ("name", "values", "value", "pixel", "loop", "unit", "sigdigits", "occurrence", "meta")
+MAX_LINE = 1 << 22  # characters of one JSON line (a tap is a few hundred)
 INDEX_MAX = 2**31  # pixels, loop indices and occurrences: far beyond any run, safe in every int64 sum
 _NONFINITE = {"nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
               "infinity": math.inf, "-infinity": -math.inf}
@@ -39,6 +40,9 @@ class JsonlParser:
     def feed(self, lines: Iterable[str]) -> None:
         for raw in lines:
             self.last_line += 1
+            if len(raw) > MAX_LINE:
+                raise TraceError(f"a JSON line of more than {MAX_LINE >> 20} MB", self._where(self.last_line),
+                                 "one tap per line: {\"name\": ..., \"values\": [...]}")
             line = raw.strip()
             if not line:
                 self.blank += 1
@@ -168,7 +172,7 @@ class JsonlParser:
         meta = dict(self.meta)
         meta.update({
             "lines": self.last_line, "blank_lines": self.blank, "ignored_lines": 0, "context_lines": 0,
-            "header_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
+            "header_lines": 0, "unread_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
             "format_digits": {}, "prefixes": {},
         })
         return Trace(path=self.path, records=tuple(self.records), prefix=None, dialect="jsonl",

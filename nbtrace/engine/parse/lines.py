@@ -6,8 +6,10 @@ pixel headers, free ``TRACE:`` text, and banners or progress lines that are coun
 
 Which prefix is the tap prefix is only known at the end (a file may open with junk that looks like
 taps), so records are kept per prefix group and problems found on a group's lines wait in
-``pending`` until the group is chosen: a malformed ``TRACE_C`` line is an error, a malformed
-``WARNING:`` banner is not.
+``pending`` until the group is chosen: a malformed ``TRACE_C`` line is reported as not read (and
+kept as context), a malformed ``WARNING:`` banner is only counted. The slow paths live in
+nbtrace.engine.parse.slow, the choice of the producer and its families (and the Trace built
+from them) in nbtrace.engine.parse.finish, the column store in nbtrace.engine.parse.group.
 
 Two readers share that state. The line reader (``_feed_lines``) handles every line. Files and
 strings arrive as bytes (``feed_raw``): nbtrace.engine.parse.blocks sorts each block's lines with numpy,
@@ -40,6 +42,7 @@ FORMS = ("space", "eq", "loop")
 CHUNK = 2048  # lines per call of the line reader when it reads a text stream
 BLOCK_BYTES = 1 << 22  # bytes per block of the bulk reader: bounds its memory, amortises numpy calls
 MIN_RUN = 64  # lines in a row the bulk reader must be able to take before it is worth a call
+MAX_LINE = 1 << 22  # bytes (characters) of one line: longer ones are not read (a hostile file)
 
 # sigdigits and the kind code share one column entry (sigdigits * 8 + kind)
 assert len(KINDS) <= 8
@@ -67,6 +70,8 @@ class LineParser(SlowPaths, Finisher):
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
+        self.cur_raw = ""  # the line the slow paths are reading (kept as context when not read)
+        self.unread_text: dict[int, str] = {}  # line -> text of a line not read
         self.diff_marks = 0  # "--- a" / "+++ b" header lines of a unified diff
         self.unread: list[tuple[int, str]] = []  # lines of no group that could not be read
         self.pivot: str | None = None  # from nanoBragg's "pivoting detector around ..." line
@@ -94,13 +99,26 @@ class LineParser(SlowPaths, Finisher):
         """
         carry = b""
         first = True
+        skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
         while True:
             chunk = raw.read(BLOCK_BYTES)
             if first:
                 first = False
                 if chunk.startswith(codecs.BOM_UTF8):
                     chunk = chunk[len(codecs.BOM_UTF8):]
+            if skipping and chunk:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    continue
+                self._long_line(ended=True)
+                skipping = False
+                chunk = chunk[nl + 1:]
+                if not chunk:
+                    continue
             if not chunk:
+                if skipping:
+                    self._long_line(ended=False)
+                    return
                 if lone_cr(carry, len(carry)):
                     self._feed_text(carry, raw)
                 elif carry:
@@ -108,7 +126,14 @@ class LineParser(SlowPaths, Finisher):
                 return
             cut = chunk.rfind(b"\n") + 1
             if not cut:
-                carry += chunk
+                # a line longer than a block: gather its pieces in one growing buffer (bytes + bytes
+                # would copy the whole line again for every block: quadratic on a hostile line)
+                carry = carry + chunk if len(carry) < BLOCK_BYTES else _grow(carry, chunk)
+                if len(carry) > MAX_LINE:
+                    if b"\r" in carry:  # old Mac line ends: lines after all, for the line reader
+                        self._feed_text(bytes(carry), raw)
+                        return
+                    carry, skipping = b"", True
                 continue
             block = b"".join((carry, chunk[:cut], blocks.PAD))
             size = len(carry) + cut
@@ -117,6 +142,14 @@ class LineParser(SlowPaths, Finisher):
                 self._feed_text(block[:size] + carry, raw)
                 return
             self._feed_block(block, size)
+
+    def _long_line(self, ended: bool) -> None:
+        """A line over MAX_LINE bytes (no tap is that long; splitting it would cost gigabytes):
+        counted, reported as not read, never split."""
+        self.last_line += 1
+        self.counts["ignored_lines"] += 1
+        self.unread.append((self.last_line, f"a line of more than {MAX_LINE >> 20} MB"))
+        self.last_raw = "\n" if ended else "…"
 
     def _feed_text(self, head: bytes, raw) -> None:
         """The rest of the stream (``head``, then ``raw``) through the line reader."""
@@ -182,6 +215,10 @@ class LineParser(SlowPaths, Finisher):
         pixel = self.pixel
         for raw in lines:
             lineno += 1
+            if len(raw) > MAX_LINE:
+                self.last_line = lineno - 1
+                self._long_line(ended=raw.endswith("\n"))
+                continue
             parts = raw.split()
             if not parts:
                 blank += 1
@@ -223,6 +260,7 @@ class LineParser(SlowPaths, Finisher):
                             if seen is None:
                                 arity[name] = (nv, lineno)
                             elif seen[0] != nv:
+                                self.cur_raw = raw
                                 self._arity_problem(group, name, nv, seen, lineno)
                             if nv == 1:
                                 # _digits inlined for the common plain decimal scalar (no call
@@ -249,6 +287,7 @@ class LineParser(SlowPaths, Finisher):
                             add_end(v0 + start + nv)
                             add_sk(sk)
                             continue
+                    self.cur_raw = raw
                     self._space_slow(group, parts[1:], lineno)
                     continue
             line = raw.rstrip()
@@ -396,3 +435,11 @@ class LineParser(SlowPaths, Finisher):
         if group is None:
             group = self.groups[prefix] = Group(prefix)
         return group
+
+
+def _grow(carry, chunk: bytes) -> bytearray:
+    """``carry`` extended by ``chunk`` in place (amortised: a bytearray over-allocates)."""
+    if not isinstance(carry, bytearray):
+        carry = bytearray(carry)
+    carry += chunk
+    return carry

@@ -46,6 +46,7 @@ class SlowPaths:
     """Slow paths of LineParser (a mixin: it shares the parser's state)."""
 
     def _slow(self, line: str, tok: str, rest: str, lineno: int) -> None:
+        self.cur_raw = line
         if tok == FREE + ":":
             self._free(rest, line, lineno)
             return
@@ -81,12 +82,14 @@ class SlowPaths:
         """A line of ``group`` that holds no readable value: counted as ignored, and reported
         (nbtrace.engine.parse.finish) when the group turns out to be the producer's."""
         self._pending(group, lineno, what, hint, kind)
+        self.unread_text[lineno] = self.cur_raw.rstrip("\r\n")
         self._ignored(lineno)
 
     def _arity_problem(self, group: Group, name: str, n: int, seen: tuple[int, int], lineno: int) -> None:
         """The record about to be appended changes its tap's arity: it is not kept (the engine
         compares a tap's components position by position), and the line is reported."""
         group.drop[group.lines] = lineno
+        self.unread_text[lineno] = self.cur_raw.rstrip("\r\n")
         self._pending(group, lineno, f"tap {shown(name)} has {n} value(s) here but {seen[0]} at line {seen[1]}",
                       "a tap keeps its arity within a trace; check the producer prints every component",
                       "arity")
