@@ -320,10 +320,13 @@ def _factor_not_inherited(v: TapVerdict, inputs: list[TapVerdict]) -> bool:
     ratios = [u.ratio for u in inputs]
     if any(q is None or not math.isfinite(q) or q <= 0 or abs(math.log10(q)) < UNIT_SIZED for q in ratios):
         return False
-    products = {1.0}
+    # in decades: a power of a ratio near the double limit must not overflow
+    logs = {0.0}
     for q in ratios[:4]:
-        products = {p * q**e for p in products for e in (-2, -1, 0, 1, 2)}
-    return not any(math.isclose(r, p, rel_tol=1e-3) for p in products)
+        lq = math.log10(q)
+        logs = {p + e * lq for p in logs for e in (-2, -1, 0, 1, 2)}
+    lr = math.log10(r)
+    return not any(abs(lr - p) <= 1e-3 / math.log(10) for p in logs)
 
 
 def _downstream(label: str, graph: _Graph, divergent: set[str]) -> set[str]:

@@ -106,7 +106,7 @@ def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) 
             desc = "·".join(f"{n:g}" for n in Ns)
             out.append(NamedFactor(1 / prod, f"×1/N³ overall (Na·Nb·Nc = {desc} = {prod:g}): one 1/N per axis; config-derived factor", LATTICE + INTENSITY))
             out.append(NamedFactor(prod, f"×N³ overall (Na·Nb·Nc = {desc} = {prod:g}); config-derived factor", LATTICE + INTENSITY))
-            out.append(NamedFactor(1 / prod**2, f"×1/N⁶ (= (1/N³)², Na·Nb·Nc = {prod:g}): the lattice normalisation, squared in an intensity", INTENSITY))
+            out.append(NamedFactor(1 / prod / prod, f"×1/N⁶ (= (1/N³)², Na·Nb·Nc = {prod:g}): the lattice normalisation, squared in an intensity", INTENSITY))
     out += _count_factors(a, b, al, context, args)
     ratio = block_ratio(al)
     if ratio is not None:
