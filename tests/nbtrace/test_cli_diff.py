@@ -19,8 +19,8 @@ CLI = DATA / "cli"
 SPEC = str(ROOT / "tap_specs" / "nanobragg.yaml")
 
 PINNED = (
-    '`q_vec` is the first divergence: port = reference × 1e-10 in all 3 components,\n'
-    'i.e. a length in m where Å was expected (inside a dimensionless product); 1\n'
+    '`q_vec` is the first divergence: port = reference × 1e-10 in all 3 components\n'
+    '(one constant ratio, not a known unit or run factor of a dimensionless value); 1\n'
     'later tap inherits it.\n'
     '\n'
     '3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree; only\n'
@@ -38,8 +38,8 @@ PINNED = (
     'inherited    intensity     out of tolerance    0.0588   pixel (3, 4)\n'
     'missing      extra_tap     missing                  -   pixel (3, 4)\n'
     '\n'
-    'q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å\n'
-    'was expected (inside a dimensionless product)\n'
+    'q_vec: port = reference × 1e-10 in all 3 components (one constant ratio, not a\n'
+    'known unit or run factor of a dimensionless value)\n'
     'Mismatched elements: 3 / 3 (100.0%)\n'
     'Greatest absolute difference: 3000 at pixel (3, 4), component 2 (up to 0.0187\n'
     'allowed)\n'
