@@ -202,7 +202,9 @@ def constant_offset(x: Arrays) -> np.ndarray | None:
 
 
 def pixel_words(v: float) -> str | None:
-    """+0.5 -> "½", -1 -> "−1"; None unless v is a multiple of ½."""
+    """+0.5 -> "½", -1 -> "−1"; None unless v is a finite multiple of ½."""
+    if not math.isfinite(v * 2):
+        return None
     h = round(v * 2)
     if h == 0 or abs(v * 2 - h) > 1e-3:
         return None

@@ -161,12 +161,16 @@ def _descendants(spec) -> dict[str, set[str]]:
 
 def effect(v: TapVerdict) -> float:
     """How far a divergence moves a value, in decades: |log10 port/reference| for a constant
-    ratio, log10(1 + greatest relative difference) otherwise; inf for a non-finite one."""
+    ratio, log10(1 + the rtol it would need) otherwise; inf for a non-finite one."""
     if v.kind == "nonfinite":
         return math.inf
     r = v.ratio if v.ratio is not None else v.factor
     if r is not None and math.isfinite(r) and r != 0:
         return abs(math.log10(abs(r)))
+    # relative to the row's size (bounded), not to one component: a rotated vector's component
+    # near zero has an unbounded relative change
+    if v.would_pass is not None and math.isfinite(v.would_pass):
+        return math.log10(1 + v.would_pass)
     if v.max_rel is not None and math.isfinite(v.max_rel):
         return math.log10(1 + v.max_rel)
     return math.inf
@@ -310,13 +314,18 @@ UNIT_SIZED = 1.0  # decades
 
 
 def _factor_not_inherited(v: TapVerdict, inputs: list[TapVerdict]) -> bool:
-    """True when every divergent input carries a unit-sized constant factor and v carries a
-    unit-sized one that no product of them (powers −2…2) explains: v's divergence is its own. The earlier port
+    """True when every divergent input carries a unit-sized constant factor and v, a vector,
+    carries a unit-sized one in every component that no product of them (powers −2…2)
+    explains: v's divergence is its own. The earlier port
     printed S in Å⁻¹ (×1e-10) and used the real vectors in Å, which cancels, while it formed h
     from the reciprocal vectors (×1e-4 = 1/|a|²): h is not S's heir."""
     r = v.ratio
     if r is None or not math.isfinite(r) or r <= 0 or abs(math.log10(r)) < UNIT_SIZED:
         return False  # a small change of a non-linear tap (F_latt of a shifted h) says nothing
+    if v.kind != "scale" or not v.n_pairs or v.n_elements < 2 * v.n_pairs:
+        # only a vector whose every component carries the one factor is a clean scale: a scalar
+        # through exp or sin (F_latt far from a peak) moves by any factor at all
+        return False
     ratios = [u.ratio for u in inputs]
     if any(q is None or not math.isfinite(q) or q <= 0 or abs(math.log10(q)) < UNIT_SIZED for q in ratios):
         return False

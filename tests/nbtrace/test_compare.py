@@ -388,6 +388,13 @@ def test_vector_tolerance_is_finite_and_identical_rows_agree(a, b, rtol):
     assert math.isfinite(r)
 
 
+def test_an_offset_past_the_double_range_in_pixels_is_no_pixel_offset():
+    # found by the property test above: 1e304 m / 1e-4 m per pixel is inf pixels
+    v = verdict("pix0_vector_meters", (0.0, 0.0, 0.0), (0.0, 0.0, 1.0972248137583544e304),
+                settings=CompareSettings(geometry=Geometry(pixel_size=1e-4, fdet=(0.0, 0.0, 1.0), sdet=(0.0, -1.0, 0.0))))
+    assert v.kind != "offset" and v.kind != "agree"
+
+
 def test_passing_rtol_of_a_non_finite_need_is_inf_not_a_valueerror():
     x = _one(1.0, 2.0, 0.0, 0.0)
     assert passing_rtol(x, math.nan) == math.inf and passing_rtol(x, math.inf) == math.inf
