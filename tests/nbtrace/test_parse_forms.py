@@ -166,3 +166,10 @@ def test_a_chosen_family_member_is_its_own_producer():
     assert t.prefix == "TRACE_C_TAP4" and [r.name for r in t.records] == ["x", "y", "x", "y"]
     assert "1 line(s) with prefix 'TRACE_C' ignored" in t.meta["warnings"][0]
     assert parse_text(text, prefix="TRACE_C").names() == ["a", "TAP4_x", "TAP4_y"]
+
+
+def test_a_flood_of_made_up_prefixes_gives_one_summary_line():
+    text = "TRACE_C: F_cell 1\nTRACE_C: steps 1\n" + "".join(f"P{i}: x {i}\n" for i in range(2000))
+    t = parse_text(text, "p.log")
+    assert t.names() == ["F_cell", "steps"] and t.meta["ignored_lines"] == 2000
+    assert len(t.meta["warnings"]) == 6 and t.meta["warnings"][-1] == "p.log: 1995 more line(s) with 1995 other prefixes ignored"

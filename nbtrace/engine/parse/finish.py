@@ -33,6 +33,7 @@ import numpy as np
 from nbtrace.errors import TraceError
 from nbtrace.engine.model import LazyRecords, RecordColumns, SourceLoc, Trace
 from nbtrace.engine.parse.group import Group, dialect_digits, occurrences
+from nbtrace.engine.parse.numbers import shown as shown_value
 
 FREE = "TRACE"  # free-text prefix of the C build and the earlier port
 CRYSTAL = "TRACE "  # the group of the C's narrative crystal block (not a printable prefix)
@@ -50,7 +51,9 @@ class Finisher:
         if self.nul_line:
             raise TraceError("binary content (NUL byte)", f"{self.path}:{self.nul_line}",
                              "this is not a text trace; give the producer's stdout log")
+        self.ignored_prefixes = self.ignored_more = 0
         plan = self._plan(tried)
+        self._ignored_summary()
         chosen = plan[0][0]
         # a family of the producer whose every line failed (no record, so not in the plan) is
         # reported too, never silently ignored
@@ -86,7 +89,7 @@ class Finisher:
             return self._free_plan(free, crystal, real, banners)
         else:
             main = None
-        roots = {p: min((q for q in real if p == q or p.startswith(q + "_")), key=len) for p in real}
+        roots = {p: _root(p, real) for p in real}
         if main is not None and roots[main] != main:  # the wanted prefix extends another: its own family here
             roots = {p: (main if p == main or p.startswith(main + "_") else r) for p, r in roots.items()}
         size: dict[str, int] = {}
@@ -97,6 +100,9 @@ class Finisher:
         # (a name table of a million records costs a sort: only when another root needs judging)
         main_names = self._names_of(real[main]) if len(size) > 1 else set()
         plan = [(real[main], (None, ()))]
+        members: dict[str, list[str]] = {}
+        for p, r in roots.items():
+            members.setdefault(r, []).append(p)
         fate: dict[str, str] = {}
         for r in size:
             if r == main:
@@ -104,7 +110,7 @@ class Finisher:
             shared = main_names & self._names_of(real[r])
             if len(shared) >= MIN_COMPETING and size[r] >= MIN_COMPETING and self.want_prefix is None:
                 self._refuse_two(real[main], real[r], size[main], size[r])
-            producer = shared or any(real[p].spaced() for p, q in roots.items() if q == r)
+            producer = shared or any(real[p].spaced() for p in members[r])
             aux = not producer and self.want_prefix is None and "TRACE" in r.upper()
             fate[r] = "aux" if aux else "ignore"
         for p, r in roots.items():
@@ -149,9 +155,18 @@ class Finisher:
     def _ignore(self, g: Group, chosen: str) -> None:
         lines = sorted(set(g.column(2).tolist()))
         self.counts["ignored_lines"] += len(lines)
+        self.ignored_prefixes += 1
+        if self.ignored_prefixes > UNREAD_SHOWN:  # a flood of made-up prefixes: one summary line
+            self.ignored_more += len(lines)
+            return
         shown = ", ".join(f"{self.path}:{ln}" for ln in lines[:UNREAD_SHOWN]) + (", …" if len(lines) > UNREAD_SHOWN else "")
-        self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {g.prefix!r} ignored "
-                             f"(the taps are {chosen!r}; first at line {lines[0]}): {shown}")
+        self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {shown_value(g.prefix)} ignored "
+                             f"(the taps are {shown_value(chosen)}; first at line {lines[0]}): {shown}")
+
+    def _ignored_summary(self) -> None:
+        if self.ignored_prefixes > UNREAD_SHOWN:
+            self.warnings.append(f"{self.path}: {self.ignored_more} more line(s) with "
+                                 f"{self.ignored_prefixes - UNREAD_SHOWN} other prefixes ignored")
 
     def _nothing_found(self, tried: str) -> TraceError:
         if self.diff_marks >= 2:
@@ -303,6 +318,17 @@ class Finisher:
             a.flags.writeable = False
         return RecordColumns(tuple(self.name_list), name, tuple(self.ctx_list), ctx, out[7], line, offsets, vals,
                              out[5], out[6])
+
+
+def _root(prefix: str, real) -> str:
+    """The shortest prefix in ``real`` that ``prefix`` is or extends at a "_" (linear in its length:
+    a file of 100,000 made-up prefixes must not compare every pair)."""
+    parts = prefix.split("_")
+    for k in range(1, len(parts)):
+        q = "_".join(parts[:k])
+        if q in real:
+            return q
+    return prefix
 
 
 def _family_member(suffix: str) -> tuple:
