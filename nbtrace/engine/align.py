@@ -184,7 +184,7 @@ def align(a: Trace, b: Trace, spec=None, *, pixel_map_a: dict | None = None,
     matched_b = np.zeros(len(canon_b), dtype=bool)
     matched_a[ia] = True
     matched_b[ib] = True
-    counts, ia, ib = _drop_count_mismatches(k, ia, ib, matched_a, matched_b, canon_a, sa)
+    counts = _count_mismatches(k, matched_a, matched_b, canon_a, sa)
     groups = _group(k, canon_a, ia, ib)
     return Alignment(groups, tuple(np.flatnonzero(~matched_a).tolist()),
                      tuple(np.flatnonzero(~matched_b).tolist()), canon_a, canon_b, counts,
@@ -207,28 +207,25 @@ def _matches(code_a: np.ndarray, code_b: np.ndarray) -> tuple[np.ndarray, np.nda
     return ia[order], ib[order]
 
 
-def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, sa: _Side):
-    """Occurrence n of a per-subpixel tap is subpixel n only if both sides printed the same
-    number of subpixel blocks; a (tap, pixel, loop) slot printed a different number of times is
-    therefore not paired at all (its records become unmatched) and reported.
+def _count_mismatches(k: _Coded, matched_a, matched_b, canon_a, sa: _Side) -> tuple[CountMismatch, ...]:
+    """(tap, pixel, loop) slots printed a different number of times on the two sides. Their
+    records are still paired occurrence by occurrence (the n-th with the n-th); the extra ones
+    stay unmatched, and the diff reports them as missing iterations, never as agreement.
 
     Occurrences are dense from 0, so a slot with an unmatched record on either side and records
     on both sides has different counts; only those slots are inspected.
     """
     if matched_a.all() and matched_b.all():
-        return (), ia, ib  # unequal counts would leave a record unmatched on one side
+        return ()  # unequal counts would leave a record unmatched on one side
     slot_a, slot_b = k.code_a // k.n_occ, k.code_b // k.n_occ
     suspects = np.union1d(slot_a[~matched_a], slot_b[~matched_b])
     if suspects.size == 0:
-        return (), ia, ib
+        return ()
     ua, na = np.unique(slot_a[np.isin(slot_a, suspects)], return_counts=True)
     ub, nb = np.unique(slot_b[np.isin(slot_b, suspects)], return_counts=True)
     both, ja, jb = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
     if both.size == 0:
-        return (), ia, ib
-    drop = np.isin(slot_a[ia], both)
-    matched_a[ia[drop]] = False
-    matched_b[ib[drop]] = False
+        return ()
     first_a = _first_positions(slot_a, both)
     out = []
     for s, n_a, n_b in zip(both.tolist(), na[ja].tolist(), nb[jb].tolist()):
@@ -236,7 +233,7 @@ def _drop_count_mismatches(k: _Coded, ia, ib, matched_a, matched_b, canon_a, sa:
         pixel, loop = sa.contexts[sa.context[i]]
         out.append(CountMismatch(canon_a[i], pixel, loop, n_a, n_b))
     out.sort(key=lambda c: (c.tap, str(c.pixel), c.loop))
-    return tuple(out), ia[~drop], ib[~drop]
+    return tuple(out)
 
 
 def _first_positions(slots: np.ndarray, wanted: np.ndarray) -> dict[int, int]:

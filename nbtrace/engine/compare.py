@@ -6,14 +6,12 @@ a value printed with d significant digits is only known to ~0.5·10^(1−d) rela
 demand agreement below what was printed. ``magnitude`` is max(|a|, |b|, ‖row‖) per element, so a
 vector's near-zero component (5.9e-17 vs 0 in a unit vector) is judged against the vector's size.
 
-A divergent tap gets one verdict kind (see results.KINDS), tried from the most specific story
-(non-finite, integer count, sign, named scale, permutation, ½-pixel offset, rotation, float32
-precision) to the least (different quantity, constant offset, out of tolerance).
+The arithmetic is in nbtrace.engine.arith (rows scaled before any norm: it never overflows); a
+divergent tap gets one verdict kind (see results.KINDS) from nbtrace.engine.classify.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -21,16 +19,13 @@ import numpy as np
 
 from nbtrace.engine import units
 from nbtrace.engine.align import TapGroup
+from nbtrace.engine.arith import (Arrays, check_tolerance, compare_arrays, needed_rtol, passing_rtol,  # noqa: F401
+                                  precision_floor, relative_errors, ulp_errors)
+from nbtrace.engine.classify import (FLOAT32_AMPLIFIED, FLOAT32_EPS, FLOAT32_NOISE, RATIO_SPREAD,  # noqa: F401
+                                     classify, constant_ratio, dimension_of, explain, plausibility)
 from nbtrace.engine.model import Trace
 from nbtrace.engine.results import TapVerdict, index_text
 
-FLOAT32_EPS = float(np.finfo(np.float32).eps)
-# A float32 pipeline accumulates a few ULPs per operation; beyond this it is not noise.
-FLOAT32_NOISE = 32 * FLOAT32_EPS
-# float32 noise amplified by a tap's conditioning (see _classify_precision); beyond this, a bug.
-FLOAT32_AMPLIFIED = 1e-3
-# A ratio constant to this relative spread (or the printed precision, if coarser) is "one ratio".
-RATIO_SPREAD = 1e-6
 # printf's %g default: no producer is assumed to print fewer significant digits than this
 MIN_FORMAT_DIGITS = 6
 
@@ -62,16 +57,18 @@ class CompareSettings:
     run_factors: tuple[units.NamedFactor, ...] = ()
     geometry: Geometry = field(default_factory=Geometry)
 
+    def __post_init__(self):
+        # validated here so that every command and library caller gets one clear UsageError
+        # (a negative or nan tolerance would judge identical traces divergent, or anything equal)
+        for name in ("rtol", "atol", "default_rtol", "default_atol"):
+            flag = "--" + name.removeprefix("default_")
+            object.__setattr__(self, name, check_tolerance(getattr(self, name), flag))
+
 
 class ComparerBug(RuntimeError):
     """An internal inconsistency in the comparer: a bug in nbtrace, never a trace mismatch and
     never "bad input" either, so it is not an NbtraceError (the CLI must not turn it into a
     polite exit 2)."""
-
-
-def precision_floor(sigdigits: np.ndarray) -> np.ndarray:
-    """Relative uncertainty of a value printed with ``sigdigits`` significant digits."""
-    return 0.5 * 10.0 ** (1.0 - sigdigits.astype(np.float64))
 
 
 def _tolerances(tapdef, s: CompareSettings) -> tuple[float, float]:
@@ -80,44 +77,6 @@ def _tolerances(tapdef, s: CompareSettings) -> tuple[float, float]:
     if tapdef is not None and getattr(tapdef, "rtol", None) is not None:
         return float(tapdef.rtol), float(tapdef.atol)
     return s.default_rtol, s.default_atol
-
-
-def dimension_of(tap: str, tapdef) -> str:
-    """The dimension a tap's value holds: from the spec, else guessed once from its name."""
-    if tapdef is not None and getattr(tapdef, "dimension", None):
-        return tapdef.dimension
-    return units.parse_unit(units.guess_unit(tap)).dimension
-
-
-def explain(ratio: float, tap: str, tapdef, s: CompareSettings) -> units.NamedFactor | None:
-    """Name a port/reference ratio: spec hints, then run-derived factors, then unit conversions."""
-    if not math.isfinite(ratio) or ratio == 0:
-        return None
-    hints = getattr(tapdef, "hints", None) or {}
-    for f, meaning in hints.items():
-        if math.isclose(ratio, float(f), rel_tol=1e-6):
-            return units.NamedFactor(float(f), meaning)
-    for nf in s.run_factors:
-        if math.isclose(ratio, nf.factor, rel_tol=1e-6):
-            return nf
-    return units.explain_factor(ratio, dimension_of(tap, tapdef))
-
-
-# ---------------------------------------------------------------------------------------------
-# the element-wise arithmetic of one tap
-
-
-@dataclass(frozen=True)
-class _Arrays:
-    A: np.ndarray  # (n, k) reference values
-    B: np.ndarray  # (n, k) port values
-    rtol: np.ndarray  # (n, 1) effective relative tolerance per row
-    atol: float
-    mag: np.ndarray  # (n, k) magnitude each element is judged against
-    tol: np.ndarray  # (n, k) allowed absolute difference
-    abs_err: np.ndarray  # (n, k); inf where only one side is finite
-    ok: np.ndarray  # (n, k) bool
-    finite_mismatch: np.ndarray  # (n, k) bool: one side non-finite, the other not (or nan vs inf)
 
 
 class TraceColumns:
@@ -167,276 +126,6 @@ class _Rows:
 
     def __iter__(self):
         return map(self._records.__getitem__, self._pos.tolist())
-
-
-def _arrays(A: np.ndarray, B: np.ndarray, sig_a: np.ndarray, sig_b: np.ndarray, rtol_spec: float,
-            atol: float) -> _Arrays:
-    rtol = np.maximum(rtol_spec, np.maximum(precision_floor(sig_a), precision_floor(sig_b)))[:, None]
-    fa, fb = np.isfinite(A), np.isfinite(B)
-    both = fa & fb
-    with np.errstate(invalid="ignore", over="ignore"):
-        Af, Bf = np.where(both, A, 0.0), np.where(both, B, 0.0)
-        norm = np.maximum(np.linalg.norm(Af, axis=1), np.linalg.norm(Bf, axis=1))[:, None]
-        mag = np.maximum(np.maximum(np.abs(Af), np.abs(Bf)), norm)
-        diff = np.abs(Af - Bf)
-    tol = atol + rtol * mag
-    same_nonfinite = ~fa & ~fb & ((A == B) | (np.isnan(A) & np.isnan(B)))
-    finite_mismatch = ~both & ~same_nonfinite
-    abs_err = np.where(finite_mismatch, np.inf, diff)
-    ok = (both & (diff <= tol)) | same_nonfinite
-    return _Arrays(A, B, rtol, atol, mag, tol, abs_err, ok, finite_mismatch)
-
-
-def _rel(x: _Arrays) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = x.abs_err / np.abs(x.A)
-    return np.where(x.abs_err == 0, 0.0, np.where(np.isnan(rel), np.inf, rel))
-
-
-def _ulp(x: _Arrays) -> np.ndarray:
-    with np.errstate(invalid="ignore", over="ignore"):
-        spacing = np.spacing(np.maximum(np.abs(np.nan_to_num(x.A)), np.abs(np.nan_to_num(x.B))))
-        return x.abs_err / spacing
-
-
-# ---------------------------------------------------------------------------------------------
-# classification of a divergent tap: each returns (kind, factor, headline) or None
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.6g}"
-
-
-def _vec(vals) -> str:
-    return "(" + ", ".join(_fmt(v) for v in vals) + ")"
-
-
-def _classify_nonfinite(x: _Arrays):
-    if not x.finite_mismatch.any():
-        return None
-    r, c = np.argwhere(x.finite_mismatch)[0]
-    return ("nonfinite", None,
-            f"non-finite on one side only: reference {_fmt(x.A[r, c])}, port {_fmt(x.B[r, c])} "
-            f"(component {c}); a division by zero or a zero-weight term on one side?")
-
-
-def _classify_integer(x: _Arrays, ra, rb, tap, tapdef, s):
-    # a double that happens to be integral prints like an integer ("40000"): only a tap the
-    # spec declares a count is one; without a spec, both sides printing integers must do
-    if tapdef is not None and getattr(tapdef, "dimension", None) != "count":
-        return None
-    # only reached for a divergent tap: reading the kinds row by row is affordable here
-    if not all(r.kind == "int" for r in ra) or not all(r.kind == "int" for r in rb):
-        return None
-    bad = np.argwhere(~x.ok)[0]
-    av, bv = x.A[tuple(bad)], x.B[tuple(bad)]
-    head = f"integer count differs: {int(bv)} vs {int(av)} (port vs reference)"
-    factor = bv / av if av != 0 else None
-    if factor is not None:
-        nf = explain(factor, tap, tapdef, s)
-        if nf is not None:
-            head += f"; ratio {_fmt(factor)} = {nf.meaning.removeprefix('= ')}"
-        else:
-            head += f"; ratio {_fmt(factor)}"
-    return ("integer_count", factor, head)
-
-
-def _classify_sign(x: _Arrays):
-    nonzero = x.mag > x.tol
-    if not nonzero.any():
-        return None
-    if np.all(np.abs(x.A + x.B) <= x.tol):
-        return ("sign", -1.0, "port = −reference: a sign flip in every component")
-    return None
-
-
-def _zero(V: np.ndarray, rtol: np.ndarray, atol: float) -> np.ndarray:
-    norm = np.linalg.norm(np.nan_to_num(V), axis=1)[:, None]
-    return np.abs(V) <= atol + rtol * norm
-
-
-def _constant_ratio(x: _Arrays) -> float | None:
-    """The single ratio B/A over all elements, or None. Zeros must coincide on both sides."""
-    # "zero" is judged against each side's own vector size: a port ×1e-10 is all "zero" next
-    # to the reference's magnitude, yet its own components are perfectly distinct
-    # (atol is in the reference's units, meaningless for a port off by 1e10: not used here)
-    zero_a = _zero(x.A, x.rtol, 0.0)
-    zero_b = _zero(x.B, x.rtol, 0.0)
-    if np.any(zero_a != zero_b):
-        return None
-    nz = ~zero_a
-    if not nz.any():
-        return None
-    ratios = x.B[nz] / x.A[nz]
-    r = float(np.median(ratios))
-    if r == 0 or not math.isfinite(r):
-        return None
-    spread = max(RATIO_SPREAD, 4 * float(x.rtol.max()))
-    if np.all(np.abs(ratios - r) <= spread * abs(r)):
-        return r
-    return None
-
-
-def _classify_scale(x: _Arrays, tap, tapdef, s):
-    r = _constant_ratio(x)
-    if r is None or math.isclose(r, 1.0, rel_tol=1e-3) or math.isclose(r, -1.0, rel_tol=1e-9):
-        return None
-    k = x.A.shape[1]
-    where = f"in all {k} components" if k > 1 else ""
-    nf = explain(abs(r), tap, tapdef, s)
-    sign = "−" if r < 0 else ""
-    flip = " and a sign flip" if r < 0 else ""
-    if nf is not None:
-        r = math.copysign(nf.factor, r)  # the named factor, not its rounding-noisy estimate
-        head = f"port = reference × {sign}{_fmt(abs(r))}{' ' + where if where else ''}, i.e. {nf.meaning}{flip}"
-        return ("scale", r, head)
-    n_nonzero = int(np.count_nonzero(np.abs(x.A) > x.tol))
-    if n_nonzero >= 2 and abs(math.log10(abs(r))) > 0.01:
-        head = (f"port = reference × {_fmt(r)}{' ' + where if where else ''} "
-                f"(one constant ratio, not a known unit or run factor)")
-        return ("scale", r, head)
-    return None
-
-
-_AXES = "xyz"
-
-
-def _classify_permutation(x: _Arrays):
-    k = x.A.shape[1]
-    if k < 2 or k > 4 or not np.any(x.mag > x.tol):
-        return None
-    ident = tuple(range(k))
-    for perm in itertools.permutations(range(k)):
-        if perm == ident:
-            continue
-        for signs in itertools.product((1.0, -1.0), repeat=k):
-            cand = x.A[:, perm] * np.asarray(signs)
-            if np.all(np.abs(x.B - cand) <= x.tol):
-                names = _AXES if k == 3 else [f"c{i}" for i in range(k)]
-                desc = ", ".join(("−" if sg < 0 else "") + names[p] for p, sg in zip(perm, signs))
-                swapped = [f"{names[i]}↔{names[p]}" for i, p in enumerate(perm) if p > i]
-                return ("permutation", None,
-                        f"components swapped ({', '.join(swapped) or 'cyclic'}): "
-                        f"port ({', '.join(names[:k])}) = reference ({desc})")
-    return None
-
-
-def _constant_offset(x: _Arrays) -> np.ndarray | None:
-    d = x.B - x.A
-    d0 = np.median(d, axis=0)
-    if np.all(np.abs(d - d0) <= x.tol):
-        return d0
-    return None
-
-
-def _pixel_words(v: float) -> str | None:
-    """+0.5 -> "½", -1 -> "−1"; None unless v is a multiple of ½."""
-    h = round(v * 2)
-    if h == 0 or abs(v * 2 - h) > 1e-3:
-        return None
-    sign = "−" if h < 0 else "+"
-    h = abs(h)
-    return sign + ("½" if h == 1 else (str(h // 2) if h % 2 == 0 else f"{h}/2"))
-
-
-def _classify_pixel_offset(x: _Arrays, tap, tapdef, s):
-    g = s.geometry
-    if x.A.shape[1] not in (1, 3) or not g.pixel_size or dimension_of(tap, tapdef) != "length":
-        return None
-    d = _constant_offset(x)
-    if d is None:
-        return None
-    if x.A.shape[1] == 1:
-        # a beam centre or distance: the offset in pixels, without an axis
-        w = _pixel_words(float(d[0]) / g.pixel_size)
-        if w is None:
-            return None
-        exact = "exactly " if "½" in w else ""
-        return ("offset", None, f"additive offset of {exact}{w} pixel (port − reference = {d[0]:.6g} m, "
-                                f"pixel {g.pixel_size:g} m): a beam-centre convention (MOSFLM +½ pixel) dropped or doubled?")
-    f_axis = np.asarray(g.fdet if g.fdet else (0.0, 0.0, 1.0))
-    s_axis = np.asarray(g.sdet if g.sdet else (0.0, -1.0, 0.0))
-    f = float(d @ f_axis) / g.pixel_size
-    sl = float(d @ s_axis) / g.pixel_size
-    resid = d - (f * f_axis + sl * s_axis) * g.pixel_size
-    if np.linalg.norm(resid) > 1e-3 * g.pixel_size:
-        return None
-    parts = []
-    for v, axis in ((f, "fast"), (sl, "slow")):
-        w = _pixel_words(v)
-        if w is None and abs(v) > 1e-3:
-            return None
-        if w is not None:
-            parts.append(f"{w} pixel along {axis}")
-    if not parts:
-        return None
-    exact = "exactly " if all("½" in p for p in parts) else ""
-    return ("offset", None,
-            f"additive offset of {exact}{' and '.join(parts)} (port − reference = {_vec(d)} m, "
-            f"pixel {g.pixel_size:g} m): a beam-centre convention (MOSFLM +½ pixel) dropped or doubled?")
-
-
-def _classify_rotation(x: _Arrays):
-    if x.A.shape[1] != 3:
-        return None
-    na, nb = np.linalg.norm(x.A, axis=1), np.linalg.norm(x.B, axis=1)
-    if not np.all(na > 0) or not np.all(np.abs(na - nb) <= x.tol[:, 0]):
-        return None
-    cos = np.clip(np.sum(x.A * x.B, axis=1) / (na * nb), -1.0, 1.0)
-    angle = float(np.degrees(np.arccos(cos)).max())
-    return ("rotation", None,
-            f"same norm, different direction: rotated by {angle:.4g}° (a rotation by a different "
-            f"angle, in a different order, or about a different axis?)")
-
-
-def _classify_precision(x: _Arrays, would_pass: float | None, s: CompareSettings):
-    if s.float32_side is None or would_pass is None:
-        return None
-    side = "port" if s.float32_side == "b" else "reference"
-    if would_pass <= FLOAT32_NOISE:
-        return ("precision", None,
-                f"differs by at most {would_pass:.2g} relative: within float32 noise (the {side} "
-                f"computes in float32) — precision class, not a bug at float32 tolerance")
-    # float32 rounding is relative to the terms a value is computed from, not to the value: sin of
-    # a large argument (πh at h ≈ 6) or a value near a zero of sin(Nx)/sin(x) amplifies it by the
-    # conditioning, which a trace cannot measure. Up to FLOAT32_AMPLIFIED it is still called noise,
-    # and the message says so; the incident classes that matter (a 0.5 % cell volume, a 6 %
-    # polarization) sit far above it.
-    if would_pass > FLOAT32_AMPLIFIED:
-        return None
-    return ("precision", None,
-            f"differs by at most {would_pass:.2g} relative: above plain float32 noise "
-            f"({FLOAT32_NOISE:.2g}) but within float32 rounding amplified by this tap's conditioning "
-            f"(the {side} computes in float32; limit {FLOAT32_AMPLIFIED:g}) — precision class, not a "
-            f"bug at float32 tolerance")
-
-
-def _classify_different_quantity(x: _Arrays):
-    k = x.A.shape[1]
-    if k < 2:
-        return None
-    row = int(np.argmax((~x.ok).any(axis=1)))
-    a, b = x.A[row], x.B[row]
-    if np.any(np.abs(a) <= x.tol[row]) or np.any(np.abs(b) <= x.tol[row]):
-        return None
-    ratios = b / a
-    spread = np.abs(ratios).max() / np.abs(ratios).min()
-    if spread < 2 and np.all(np.sign(ratios) == np.sign(ratios[0])):
-        return None
-    return ("different_quantity", None,
-            f"not a unit or scale error: a different quantity; per-component ratios port/reference "
-            f"= {_vec(ratios)}")
-
-
-def _classify_offset(x: _Arrays):
-    if x.A.shape[0] < 2:
-        return None
-    d = _constant_offset(x)
-    if d is None or not np.any(np.abs(d) > x.tol.min()):
-        return None
-    if np.allclose(x.A, x.A[0]):  # a constant tap: a "constant offset" says nothing more
-        return None
-    return ("offset", None, f"additive offset: port − reference = {_vec(d)} in every record")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,14 +196,14 @@ def _is_setup(group: TapGroup, tapdef, first) -> bool:
 
 
 def _compare_numbers(group, label, ra, rb, ca, cb, k, rtol, atol, tapdef, s, is_setup) -> TapVerdict:
-    x = _arrays(ca.gather(group.ia, k), cb.gather(group.ib, k), ca.digits(group.ia, ra[0].dialect),
-                cb.digits(group.ib, rb[0].dialect), rtol, atol)
+    x = compare_arrays(ca.gather(group.ia, k), cb.gather(group.ib, k), ca.digits(group.ia, ra[0].dialect),
+                       cb.digits(group.ib, rb[0].dialect), rtol, atol)
     return _numeric_verdict(group, label, ra, rb, x, tapdef, s, is_setup)
 
 
 def _verdict(group, label, kind, ra, rb, row, *, n_el, n_mis, max_abs=0.0, max_rel=0.0,
              max_ulp=0.0, tolerance=0.0, atol=0.0, would_pass=None, factor=None, message="",
-             is_setup=False, first_loop=None, text=False) -> TapVerdict:
+             is_setup=False, first_loop=None, text=False, ratio=None) -> TapVerdict:
     a, b = ra[row], rb[row]
     return TapVerdict(
         tap=group.tap, loop=group.loop, kind=kind, n_pairs=len(ra), n_elements=n_el,
@@ -522,7 +211,7 @@ def _verdict(group, label, kind, ra, rb, row, *, n_el, n_mis, max_abs=0.0, max_r
         tolerance=tolerance, atol=atol, would_pass=would_pass, factor=factor,
         a=a.text if text else a.values, b=b.text if text else b.values,
         loc_a=a.loc, loc_b=b.loc, message=message, first_loop_iteration=first_loop,
-        is_setup=is_setup)
+        is_setup=is_setup, ratio=ratio)
 
 
 def _compare_text(group, label, ra, rb, is_setup) -> TapVerdict:
@@ -554,13 +243,13 @@ def _path(label, a, b, component) -> str:
     return f"{label} at {index_text(a.index, component)} (A {a.loc}, B {b.loc})"
 
 
-def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> TapVerdict:
+def _numeric_verdict(group, label, ra, rb, x: Arrays, tapdef, s, is_setup) -> TapVerdict:
     n, k = x.A.shape
     n_el = n * k
     mism = ~x.ok
     n_mis = int(mism.sum())
-    rel = _rel(x)
-    ulp = _ulp(x)
+    rel = relative_errors(x)
+    ulp = ulp_errors(x)
     max_abs, max_rel = float(x.abs_err.max()), float(rel.max())
     max_ulp = float(np.nan_to_num(ulp, posinf=np.inf).max())
     rtol_used = float(x.rtol.max())
@@ -568,13 +257,11 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
                   tolerance=rtol_used, atol=x.atol, is_setup=is_setup)
     if n_mis == 0:
         return _verdict(group, label, "agree", ra, rb, 0, **common)
-    finite = ~x.finite_mismatch
     would_pass = None
-    if finite.all():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            need = np.where(x.mag > 0, (x.abs_err - x.atol) / x.mag, 0.0)
-        would_pass = float(max(need.max(), 0.0))
-    kind, factor, head = _classify(x, ra, rb, group.tap, tapdef, s, would_pass)
+    if not x.finite_mismatch.any():
+        would_pass = float(needed_rtol(x).max())
+    kind, factor, head = classify(x, ra, rb, group.tap, tapdef, s, would_pass)
+    ratio = constant_ratio(x)
     if would_pass is not None:
         would_pass = passing_rtol(x, would_pass)
     rows = np.flatnonzero(mism.any(axis=1))
@@ -592,23 +279,7 @@ def _numeric_verdict(group, label, ra, rb, x: _Arrays, tapdef, s, is_setup) -> T
         would_pass=would_pass, rtol=rtol_used, atol=x.atol,
         path=_path(label, ra[first], rb[first], int(np.flatnonzero(mism[first])[0]) if k > 1 else None))
     return _verdict(group, label, kind, ra, rb, first, would_pass=would_pass, factor=factor,
-                    message=msg, first_loop=first_loop, **common)
-
-
-def passing_rtol(x: _Arrays, need: float, digits: int = 3) -> float:
-    """``need`` rounded *up* to ``digits`` significant digits and checked against the tolerance
-    the comparison really applies (``atol + rtol·max(|a|, |b|, ‖row‖)``): the rtol a report prints
-    must make the tap pass when given back (--rtol R --atol A), where a rounded-down 0.444 for a
-    need of 0.4444 would not."""
-    if need <= 0:
-        return 0.0
-    r = float(f"{need:.{digits - 1}e}")
-    step = 10.0 ** (math.floor(math.log10(r)) - (digits - 1))
-    for _ in range(4):
-        if r >= need and np.all(x.abs_err <= x.atol + r * x.mag):
-            return r
-        r = float(f"{r + step:.{digits - 1}e}")
-    return float(np.nextafter(need, np.inf)) * (1 + 1e-12)  # unreachable unless arithmetic is odd
+                    message=msg, first_loop=first_loop, ratio=ratio, **common)
 
 
 def _region_note(ra, rows: np.ndarray, n: int) -> str:
@@ -626,13 +297,14 @@ def _region_note(ra, rows: np.ndarray, n: int) -> str:
     return f"; confined to {len(bad)} of {all_pixels} pixels: {shown}{more}"
 
 
-def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:
+def _loop_note(ra, rows: np.ndarray, n: int, x: Arrays | None = None) -> str:
     first = ", ".join(f"{k} {v}" for k, v in ra[int(rows[0])].index.loop)
     if len(rows) == 1 and n > 1:
         return f"; only iteration {first} differs, the {n - 1} later ones agree"
     if x is not None and n > 1:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_row = np.nan_to_num(x.abs_err / np.where(x.mag > 0, x.mag, 1.0), nan=0.0).max(axis=1)
+        with np.errstate(all="ignore"):
+            per_row = np.nan_to_num(x.diff_n / np.where(x.mag_n > 0, x.mag_n, 1.0), nan=0.0).max(axis=1)
+        per_row = np.where(x.finite_mismatch.any(axis=1), np.inf, per_row)
         worst = int(np.argmax(per_row))
         rest = np.delete(per_row, worst).max()
         if per_row[worst] > 100 * rest:
@@ -642,53 +314,3 @@ def _loop_note(ra, rows: np.ndarray, n: int, x: _Arrays | None = None) -> str:
     return f"; first divergent iteration: {first} ({len(rows)} of {n} iterations differ)"
 
 
-def _classify(x: _Arrays, ra, rb, tap, tapdef, s, would_pass):
-    """The most specific story that explains every divergent element of this tap."""
-    for attempt in (
-        lambda: _classify_nonfinite(x),
-        lambda: _classify_integer(x, ra, rb, tap, tapdef, s),
-        lambda: _classify_sign(x),
-        lambda: _classify_scale(x, tap, tapdef, s),
-        lambda: _classify_permutation(x),
-        lambda: _classify_pixel_offset(x, tap, tapdef, s),
-        lambda: _classify_precision(x, would_pass, s),
-        lambda: _classify_rotation(x),
-        lambda: _classify_different_quantity(x),
-        lambda: _classify_offset(x),
-    ):
-        got = attempt()
-        if got is not None:
-            return got
-    return ("out_of_tolerance", None, _oot_headline(x, would_pass))
-
-
-def _oot_headline(x: _Arrays, would_pass) -> str:
-    if would_pass is None:
-        return "out of tolerance"
-    if would_pass < 1e-12:
-        return f"out of tolerance by {would_pass:.2g} relative (float64 rounding noise? check the tolerance)"
-    if would_pass < 1e-6:
-        return f"out of tolerance by {would_pass:.2g} relative: tiny, but far above float64 noise"
-    return f"out of tolerance by {would_pass:.3g} relative: far above float64 noise, not precision"
-
-
-def plausibility(tap: str, tapdef, side: str, records) -> str | None:
-    """One-sided check: a value far outside its declared unit's plausible range.
-
-    Returns e.g. "`lambda_meters` holds 0.5 in the port (B): looks like Å, not m", else None.
-    """
-    rng = getattr(tapdef, "range", None)
-    unit = getattr(tapdef, "unit", None)
-    if not rng or not unit:
-        return None
-    lo, hi = float(rng[0]), float(rng[1])
-    for r in records:
-        for v in r.values:
-            if not math.isfinite(v) or v == 0 or lo <= abs(v) <= hi:
-                continue
-            who = "reference (A)" if side == "a" else "port (B)"
-            u = units.plausible_unit(v, unit, lo, hi)
-            looks = f"looks like {units._pretty(u.name)}, not {units._pretty(unit)}" if u else (
-                f"outside the plausible range [{lo:g}, {hi:g}] {unit}")
-            return f"`{tap}` holds {v:g} in the {who} at {r.loc}: {looks}"
-    return None

@@ -9,31 +9,24 @@ from __future__ import annotations
 import gc
 import math
 import os
-import shlex
 import threading
-from itertools import islice
-from typing import NamedTuple
 
 import numpy as np
 
-from nbtrace.engine.align import Alignment, align
-from nbtrace.engine.compare import CompareSettings, Geometry, TraceColumns, compare_group, plausibility
-from nbtrace.errors import TraceError, UsageError
+from nbtrace.engine.align import align
+from nbtrace.engine.compare import TraceColumns, compare_group, plausibility
+from nbtrace.engine.complete import (PROVENANCE, Coverage, coverage, emission_warnings, gap_verdicts,  # noqa: F401
+                                     is_setup_tap, misspellings, unmatched)
+from nbtrace.engine.headline import one_sided_headline, root_and_headline
 from nbtrace.engine.localize import localize
-from nbtrace.engine.model import TapRecord, Trace
-from nbtrace.engine.results import DiffResult, RootCause, TapVerdict, Unmatched, index_text
-from nbtrace.engine.units import NamedFactor
+from nbtrace.engine.model import Trace
+from nbtrace.engine.pixels import pixel_maps, refuse_shifted_pixels, trace_pixels
+from nbtrace.engine.results import DiffResult, RootCause, TapVerdict
+from nbtrace.engine.runfacts import provenance, run_factors, settings_for  # noqa: F401
+from nbtrace.errors import TraceError, UsageError
 
-# Setup taps that describe the run rather than compute anything: a C build and its port always
-# differ here (producer name, argv spelling), so they are never compared as divergences; they
-# are kept as provenance and used to explain a divergence caused by different inputs.
-PROVENANCE = ("producer", "dtype", "argv", "structure_factors")
-# The setup block of a real build is a few dozen lines; a silent build has none at the top.
-SETUP_HEAD = 2000
 # Matched records from which the taps are compared in two processes (a fork costs ~20 ms).
 PARALLEL_COMPARE_MIN = 300_000
-# Taps whose divergence, with all upstream taps agreeing, points at an input file.
-INPUT_OF = {"F_cell": ("structure_factors", "the structure-factor input (a stale Fdump.bin? another -hkl file?)")}
 
 
 def resolve_spec(spec):
@@ -71,9 +64,40 @@ def diff_traces(a: Trace, b: Trace, spec=None, *, force: bool = False, context: 
             gc.enable()
 
 
+# Run facts a context may give and what each must be: a nan pixel size or a negative N would
+# turn every offset or factor explanation into nonsense.
+POSITIVE_CONTEXT = ("pixel_size", "N", "oversample", "sources", "phisteps", "mosaic_domains")
+
+
+def check_context(context: dict | None) -> dict:
+    """A copy of ``context`` with every number checked: finite everywhere, > 0 for the run facts
+    of POSITIVE_CONTEXT. Raises UsageError naming the key."""
+    out = dict(context or {})
+    for key, value in out.items():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                if key in POSITIVE_CONTEXT:
+                    raise UsageError(f"{key} must be a number, got {value!r}", where="--context",
+                                     hint=f"give {key} as a positive number, e.g. --context {key}=2")
+                continue
+            if not math.isfinite(v) or (key in POSITIVE_CONTEXT and v <= 0):
+                need = "a positive finite number" if key in POSITIVE_CONTEXT else "a finite number"
+                raise UsageError(f"{key} must be {need}, got {_fmt_context(value)}", where="--context",
+                                 hint=f"e.g. --context {key}=1e-4" if key == "pixel_size" else
+                                 f"give {key} as {need}")
+    return out
+
+
+def _fmt_context(value) -> str:
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in items)
+
+
 def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, atol) -> DiffResult:
-    context = dict(context or {})
-    warnings: list[str] = []
+    context = check_context(context)
+    # what the parser could not read or had to assume reaches every report (issue 11)
+    warnings: list[str] = [f"{side}: {w}" for side, t in (("A", a), ("B", b)) for w in t.meta.get("warnings", ())]
     if spec is not None:
         from nbtrace.engine.spec import conditions_of
 
@@ -81,46 +105,49 @@ def _diff(a: Trace, b: Trace, spec, force: bool, context: dict | None, rtol, ato
         spec = spec.specialize(conditions_of(spec, a, b))
         check_shapes(a, spec, "a")
         check_shapes(b, spec, "b")
-    pixels_a, pixels_b = _pixels(a), _pixels(b)
-    map_a, map_b, remapped = _pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
+    pixels_a, pixels_b = trace_pixels(a), trace_pixels(b)
+    map_a, map_b, remapped = pixel_maps(a, b, pixels_a, pixels_b, force, warnings)
     al = align(a, b, spec, pixel_map_a=map_a, pixel_map_b=map_b)
     prov_a, prov_b = provenance(a, al.canon_a), provenance(b, al.canon_b)
-    settings = _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
+    settings = settings_for(a, b, al, spec, context, prov_a, prov_b, rtol, atol)
     if not force and not (pixels_a and pixels_b):
-        _refuse_shifted_pixels(a, b, al, settings.geometry)
+        refuse_shifted_pixels(a, b, al, settings.geometry)
     verdicts = compare_all([g for g in al.groups if g.tap not in PROVENANCE], a, b, spec, settings)
-    unmatched_a = _unmatched(a, al, "a")
-    unmatched_b = _unmatched(b, al, "b")
-    verdicts += _missing_verdicts(a, b, unmatched_a, unmatched_b, spec)
-    loc = localize(verdicts, spec, float32=settings.float32_side is not None,
-                   uncompared=frozenset(c.tap for c in al.count_mismatch))
-    warnings += _emission_warnings(a, b, al, unmatched_a, unmatched_b)
+    unmatched_a, unmatched_b = unmatched(a, al, "a"), unmatched(b, al, "b")
+    gaps = gap_verdicts(a, b, al, spec, is_setup_tap)
+    loc = localize(verdicts, spec, float32=settings.float32_side is not None, gaps=gaps)
+    misspelled = misspellings(a, b, al, spec)
+    warnings += emission_warnings(a, b, al, unmatched_a, unmatched_b)
+    warnings += [m.text() for m in misspelled]
     warnings += _plausibility_warnings(a, b, al, spec)
     precision = [f for f in loc.findings if f.verdict.kind == "precision"]
     if precision:
         warnings.append(f"{len(precision)} tap(s) differ only within float32 noise (precision class, "
                         f"not a bug at float32 tolerance): {', '.join(f.verdict.label for f in precision[:8])}")
     matched = al.matched
-    root, headline = _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b)
+    root, headline = root_and_headline(loc, matched, a, b, spec, prov_a, prov_b,
+                                       len(set(pixels_a)) > 1, misspelled)
     patterns = _root_patterns(a, b, al, loc.root.verdict) if root is not None else ()
     if patterns:
         headline = headline[:-1] + "".join(f"; {p.short}" for p in patterns) + "."
         root = RootCause(root.tap, root.loop, root.index, root.kind, root.factor, headline)
     cover = coverage(a, b, al, spec)
     if matched and cover.one_sided:
-        headline = _one_sided_headline(cover, a, b) + (f" Among the compared taps: {headline}" if root else "")
-    if root is not None and remapped:
+        headline = one_sided_headline(cover, a, b) + (f" Among the compared taps: {headline}" if root else "")
+    if remapped and (root is not None or loc.immaterial):
         # incident 19: a forced diff of different pixels shows a "swap" that is no bug at all
         headline = headline[:-1] + (" — but A and B traced different pixels (forced), so this "
                                     "may be nothing but the pixel difference.")
-        root = RootCause(root.tap, root.loop, root.index, root.kind, root.factor, headline)
+        if root is not None:
+            root = RootCause(root.tap, root.loop, root.index, root.kind, root.factor, headline)
     return DiffResult(
         path_a=a.path, path_b=b.path, findings=loc.findings, root_cause=root, headline=headline,
         matched=matched, unmatched_a=unmatched_a, unmatched_b=unmatched_b,
         pixels_a=pixels_a, pixels_b=pixels_b, warnings=tuple(warnings),
         spec_name=getattr(spec, "name", None), context={k: _jsonable(v) for k, v in context.items()},
         provenance={"a": prov_a, "b": prov_b}, nothing_compared=matched == 0 or cover.one_sided,
-        patterns=patterns)
+        patterns=patterns, causes=loc.causes, immaterial=loc.immaterial,
+        misspellings=misspelled)
 
 
 # Above this many traced pixels the traces are a region dump, which `nbtrace maps` pictures.
@@ -285,434 +312,7 @@ def unread_note(forced: Trace, sniffed: Trace | None, dialect: str, side: str) -
             f"were not read, so they are not compared ({ignored} line(s) of {side} ignored in all)")
 
 
-# ------------------------------------------------------------------------------ pixels
-
-
-def _pixels(t: Trace) -> tuple[tuple[int, int], ...]:
-    """Pixels a trace announces (TRACE_CONFIG headers), else those its records carry."""
-    if t.pixels:
-        return tuple(t.pixels)
-    seen: dict = {}
-    for r in t.records:
-        if r.index.pixel is not None:
-            seen.setdefault(r.index.pixel, None)
-    return tuple(seen)
-
-
-def _fmt_pixels(ps) -> str:
-    if len(ps) == 1:
-        return f"(slow={ps[0][0]}, fast={ps[0][1]})"
-    return ", ".join(f"({s}, {f})" for s, f in ps)
-
-
-def _pixel_maps(a, b, pa, pb, force, warnings):
-    """Pixel renames for align: (map_a, map_b, remapped), remapped True when B's pixels are
-    compared with different pixels of A (only ever under ``force``)."""
-    if not pa or not pb:
-        return (*_one_sided_pixel_maps(pa, pb, warnings), False)
-    if set(pa) == set(pb):
-        return None, None, False
-    transposed = set(pb) == {(f, s) for s, f in pa}
-    why = " — slow/fast transposed? (-trace_pixel takes slow fast, -printout_pixel fast slow)" if transposed else ""
-    what = f"these traces are of different pixels: A traced {_fmt_pixels(pa)}, B traced {_fmt_pixels(pb)}{why}"
-    if not force:
-        raise UsageError(what, where=f"{a.path} vs {b.path}", hint="trace the same pixel on both sides, or use --force to diff anyway")
-    if len(pa) != len(pb):
-        warnings.append(f"{what}; forced, but the pixel counts differ ({len(pa)} vs {len(pb)}): only common pixels align")
-        return None, None, False
-    warnings.append(f"{what}; forced: B's pixels are compared with A's in the order traced")
-    return None, dict(zip(pb, pa)), True
-
-
-def _one_sided_pixel_maps(pa, pb, warnings):
-    """One side names no pixel (no header, records without a pixel): when the other traced
-    exactly one, both are aligned as that pixel (the named side's pixel is dropped from its
-    keys, so its records meet the unnamed side's)."""
-    if not pa and not pb:
-        return None, None
-    side, other, ps = ("A", "B", pa) if pa else ("B", "A", pb)
-    if len(ps) == 1:
-        warnings.append(f"{other} names no pixel; assumed ({ps[0][0]}, {ps[0][1]}), the pixel {side} traced")
-        strip = {ps[0]: None}
-        return (strip, None) if pa else (None, strip)
-    warnings.append(f"{other} has no pixel header while {side} traced {len(ps)} pixels: per-pixel taps cannot be aligned")
-    return None, None
-
-
-# Taps whose agreement shows both sides used one detector frame: then a whole-pixel shift of
-# pixel_pos_meters is a different pixel, not a geometry bug.
-FRAME_TAPS = ("pix0_vector_meters", "fdet_vec", "sdet_vec")
-
-
-def _refuse_shifted_pixels(a: Trace, b: Trace, al: Alignment, g) -> None:
-    """Incident 19 without pixel headers: the pixel positions differ by whole pixels along fast
-    and slow while the detector frame (pix0, fdet, sdet) agrees — the traces are of different
-    pixels (a transposed -trace_pixel), and diffing them sends people after a false swap."""
-    if not g.pixel_size or g.fdet is None or g.sdet is None:
-        return
-    pos = [_first(t, first, "pixel_pos_meters") for t, first in ((a, al.first_a), (b, al.first_b))]
-    if any(r is None or len(r.values) != 3 for r in pos):
-        return
-    for name in FRAME_TAPS:
-        ra, rb = _first(a, al.first_a, name), _first(b, al.first_b, name)
-        if ra is None or rb is None or not _same_vector(ra.values, rb.values):
-            return
-    d = np.subtract(pos[1].values, pos[0].values)
-    fast = float(d @ np.asarray(g.fdet)) / g.pixel_size
-    slow = float(d @ np.asarray(g.sdet)) / g.pixel_size
-    resid = d - (fast * np.asarray(g.fdet) + slow * np.asarray(g.sdet)) * g.pixel_size
-    ds, df = round(slow), round(fast)
-    whole = abs(slow - ds) < 1e-3 and abs(fast - df) < 1e-3 and np.linalg.norm(resid) < 1e-3 * g.pixel_size
-    if not whole or max(abs(ds), abs(df)) < 1:
-        return
-    why = " — slow/fast transposed?" if ds == -df else ""
-    raise UsageError(
-        f"these traces appear to be of different pixels: pixel_pos_meters differs by (Δslow, Δfast) = "
-        f"({ds}, {df}) whole pixels while pix0/fdet/sdet agree{why} (use --force to diff anyway)",
-        where=f"{pos[0].loc} vs {pos[1].loc}",
-        hint="trace the same pixel on both sides (-trace_pixel takes slow fast, -printout_pixel fast slow)")
-
-
-def _same_vector(u, v) -> bool:
-    if len(u) != 3 or len(v) != 3:
-        return False
-    scale = max(np.linalg.norm(u), np.linalg.norm(v), 1e-300)
-    return bool(np.all(np.abs(np.subtract(u, v)) <= 1e-6 * scale))
-
-
-# ------------------------------------------------------------------------------ coverage
-
-
-class Coverage(NamedTuple):
-    """Per-pixel taps (canonical names) each side printed, and those printed by both.
-
-    A per-pixel tap is one the spec declares with any semantics but "setup" (a tap the spec does
-    not know: one printed in a non-`=` form); provenance taps never count.
-    """
-
-    per_pixel_a: tuple[str, ...]
-    per_pixel_b: tuple[str, ...]
-    both: tuple[str, ...]
-
-    @property
-    def one_sided(self) -> bool:
-        """The rule (style.md rule 4): a comparison is one-sided, hence a failure, when either side
-        printed per-pixel taps and fewer than half of the smaller side's per-pixel taps, or fewer
-        than a quarter of the larger side's, were printed by both sides. The first clause catches
-        names that do not line up; the second a side that traced almost nothing the other did
-        (a port printing one tap of the reference's twenty says nothing about the other nineteen)."""
-        n_a, n_b, m = len(self.per_pixel_a), len(self.per_pixel_b), len(self.both)
-        if max(n_a, n_b) == 0:
-            return False
-        return 2 * m < min(n_a, n_b) or 4 * m < max(n_a, n_b)
-
-
-def coverage(a: Trace, b: Trace, al: Alignment, spec) -> Coverage:
-    """Which per-pixel taps each side printed and which of them found partners."""
-    pa, pb = _per_pixel_taps(a, spec, "a"), _per_pixel_taps(b, spec, "b")
-    paired = {g.tap for g in al.groups} | {c.tap for c in al.count_mismatch}
-    both = tuple(t for t in pa if t in paired and t in pb)
-    return Coverage(pa, pb, both)
-
-
-def _per_pixel_taps(t: Trace, spec, side: str) -> tuple[str, ...]:
-    """Canonical per-pixel taps of one trace in order of first appearance (one pass over the
-    name column, then one record per distinct printed name)."""
-    cols = t.columns()
-    if not len(cols):
-        return ()
-    n = len(cols)
-    first = np.full(len(cols.names), n, dtype=np.int64)
-    first[cols.name[::-1]] = np.arange(n - 1, -1, -1)  # the last write is the first position
-    out: dict[str, int] = {}
-    for nid, pos in enumerate(first.tolist()):
-        if pos == n:
-            continue  # a name of the table no record uses (another prefix's)
-        printed = cols.names[nid]
-        canon = (spec.canonical(printed, side) if spec is not None else None) or printed
-        if canon in PROVENANCE or is_setup_tap(canon, spec, t.records[pos]):
-            continue
-        out[canon] = min(pos, out.get(canon, pos))
-    return tuple(sorted(out, key=out.get))
-
-
-def is_setup_tap(canon: str, spec, record: TapRecord) -> bool:
-    """A setup value describes the run, not a pixel: a tap the spec declares with setup
-    semantics; a tap the spec does not know when it is printed in the `=` form."""
-    tapdef = spec.get(canon) if spec is not None else None
-    if tapdef is not None:
-        return tapdef.semantics == "setup"
-    return record.dialect == "eq"
-
-
-def _one_sided_headline(c: Coverage, a: Trace, b: Trace) -> str:
-    m = len(c.both)
-    return (f"One-sided comparison: only {m} per-pixel tap(s) were printed by both sides "
-            f"(A printed {len(c.per_pixel_a)}, B printed {len(c.per_pixel_b)}; a comparison needs half "
-            f"of the smaller side's and a quarter of the larger side's). "
-            f"A had: {_tap_list(c.per_pixel_a)}{_narrative(a)}; "
-            f"B had: {_tap_list(c.per_pixel_b)}{_narrative(b)}.")
-
-
-def _tap_list(taps: tuple[str, ...]) -> str:
-    if not taps:
-        return "no per-pixel tap"
-    return ", ".join(taps[:8]) + (f" and {len(taps) - 8} more" if len(taps) > 8 else "")
-
-
-def _narrative(t: Trace) -> str:
-    n = len(t.context)
-    return f" (+ {n} free-text line(s) not read as taps)" if n else ""
-
-
-# ------------------------------------------------------------------------------ context
-
-
-def provenance(t: Trace, canon: tuple[str, ...]) -> dict:
-    """What a side said about its run: setup provenance taps, then the trace's own metadata."""
-    out: dict = {}
-    for k in PROVENANCE:
-        value = t.meta.get(k)
-        if value is not None:
-            # a capture sidecar may hold argv as a list
-            out[k] = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-    for r, c in zip(t.records, canon):
-        if r.index.pixel is not None:
-            break  # the setup block precedes every pixel
-        if c in PROVENANCE:
-            out[c] = _text(r)
-    return out
-
-
-def _text(r: TapRecord) -> str:
-    if r.text is not None:
-        return r.text.strip()
-    return " ".join(f"{v:g}" for v in r.values)
-
-
-def _first(t: Trace, first: dict[str, int], name: str) -> TapRecord | None:
-    """The first record of canonical tap ``name`` (``first``: Alignment.first_a or first_b)."""
-    i = first.get(name)
-    return None if i is None else t.records[i]
-
-
-def _setup_number(t: Trace, first: dict[str, int], name: str) -> float | None:
-    r = _first(t, first, name)
-    if r is None or not r.values:
-        return None
-    return r.values[0]
-
-
-def _argv_numbers(argv: str | None) -> dict[str, list[float]]:
-    """Numeric flags of a nanoBragg command line: {"-N": [5.0], "-oversample": [2.0], ...}."""
-    out: dict[str, list[float]] = {}
-    if not argv:
-        return out
-    try:
-        words = shlex.split(argv)
-    except ValueError:
-        words = argv.split()
-    flag = None
-    for w in words:
-        if w.startswith("-") and not _is_number(w):
-            flag = w
-            out.setdefault(flag, [])
-        elif flag is not None and _is_number(w):
-            out[flag].append(float(w))
-    return out
-
-
-def _is_number(w: str) -> bool:
-    try:
-        float(w)
-    except ValueError:
-        return False
-    return True
-
-
-def run_factors(a: Trace, b: Trace, al: Alignment, context: dict, prov_a: dict) -> tuple[NamedFactor, ...]:
-    """Factors a run explains (N per axis and N³, oversample², 1/λ ...), with what they mean."""
-    out: list[NamedFactor] = []
-    args = _argv_numbers(prov_a.get("argv"))
-    N = context.get("N")
-    if N is None and args.get("-N"):
-        N = args["-N"][0]
-    if N is None and all(args.get(f) for f in ("-Na", "-Nb", "-Nc")):
-        N = tuple(args[f][0] for f in ("-Na", "-Nb", "-Nc"))
-    if N is not None:
-        Ns = tuple(float(n) for n in (N if isinstance(N, (tuple, list)) else (N, N, N)))
-        for n in sorted(set(Ns)):
-            if n > 1:
-                out.append(NamedFactor(1 / n, f"×1/N per axis (N = {n:g}): a lattice-sum normalisation differs; config-derived factor"))
-                out.append(NamedFactor(n, f"×N per axis (N = {n:g}): a lattice-sum normalisation differs; config-derived factor"))
-        prod = math.prod(Ns)
-        if prod > 1:
-            desc = "·".join(f"{n:g}" for n in Ns)
-            out.append(NamedFactor(1 / prod, f"×1/N³ overall (Na·Nb·Nc = {desc} = {prod:g}): one 1/N per axis; config-derived factor"))
-            out.append(NamedFactor(prod, f"×N³ overall (Na·Nb·Nc = {desc} = {prod:g}); config-derived factor"))
-            out.append(NamedFactor(1 / prod**2, f"×1/N⁶ (= (1/N³)², Na·Nb·Nc = {prod:g}): the lattice normalisation, squared in an intensity"))
-    out += _count_factors(a, b, al, context, args)
-    ratio = block_ratio(al)
-    if ratio is not None:
-        what = (f"B printed {ratio:g}× as many subpixel blocks per pixel as A" if ratio > 1 else
-                f"A printed {1 / ratio:g}× as many subpixel blocks per pixel as B")
-        root = math.sqrt(ratio if ratio > 1 else 1 / ratio)
-        sq = f" (oversample² ratio {root:g}²)" if abs(root - round(root)) < 1e-9 else ""
-        out.append(NamedFactor(ratio, f"{what}{sq}: an accumulation-count factor"))
-    lam = _setup_number(a, al.first_a, "lambda_meters")
-    if lam and lam > 0:
-        lam_a = lam * 1e10
-        out.append(NamedFactor(1 / lam_a, f"×1/λ (λ = {lam_a:g} Å) ⇒ the wavelength factor applied again"))
-        out.append(NamedFactor(lam_a, f"×λ (λ = {lam_a:g} Å) ⇒ a wavelength factor applied where it was not expected"))
-    return tuple(out)
-
-
-def _count_factors(a, b, al, context, args) -> list[NamedFactor]:
-    out: list[NamedFactor] = []
-    oa = _setup_number(a, al.first_a, "oversample") or (args.get("-oversample") or [None])[0]
-    ob = _setup_number(b, al.first_b, "oversample")
-    oc = context.get("oversample")
-    if oa and ob and oa != ob:
-        r = (ob / oa) ** 2
-        out.append(NamedFactor(r, f"= (oversample {ob:g} vs {oa:g})²: the sides sampled a different number of subpixels"))
-        out.append(NamedFactor(ob / oa, f"= oversample {ob:g} vs {oa:g}"))
-    for o in {float(v) for v in (oa, ob, oc) if v}:
-        if o > 1:
-            out.append(NamedFactor(o * o, f"= oversample² ({o:g}² = {o * o:g}): an accumulation-count factor"))
-            out.append(NamedFactor(1 / (o * o), f"= 1/oversample² (1/{o * o:g}): an accumulation-count factor (one subpixel where all {o * o:g} were summed?)"))
-            out.append(NamedFactor(o, f"= oversample ({o:g}): a per-axis subpixel count"))
-    for key, what in (("sources", "number of sources"), ("phisteps", "number of φ steps"),
-                      ("mosaic_domains", "number of mosaic domains")):
-        v = context.get(key) or _setup_number(a, al.first_a, key)
-        if v and v > 1:
-            out.append(NamedFactor(float(v), f"= {what} ({v:g}): an accumulation-count factor"))
-            out.append(NamedFactor(1 / float(v), f"= 1/{what} (1/{v:g}): an accumulation-count factor"))
-    return out
-
-
-def _geometry(a: Trace, al: Alignment, context: dict) -> Geometry:
-    px = context.get("pixel_size")
-    if px is None:
-        px = _setup_number(a, al.first_a, "pixel_size_m")
-    if px is None:
-        bc = _first(a, al.first_a, "beam_center_m")
-        if bc is not None and "pixel_mm" in bc.labels:
-            px = bc.values[bc.labels.index("pixel_mm")] * 1e-3
-    fr, sr = _first(a, al.first_a, "fdet_vec"), _first(a, al.first_a, "sdet_vec")
-    fdet = tuple(fr.values) if fr is not None and len(fr.values) == 3 else None
-    sdet = tuple(sr.values) if sr is not None and len(sr.values) == 3 else None
-    return Geometry(float(px) if px else None, fdet, sdet)
-
-
-def _float32_side(context: dict, prov_a: dict, prov_b: dict) -> str | None:
-    if str(context.get("dtype", "")).lower() == "float32":
-        return "b"
-    if "float32" in prov_b.get("dtype", ""):
-        return "b"
-    if "float32" in prov_a.get("dtype", ""):
-        return "a"
-    return None
-
-
-def _settings(a, b, al, spec, context, prov_a, prov_b, rtol, atol) -> CompareSettings:
-    defaults = getattr(spec, "defaults", None) or {}
-    return CompareSettings(
-        rtol=rtol, atol=atol,
-        default_rtol=float(defaults.get("rtol", 1e-9)), default_atol=float(defaults.get("atol", 0.0)),
-        float32_side=_float32_side(context, prov_a, prov_b),
-        run_factors=run_factors(a, b, al, context, prov_a),
-        geometry=_geometry(a, al, context))
-
-
-# ------------------------------------------------------------------------------ unmatched
-
-
-def _missing_verdicts(a, b, ua, ub, spec) -> list[TapVerdict]:
-    """A verdict of kind "missing" for every tap only one side ever printed."""
-    out = []
-    for side, t, un in (("a", a, ua), ("b", b, ub)):
-        for u in un:
-            if not u.whole_tap or u.tap in PROVENANCE:
-                continue
-            r = t.records[u.position]
-            who, other = ("A", "B") if side == "a" else ("B", "A")
-            msg = (f"{u.tap}: printed only by {who} ({u.count} record(s), first at {u.first_loc}); "
-                   f"{other} never emitted it")
-            out.append(TapVerdict(
-                tap=u.tap, loop=tuple(k for k, _ in r.index.loop), kind="missing", n_pairs=0,
-                n_elements=0, n_mismatched=0, index=r.index, max_abs=None, max_rel=None,
-                max_ulp=None, tolerance=None, atol=None, would_pass=None, factor=None,
-                a=(r.text if r.text is not None else r.values) if side == "a" else None,
-                b=(r.text if r.text is not None else r.values) if side == "b" else None,
-                loc_a=r.loc if side == "a" else None, loc_b=r.loc if side == "b" else None,
-                message=msg, is_setup=not r.index.loop and is_setup_tap(u.tap, spec, r)))
-    return out
-
-
-def _unmatched(t: Trace, al: Alignment, side: str) -> tuple[Unmatched, ...]:
-    positions = al.only_a if side == "a" else al.only_b
-    canon = al.canon_a if side == "a" else al.canon_b
-    matched_taps = {g.tap for g in al.groups} | {c.tap for c in al.count_mismatch}
-    by_tap: dict[str, list[int]] = {}
-    for i in positions:
-        by_tap.setdefault(canon[i], []).append(i)
-    out = []
-    for tap, idx in by_tap.items():
-        r = t.records[idx[0]]
-        out.append(Unmatched(tap, side, len(idx), r.loc, r.index, tap not in matched_taps, idx[0]))
-    return tuple(out)
-
-
-def _emission_warnings(a, b, al, ua, ub) -> list[str]:
-    out = []
-    for side, other, un in (("B", "A", ua), ("A", "B", ub)):
-        never = [u.tap for u in un if u.whole_tap and u.tap not in PROVENANCE]
-        if never:
-            shown = ", ".join(never[:12]) + (f" and {len(never) - 12} more" if len(never) > 12 else "")
-            out.append(f"{side} never emitted {len(never)} tap(s) that {other} printed: {shown}")
-        partial = [u for u in un if not u.whole_tap]
-        for u in partial[:3]:
-            if any(c.tap == u.tap for c in al.count_mismatch):
-                continue
-            out.append(f"{other} printed {u.count} more record(s) of `{u.tap}` than {side} "
-                       f"(first unmatched at {u.first_loc}, {index_text(u.first_index)})")
-    out += _count_warnings(al)
-    setup_a, setup_b = _has_setup_lines(a), _has_setup_lines(b)
-    if setup_a != setup_b:
-        silent = "B" if setup_a else "A"
-        out.append(f"{silent} printed no setup (`=`) lines: a build without -DTRACING?")
-    return out
-
-
-def _count_warnings(al: Alignment) -> list[str]:
-    """Taps printed a different number of times per pixel: subpixel blocks cannot be paired."""
-    by_counts: dict[tuple, list[str]] = {}
-    for c in al.count_mismatch:
-        by_counts.setdefault((c.n_a, c.n_b, c.pixel), []).append(c.tap)
-    out = []
-    for (n_a, n_b, pixel), taps in by_counts.items():
-        where = f"pixel ({pixel[0]}, {pixel[1]})" if pixel else "the unindexed pixel"
-        shown = ", ".join(taps[:6]) + (f" and {len(taps) - 6} more" if len(taps) > 6 else "")
-        out.append(f"for {where}, A printed {n_a} and B printed {n_b} copies of {len(taps)} tap(s) "
-                   f"({shown}): different subpixel/layer counts (oversample, thicksteps, or a trace "
-                   f"of one subpixel), so these are not compared")
-    return out
-
-
-def block_ratio(al: Alignment) -> float | None:
-    """B's per-pixel repeat count over A's, for the most common count mismatch (None if none)."""
-    if not al.count_mismatch:
-        return None
-    pairs: dict[tuple[int, int], int] = {}
-    for c in al.count_mismatch:
-        pairs[(c.n_a, c.n_b)] = pairs.get((c.n_a, c.n_b), 0) + 1
-    n_a, n_b = max(pairs, key=pairs.get)
-    return n_b / n_a
-
-
-def _has_setup_lines(t: Trace) -> bool:
-    """Whether the trace holds `=` setup lines; they precede the pixels, so the head suffices."""
-    return any(r.dialect == "eq" for r in islice(t.records, SETUP_HEAD))
+# ------------------------------------------------------------------------------ warnings
 
 
 def _plausibility_warnings(a, b, al, spec) -> list[str]:
@@ -729,75 +329,3 @@ def _plausibility_warnings(a, b, al, spec) -> list[str]:
             if w:
                 out.append(w)
     return out
-
-
-# ------------------------------------------------------------------------------ headline
-
-
-def _root_and_headline(loc, matched, a, b, al, spec, prov_a, prov_b):
-    if matched == 0:
-        head = (f"Nothing was compared: no record of A matches a record of B "
-                f"(A had {len(a.records)} records: {_names(a)}; B had {len(b.records)}: {_names(b)}).")
-        return None, head
-    if loc.root is None:
-        n = sum(1 for f in loc.findings if f.status == "agree")
-        prec = sum(1 for f in loc.findings if f.verdict.kind == "precision")
-        extra = f", {prec} of them only within float32 noise" if prec else ""
-        head = f"All {n} compared taps agree ({matched} records matched{extra})."
-        missing = sum(1 for f in loc.findings if f.status == "missing")
-        if missing > n:
-            # agreement on a sliver of the taps is not agreement of the traces: say so first
-            head = (f"Only {n} of {n + missing} taps could be compared ({missing} printed by one side "
-                    f"only: check the tap names or the spec's aliases); those {n} agree "
-                    f"({matched} records matched{extra}).")
-        return None, head
-    v = loc.root.verdict
-    what = v.message.split("\n", 1)[0].split(": ", 1)[1]
-    where = f"`{v.tap}` (per {', '.join(v.loop)})" if v.loop else f"`{v.tap}`"
-    inputs = _input_note(v, spec, prov_a, prov_b)
-    if inputs and inputs[0]:
-        what = inputs[1]
-    elif v.is_setup:
-        what += " — a setup value: the runs were configured differently, or derive it differently"
-    head = f"{where} is the first divergence: {what}"
-    if v.index is not None and v.index.pixel is not None and len(set(_pixels(a))) > 1:
-        head += f" (first at {index_text(v.index)})"
-    if inputs and not inputs[0]:
-        head += inputs[1]
-    n_inh = loc.inherited
-    head += "; " + ("no later tap inherits it" if n_inh == 0 else
-                    f"{n_inh} later tap{'s' if n_inh != 1 else ''} inherit{'s' if n_inh == 1 else ''} it")
-    if loc.independent:
-        others = ", ".join(f"`{f.verdict.label}`" for f in loc.independent[:4])
-        head += f"; {len(loc.independent)} other tap(s) diverge with no divergent upstream tap: {others}"
-    head += "."
-    root = RootCause(v.tap, v.loop, v.index, v.kind, v.factor, head)
-    return root, head
-
-
-def _input_note(v: TapVerdict, spec, prov_a, prov_b) -> tuple[bool, str] | None:
-    """(True, replacement) when the sides say they read different inputs; (False, note) when
-    the tap depends on an input nobody recorded; None otherwise."""
-    inputs = set(spec.ancestors(v.tap)) & set(PROVENANCE) if spec is not None and v.tap in spec else set()
-    named = INPUT_OF.get(v.tap)
-    if named:
-        inputs.add(named[0])
-    for key in sorted(inputs):
-        va, vb = prov_a.get(key), prov_b.get(key)
-        if va is not None and vb is not None and va != vb:
-            vals = f"{_g(v.a)} vs {_g(v.b)}" if not isinstance(v.a, str) else f"{v.a!r} vs {v.b!r}"
-            return True, (f"the inputs differ: {v.tap} {vals} (reference vs port) with every upstream "
-                          f"tap agreeing: the sides read different {key.replace('_', ' ')} "
-                          f"(A: {va}, B: {vb})")
-    if named:
-        return False, f" — all upstream taps agree: check {named[1]}"
-    return None
-
-
-def _g(vals) -> str:
-    return " ".join(f"{x:.6g}" for x in vals)
-
-
-def _names(t: Trace) -> str:
-    names = t.names()
-    return ", ".join(names[:8]) + (f" … ({len(names)} names)" if len(names) > 8 else "") if names else "nothing"

@@ -83,6 +83,7 @@ class Trace:
     context: free-text lines kept as (SourceLoc, text) — low-precision context, never an error.
     meta: provenance (producer, argv, binary checksum, dtype, what the producer said it read, ...).
         The parser adds: "lines", "blank_lines", "ignored_lines", "context_lines", "header_lines",
+        "unread_lines" (lines of the producer that could not be read, kept as context),
         "warnings" (list of str), "dialects" (records per dialect), "format_digits" (per dialect),
         "prefixes" (records per tap prefix seen, before one prefix was chosen).
     """

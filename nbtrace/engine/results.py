@@ -1,7 +1,7 @@
 """Frozen results of a trace diff. Computing happens in compare/localize; renderers only read these.
 
 The JSON form (:meth:`DiffResult.to_json`) is a contract other tools script against; its keys
-are documented in docs/CONTRACTS.md and issue 2 and must not change silently.
+are documented in docs/JSON.md and must not change silently.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from nbtrace.engine.model import SourceLoc, TapIndex
 # Verdict kinds a comparison can produce (TapVerdict.kind).
 KINDS = (
     "agree", "out_of_tolerance", "scale", "sign", "permutation", "offset", "nonfinite",
-    "missing", "integer_count", "precision", "different_quantity", "rotation",
+    "missing", "integer_count", "precision", "different_quantity", "rotation", "missing_iterations",
 )
 # A region trace can hold 10⁵ pixels; the JSON lists the first ones and counts them all.
 PIXELS_LISTED = 1000
-# Per-tap status after localisation.
-STATUSES = ("agree", "introduced", "inherited", "missing", "setup")
+# Per-tap status after localisation (nbtrace.engine.localize): "immaterial" diverges with no
+# effect downstream; "incomplete" is a gap that makes the verdict diverge (nbtrace.engine.complete),
+# "missing" a harmless one (a tap only the port printed, a setup line of a silent build).
+STATUSES = ("agree", "introduced", "inherited", "immaterial", "missing", "incomplete", "setup")
 
 
 def index_json(index: TapIndex | None) -> dict | None:
@@ -94,6 +96,9 @@ class TapVerdict:
     meaning: str = ""
     first_loop_iteration: tuple[tuple[str, int], ...] | None = None
     is_setup: bool = False
+    # port/reference when every divergent element shares one ratio (within print precision),
+    # named or not: a fluence ×7.9e-10 is said as such even when no unit explains it
+    ratio: float | None = None
 
     @property
     def agrees(self) -> bool:
@@ -126,6 +131,7 @@ class Finding:
             "tolerance": _num(v.tolerance),
             "would_pass_rtol": _num(v.would_pass),
             "factor": _num(v.factor),
+            "ratio": _num(v.ratio),
             "a": _values_json(v.a),
             "b": _values_json(v.b),
             "loc_a": str(v.loc_a) if v.loc_a else None,
@@ -200,17 +206,30 @@ class DiffResult:
     provenance: dict = field(default_factory=dict)
     nothing_compared: bool = False  # an empty or one-sided comparison is a failure, never "agree"
     patterns: tuple = ()  # nbtrace.engine.trends.Pattern: how the root tap's error varies over the pixels
+    causes: tuple[Finding, ...] = ()  # introduced divergences that matter, ranked (root first)
+    immaterial: tuple[Finding, ...] = ()  # divergences with no effect downstream
+    misspellings: tuple = ()  # nbtrace.engine.complete.Misspelling
+
+    @property
+    def incomplete(self) -> tuple[Finding, ...]:
+        """Gaps that forbid "agree": a tap of the reference the port never printed for a traced
+        pixel, or a tap printed more times on one side."""
+        return tuple(f for f in self.findings if f.status == "incomplete")
 
     @property
     def verdict(self) -> str:
-        return "agree" if self.root_cause is None and not self.nothing_compared else "diverge"
+        """"agree" only when something was compared, nothing diverges (not even immaterially)
+        and nothing the reference printed is missing from the port."""
+        if self.root_cause is None and not self.nothing_compared and not self.immaterial and not self.incomplete:
+            return "agree"
+        return "diverge"
 
     def __bool__(self) -> bool:
         return self.verdict == "agree"
 
     @property
     def divergent(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.status in ("introduced", "inherited"))
+        return tuple(f for f in self.findings if f.status in ("introduced", "inherited", "immaterial"))
 
     @property
     def only_a(self) -> int:
@@ -226,12 +245,18 @@ class DiffResult:
             "headline": self.headline,
             "root_cause": self.root_cause.to_json() if self.root_cause else None,
             "root_cause_patterns": [p.to_json() for p in self.patterns],
+            "causes": [_cause_json(f) for f in self.causes],
+            "immaterial": [_cause_json(f) for f in self.immaterial],
+            "incomplete": [_gap_json(f) for f in self.incomplete],
+            "misspellings": [m.to_json() for m in self.misspellings],
             "taps": [f.to_json() for f in self.findings],
             "counts": {
                 "matched": self.matched,
                 "only_a": self.only_a,
                 "only_b": self.only_b,
                 "divergent": len(self.divergent),
+                "immaterial": len(self.immaterial),
+                "incomplete": len(self.incomplete),
             },
             "only_a": [u.tap for u in self.unmatched_a],
             "only_b": [u.tap for u in self.unmatched_b],
@@ -246,3 +271,19 @@ class DiffResult:
             "context": self.context,
             "provenance": self.provenance,
         }
+
+
+def _cause_json(f: Finding) -> dict:
+    v = f.verdict
+    return {"tap": v.tap, "loop": list(v.loop), "kind": v.kind, "status": f.status,
+            "factor": _num(v.factor), "ratio": _num(v.ratio), "index": index_json(v.index),
+            "divergent_inputs": list(f.divergent_ancestors),
+            "explanation": v.message.split("\n", 1)[0].split(": ", 1)[-1]}
+
+
+def _gap_json(f: Finding) -> dict:
+    v = f.verdict
+    return {"tap": v.tap, "loop": list(v.loop), "kind": v.kind,
+            "side": "a" if v.loc_a is not None else "b", "count": v.n_mismatched,
+            "first_absent": index_json(v.index), "loc": str(v.loc_a or v.loc_b),
+            "explanation": v.message.split(": ", 1)[-1]}

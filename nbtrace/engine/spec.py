@@ -33,6 +33,9 @@ TAP_KEYS = ("name", "aliases", "shape", "unit", "range", "rtol", "atol", "after"
             "semantics", "hints", "note", "when")
 WHEN_KEYS = ("after",)
 SHIPPED = ("nanobragg.yaml", "scaling.yaml", "phi_loop.yaml")
+MAX_SPEC_BYTES = 4 << 20  # a tap spec is a few kB; /dev/zero or a wrong file must not fill memory
+MAX_DEPTH = 64  # YAML nesting: a spec needs 5; libyaml's composer recurses and crashes past ~100,000
+MAX_VALUES = 1 << 20  # values one tap may hold (its shape's product)
 
 
 @dataclass(frozen=True)
@@ -164,11 +167,14 @@ def load_spec(path) -> TapSpec:
     path = os.fspath(path)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_SPEC_BYTES + 1)
     except IsADirectoryError:
         raise SpecError("is a directory, not a tap spec", path, "give the path of a .yaml file") from None
     except OSError as exc:
         raise SpecError(f"cannot read tap spec: {exc.strerror}", path, "check the path and permissions") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"larger than {MAX_SPEC_BYTES >> 20} MB: not a tap spec", path,
+                        "a tap spec is a small YAML file (the shipped ones are a few kB); check the path")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -228,6 +234,7 @@ def spec_for(trace_a, trace_b) -> TapSpec | None:
 def _compose(text: str, path: str) -> yaml.Node | None:
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        _check_depth(text, loader_cls, path)
         return yaml.compose(text, Loader=loader_cls)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -236,6 +243,20 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         raise SpecError(what, where, "fix the YAML at that position (indentation, quotes, brackets)") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", path, "fix the YAML") from None
+
+
+def _check_depth(text: str, loader_cls, path: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing: the event parser keeps its own
+    stack (no recursion), the composer does not (200,000 ``[`` crash libyaml)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader_cls):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"nested deeper than {MAX_DEPTH} levels", _where(path, event.start_mark),
+                                "a tap spec is a list of flat tap entries")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def _where(path: str, mark) -> str:
@@ -494,6 +515,9 @@ class _Builder:
                 raise self.err(n, f"shape entries must be positive integers, got {getattr(n, 'value', n)!r}",
                                "use [] (scalar), [3] (vector), [3, 3] (matrix)")
             dims.append(int(n.value))
+        if math.prod(dims) > MAX_VALUES:
+            raise self.err(items[0], f"shape {dims} holds more than {MAX_VALUES} values",
+                           "a tap is a scalar, a vector or a small matrix, e.g. [3] or [3, 3]")
         return tuple(dims)
 
     def range(self, node) -> tuple[float, float] | None:
@@ -584,21 +608,30 @@ class _Builder:
         nodes_of = {t.name: nodes for t, nodes in taps}
         under = "" if condition is None else f" when {condition}"
 
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            for up in by_name[name].after:
+        # depth first with an explicit stack: a 3,000-tap chain declared downstream first must
+        # not hit the interpreter's recursion limit
+        for tap, _ in taps:
+            if state.get(tap.name) is not None:
+                continue
+            path = [tap.name]
+            state[tap.name] = 1
+            stack = [iter(by_name[tap.name].after)]
+            while stack:
+                up = next(stack[-1], None)
+                if up is None:
+                    state[path.pop()] = 2
+                    stack.pop()
+                    continue
                 if state.get(up) == 1:
-                    cycle = path[path.index(up):] + [name, up] if up in path else [name, up]
+                    name = path[-1]
+                    cycle = path[path.index(up):] + [up]
                     node = nodes_of[name].get("when" if condition else "after", nodes_of[name].get("after"))
                     raise self.err(node, f"'after' edges form a cycle{under}: "
                                    + " -> ".join(cycle), "the after: graph must be acyclic (upstream taps only)")
                 if state.get(up) is None:
-                    visit(up, path + [name])
-            state[name] = 2
-
-        for tap, _ in taps:
-            if state.get(tap.name) is None:
-                visit(tap.name, [])
+                    state[up] = 1
+                    path.append(up)
+                    stack.append(iter(by_name[up].after))
 
 
 def _topological(taps) -> list[str]:

@@ -40,6 +40,9 @@ _add("inverse_length", 1e10, "A^-1", "1/A", "A-1", "Å^-1", "Å⁻¹", "A_inv")
 _add("area", 1.0, "m^2", "m2", "m²")
 _add("area", 1e-6, "mm^2", "mm2", "mm²")
 _add("area", 1e-20, "A^2", "A2", "Å²")
+_add("volume", 1.0, "m^3", "m3", "m³")
+_add("volume", 1e-9, "mm^3", "mm3", "mm³")
+_add("volume", 1e-30, "A^3", "A3", "Å³")
 _add("angle", 1.0, "rad", "radian", "radians")
 _add("angle", math.pi / 180.0, "deg", "degree", "degrees", "°")
 _add("angle", 1e-3, "mrad")
@@ -100,6 +103,9 @@ def guess_unit(name: str) -> str:
 class NamedFactor(NamedTuple):
     factor: float  # port / reference
     meaning: str
+    # dimensions of the taps this factor may explain (empty: any): a run factor such as 1/λ
+    # explains a reciprocal vector, never a count that happens to equal it
+    dims: tuple[str, ...] = ()
 
 
 def _unit_pairs(dimension: str) -> list[NamedFactor]:
@@ -117,7 +123,7 @@ def _unit_pairs(dimension: str) -> list[NamedFactor]:
 
 
 _PRETTY = {"photons/m^2": "photons/m²", "A": "Å", "A^-1": "Å⁻¹", "m^-1": "m⁻¹", "mm^-1": "mm⁻¹", "um": "µm", "m^2": "m²",
-           "mm^2": "mm²", "A^2": "Å²", "deg": "degrees", "rad": "radians"}
+           "mm^2": "mm²", "A^2": "Å²", "m^3": "m³", "mm^3": "mm³", "A^3": "Å³", "deg": "degrees", "rad": "radians"}
 
 
 def _pretty(name: str) -> str:
@@ -145,10 +151,8 @@ def named_factors(dimension: str) -> list[NamedFactor]:
         out.append(NamedFactor(1 / (2 * math.pi), "a missing 2π"))
         out.append(NamedFactor(math.pi / 180, "degrees converted twice (×π/180)"))
         out.append(NamedFactor(180 / math.pi, "radians read as degrees (×180/π)"))
-    if dimension == "dimensionless":
-        # a dimensionless product (h = a·S) inherits a unit slip of one of its length factors
-        for nf in _unit_pairs("length"):
-            out.append(NamedFactor(nf.factor, f"a length in {nf.meaning} (inside a dimensionless product)"))
+    # (a dimensionless tap gets no unit story from a power of ten: h = a·S with a in Å is the
+    # spec's hint for hkl_frac, where it is known to be the likely story)
     base = _SQUARE_OF.get(dimension)
     if base:
         for big, small in _ordered_pairs(base):
@@ -202,10 +206,35 @@ def plausible_unit(value: float, unit: str, lo: float, hi: float) -> Unit | None
     return best[1] if best else None
 
 
+# Dimensions whose powers of ten are unit prefixes (m vs mm, Å⁻¹ vs m⁻¹, mm² vs m²), each with
+# the powers its unit table spans; no other dimension gets "a unit prefix" for a power of ten.
+PREFIX_DIMENSIONS = ("length", "inverse_length", "area", "volume")
+
+
+def prefix_exponents(dimension: str) -> frozenset[int]:
+    """Powers of ten that are a ratio of two units of ``dimension`` (or of the squared lengths
+    of an area, the cubed lengths of a volume): what the unit table allows to call a prefix."""
+    if dimension not in PREFIX_DIMENSIONS:
+        return frozenset()
+    power = {"area": 2, "volume": 3}.get(dimension, 1)
+    base = "length" if dimension != "inverse_length" else "inverse_length"
+    us = units_of(base)
+    out = set()
+    for a in us:
+        for b in us:
+            if a.name != b.name:
+                k = math.log10(a.to_si / b.to_si) * power
+                if abs(k - round(k)) < 1e-9:
+                    out.add(round(k))
+    return frozenset(out)
+
+
 def explain_factor(ratio: float, dimension: str, rel: float = 1e-6) -> NamedFactor | None:
     """The named conversion that ``ratio`` (port/reference) equals within ``rel``, else None.
 
-    A bare power of ten that matches no unit pair is still reported as ×10^k.
+    A bare power of ten is "a unit prefix" only for a dimension with unit prefixes and only
+    within the powers its unit table spans (see prefix_exponents); otherwise the caller says
+    the ratio as a number, with no meaning attached.
     """
     if not math.isfinite(ratio) or ratio == 0:
         return None
@@ -213,6 +242,6 @@ def explain_factor(ratio: float, dimension: str, rel: float = 1e-6) -> NamedFact
         if math.isclose(ratio, nf.factor, rel_tol=rel):
             return nf
     k = round(math.log10(abs(ratio)))
-    if k != 0 and ratio > 0 and math.isclose(ratio, 10.0**k, rel_tol=rel):
+    if k != 0 and ratio > 0 and math.isclose(ratio, 10.0**k, rel_tol=rel) and k in prefix_exponents(dimension):
         return NamedFactor(10.0**k, f"a factor 1e{k}: a unit prefix of 10^{k}")
     return None

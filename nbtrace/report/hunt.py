@@ -34,6 +34,10 @@ def headline(r: HuntResult) -> str:
         return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
+    if r.diff is not None and r.diff.verdict != "agree":
+        # the traced pixels differ without a cause reaching the output (immaterial differences,
+        # or taps the port never printed): the diff's own sentence says which
+        return f"DIVERGE (the traces, not the images): {r.diff.headline[:-1]}; {img}."
     if not r.images:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")

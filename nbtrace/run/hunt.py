@@ -117,7 +117,10 @@ class HuntResult:
     @property
     def agrees(self) -> bool:
         maps_ok = self.maps is None or bool(self.maps)
-        return bool(self.images) and self.root is None and maps_ok and not self.decisive_inputs
+        # the traced pixels' own verdict too: traces that differ only immaterially, or a port
+        # that lacks taps the reference printed, are never "agree" (issues 9 and 11)
+        traces_ok = self.diff is None or self.diff.verdict == "agree"
+        return bool(self.images) and self.root is None and maps_ok and not self.decisive_inputs and traces_ok
 
     @property
     def verdict(self) -> str:

@@ -71,7 +71,7 @@ def test_alias_pairs_port_name_with_reference_name():
     assert al.groups == () and al.only_a == (0,) and al.only_b == (0,)
 
 
-def test_repeats_align_by_occurrence_and_different_counts_are_not_paired():
+def test_repeats_align_by_occurrence_and_different_counts_pair_up_to_the_smaller():
     four = make_trace([("pixel_pos_meters", (0.1, 0.0, float(i))) for i in range(4)] + [("steps", 4)], pixel=(3, 3))
     also_four = make_trace([("pixel_pos_meters", (0.1, 0.0, float(i))) for i in range(4)] + [("steps", 4)], pixel=(3, 3))
     one = make_trace([("pixel_pos_meters", (0.1, 0.0, 0.0)), ("steps", 4)], pixel=(3, 3))
@@ -79,8 +79,9 @@ def test_repeats_align_by_occurrence_and_different_counts_are_not_paired():
     g = next(g for g in al.groups if g.tap == "pixel_pos_meters")
     assert [int(i) for i in g.ia] == [0, 1, 2, 3] == [int(i) for i in g.ib]
     al = align(four, one)
-    assert [g.tap for g in al.groups] == ["steps"]
-    assert len(al.only_a) == 4 and len(al.only_b) == 1
+    # compared occurrence by occurrence (issue 11): the first copy pairs, A's 3 extras do not
+    assert [g.tap for g in al.groups] == ["pixel_pos_meters", "steps"]
+    assert len(al.only_a) == 3 and len(al.only_b) == 0
     [cm] = al.count_mismatch
     assert (cm.tap, cm.pixel, cm.n_a, cm.n_b) == ("pixel_pos_meters", (3, 3), 4, 1)
 

@@ -39,8 +39,8 @@ PINNED = (
     'missing      extra_tap   missing                  -   pixel (3, 4)\n'
     '1 agreeing tap(s) not listed; --all lists every tap\n'
     '\n'
-    'q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å\n'
-    'was expected (inside a dimensionless product)\n'
+    'q_vec: port = reference × 1e-10 in all 3 components (one constant ratio, not a\n'
+    'known unit or run factor of a dimensionless value)\n'
     'Mismatched elements: 3 / 3 (100.0%)\n'
     'Greatest absolute difference: 3000 at pixel (3, 4), component 2 (up to 0.0187\n'
     'allowed)\n'
@@ -96,7 +96,7 @@ def test_json_contract_keys(capsys, monkeypatch):
     assert set(doc["root_cause"]) >= {"tap", "index", "kind", "factor", "explanation"}
     assert doc["root_cause"]["factor"] == pytest.approx(1e6)
     assert doc["root_cause"]["index"] == {"pixel": [40, 57], "loop": {}, "occurrence": 0}
-    assert set(doc["counts"]) == {"matched", "only_a", "only_b", "divergent"}
+    assert set(doc["counts"]) == {"matched", "only_a", "only_b", "divergent", "immaterial", "incomplete"}
     assert doc["counts"]["divergent"] == 3
     tap_keys = {"tap", "index", "kind", "status", "max_abs", "max_rel", "tolerance", "factor",
                 "a", "b", "loc_a", "loc_b", "message"}

@@ -56,13 +56,23 @@ def test_one_side_without_header_is_assumed_same_pixel_with_a_warning():
     assert r.warnings == ("B names no pixel; assumed (64, 79), the pixel A traced",)
 
 
-def test_missing_taps_are_listed_not_divergent():
+def test_a_tap_only_the_reference_printed_makes_the_port_incomplete():
+    # issue 11: a port missing a tap the reference printed for a pixel is never "agree"
     a = make_trace([("x", 1.0), ("only_ref", 2.0)], pixel=(1, 1))
     b = make_trace([("x", 1.0)], pixel=(1, 1))
     r = diff_traces(a, b)
-    assert r.verdict == "agree"
-    assert [(f.verdict.tap, f.status) for f in r.findings] == [("x", "agree"), ("only_ref", "missing")]
+    assert r.verdict == "diverge"
+    assert [(f.verdict.tap, f.status) for f in r.findings] == [("x", "agree"), ("only_ref", "incomplete")]
     assert "B never emitted 1 tap(s) that A printed: only_ref" in r.warnings
+    assert "B never printed 1 tap(s) that A printed for a traced pixel: `only_ref`" in r.headline
+
+
+def test_a_tap_only_the_port_printed_is_listed_not_divergent():
+    a = make_trace([("x", 1.0)], pixel=(1, 1))
+    b = make_trace([("x", 1.0), ("only_port", 2.0)], pixel=(1, 1))
+    r = diff_traces(a, b)
+    assert r.verdict == "agree"
+    assert [(f.verdict.tap, f.status) for f in r.findings] == [("x", "agree"), ("only_port", "missing")]
 
 
 def test_provenance_is_not_compared_but_kept():
@@ -104,7 +114,8 @@ def test_json_is_serialisable_with_nonfinite_values():
     doc = json.loads(json.dumps(diff_traces(a, b).to_json(), allow_nan=False))
     assert doc["root_cause"]["kind"] == "nonfinite"
     assert doc["taps"][0]["b"] == ["nan"]
-    assert doc["counts"] == {"matched": 1, "only_a": 0, "only_b": 0, "divergent": 1}
+    assert doc["counts"] == {"matched": 1, "only_a": 0, "only_b": 0, "divergent": 1, "immaterial": 0,
+                             "incomplete": 0}
 
 
 def test_input_difference_without_provenance_points_at_the_structure_factors():
@@ -119,7 +130,7 @@ def test_agreement_on_a_sliver_of_the_taps_says_so():
     a = make_trace([("x", 1.0), ("p", 1.0), ("q", 2.0)], pixel=(1, 1))
     b = make_trace([("x", 1.0), ("Final intensity", 3.0)], pixel=(1, 1))
     r = diff_traces(a, b)
-    assert r.verdict == "agree"
+    assert r.verdict == "diverge"  # B lacks p and q, which A printed (issue 11)
     assert r.headline.startswith("Only 1 of 4 taps could be compared (3 printed by one side only")
 
 
@@ -152,7 +163,8 @@ def test_a_port_printing_a_quarter_of_the_reference_taps_is_compared():
     a = make_trace(PER_PIXEL, pixel=(1, 1))
     b = make_trace(PER_PIXEL[-2:], pixel=(1, 1))
     r = diff_traces(a, b, default_spec())
-    assert r and r.headline.startswith("Only 2 of 8 taps could be compared")
+    assert not r.nothing_compared and r.headline.startswith("Only 2 of 8 taps could be compared")
+    assert r.verdict == "diverge" and len(r.incomplete) == 6  # the other six are missing from B
 
 
 def test_setup_taps_do_not_count_toward_coverage():
@@ -169,8 +181,11 @@ def test_headerless_reference_is_aligned_as_the_port_pixel_without_claiming_forc
                     read_trace(WILD / "at002_py_trace_FIXED_pixel_64_79.log"), default_spec())
     assert "A names no pixel; assumed (64, 79), the pixel B traced" in r.warnings
     assert "forced" not in r.headline
-    assert r.root_cause.tap == "scattering_vec_A_inv"
-    assert sum(1 for f in r.findings if f.status != "missing") == 10  # every per-pixel tap B printed
+    # scattering_vec_A_inv ×1e-10 is immaterial (hkl_frac agrees): not the root (issue 9)
+    assert [f.verdict.tap for f in r.immaterial] == ["scattering_vec_A_inv"]
+    assert r.root_cause.tap in ("F_latt_a", "F_latt_c")
+    compared = [f for f in r.findings if f.status not in ("missing", "incomplete")]
+    assert len(compared) == 10  # every per-pixel tap B printed
 
 
 def test_headerless_old_port_trace_with_one_tap_is_one_sided():
@@ -285,3 +300,16 @@ def test_no_pattern_for_a_constant_factor(tmp_path):
     r = _polar_traces(tmp_path, lambda p, tt: 2.0 * p)
     assert r.root_cause.tap == "polar" and r.root_cause.kind == "scale"
     assert r.patterns == () and r.to_json()["root_cause_patterns"] == []
+
+
+def test_docs_json_lists_every_top_level_and_count_key():
+    # docs/JSON.md is the contract: every key the document carries is documented there
+    text = (Path(__file__).resolve().parents[2] / "docs" / "JSON.md").read_text(encoding="utf-8")
+    a = make_trace([("x", 1.0), ("only_ref", 2.0)], pixel=(1, 1))
+    b = make_trace([("x", 2.0), ("X", 2.0)], pixel=(1, 1))
+    doc = diff_traces(a, b).to_json()
+    for key in list(doc) + list(doc["counts"]) + list(doc["taps"][0]) + list(doc["incomplete"][0]):
+        assert f"`{key}`" in text, key
+    assert doc["causes"][0]["tap"] == "x" and doc["incomplete"][0]["tap"] == "only_ref"
+    for key in doc["causes"][0]:
+        assert f"`{key}`" in text, key

@@ -39,7 +39,9 @@ CASES = [
     (4, "r04_flatt_normalization", "F_latt_a", "scale", 0.2, "×1/N per axis (N = 5)"),
     (5, "r05_svec_two_pi", "scattering_vec_A_inv", "scale", 2 * math.pi, "an extra 2π"),
     (7, "r07_mosflm_half_pixel", "pix0_vector_meters", "offset", None, "exactly +½ pixel along fast"),
-    (9, "r09_mosflm_lambda_twice", "rot_a_star_A_inv", "scale", 1 / 1.2, "wavelength factor applied again"),
+    # the printed reciprocal vectors are regenerated from the real ones (physics §2.4; issue 9's
+    # spec fix), so a -mat scaled by 1/λ twice shows first in the real vectors, ×λ
+    (9, "r09_mosflm_lambda_twice", "rot_a_angstroms", "scale", 1.2, "×λ (λ = 1.2 Å)"),
     (11, "r11_phi_midpoint", "rot_a_angstroms", "rotation", None, "rotated by 0.25°"),
     (13, "r13_sample_pivot_order", "pix0_vector_meters", "rotation", None, "same norm, different direction"),
     (14, "r14_source_weights", "steps", "integer_count", 2.0, "4 vs 2"),
@@ -119,8 +121,11 @@ def test_row17_float32_is_precision_not_a_bug():
 
 def test_row10_style_percent_error_is_never_precision_even_in_float32():
     r = diff("r09_mosflm_lambda_twice", context={"dtype": "float32"})
-    assert r.root_cause.tap == "rot_a_star_A_inv"
+    assert r.root_cause.tap == "rot_a_angstroms"
     assert r.root_cause.kind == "scale"
+    star = finding(r, "rot_a_star_A_inv")
+    assert star.verdict.kind == "scale" and star.verdict.factor == pytest.approx(1 / 1.2)
+    assert "wavelength factor applied again" in star.verdict.message
 
 
 def test_row12_only_the_first_phi_iteration_differs():
@@ -153,7 +158,12 @@ def test_row19_different_pixels_refused_unless_forced():
     assert "slow/fast transposed?" in msg and "--force" in msg
     forced = diff("r19_transposed_pixel", force=True)
     assert forced.verdict == "diverge"
-    assert forced.root_cause.tap == "pixel_pos_meters"
+    # the transposed pixel has the same intensity (cubic cell: h and k swap, F_latt = Fa·Fb·Fc
+    # and everything after it agree), so no divergence reaches the output: the pixel-position
+    # difference is listed as immaterial, never headlined as a cause (issue 9)
+    assert forced.root_cause is None
+    assert forced.immaterial[0].verdict.tap == "pixel_pos_meters"
+    assert forced.headline.startswith("No divergence reaches the output")
     assert forced.headline.endswith("traced different pixels (forced), so this may be nothing but the pixel difference.")
     assert any("forced" in w for w in forced.warnings)
 
@@ -168,11 +178,16 @@ def test_identical_traces_agree():
 
 def test_real_port_trace_found_its_inverse_angstrom_scattering_vector():
     # The earlier port's own trace printed S in Å⁻¹ where the C prints m⁻¹ (trace-format.md).
+    # That is a print convention: hkl_frac agrees to 1e-15, so the ×1e-10 changes nothing
+    # downstream and is immaterial, never the root cause (issue 9). What does reach the
+    # intensity is F_latt_a/F_latt_c, 4.5e-9 and 3.1e-8 relative off (the port's sinc).
     d = DATA / "wild"
     r = diff_traces(read_trace(d / "at002_c_trace_pixel_64_79.log"),
                     read_trace(d / "at002_py_trace_FIXED_pixel_64_79.log"), SPEC)
-    assert r.root_cause.tap == "scattering_vec_A_inv"
-    assert r.root_cause.factor == pytest.approx(1e-10)
+    (imm,) = r.immaterial
+    assert imm.verdict.tap == "scattering_vec_A_inv" and imm.verdict.factor == pytest.approx(1e-10)
+    assert finding(r, "hkl_frac").status == "agree"
+    assert r.root_cause.tap in ("F_latt_a", "F_latt_c") and "scattering_vec_A_inv" not in r.root_cause.tap
     assert "A names no pixel; assumed (64, 79), the pixel B traced" in r.warnings
     assert any("B printed no setup (`=`) lines" in w for w in r.warnings)
 
@@ -199,7 +214,7 @@ def test_row19_without_headers_is_refused_from_the_pixel_positions(tmp_path):
             "(17, -17) whole pixels while pix0/fdet/sdet agree — slow/fast transposed? (use --force to diff anyway)") in msg
     assert msg.startswith(f"{ref}:") and f" vs {port}:" in msg
     forced = diff_traces(a, b, SPEC, force=True)
-    assert forced.root_cause.tap == "pixel_pos_meters"
+    assert forced.root_cause is None and forced.immaterial[0].verdict.tap == "pixel_pos_meters"
 
 
 def test_whole_pixel_check_leaves_real_geometry_bugs_alone(tmp_path):

@@ -40,7 +40,15 @@ def statuses(result):
 def test_downstream_of_a_divergence_is_inherited():
     r = run(REF, port(a=1.5, b=2.5, d=4.5))
     assert r.root_cause.tap == "a"
-    assert statuses(r) == {"a": "introduced", "b": "inherited", "c": "agree", "d": "inherited"}
+    # d's only input c agrees: a divergent far ancestor (a) explains nothing, so d introduces its
+    # own divergence (issue 9: "inherited" needs a chain of divergent taps)
+    assert statuses(r) == {"a": "introduced", "b": "inherited", "c": "agree", "d": "introduced"}
+    assert "1 later tap inherits it" in r.headline
+
+
+def test_inherited_needs_a_chain_of_divergent_taps():
+    r = run(REF, port(a=1.5, c=3.5, d=4.5))
+    assert statuses(r) == {"a": "introduced", "b": "agree", "c": "inherited", "d": "inherited"}
     assert "2 later taps inherit it" in r.headline
 
 
@@ -121,3 +129,68 @@ def test_a_forward_reference_is_honoured():
                     make_trace([("a", 9.0), ("b", 5.0)], pixel=(1, 1), prefix="TRACE_PY"), spec)
     assert r.root_cause.tap == "b"
     assert statuses(r) == {"b": "introduced", "a": "inherited"}
+
+
+def test_a_unit_sized_factor_a_consumer_does_not_carry_is_not_inherited():
+    # the earlier port printed S in Å⁻¹ (×1e-10, with real vectors in Å: consistent) and formed h
+    # from the reciprocal vectors (×1e-4): h's factor is not S's, so h introduces it and the
+    # ×1e-10 changes nothing downstream (immaterial)
+    spec = parse_spec("""spec: s
+taps:
+  - {name: S, shape: [3]}
+  - {name: h, shape: [3], after: [S]}
+  - {name: F, after: [h]}
+  - {name: I_pixel_final, after: [F]}
+""", "<s>")
+    ref = [("S", (1e6, 2e6, 3e6)), ("h", (0.01, 0.02, 0.03)), ("F", 4.8), ("I_pixel_final", 10.0)]
+    prt = [("S", (1e-4, 2e-4, 3e-4)), ("h", (1e-6, 2e-6, 3e-6)), ("F", 5.0), ("I_pixel_final", 11.0)]
+    r = run(ref, prt, spec)
+    assert statuses(r) == {"S": "immaterial", "h": "introduced", "F": "inherited", "I_pixel_final": "inherited"}
+    assert r.root_cause.tap == "h" and r.root_cause.factor == pytest.approx(1e-4)
+    # the same h with S's factor carried through is S's heir
+    prt = [("S", (1e-4, 2e-4, 3e-4)), ("h", (1e-12, 2e-12, 3e-12)), ("F", 5.0), ("I_pixel_final", 11.0)]
+    r = run(ref, prt, spec)
+    assert r.root_cause.tap == "S" and statuses(r)["h"] == "inherited"
+
+
+def test_causes_are_ranked_by_their_effect_on_the_output():
+    spec = parse_spec("""spec: s
+taps:
+  - {name: F_latt_a}
+  - {name: fluence}
+  - {name: I_pixel_final, after: [F_latt_a, fluence]}
+""", "<s>")
+    r = run([("F_latt_a", 4.8), ("fluence", 1e24), ("I_pixel_final", 10.0)],
+            [("F_latt_a", 4.9), ("fluence", 7.9e14), ("I_pixel_final", 7.9e-9)], spec)
+    assert [f.verdict.tap for f in r.causes] == ["fluence", "F_latt_a"]
+    assert r.headline.startswith("`fluence` is the main divergence (the largest effect on the output)")
+    assert "1 other tap(s) diverge with no divergent upstream tap: `F_latt_a` (×1.02)" in r.headline
+    doc = r.to_json()
+    assert [c["tap"] for c in doc["causes"]] == ["fluence", "F_latt_a"] and doc["immaterial"] == []
+
+
+def test_a_missing_phi_iteration_is_never_agreement():
+    ref = REF + [(("k_frac", {"phi_tic": i}), 0.5 + i) for i in range(4)]
+    prt = REF + [(("k_frac", {"phi_tic": 0}), 0.5)]
+    r = run(ref, prt)
+    assert r.verdict == "diverge" and r.root_cause is None
+    (gap,) = r.incomplete
+    assert gap.verdict.kind == "missing_iterations" and gap.verdict.index.loop == (("phi_tic", 1),)
+    assert "first loop iteration absent from B: pixel (1, 1), phi_tic 1" in r.headline
+
+
+def test_a_beam_centre_printed_before_the_half_pixel_is_immaterial():
+    # issue 9: the C prints Fbeam_m after adding the MOSFLM ½ pixel and the port before, yet
+    # pix0 and everything after it agree: a print convention, listed, never the root cause
+    from nbtrace.engine.spec import default_spec
+
+    setup_c = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.05125), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    setup_py = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.0512), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    taps = [("pix0_vector_meters", (0.1, 0.05125, -0.05125)), ("pixel_pos_meters", (0.1, 0.0, 0.006)),
+            ("I_pixel_final", 12.5)]
+    r = diff_traces(make_trace(taps, pixel=(1, 1), setup=setup_c),
+                    make_trace(taps, pixel=(1, 1), setup=setup_py, prefix="TRACE_PY"), default_spec())
+    assert r.root_cause is None and r.verdict == "diverge"
+    assert [f.verdict.tap for f in r.immaterial] == ["Fbeam_m"]
+    assert r.headline.startswith("No divergence reaches the output, but the traces differ: 1 immaterial")
+    assert r.to_json()["immaterial"][0]["tap"] == "Fbeam_m"

@@ -94,11 +94,11 @@ def test_read_traces_equals_two_read_trace_calls(threshold, monkeypatch):
 
 def test_read_traces_worker_error_keeps_file_line_and_hint(tmp_path, monkeypatch):
     monkeypatch.setattr(parse_mod, "PARALLEL_MIN_BYTES", 0)
-    bad = tmp_path / "bad.log"
-    bad.write_text("TRACE_PY: R_distance_meters 0.5\nTRACE_PY: R_distance_meters abc\n")
+    bad = tmp_path / "bad.log"  # two producers in one file: refused (a bad value is only a warning now)
+    bad.write_text("TRACE_C: a 1\nTRACE_C: b 1\nTRACE_C: c 1\nTRACE_PY: a 1\nTRACE_PY: b 1\nTRACE_PY: c 1\n")
     with pytest.raises(TraceError) as exc:
         read_traces(WILD_C, bad)
-    assert exc.value.where == f"{bad}:2" and "non-numeric value 'abc'" in exc.value.what
+    assert exc.value.where == f"{bad}:4" and "mixes two tap prefixes" in exc.value.what
     assert exc.value.hint
 
 
@@ -144,9 +144,9 @@ def test_bulk_runs_give_the_records_the_line_reader_gives(subpixels, monkeypatch
 def test_bulk_chunk_with_a_bad_value_reports_its_line():
     text = _chunked_log(700).splitlines()
     text[3000] = "TRACE_C: hkl_rounded 1 x 2"
-    with pytest.raises(TraceError) as exc:
-        parse_text("\n".join(text) + "\n", path="big.log")
-    assert exc.value.where == "big.log:3001" and "'x'" in exc.value.what
+    t = parse_text("\n".join(text) + "\n", path="big.log")  # not read, reported: never a refusal
+    assert "1 line(s) not read: big.log:3001 (tap 'hkl_rounded' has a non-numeric value 'x')" in t.meta["warnings"]
+    assert 3001 not in {r.loc.line for r in t.records}
 
 
 LOGS = sorted(p for p in DATA.rglob("*.log") if p.stat().st_size < 2_000_000)

@@ -44,8 +44,11 @@ def test_default_spec_holds_the_c_chain_in_print_order():
     assert positions == sorted(positions)
     assert "close_distance_meters" in spec.ancestors("omega_pixel_sr")
     assert order.index("close_distance_meters") < order.index("omega_pixel_sr") < order.index("obliquity_factor")
-    assert max(order.index(n) for n in stars) < order.index("rot_a_angstroms")
-    assert set(stars) <= spec.ancestors("rot_a_angstroms")
+    # issue 9: the printed reciprocal vectors are regenerated from the real ones (physics §2.4),
+    # so they come after them (the edge used to point the other way)
+    assert min(order.index(n) for n in stars) > order.index("rot_c_angstroms")
+    assert {"rot_b_angstroms", "rot_c_angstroms"} <= spec.ancestors("rot_a_star_A_inv")
+    assert not set(stars) & spec.ancestors("rot_a_angstroms")
 
 
 def test_default_spec_units_are_what_the_values_hold():
@@ -68,7 +71,8 @@ def test_default_spec_aliases_for_port_renamings():
     assert spec.canonical("polarization", "b") == "polar"
     assert spec.canonical("omega") == "omega_pixel_sr"
     assert spec.canonical("no_such_tap") is None
-    assert spec.canonical("Oversample", "a") is None and spec.canonical("Oversample", "b") == "oversample"
+    # either side may print it (issue 9: a self-diff of a log with `Oversample` was asymmetric)
+    assert spec.canonical("Oversample", "a") == "oversample" == spec.canonical("Oversample", "b")
 
 
 def test_default_spec_dag():
@@ -311,3 +315,18 @@ def test_shipped_spec_pivot_edges():
         assert sorted(order) == sorted(t.name for t in spec.taps)
         for tap in s.taps:  # every edge points backwards in the pipeline order
             assert all(order.index(up) < order.index(tap.name) for up in tap.after), tap.name
+
+
+def test_sample_pivot_beam_centre_is_computed_from_the_distance_too():
+    # issue 9: under pivot=SAMPLE, Fbeam/Sbeam = (distance·beam − pix0)·f/s: distance_m is an input
+    spec = default_spec().specialize({"pivot": "SAMPLE"})
+    for tap in ("Fbeam_m", "Sbeam_m"):
+        assert "distance_m" in spec.get(tap).after and "pix0_vector" in spec.get(tap).after
+    beam = default_spec().specialize({"pivot": "BEAM"})
+    assert "distance_m" not in beam.get("Fbeam_m").after
+
+
+def test_reciprocal_taps_are_computed_from_the_real_ones_not_the_reverse():
+    spec = default_spec()
+    assert spec.get("rot_a_angstroms").after == ()
+    assert set(spec.get("rot_a_star_A_inv").after) == {"rot_b_angstroms", "rot_c_angstroms"}

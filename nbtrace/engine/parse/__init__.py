@@ -16,6 +16,7 @@ Problems are :class:`~nbtrace.errors.TraceError` with ``file:line`` and a hint.
 
 from __future__ import annotations
 
+import codecs
 import gc
 import io
 import os
@@ -24,6 +25,7 @@ from nbtrace.errors import NbtraceError, TraceError, UsageError
 from nbtrace.engine.model import Trace
 from nbtrace.engine.parse.jsonl import JsonlParser
 from nbtrace.engine.parse.lines import LineParser
+from nbtrace.engine.parse.numbers import shown
 
 DIALECTS = ("auto", "space", "eq", "loop", "jsonl")
 _LINE_FORMS = "space (PREFIX: name v1 ...), eq (PREFIX:name=value), loop (PREFIX_PHI key=value ...)"
@@ -44,6 +46,15 @@ def read_trace(path, dialect: str | None = None, prefix: str | None = None) -> T
     dialect = _check_dialect(dialect)
     path = os.fspath(path)
     raw = _open(path)
+    wide = _wide_encoding(raw)
+    if wide is not None:  # UTF-16/32 with a byte order mark (Windows tools write these): decoded, read by line
+        with io.TextIOWrapper(raw, encoding=wide, newline=None, errors="strict") as stream:
+            try:
+                text = stream.read()
+            except UnicodeDecodeError:
+                raise TraceError(f"not valid {wide.upper()} text (undecodable bytes)", path,
+                                 "re-save the log as UTF-8") from None
+        return parse_text(text, path, dialect, prefix)
     with io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None) as stream:
         head = _sniff(raw, path)
         try:
@@ -217,7 +228,7 @@ def parse_text(text: str, path: str = "<string>", dialect: str | None = None,
 def _check_dialect(dialect: str | None) -> str:
     dialect = "auto" if dialect is None else dialect
     if dialect not in DIALECTS:
-        raise UsageError(f"unknown dialect {dialect!r}", hint="use one of: " + ", ".join(DIALECTS))
+        raise UsageError(f"unknown dialect {shown(dialect)}", hint="use one of: " + ", ".join(DIALECTS))
     return dialect
 
 
@@ -230,6 +241,19 @@ def _open(path: str) -> io.BufferedReader:
         raise TraceError("no such file", path, "check the path") from None
     except OSError as exc:
         raise TraceError(f"cannot read: {exc.strerror}", path, "check the path and its permissions") from None
+
+
+def _wide_encoding(raw: io.BufferedReader) -> str | None:
+    """"utf-16" / "utf-32" when the file opens with that encoding's byte order mark."""
+    try:
+        head = raw.peek(4)[:4]
+    except OSError:
+        return None  # _sniff words the error
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
 
 
 def _sniff(raw: io.BufferedReader, path: str) -> bytes:

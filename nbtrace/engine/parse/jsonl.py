@@ -18,9 +18,11 @@ from typing import Iterable
 
 from nbtrace.errors import TraceError
 from nbtrace.engine.model import SourceLoc, TapIndex, TapRecord, Trace
-from nbtrace.engine.parse.numbers import EXACT
+from nbtrace.engine.parse.numbers import EXACT, shown
 
 KEYS = ("name", "values", "value", "pixel", "loop", "unit", "sigdigits", "occurrence", "meta")
+MAX_LINE = 1 << 22  # characters of one JSON line (a tap is a few hundred)
+INDEX_MAX = 2**31  # pixels, loop indices and occurrences: far beyond any run, safe in every int64 sum
 _NONFINITE = {"nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
               "infinity": math.inf, "-infinity": -math.inf}
 
@@ -38,6 +40,9 @@ class JsonlParser:
     def feed(self, lines: Iterable[str]) -> None:
         for raw in lines:
             self.last_line += 1
+            if len(raw) > MAX_LINE:
+                raise TraceError(f"a JSON line of more than {MAX_LINE >> 20} MB", self._where(self.last_line),
+                                 "one tap per line: {\"name\": ..., \"values\": [...]}")
             line = raw.strip()
             if not line:
                 self.blank += 1
@@ -53,6 +58,12 @@ class JsonlParser:
         except json.JSONDecodeError as exc:
             raise TraceError(f"malformed JSON line: {exc.msg}", self._where(lineno, exc.colno),
                              "each line of a JSON Lines trace is one complete JSON object") from None
+        except RecursionError:
+            raise TraceError("a JSON line nested too deep to read", self._where(lineno),
+                             "a tap line is a flat object: {\"name\": ..., \"values\": [...]}") from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise TraceError(f"malformed JSON line: {shown(str(exc), 80)}", self._where(lineno),
+                             "numbers are doubles; write long values with an exponent") from None
         if not isinstance(obj, dict):
             raise TraceError(f"a JSON line must be an object, got {type(obj).__name__}", self._where(lineno),
                              'write {"name": ..., "values": [...]} per line')
@@ -61,9 +72,9 @@ class JsonlParser:
     def _object(self, obj: dict, lineno: int) -> None:
         for key in obj:
             if key not in KEYS:
-                close = difflib.get_close_matches(key, KEYS, n=1)
+                close = difflib.get_close_matches(key, KEYS, n=1) if len(key) <= 40 else []
                 hint = f"did you mean {close[0]!r}?" if close else "keys: " + ", ".join(KEYS)
-                raise TraceError(f"unknown key {key!r} in a JSON trace line", self._where(lineno), hint)
+                raise TraceError(f"unknown key {shown(key)} in a JSON trace line", self._where(lineno), hint)
         if "meta" in obj:
             if not isinstance(obj["meta"], dict) or len(obj) != 1:
                 raise TraceError("a meta line is {\"meta\": {...}} alone", self._where(lineno),
@@ -80,7 +91,7 @@ class JsonlParser:
         occurrence = self._occurrence(obj, name, pixel, loop, lineno)
         digits = obj.get("sigdigits", EXACT)
         if not isinstance(digits, int) or isinstance(digits, bool) or not 1 <= digits <= EXACT:
-            raise TraceError(f"\"sigdigits\" must be an integer 1..17, got {digits!r}", self._where(lineno),
+            raise TraceError(f"\"sigdigits\" must be an integer 1..17, got {shown(digits)}", self._where(lineno),
                              "the significant digits the producer printed, 17 for %.17g")
         unit = obj.get("unit")
         if unit is not None and not isinstance(unit, str):
@@ -95,7 +106,7 @@ class JsonlParser:
             raise TraceError("both \"values\" and \"value\"", self._where(lineno), "give one of them")
         raw = obj.get("values", obj.get("value"))
         if raw is None:
-            raise TraceError(f"tap {name!r} has no \"values\"", self._where(lineno),
+            raise TraceError(f"tap {shown(name)} has no \"values\"", self._where(lineno),
                              'write "values": [1.0, 2.0] or "values": 1.0')
         if isinstance(raw, str) and raw.strip().lower() not in _NONFINITE:
             return raw
@@ -103,17 +114,21 @@ class JsonlParser:
         out = []
         for item in items:
             if isinstance(item, bool) or not isinstance(item, (int, float, str)):
-                raise TraceError(f"tap {name!r} has a non-numeric value {item!r}", self._where(lineno),
+                raise TraceError(f"tap {shown(name)} has a non-numeric value {shown(item)}", self._where(lineno),
                                  "values are numbers (or \"nan\", \"inf\", \"-inf\")")
             if isinstance(item, str):
                 if item.strip().lower() not in _NONFINITE:
-                    raise TraceError(f"tap {name!r} has a non-numeric value {item!r}", self._where(lineno),
+                    raise TraceError(f"tap {shown(name)} has a non-numeric value {shown(item)}", self._where(lineno),
                                      "values are numbers (or \"nan\", \"inf\", \"-inf\")")
                 out.append(_NONFINITE[item.strip().lower()])
             else:
-                out.append(float(item))
+                try:
+                    out.append(float(item))
+                except OverflowError:  # an integer beyond the double range
+                    raise TraceError(f"tap {shown(name)} has a value too large for a double ({len(str(item))} digits)",
+                                     self._where(lineno), "write it with an exponent, or as \"inf\"") from None
         if not out:
-            raise TraceError(f"tap {name!r} has an empty \"values\" list", self._where(lineno),
+            raise TraceError(f"tap {shown(name)} has an empty \"values\" list", self._where(lineno),
                              "give at least one number")
         return tuple(out)
 
@@ -121,9 +136,9 @@ class JsonlParser:
         if raw is None:
             return None
         if (not isinstance(raw, list) or len(raw) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw)):
-            raise TraceError(f"\"pixel\" must be [slow, fast] integers, got {raw!r}", self._where(lineno),
-                             'e.g. "pixel": [64, 79] (slow first)')
+                or not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < INDEX_MAX for v in raw)):
+            raise TraceError(f"\"pixel\" must be [slow, fast] integers, got {shown(raw, 60)}", self._where(lineno),
+                             f'e.g. "pixel": [64, 79] (slow first; each below {INDEX_MAX})')
         pixel = (raw[0], raw[1])
         if pixel not in self.pixels:
             self.pixels.append(pixel)
@@ -133,9 +148,9 @@ class JsonlParser:
         if raw is None:
             return ()
         if not isinstance(raw, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in raw.values()):
-            raise TraceError(f"\"loop\" must map loop keys to integers, got {raw!r}", self._where(lineno),
-                             'e.g. "loop": {"phi_tic": 3}')
+                isinstance(v, int) and not isinstance(v, bool) and abs(v) < INDEX_MAX for v in raw.values()):
+            raise TraceError(f"\"loop\" must map loop keys to integers, got {shown(raw, 60)}", self._where(lineno),
+                             f'e.g. "loop": {{"phi_tic": 3}} (each below {INDEX_MAX})')
         return tuple(sorted(raw.items()))
 
     def _occurrence(self, obj, name, pixel, loop, lineno) -> int:
@@ -145,9 +160,9 @@ class JsonlParser:
         given = obj.get("occurrence")
         if given is None:
             return n
-        if not isinstance(given, int) or isinstance(given, bool) or given < 0:
-            raise TraceError(f"\"occurrence\" must be an integer >= 0, got {given!r}", self._where(lineno),
-                             "or leave it out to count repeats automatically")
+        if not isinstance(given, int) or isinstance(given, bool) or not 0 <= given < INDEX_MAX:
+            raise TraceError(f"\"occurrence\" must be an integer 0..{INDEX_MAX - 1}, got {shown(given, 40)}",
+                             self._where(lineno), "or leave it out to count repeats automatically")
         return given
 
     def finish(self, *, ends_with_newline: bool, tried: str) -> Trace:
@@ -157,7 +172,7 @@ class JsonlParser:
         meta = dict(self.meta)
         meta.update({
             "lines": self.last_line, "blank_lines": self.blank, "ignored_lines": 0, "context_lines": 0,
-            "header_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
+            "header_lines": 0, "unread_lines": 0, "warnings": [], "dialects": dict(Counter({"jsonl": len(self.records)})),
             "format_digits": {}, "prefixes": {},
         })
         return Trace(path=self.path, records=tuple(self.records), prefix=None, dialect="jsonl",

@@ -6,8 +6,10 @@ pixel headers, free ``TRACE:`` text, and banners or progress lines that are coun
 
 Which prefix is the tap prefix is only known at the end (a file may open with junk that looks like
 taps), so records are kept per prefix group and problems found on a group's lines wait in
-``pending`` until the group is chosen: a malformed ``TRACE_C`` line is an error, a malformed
-``WARNING:`` banner is not.
+``pending`` until the group is chosen: a malformed ``TRACE_C`` line is reported as not read (and
+kept as context), a malformed ``WARNING:`` banner is only counted. The slow paths live in
+nbtrace.engine.parse.slow, the choice of the producer and its families (and the Trace built
+from them) in nbtrace.engine.parse.finish, the column store in nbtrace.engine.parse.group.
 
 Two readers share that state. The line reader (``_feed_lines``) handles every line. Files and
 strings arrive as bytes (``feed_raw``): nbtrace.engine.parse.blocks sorts each block's lines with numpy,
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import re
 from array import array
 from collections import Counter
 from itertools import islice
@@ -30,115 +31,31 @@ from typing import Iterable
 
 import numpy as np
 
-from nbtrace.errors import TraceError
-from nbtrace.engine.model import KINDS, LazyRecords, RecordColumns, SourceLoc, TapIndex, TapRecord, Trace, first_positions
+from nbtrace.engine.model import KINDS, SourceLoc, first_positions
 from nbtrace.engine.parse import blocks
-from nbtrace.engine.parse.numbers import EXACT, _digits, first_bad, is_int_token, parse_eq_value, record_digits
+from nbtrace.engine.parse.finish import FREE, Finisher
+from nbtrace.engine.parse.group import Group, Prepended, lone_cr, occurrences  # noqa: F401 (occurrences: API)
+from nbtrace.engine.parse.numbers import EXACT, TOKEN_MAX, _digits, is_int_token, is_number
+from nbtrace.engine.parse.slow import HEADER, PREFIX_LEN, SlowPaths
 
-FREE = "TRACE"  # free-text prefix of the C build and the earlier port
-HEADER = "TRACE_CONFIG"
-INDEX_KEYS = frozenset({"source", "mos", "phi", "subpixel", "layer", "thick", "sub"})
-LOOP_SUFFIX_KEYS = {"PHI": "phi_tic", "MOS": "mos_tic", "SOURCE": "source", "SRC": "source"}
-MIN_COMPETING = 3  # tap lines a second prefix needs before a file counts as mixing two producers
 FORMS = ("space", "eq", "loop")
 CHUNK = 2048  # lines per call of the line reader when it reads a text stream
 BLOCK_BYTES = 1 << 22  # bytes per block of the bulk reader: bounds its memory, amortises numpy calls
 MIN_RUN = 64  # lines in a row the bulk reader must be able to take before it is worth a call
-_IS_INT = re.compile(rb"[+-]?[0-9]+").fullmatch  # is_int_token for the ASCII tokens of the bulk reader
-
-_PIXEL_CONFIG = re.compile(r"\b(?:spixel|slow)\s*=\s*(-?\d+)\s*,?\s*(?:fpixel|fast)\s*=\s*(-?\d+)")
-_PIXEL_CONFIG_FS = re.compile(r"\b(?:fpixel|fast)\s*=\s*(-?\d+)\s*,?\s*(?:spixel|slow)\s*=\s*(-?\d+)")
-_PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)\s*(?:\[\s*(\w+)\s*,\s*(\w+)\s*\])?",
-                           re.IGNORECASE)
-PIVOT_LINE = "pivoting detector around "
-_FORTRAN_EXP = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+))[dD](?=[-+]?\d+$)")
-_FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
+MAX_LINE = 1 << 22  # bytes (characters) of one line: longer ones are not read (a hostile file)
 
 # sigdigits and the kind code share one column entry (sigdigits * 8 + kind)
 assert len(KINDS) <= 8
 
 
-class _Group:
-    """Records and bookkeeping of one prefix (e.g. every TRACE_C line of a file), kept as
-    columns so a million-line log makes no million objects: typed arrays the line reader
-    appends to, after numpy segments the bulk reader hands over whole (``sealed``)."""
-
-    __slots__ = ("prefix", "name", "ctx", "line", "ends", "sk", "vals", "sealed", "n_sealed", "v_sealed",
-                 "extras", "arity", "pending")
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self._new_tail()
-        self.sealed: list[list[np.ndarray]] = []  # [name, ctx, line, ends, sk, vals] segments
-        self.n_sealed = 0  # records in the sealed segments
-        self.v_sealed = 0  # values in the sealed segments
-        # position -> record not described by the columns (its occurrence is set at the end)
-        self.extras: dict[int, TapRecord] = {}
-        self.arity: dict[str, tuple[int, int]] = {}  # name -> (number of values, first line)
-        self.pending: list[tuple[int, str, str, str]] = []  # (line, what, hint, kind)
-
-    def _new_tail(self) -> None:
-        # typed arrays, not lists: 8 bytes an entry instead of a pointer plus an int object
-        self.name = array("q")  # name code per record
-        self.ctx = array("q")  # (pixel, loop) code per record
-        self.line = array("q")
-        self.ends = array("q")  # end offset of each record's components in all the values
-        self.sk = array("q")  # sigdigits * 8 + kind code
-        self.vals = array("d")
-
-    @property
-    def lines(self) -> int:
-        """Records so far."""
-        return self.n_sealed + len(self.name)
-
-    @property
-    def n_values(self) -> int:
-        return self.v_sealed + len(self.vals)
-
-    def push(self, name, ctx, line, ends, sk, vals) -> None:
-        """Append a segment of records as numpy arrays (int64 ..., float64 values; not copied)."""
-        self._seal()
-        self._add([name, ctx, line, ends, sk, vals])
-
-    def _seal(self) -> None:
-        if len(self.name) or len(self.vals):
-            ints = [np.array(a, dtype=np.int64) for a in (self.name, self.ctx, self.line, self.ends, self.sk)]
-            self._add([*ints, np.array(self.vals, dtype=np.float64)])
-            self._new_tail()
-
-    def _add(self, segment) -> None:
-        self.sealed.append(segment)
-        self.n_sealed += len(segment[0])
-        self.v_sealed += len(segment[5])
-
-    def column(self, k: int, final: bool = False) -> np.ndarray:
-        """Field k of (name, ctx, line, ends, sk, vals) over every record, as one array.
-        ``final``: the segments' copies of the field are dropped (at the end, one field at a
-        time, so that joining the segments never holds every column twice)."""
-        tail = (self.name, self.ctx, self.line, self.ends, self.sk, self.vals)[k]
-        parts = [seg[k] for seg in self.sealed]
-        if len(tail) or not parts:
-            parts.append(np.frombuffer(tail, dtype=np.float64 if k == 5 else np.int64))
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if final:
-            for seg in self.sealed:
-                seg[k] = None
-        return out
-
-    def last_line(self) -> int:
-        if len(self.line):
-            return self.line[-1]
-        return int(self.sealed[-1][2][-1]) if self.sealed else 0
-
-
-class LineParser:
+class LineParser(SlowPaths, Finisher):
     """Feed it lines (with their newlines); ``finish()`` returns the Trace."""
 
     def __init__(self, path: str, dialect: str = "auto", prefix: str | None = None):
         self.path = path
         self.forms = frozenset(FORMS) if dialect in (None, "auto") else frozenset({dialect})
         self.want_prefix = prefix
-        self.groups: dict[str, _Group] = {}
+        self.groups: dict[str, Group] = {}
         self.pixel: tuple[int, int] | None = None
         self.pixels: list[tuple[int, int]] = []
         self.pixel_set: set[tuple[int, int]] = set()
@@ -153,6 +70,10 @@ class LineParser:
         self.last_line = 0
         self.last_raw = ""
         self.nul_line = 0
+        self.cur_raw = ""  # the line the slow paths are reading (kept as context when not read)
+        self.unread_text: dict[int, str] = {}  # line -> text of a line not read
+        self.diff_marks = 0  # "--- a" / "+++ b" header lines of a unified diff
+        self.unread: list[tuple[int, str]] = []  # lines of no group that could not be read
         self.pivot: str | None = None  # from nanoBragg's "pivoting detector around ..." line
 
     # ------------------------------------------------------------------ the streaming loop
@@ -178,33 +99,61 @@ class LineParser:
         """
         carry = b""
         first = True
+        skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
         while True:
             chunk = raw.read(BLOCK_BYTES)
             if first:
                 first = False
                 if chunk.startswith(codecs.BOM_UTF8):
                     chunk = chunk[len(codecs.BOM_UTF8):]
+            if skipping and chunk:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    continue
+                self._long_line(ended=True)
+                skipping = False
+                chunk = chunk[nl + 1:]
+                if not chunk:
+                    continue
             if not chunk:
-                if _lone_cr(carry, len(carry)):
+                if skipping:
+                    self._long_line(ended=False)
+                    return
+                if lone_cr(carry, len(carry)):
                     self._feed_text(carry, raw)
                 elif carry:
                     self._feed_block(carry + blocks.PAD, len(carry))
                 return
             cut = chunk.rfind(b"\n") + 1
             if not cut:
-                carry += chunk
+                # a line longer than a block: gather its pieces in one growing buffer (bytes + bytes
+                # would copy the whole line again for every block: quadratic on a hostile line)
+                carry = carry + chunk if len(carry) < BLOCK_BYTES else _grow(carry, chunk)
+                if len(carry) > MAX_LINE:
+                    if b"\r" in carry:  # old Mac line ends: lines after all, for the line reader
+                        self._feed_text(bytes(carry), raw)
+                        return
+                    carry, skipping = b"", True
                 continue
             block = b"".join((carry, chunk[:cut], blocks.PAD))
             size = len(carry) + cut
             carry = chunk[cut:]
-            if _lone_cr(block, size) or b"\r" in carry[:-1]:
+            if lone_cr(block, size) or b"\r" in carry[:-1]:
                 self._feed_text(block[:size] + carry, raw)
                 return
             self._feed_block(block, size)
 
+    def _long_line(self, ended: bool) -> None:
+        """A line over MAX_LINE bytes (no tap is that long; splitting it would cost gigabytes):
+        counted, reported as not read, never split."""
+        self.last_line += 1
+        self.counts["ignored_lines"] += 1
+        self.unread.append((self.last_line, f"a line of more than {MAX_LINE >> 20} MB"))
+        self.last_raw = "\n" if ended else "…"
+
     def _feed_text(self, head: bytes, raw) -> None:
         """The rest of the stream (``head``, then ``raw``) through the line reader."""
-        stream = io.TextIOWrapper(io.BufferedReader(_Prepended(head, raw)), encoding="utf-8", newline=None)
+        stream = io.TextIOWrapper(io.BufferedReader(Prepended(head, raw)), encoding="utf-8", newline=None)
         self.feed(stream)
 
     def _feed_block(self, data: bytes, size: int) -> None:
@@ -246,13 +195,13 @@ class LineParser:
         self._feed_lines(out)
 
     def _tap_prefix_ok(self, prefix: str) -> bool:
-        return prefix not in (FREE, HEADER) and prefix.isidentifier()
+        return prefix not in (FREE, HEADER) and prefix.isidentifier() and len(prefix) <= PREFIX_LEN
 
     def _feed_lines(self, lines: Iterable[str]) -> None:
         """Parse ``lines`` one by one; the space-form tap is the hot path."""
         space_ok = "space" in self.forms
         name_ids = self.name_ids
-        prefix_ok: dict[str, _Group | None] = {}
+        prefix_ok: dict[str, Group | None] = {}
         lineno = self.last_line
         raw = self.last_raw
         blank = 0
@@ -266,6 +215,10 @@ class LineParser:
         pixel = self.pixel
         for raw in lines:
             lineno += 1
+            if len(raw) > MAX_LINE:
+                self.last_line = lineno - 1
+                self._long_line(ended=raw.endswith("\n"))
+                continue
             parts = raw.split()
             if not parts:
                 blank += 1
@@ -290,6 +243,11 @@ class LineParser:
                         start = len(vals)
                         try:
                             vals.extend(map(float, toks))
+                            # float() also takes "1_00" and non-ASCII digits, which no C prints:
+                            # such a line takes the slow path (names may hold "_" and any letter)
+                            if (raw.count("_") != tok.count("_") + parts[1].count("_") or not raw.isascii()) \
+                                    and not all(map(is_number, toks)):
+                                raise ValueError
                         except ValueError:
                             del vals[start:]  # a partly converted line leaves nothing behind
                         else:
@@ -302,6 +260,7 @@ class LineParser:
                             if seen is None:
                                 arity[name] = (nv, lineno)
                             elif seen[0] != nv:
+                                self.cur_raw = raw
                                 self._arity_problem(group, name, nv, seen, lineno)
                             if nv == 1:
                                 # _digits inlined for the common plain decimal scalar (no call
@@ -319,13 +278,16 @@ class LineParser:
                             if digits:
                                 sk = digits * 8  # kind "number"
                             else:
-                                sk = EXACT * 8 + (1 if all(map(is_int_token, toks)) else 0)
+                                # integers, unless one is too long to be finite as a double
+                                exact_int = all(map(is_int_token, toks)) and all(v - v == 0 for v in vals[start:])
+                                sk = EXACT * 8 + (1 if exact_int else 0)
                             add_name(nid)
                             add_ctx(ctx)
                             add_line(lineno)
                             add_end(v0 + start + nv)
                             add_sk(sk)
                             continue
+                    self.cur_raw = raw
                     self._space_slow(group, parts[1:], lineno)
                     continue
             line = raw.rstrip()
@@ -384,6 +346,10 @@ class LineParser:
             if seen is not None and seen[0] != int(nvs[i]):
                 return None
         vb, length = blocks.value_bytes(lines, taps)
+        if length.size and int(length.max()) > TOKEN_MAX:
+            return None  # a hostile kilobyte token: the line reader caps what it does with it
+        if b"_" in vb:
+            return None  # "1_00": float() reads it, C never prints it; the line reader refuses it
         toks = vb.split()
         if len(toks) != len(length):  # cannot happen for clean lines; never guess
             return None
@@ -411,14 +377,10 @@ class LineParser:
         out = per * 8
         exact = np.flatnonzero(per == 0)
         if exact.size:
-            # every component is an integer or inf/nan: "int" unless one is inf/nan (or spelt
-            # with an underscore, which float() accepts and is_int_token does not)
+            # every component is an integer or inf/nan: "int" unless one is not finite (inf,
+            # nan, or an integer too long for a double)
             in_exact = np.flatnonzero(np.repeat(per == 0, nvs))
-            if b"_" in vb:
-                ok = np.fromiter((_IS_INT(toks[i]) is not None for i in in_exact.tolist()), dtype=bool,
-                                 count=len(in_exact))
-            else:
-                ok = np.isfinite(values[in_exact])
+            ok = np.isfinite(values[in_exact])
             bad_rec = np.repeat(np.arange(len(exact)), nvs[exact])[~ok]
             is_int = np.ones(len(exact), dtype=bool)
             is_int[bad_rec] = False
@@ -462,414 +424,22 @@ class LineParser:
             got = [self._ctx(*key) if c is None else c for key, c in zip(keys, got)]
         return got
 
-    def _space_group(self, prefix: str) -> _Group | None:
+    def _space_group(self, prefix: str) -> Group | None:
         """The group of a ``PREFIX:`` token, or None when it is not a tap prefix (free text, header)."""
-        if prefix in (FREE, HEADER) or not prefix.isidentifier():
+        if prefix in (FREE, HEADER) or not prefix.isidentifier() or len(prefix) > PREFIX_LEN:
             return None
         return self._group(prefix)
 
-    def _group(self, prefix: str) -> _Group:
+    def _group(self, prefix: str) -> Group:
         group = self.groups.get(prefix)
         if group is None:
-            group = self.groups[prefix] = _Group(prefix)
+            group = self.groups[prefix] = Group(prefix)
         return group
 
-    # ------------------------------------------------------------------ slow paths
-    def _space_slow(self, group: _Group, parts: list[str], lineno: int) -> None:
-        """A ``PREFIX: ...`` line that is not a clean numeric tap."""
-        if not parts or not parts[0].isidentifier():
-            self._ignored(lineno)
-            return
-        name = parts[0]
-        if len(parts) > 1 and self._fortran_tap(group, name, parts[1:], lineno):
-            return
-        if len(parts) == 1:
-            self._pending(group, lineno, f"tap {name!r} has no value",
-                          "a space-form tap is 'PREFIX: name v1 [v2 v3]'", "novalue")
-        else:
-            fixed = [_FORTRAN_EXP.sub(r"\1e", t) for t in parts[1:]]
-            bad = parts[1:][fixed.index(first_bad(fixed))]
-            self._pending(group, lineno, f"tap {name!r} has a non-numeric value {bad!r}",
-                          "values must be numbers (inf, -inf, nan allowed); fix the producer's printf",
-                          "nonnumeric")
-        self._ignored(lineno)
 
-    def _fortran_tap(self, group: _Group, name: str, tokens: list[str], lineno: int) -> bool:
-        """``1.0D+00`` exponents (Fortran producers): read them as the numbers they are."""
-        fixed = [_FORTRAN_EXP.sub(r"\1e", t) for t in tokens]
-        values = _floats(fixed)
-        if values is None:
-            return False
-        seen = group.arity.get(name)
-        if seen is None:
-            group.arity[name] = (len(values), lineno)
-        elif seen[0] != len(values):
-            self._arity_problem(group, name, len(values), seen, lineno)
-        self._append(group, name, values, (), lineno, record_digits(fixed), "number", "space")
-        return True
-
-    def _slow(self, line: str, tok: str, rest: str, lineno: int) -> None:
-        if tok == FREE + ":":
-            self._free(rest, line, lineno)
-            return
-        if tok == HEADER + ":":
-            self._header(line, lineno)
-            return
-        if line.startswith("="):
-            if self._banner_header(line, lineno):
-                return
-        colon = tok.find(":")
-        if colon > 0 and colon < len(tok) - 1:
-            if self._eq(line, lineno):
-                return
-        elif colon < 0 and rest and "_" in tok and tok.isidentifier():
-            if self._loop(tok, rest, lineno):
-                return
-        if "\x00" in line and not self.nul_line:
-            self.nul_line = lineno
-        if line.startswith(PIVOT_LINE) and self.pivot is None:
-            # nanoBragg says which pivot it used only in words; the spec's when: edges need it
-            self.pivot = "SAMPLE" if line[len(PIVOT_LINE):].strip().startswith("sample") else "BEAM"
-        self._ignored(lineno)
-
-    def _ignored(self, lineno: int) -> None:
-        self.counts["ignored_lines"] += 1
-
-    def _pending(self, group: _Group, lineno: int, what: str, hint: str, kind: str) -> None:
-        group.pending.append((lineno, what, hint, kind))
-
-    def _arity_problem(self, group: _Group, name: str, n: int, seen: tuple[int, int], lineno: int) -> None:
-        self._pending(group, lineno, f"tap {name!r} has {n} value(s) here but {seen[0]} at line {seen[1]}",
-                      "a tap keeps its arity within a trace; check the producer prints every component",
-                      "arity")
-
-    # ------------------------------------------------------------------ pixel headers
-    def _header(self, line: str, lineno: int) -> None:
-        m = _PIXEL_CONFIG.search(line)
-        if m:
-            self._set_pixel(int(m.group(1)), int(m.group(2)), lineno)
-            return
-        m = _PIXEL_CONFIG_FS.search(line)
-        if m:
-            self._set_pixel(int(m.group(2)), int(m.group(1)), lineno)
-            return
-        self._context(line, lineno)
-
-    def _banner_header(self, line: str, lineno: int) -> bool:
-        m = _PIXEL_BANNER.match(line)
-        if not m:
-            return False
-        first, second = int(m.group(1)), int(m.group(2))
-        order = (m.group(3) or "slow").lower()
-        if order.startswith("f") or order == "x":
-            first, second = second, first
-        self._set_pixel(first, second, lineno)
-        return True
-
-    def _set_pixel(self, slow: int, fast: int, lineno: int) -> None:
-        self.pixel = (slow, fast)
-        if self.pixel not in self.pixel_set:
-            self.pixel_set.add(self.pixel)
-            self.pixels.append(self.pixel)
-        self.counts["header_lines"] += 1
-
-    # ------------------------------------------------------------------ free text
-    def _free(self, rest: str, line: str, lineno: int) -> None:
-        """``TRACE: name v1 v2`` / ``TRACE: name = v1 v2`` are taps; anything else is context."""
-        # Indented TRACE: lines are steps of a narrative (the C build's "TRACE:   a = [...]");
-        # only unindented "TRACE: name numbers" lines are the earlier port's taps.
-        m = _FREE_TAP.match(rest) if "space" in self.forms and rest[:1] != " " else None
-        if m:
-            tokens = m.group(3).split()
-            values = _floats(tokens)
-            if values is not None:
-                group = self._group(FREE)
-                name = m.group(1)
-                digits = record_digits(tokens)
-                seen = group.arity.get(name)
-                if seen is None or seen[0] == len(values):
-                    group.arity.setdefault(name, (len(values), lineno))
-                    kind = "int" if digits == EXACT and all(map(is_int_token, tokens)) else "number"
-                    self._append(group, name, values, (), lineno, digits, kind, "free")
-                    self.free_lines[lineno] = line
-                    return
-        self._context(line, lineno)
-
-    def _context(self, line: str, lineno: int) -> None:
-        self.context.append((SourceLoc(self.path, lineno), line))
-
-    # ------------------------------------------------------------------ = form
-    def _eq(self, line: str, lineno: int) -> bool:
-        prefix, _, after = line.partition(":")
-        if prefix in (FREE, HEADER) or not prefix.isidentifier() or after[:1].isspace():
-            return False
-        key, eq, value = after.partition("=")
-        if not eq or not key.isidentifier():
-            return False
-        if "eq" not in self.forms:
-            return False
-        parsed = parse_eq_value(value)
-        group = self._group(prefix)
-        if parsed.kind != "string":
-            seen = group.arity.get(key)
-            if seen is None:
-                group.arity[key] = (len(parsed.values), lineno)
-            elif seen[0] != len(parsed.values):
-                self._arity_problem(group, key, len(parsed.values), seen, lineno)
-        self._append(group, key, parsed.values, (), lineno, parsed.sigdigits, parsed.kind, "eq",
-                     text=value if parsed.kind in ("string", "matrix", "labelled") else None,
-                     labels=parsed.labels, shape=parsed.shape)
-        return True
-
-    # ------------------------------------------------------------------ loop lines
-    def _loop(self, tok: str, rest: str, lineno: int) -> bool:
-        tokens = rest.split()
-        base, _, suffix = tok.rpartition("_")
-        if not base:
-            return False
-        if tokens[0].endswith(":") and is_int_token(tokens[0][:-1]):
-            return self._loop_indexed(base, suffix, tokens, lineno)
-        pairs = [t.partition("=") for t in tokens]
-        if any(not eq or not k.isidentifier() for k, eq, _ in pairs):
-            return False
-        loop = tuple(sorted((k, int(v)) for k, _, v in pairs if _is_index_key(k) and is_int_token(v)))
-        if not loop:
-            return False
-        if "loop" not in self.forms:
-            return False
-        group = self._group(base)
-        index_keys = {k for k, _ in loop}
-        for key, _, value in pairs:
-            if key in index_keys:
-                continue
-            try:
-                number = float(value)
-            except ValueError:
-                self._pending(group, lineno, f"loop tap {key!r} has a non-numeric value {value!r}",
-                              "loop lines are 'PREFIX_PHI phi_tic=N key=number ...'", "nonnumeric")
-                continue
-            digits = record_digits((value,))
-            kind = "int" if digits == EXACT and is_int_token(value) else "number"
-            self._append(group, key, (number,), loop, lineno, digits, kind, "loop")
-        return True
-
-    def _loop_indexed(self, base: str, suffix: str, tokens: list[str], lineno: int) -> bool:
-        """``TRACE_PY_SOURCE 2: source_weight 1``: the index follows the loop's own prefix."""
-        if len(tokens) < 3 or not tokens[1].isidentifier() or "loop" not in self.forms:
-            return False
-        group = self._group(base)
-        loop = ((LOOP_SUFFIX_KEYS.get(suffix.upper(), suffix.lower()), int(tokens[0][:-1])),)
-        values = _floats(tokens[2:])
-        if values is None:
-            self._pending(group, lineno, f"loop tap {tokens[1]!r} has a non-numeric value "
-                          f"{first_bad(tokens[2:])!r}", "values must be numbers", "nonnumeric")
-            return True
-        digits = record_digits(tokens[2:])
-        self._append(group, tokens[1], values, loop, lineno, digits, "number", "loop")
-        return True
-
-    # ------------------------------------------------------------------ records
-    def _append(self, group: _Group, name: str, values, loop, lineno: int, digits: int, kind: str,
-                dialect: str, *, text=None, labels=(), shape=None) -> None:
-        """A record from a slow path: columns for the engine, and the whole record kept aside."""
-        nid = self.name_ids.get(name)
-        if nid is None:
-            nid = self._new_name(name)
-        pixel = self.pixel
-        values = tuple(values)
-        group.extras[group.lines] = TapRecord(name, values, TapIndex(pixel, loop, 0), SourceLoc(self.path, lineno),
-                                                  digits, kind, text, tuple(labels), dialect, None, shape)
-        group.name.append(nid)
-        group.ctx.append(self._ctx(pixel, loop))
-        group.line.append(lineno)
-        group.vals.extend(values)
-        group.ends.append(group.n_values)
-        group.sk.append(digits * 8 + KINDS.index(kind))
-
-    # ------------------------------------------------------------------ the end
-    def finish(self, *, ends_with_newline: bool, tried: str) -> Trace:
-        if self.nul_line:
-            raise TraceError("binary content (NUL byte)", f"{self.path}:{self.nul_line}",
-                             "this is not a text trace; give the producer's stdout log")
-        chosen = self._choose(tried)
-        self._check_pending(chosen, ends_with_newline)
-        if not ends_with_newline and self.last_line and chosen.lines and chosen.last_line() == self.last_line:
-            self.warnings.append(f"{self.path}:{self.last_line}: the last line has no newline; "
-                                 "the trace may be truncated (the value was kept as printed)")
-        self._drop_others(chosen)
-        return self._trace(chosen)
-
-    def _choose(self, tried: str) -> _Group:
-        groups = {p: g for p, g in self.groups.items() if g.lines}
-        if self.want_prefix is not None:
-            g = groups.get(self.want_prefix)
-            if g is None:
-                seen = ", ".join(sorted(groups)) or "none"
-                raise TraceError(f"no taps with prefix {self.want_prefix!r}", self.path,
-                                 f"prefixes with taps in this file: {seen}")
-            return g
-        if not groups:
-            raise self._nothing_found(tried)
-        real = {p: g for p, g in groups.items() if p != FREE}
-        if not real:
-            return groups[FREE]
-        ranked = sorted(real.values(), key=lambda g: -g.lines)
-        competing = [g for g in ranked if g.lines >= MIN_COMPETING]
-        if len(competing) >= 2:
-            a, b = competing[0], competing[1]
-            first_b = int(b.column(2).min())
-            raise TraceError(
-                f"the file mixes two tap prefixes, {a.prefix} ({a.lines} taps) and {b.prefix} "
-                f"({b.lines} taps, the first here)", f"{self.path}:{first_b}",
-                f"split the log per producer (grep '^{a.prefix}[:_ ]'), or select one with "
-                f"prefix={a.prefix!r} (Python) / --prefix-a and --prefix-b, one of {a.prefix}, {b.prefix} each "
-                f"(nbtrace diff) / --prefix {a.prefix} (nbtrace taps init)")
-        return ranked[0]
-
-    def _nothing_found(self, tried: str) -> TraceError:
-        candidates = [(ln, what) for g in self.groups.values() for ln, what, _, _ in g.pending]
-        hint = f"dialects tried: {tried}; a tap line looks like 'TRACE_C: name 1.5 2.5'"
-        if candidates:
-            ln, what = min(candidates)
-            hint += f"; the nearest candidate, line {ln}: {what}"
-        return TraceError("no trace lines found", self.path, hint)
-
-    def _check_pending(self, chosen: _Group, ends_with_newline: bool) -> None:
-        for lineno, what, hint, kind in chosen.pending:
-            if lineno == self.last_line and not ends_with_newline:
-                if kind == "arity":
-                    self.warnings.append(f"{self.path}:{lineno}: {what}; the file ends without a newline, "
-                                         "so the last line looks truncated")
-                    continue
-                raise TraceError(f"the file ends mid-line: {what}", f"{self.path}:{lineno}",
-                                 "the trace looks truncated; rerun the producer or drop the partial last line")
-            raise TraceError(what, f"{self.path}:{lineno}", hint)
-
-    def _drop_others(self, chosen: _Group) -> None:
-        """Records of other prefixes become context (free text) or ignored lines (stray prefixes)."""
-        for prefix, group in self.groups.items():
-            if group is chosen or not group.lines:
-                continue
-            if prefix == FREE:
-                self.context.extend((SourceLoc(self.path, ln), self.free_lines[ln]) for ln in group.column(2).tolist())
-                continue
-            lines = set(group.column(2).tolist())
-            self.counts["ignored_lines"] += len(lines)
-            self.warnings.append(f"{self.path}: {len(lines)} line(s) with prefix {prefix!r} ignored "
-                                 f"(the taps are {chosen.prefix!r}; first at line {min(lines)})")
-
-    def _trace(self, chosen: _Group) -> Trace:
-        self.context.sort(key=lambda c: c[0].line)
-        columns = self._columns(chosen)
-        for pos, rec in chosen.extras.items():
-            n = int(columns.occurrence[pos])
-            if n:
-                chosen.extras[pos] = rec._replace(index=rec.index._replace(occurrence=n))
-        dialects, digits = _dialect_digits(columns, chosen.extras)
-        meta = {
-            "lines": self.last_line,
-            "blank_lines": self.counts["blank_lines"],
-            "ignored_lines": self.counts["ignored_lines"],
-            "context_lines": len(self.context),
-            "header_lines": self.counts["header_lines"],
-            "warnings": self.warnings,
-            "dialects": dialects,
-            "format_digits": digits,
-            "prefixes": {p: g.lines for p, g in self.groups.items() if g.lines},
-        }
-        if self.pivot is not None:
-            meta["pivot"] = self.pivot
-        dialect = next(iter(dialects)) if len(dialects) == 1 else ("mixed" if dialects else "space")
-        return Trace(path=self.path, records=LazyRecords(columns, self.path, chosen.extras), prefix=chosen.prefix,
-                     dialect=dialect, pixels=tuple(self.pixels), context=tuple(self.context), meta=meta)
-
-    def _columns(self, g: _Group) -> RecordColumns:
-        """The group's columns as read-only numpy arrays (views of the parser's own arrays when
-        there is a single segment: the parser is done with them)."""
-        name, ctx, line, ends, sk, vals = (g.column(k, final=True) for k in range(6))
-        offsets = np.zeros(len(ends) + 1, dtype=np.int64)
-        offsets[1:] = ends
-        out = [name, ctx, line, vals, offsets, sk >> 3, sk & 7, occurrences(ctx, name, len(self.name_list))]
-        for a in out:
-            a.flags.writeable = False
-        return RecordColumns(tuple(self.name_list), name, tuple(self.ctx_list), ctx, out[7], line, offsets, vals,
-                             out[5], out[6])
-
-
-def _dialect_digits(columns: RecordColumns, extras: dict[int, TapRecord]) -> tuple[dict, dict]:
-    """Records per dialect (in order of first appearance) and the most digits each dialect shows."""
-    first: dict[str, int] = {}
-    counts: Counter = Counter()
-    digits: dict[str, int] = {}
-    for pos, r in sorted(extras.items()):
-        first.setdefault(r.dialect, pos)
-        counts[r.dialect] += 1
-        if r.sigdigits != EXACT and r.sigdigits > digits.get(r.dialect, 0):
-            digits[r.dialect] = r.sigdigits
-    n_space = len(columns) - len(extras)
-    if n_space:
-        plain = np.ones(len(columns), dtype=bool)
-        plain[list(extras)] = False
-        first_plain = int(np.argmax(plain))
-        counts["space"] += n_space
-        first["space"] = min(first.get("space", first_plain), first_plain)
-        sig = columns.sigdigits[plain]
-        sig = sig[sig != EXACT]
-        if sig.size:
-            digits["space"] = max(digits.get("space", 0), int(sig.max()))
-    dialects = {d: counts[d] for d in sorted(first, key=first.__getitem__)}
-    return dialects, digits
-
-
-def occurrences(ctx: np.ndarray, name: np.ndarray, n_names: int) -> np.ndarray:
-    """TapIndex.occurrence of each record: how many earlier records share its context (pixel and
-    loop) and name ((n,) int64 codes in, (n,) int64 out)."""
-    n = len(name)
-    if not n:
-        return np.zeros(0, dtype=np.int64)
-    key = ctx * max(n_names, 1) + name
-    span = int(key.max()) + 1
-    if span <= 4 * n + 1024 and np.bincount(key, minlength=span).max() <= 1:
-        return np.zeros(n, dtype=np.int64)  # every (context, name) once: no sort needed
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    run_start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    counts = np.diff(np.r_[run_start, n])
-    out = np.empty(n, dtype=np.int64)
-    out[order] = np.arange(n) - np.repeat(run_start, counts)
-    return out
-
-
-def _lone_cr(data: bytes, size: int) -> bool:
-    """Whether data[:size] holds a carriage return not followed by a newline."""
-    n = data.count(b"\r", 0, size)
-    return n > 0 and data.count(b"\r\n", 0, size) != n
-
-
-class _Prepended(io.RawIOBase):
-    """A raw stream that yields ``head`` and then what ``rest`` (a binary stream) still holds."""
-
-    def __init__(self, head: bytes, rest):
-        self.head, self.rest = memoryview(head), rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        if self.head:
-            n = min(len(b), len(self.head))
-            b[:n] = self.head[:n]
-            self.head = self.head[n:]
-            return n
-        return self.rest.readinto(b)
-
-
-def _is_index_key(key: str) -> bool:
-    return key.endswith("_tic") or key in INDEX_KEYS
-
-
-def _floats(tokens):
-    try:
-        return tuple(map(float, tokens))
-    except ValueError:
-        return None
+def _grow(carry, chunk: bytes) -> bytearray:
+    """``carry`` extended by ``chunk`` in place (amortised: a bytearray over-allocates)."""
+    if not isinstance(carry, bytearray):
+        carry = bytearray(carry)
+    carry += chunk
+    return carry

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 EXACT = 17  # digits credited to integers and non-finite values: they are exact as printed
+TOKEN_MAX = 64  # characters: no printf writes a longer number; longer tokens skip every regex
+INDEX_DIGITS = 18  # an integer index or pixel of more digits is not one (int64-safe)
+# any script's decimal digits: "１００" starts like a number too (and is not one C prints)
+_NUMBER_LIKE = re.compile(r"[+-]?(?:\d|\.\d|inf|nan)", re.IGNORECASE).match
 
 
 def sigdigits(token: str) -> int:
@@ -48,24 +53,51 @@ def record_digits(tokens) -> int:
 
 
 def is_int_token(tok: str) -> bool:
-    return tok.isdigit() or (tok[:1] in "+-" and tok[1:].isdigit())
+    """An integer as C prints it: ASCII digits ("²" and "١" are digits to str.isdigit, not to C)."""
+    digits = tok[1:] if tok[:1] in "+-" else tok
+    return digits.isascii() and digits.isdigit()
+
+
+def is_index(tok: str) -> bool:
+    """An integer that can be a loop index or a pixel: ``is_int_token`` of at most INDEX_DIGITS."""
+    return is_int_token(tok) and len(tok) <= INDEX_DIGITS + 1
+
+
+def is_number(tok: str) -> bool:
+    """Whether ``float`` reads ``tok`` as C's strtod would: ASCII, no Python-only "1_00"."""
+    if not tok.isascii() or "_" in tok:
+        return False
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def number_like(tok: str) -> bool:
+    """Whether a token starts like a number (so a failure to read it is a malformed number, not text)."""
+    return _NUMBER_LIKE(tok) is not None
 
 
 def floats(tokens) -> tuple[float, ...] | None:
-    """The tokens as floats, or None when one is not a number."""
-    try:
-        return tuple(map(float, tokens))
-    except ValueError:
+    """The tokens as floats, or None when one is not a number (C's syntax: see ``is_number``)."""
+    if not all(map(is_number, tokens)):
         return None
+    return tuple(map(float, tokens))
 
 
 def first_bad(tokens) -> str | None:
     for tok in tokens:
-        try:
-            float(tok)
-        except ValueError:
+        if not is_number(tok):
             return tok
     return None
+
+
+def shown(value, limit: int = 40) -> str:
+    """``repr(value)`` for an error line, cut at ``limit`` characters: a hostile kilobyte token is
+    never echoed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 class EqValue(NamedTuple):
@@ -78,8 +110,10 @@ class EqValue(NamedTuple):
     shape: tuple[int, int] | None = None
 
 
-def parse_eq_value(text: str) -> EqValue:
-    """Vectors ``a b c``, matrices ``[a b c; d e f]``, labelled ``X:1 Y:2``, else a string."""
+def parse_eq_value(text: str) -> EqValue | None:
+    """Vectors ``a b c``, matrices ``[a b c; d e f]``, labelled ``X:1 Y:2``, else a string; None
+    for a malformed number (a value that starts like one but is not: "1_00", "1.2e", "0.5x"),
+    which is neither a number nor text the producer meant."""
     stripped = text.strip()
     if stripped.startswith("[") and stripped.endswith("]"):
         matrix = _matrix(stripped[1:-1])
@@ -94,6 +128,8 @@ def parse_eq_value(text: str) -> EqValue:
         labelled = _labelled(tokens)
         if labelled is not None:
             return labelled
+        if number_like(tokens[0]):
+            return None
     return EqValue("string", (), EXACT)
 
 

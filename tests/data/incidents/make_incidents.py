@@ -254,7 +254,10 @@ INCIDENTS: dict[str, tuple[Run, Run]] = {
         "F_latt_a": _scale(1 / 5), "F_latt_b": _scale(1 / 5), "F_latt_c": _scale(1 / 5)})),
     "r05_svec_two_pi": (BASE, replace(BASE, hooks={"scattering_vec_A_inv": _scale(2 * math.pi)})),
     "r07_mosflm_half_pixel": (BASE, replace(BASE, hooks={"pix0_vector_meters": _half_pixel_fast})),
+    # a -mat scaled by 1/λ once more: every reciprocal vector ×1/λ, so the real vectors built
+    # from them (a = (b*×c*)·V) come out ×λ and h = a·S with them
     "r09_mosflm_lambda_twice": (BASE, replace(BASE, hooks={
+        "rot_a_angstroms": _scale(1.2), "rot_b_angstroms": _scale(1.2), "rot_c_angstroms": _scale(1.2),
         "rot_a_star_A_inv": _scale(1 / 1.2), "rot_b_star_A_inv": _scale(1 / 1.2),
         "rot_c_star_A_inv": _scale(1 / 1.2)})),
     "r11_phi_midpoint": (replace(BASE, osc_deg=0.5), replace(BASE, osc_deg=0.5, hooks={
