@@ -19,10 +19,9 @@ CLI = DATA / "cli"
 SPEC = str(ROOT / "tap_specs" / "nanobragg.yaml")
 
 PINNED = (
-    'DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components, i.e. a\n'
-    'length in m where Å was expected\n'
-    'Port = reference × 1e-10 in all 3 components, i.e. a length in m where Å was\n'
-    'expected (inside a dimensionless product); 1 later tap inherits it.\n'
+    'DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components\n'
+    'Port = reference × 1e-10 in all 3 components (one constant ratio, not a known\n'
+    'unit or run factor of a dimensionless value); 1 later tap inherits it.\n'
     '\n'
     '3 taps compared over 3 matched records: 1 introduced, 1 inherited, 1 agree; only\n'
     'in A: 0 record(s) of 0 tap(s), only in B: 1 record(s) of 1 tap(s).\n'

@@ -217,10 +217,11 @@ def test_init_then_diff_of_a_real_log_against_itself_agrees(prefix, tmp_path, ca
     assert data["counts"]["matched"] > 0 and data["counts"]["divergent"] == 0
 
 
-# (log, tap perturbed): the first four print a downstream tap BEFORE the perturbed one (a
-# print-order chain named fdet_after_rotz, rot_a_angstroms, omega_pixel_sr, pix0_after_twotheta);
+# (log, tap perturbed): 527, 415/close_distance_meters and 484 print a downstream tap BEFORE the
+# perturbed one (a print-order chain named fdet_after_rotz, omega_pixel_sr, pix0_after_twotheta);
+# 415/rot_a_angstroms: the reciprocal vectors printed after it are computed from it (issue 9's edge);
 # 399 holds only names no shipped spec knows (pipeline order: everything printed after it moves).
-PERTURBED = [("527", "angles_rad"), ("415", "rot_a_star_A_inv"), ("415", "close_distance_meters"),
+PERTURBED = [("527", "angles_rad"), ("415", "rot_a_angstroms"), ("415", "close_distance_meters"),
              ("484", "twotheta_axis"), ("105", "Fbeam_m"), ("583", "pix0_vector_meters"),
              ("583", "scattering_vec_A_inv"), ("399", "real_a_reconstructed")]
 
@@ -273,6 +274,6 @@ def test_init_when_edges_follow_the_shipped_spec():
     spec = parse_spec(scaffold_spec(read_trace(ROOT / "tests" / "data" / "incidents" / "r07_mosflm_half_pixel"
                                                / "reference.log")), "s.yaml")
     assert spec.get("pix0_vector").after == ("Fbeam_m", "Sbeam_m", "distance_m")
-    assert spec.get("Fbeam_m").when == (("pivot", "SAMPLE", ("pix0_vector",)),)
+    assert spec.get("Fbeam_m").when == (("pivot", "SAMPLE", ("pix0_vector", "distance_m")),)
     assert spec.specialize({"pivot": "SAMPLE"}).get("pix0_vector").after == ()
     assert spec.get("F_cell").after == ("hkl_rounded", "structure_factors")

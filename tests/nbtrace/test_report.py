@@ -32,7 +32,7 @@ def test_console_opens_with_root_cause_then_totals_then_taps(result):
     opening, rest = out.split("\n\n", 1)
     head, explanation = opening.split("\n", 1)
     # one short line, verdict word first; the engine's whole sentence below it (backticks dropped)
-    assert head == "DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components, i.e. a length in m where Å was expected"
+    assert head == "DIVERGE: root cause q_vec: port = reference × 1e-10 in all 3 components"
     assert len(head) <= 120 and "`" not in out
     assert " ".join(explanation.split()) == result.headline.replace("`", "").replace("`q_vec` is the first divergence: ", "").replace("q_vec is the first divergence: p", "P")
     lines = rest.splitlines()
