@@ -1,7 +1,7 @@
 """Real C/port pairs from the earlier nanoBragg port, diffed unchanged (issue 9, item 6).
 
-Each test records what nbtrace says about one pair of real logs (tests/data/wild/, copied
-unchanged from ../shared/traces/wild/) and why that is right: the tap the port engineer had to
+Each test records what nbtrace says about one pair of real logs (tests/data/wild/: the real logs,
+copied unchanged) and why that is right: the tap the port engineer had to
 fix, with its factor, or why the pair is not a pair of the same run. tests/data/wild/PAIRS.md
 tabulates them. Four pairs are the engineers' own hand diffs (`diff -u C.log port.log` committed
 as trace_diff.*): the test takes the two sides out of the unified diff in memory; the file is
