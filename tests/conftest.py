@@ -7,12 +7,15 @@
   TMPDIR) go under pytest's own session folder, which pytest rotates: a test run leaves no
   ``nbtrace-capture-*`` folders in the system temp dir.
 - torch's intra-op thread count is put back after each test that changed it.
+- One build of the C reference per session (`nbref`), in a private cache, for every test that runs it.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,3 +46,25 @@ def _torch_thread_count_restored():
     yield
     if before is not None and torch.get_num_threads() != before:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def c_compiler() -> str:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("these tests need a C compiler (cc or gcc) on PATH")
+    return cc
+
+
+@pytest.fixture(scope="session")
+def nbref(tmp_path_factory, c_compiler) -> Path:
+    """The reference binary built by nbtrace.run.cbuild from simulator/c, cached in a temp dir."""
+    from nbtrace.run import cbuild
+
+    cache = tmp_path_factory.mktemp("nbref-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NBTRACE_CACHE", str(cache))
+    try:
+        return cbuild.ensure_built()
+    finally:
+        mp.undo()

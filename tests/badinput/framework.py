@@ -85,3 +85,31 @@ def check(case: Case, tmp: Path, monkeypatch, capsys) -> None:
         assert case.message in errors[0], errors[0]
     for name in case.creates:
         assert (tmp / _fill(name, tmp)).is_file(), f"{name} was not written"
+
+
+def check_table_row(files: dict[str, bytes], argv: list[str], code: int, expected: str, tmp: Path, monkeypatch,
+                    capsys) -> None:
+    """The tables of test_parse.py and test_engine.py: ({name: bytes}, argv, exit code, message). Runs
+    nbtrace's main() in ``tmp``; a refusal (exit 2) is one short line on stderr and nothing on stdout;
+    a verdict's message is looked for in stdout, with runs of white space folded (the console wraps)."""
+    import time
+
+    from nbtrace.cli import main
+
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    monkeypatch.chdir(tmp)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "400")
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    took = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert exc.value.code == code, (out, err)
+    said = err if code == 2 else out
+    assert " ".join(expected.split()) in " ".join(said.split()), said[:3000]
+    if code == 2:
+        assert out == "" and err.count("\n") == 1 and len(err) < 600, err[:2000]
+    assert "Traceback" not in out + err
+    assert took < 10, f"{argv} took {took:.1f} s"

@@ -8,11 +8,10 @@ may raise (a traceback), take more than a few seconds, or print an error of more
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from nbtrace.cli import main
+from badinput.framework import check_table_row
 
 C = b"TRACE_C: F_cell 100\nTRACE_C: steps 1\n"
 PY = b"TRACE_PY: F_cell 100\nTRACE_PY: steps 1\n"
@@ -127,21 +126,4 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input(case, tmp_path, monkeypatch, capsys):
-    files, argv, code, expected = CASES[case]
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "400")
-    start = time.perf_counter()
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    took = time.perf_counter() - start
-    out, err = capsys.readouterr()
-    assert exc.value.code == code, (out, err)
-    said = err if code == 2 else out
-    assert expected in said, said[:2000]
-    if code == 2:
-        assert out == "" and err.count("\n") == 1 and len(err) < 600, err[:2000]
-    assert "Traceback" not in out + err
-    assert took < 10, f"{case} took {took:.1f} s"
+    check_table_row(*CASES[case], tmp_path, monkeypatch, capsys)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -84,19 +83,6 @@ def test_simulator(row, capsys, tmp_path, monkeypatch):
     if row.code == 2:
         assert err.count("\n") == 1 and err.startswith("nbsim: error: ") and row.message in err, err
         assert out == ""
-
-
-@pytest.fixture(scope="module")
-def nbref(tmp_path_factory) -> Path:
-    """The C reference built from simulator/c into a private cache."""
-    from nbtrace.run import cbuild
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NBTRACE_CACHE", str(tmp_path_factory.mktemp("nbref-cache")))
-    try:
-        return cbuild.ensure_built()
-    finally:
-        mp.undo()
 
 
 @pytest.mark.parametrize("row", [r.param() for r in ROWS if r.c_too])

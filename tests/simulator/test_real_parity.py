@@ -40,19 +40,6 @@ MAX_SUM_RATIO_ERROR = 1e-6
 _HEADER = re.compile(r"TRACE_CONFIG: tracing pixel \(spixel=(\d+), fpixel=(\d+)\)")
 
 
-@pytest.fixture(scope="module")
-def nbref(tmp_path_factory) -> Path:
-    """The C reference built from simulator/c into a private cache."""
-    from nbtrace.run import cbuild
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NBTRACE_CACHE", str(tmp_path_factory.mktemp("nbref-cache")))
-    try:
-        return cbuild.ensure_built()
-    finally:
-        mp.undo()
-
-
 def nb_args(case: dict) -> list[str]:
     return case["args"].replace("{hkl}", str(HKL)).split()
 
