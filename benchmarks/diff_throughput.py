@@ -3,7 +3,8 @@
     python benchmarks/diff_throughput.py [--lines 1000000] [--tracemalloc] [--profile]
 
 Writes a reference and a port trace (many pixels x the per-pixel chain of the C build, values
-%.17g; the port has hkl_frac x1e10 at every pixel) into a temporary directory, then times each
+%.17g; the port has hkl_frac x1e10 at every pixel, and the lattice and intensity taps it feeds
+halved, so the divergence reaches the image and is the root cause) into a temporary directory, then times each
 stage in-process (wall and CPU: the machine may be shared, so CPU seconds are the steadier
 figure) and the CLI end to end in fresh processes. Prints peak memory (ru_maxrss of the parent
 and of the parse worker; tracemalloc peak with --tracemalloc, measured in a separate pass).
@@ -33,13 +34,16 @@ CHAIN = [  # (name, arity) of the per-pixel chain, then the scaling block
     ("I_pixel_final", 1), ("floatimage_accumulated", 1),
 ]
 LINES_PER_PIXEL = len(CHAIN) + 1  # + the TRACE_CONFIG header
+# the port's fault: hkl_frac x1e10, and what it feeds (F_latt and the intensities) changed with it
+PORT_SCALE = {"hkl_frac": 1e10, **{n: 0.5 for n in ("F_latt_a", "F_latt_b", "F_latt_c", "F_latt", "I_before_scaling",
+                                                 "I_pixel_final", "floatimage_accumulated")}}
 
 
 def write_traces(directory: str, n_lines: int) -> tuple[str, str]:
     n_pix = max(1, n_lines // LINES_PER_PIXEL)
     side = int(math.ceil(math.sqrt(n_pix)))
     paths = []
-    for prefix, scale in (("TRACE_C", 1.0), ("TRACE_PY", 1e10)):
+    for prefix, port in (("TRACE_C", False), ("TRACE_PY", True)):
         path = os.path.join(directory, f"{prefix}.log")
         with open(path, "w") as fh:
             for p in range(n_pix):
@@ -47,7 +51,7 @@ def write_traces(directory: str, n_lines: int) -> tuple[str, str]:
                 out = [f"TRACE_CONFIG: tracing pixel (spixel={s}, fpixel={f})"]
                 for k, (name, n) in enumerate(CHAIN):
                     base = 0.1 + 1e-3 * s + 1e-5 * f + k
-                    vals = [base * (c + 1) * (scale if name == "hkl_frac" else 1.0) for c in range(n)]
+                    vals = [base * (c + 1) * (PORT_SCALE.get(name, 1.0) if port else 1.0) for c in range(n)]
                     if name in ("steps", "hkl_rounded"):
                         text = " ".join(str(int(v)) for v in vals)
                     else:
