@@ -35,7 +35,7 @@ def run(argv, capsys, monkeypatch):
 def test_check_shipped_spec_by_name(capsys, monkeypatch):
     code, out, err = run(["taps", "check", "nanobragg"], capsys, monkeypatch)
     assert code == 0 and err == ""
-    assert out.endswith("nanobragg.yaml: ok: spec 'nanobragg', 98 taps, 10 with aliases, 118 after-edges, "
+    assert out.endswith("nanobragg.yaml: ok: spec 'nanobragg', 100 taps, 15 with aliases, 120 after-edges, "
                         "loops: phi_tic, source\n")
     assert out.count("\n") == 1
 
@@ -73,7 +73,7 @@ def test_show_json_round_trips_the_spec(capsys, monkeypatch):
     code, out, _ = run(["taps", "show", "nanobragg", "--json"], capsys, monkeypatch)
     assert code == 0
     data = json.loads(out)
-    assert data["spec"] == "nanobragg" and len(data["taps"]) == 98
+    assert data["spec"] == "nanobragg" and len(data["taps"]) == 100
     svec = next(t for t in data["taps"] if t["name"] == "scattering_vec_A_inv")
     assert svec["unit"] == "m^-1" and svec["shape"] == [3]
     assert svec["after"] == ["diffracted_vec", "incident_vec", "lambda_meters"]

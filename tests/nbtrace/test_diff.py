@@ -185,18 +185,17 @@ def test_headerless_reference_is_aligned_as_the_port_pixel_without_claiming_forc
     assert [f.verdict.tap for f in r.immaterial] == ["scattering_vec_A_inv"]
     assert r.root_cause.tap in ("F_latt_a", "F_latt_c")
     compared = [f for f in r.findings if f.status not in ("missing", "incomplete")]
-    assert len(compared) == 10  # every per-pixel tap B printed
+    assert len(compared) == 15  # every per-pixel tap B printed, its prose lines ("Omega (solid angle) = …") included
 
 
-def test_headerless_old_port_trace_with_one_tap_is_one_sided():
-    # the earlier port's trace before the fix prints Fluence and Oversample as taps; the rest
-    # ("Omega (solid angle) = ...") is free text the parser does not read as taps
+def test_headerless_old_port_prose_trace_is_compared_through_the_spec_aliases():
+    # the earlier port's trace before the fix prints prose ("Omega (solid angle) = ...", "Final
+    # intensity = ..."): read under the spec's aliases, it shares 6 per-pixel taps with the C
     r = diff_traces(read_trace(WILD / "at002_c_trace_pixel_64_79.log"),
                     read_trace(WILD / "at002_py_trace_pixel_64_79.log"), default_spec())
     assert not r and r.to_json()["verdict"] == "diverge"
-    assert r.headline.startswith("One-sided comparison: only 1 per-pixel tap(s) were printed by both sides "
-                                 "(A printed 22, B printed 1;")
-    assert "B had: fluence_photons_per_m2 (+ 9 free-text line(s) not read as taps)." in r.headline
+    assert r.root_cause.tap == "I_pixel_final" and not r.nothing_compared
+    assert r.incomplete  # and says what the port never printed
 
 
 def test_a_divergent_tap_without_pixel_is_not_called_a_setup_value():

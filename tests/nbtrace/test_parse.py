@@ -187,7 +187,7 @@ def test_wild_phi_logs_c_and_port():
 # ----------------------------------------------------------------------------- free text
 
 
-def test_free_text_is_context_except_exact_tap_shapes():
+def test_free_text_narrative_and_prose_are_read():
     text = ("TRACE:   a = [100, 6.12323e-15, 6.12323e-15] |a| = 100\n"
             "TRACE: hkl_frac -2.895410539067e-02 5.915072752708e-17 9.660046891604e-01\n"
             "TRACE: scattering_vec_A_inv = -2.895410539067e-04 0.000000000000e+00 9.660046891604e-03\n"
@@ -195,11 +195,13 @@ def test_free_text_is_context_except_exact_tap_shapes():
     t = parse_text(text)
     assert t.prefix == "TRACE"
     # the C's narrative step (indented) is read too, with the %g precision it is printed with
-    assert [r.name for r in t.records] == ["a", "hkl_frac", "scattering_vec_A_inv"]
+    # ... and so is the earlier port's prose, named by its words, at the precision it shows
+    assert [r.name for r in t.records] == ["a", "hkl_frac", "scattering_vec_A_inv", "Final_intensity"]
+    assert t.records[3].values == (2121.363563786,) and t.records[3].sigdigits == 13
     assert by_name(t, "scattering_vec_A_inv")[0].values == (-2.895410539067e-04, 0.0, 9.660046891604e-03)
     assert t.records[1].sigdigits == 13 and t.records[1].dialect == "free"
     assert t.records[0].values == (100, 6.12323e-15, 6.12323e-15) and t.records[0].sigdigits == 6
-    assert [c[1] for c in t.context] == [text.splitlines()[3]]
+    assert tuple(t.context) == ()
 
 
 def test_free_text_taps_become_context_beside_a_real_prefix():
@@ -233,9 +235,10 @@ def test_wild_port_log_earlier_port_dialect():
     assert t.prefix == "TRACE" and t.pixels == ((64, 79),)
     assert by_name(t, "hkl_frac")[0].values == (-2.895410539067e-02, 5.915072752708e-17, 9.660046891604e-01)
     assert by_name(t, "F_cell")[0].index == TapIndex((64, 79), (), 0)
-    assert "TRACE: Omega (solid angle) = 1.591398717363e-05" in [c[1] for c in t.context]
+    assert by_name(t, "Omega_solid_angle")[0].values == (1.591398717363e-05,)  # its prose, read
     buggy = read_trace(WILD / "at002_py_trace_pixel_64_79.log")
-    assert buggy.names() == ["Fluence", "Oversample"]
+    assert buggy.names() == ["Final_intensity", "Normalized_intensity", "Position_m", "Position_Å", "Airpath_m",
+                             "a_first", "Omega_solid_angle", "r_e_2", "Fluence", "Oversample"]
 
 
 def test_wild_tilted_setup_blocks():

@@ -74,12 +74,17 @@ def test_at002_fixed_port_inverse_angstrom_print_is_immaterial():
     assert r.verdict == "diverge" and r.incomplete  # the port printed 10 of the C's 22 per-pixel taps
 
 
-def test_at002_port_before_the_fix_printed_too_little_to_compare():
-    # The pre-fix port (the polarization incident) printed its values as prose ("Omega (solid
-    # angle) = ..."): one tap in common, which nbtrace refuses to call a comparison.
+def test_at002_port_before_the_fix_names_the_final_scaling():
+    # The pre-fix port (the polarization incident, incidents.md row 8) printed its values as prose
+    # ("Omega (solid angle) = ...", "Final intensity = ..."), read under the spec's aliases: the
+    # geometry and scale factors it printed agree, the final intensity is ×1.0018 (the Kahn factor
+    # it left out at this pixel), and it never printed polar or the chain before the scaling.
     r = diff(WILD / "at002_c_trace_pixel_64_79.log", WILD / "at002_py_trace_pixel_64_79.log")
-    assert r.verdict == "diverge" and r.nothing_compared
-    assert r.headline.startswith("One-sided comparison: only 1 per-pixel tap(s) were printed by both sides")
+    assert r.verdict == "diverge" and r.root_cause.tap == "I_pixel_final"
+    assert finding(r, "I_pixel_final").verdict.ratio == pytest.approx(2121.363563786 / 2117.55880649785, rel=1e-9)
+    for tap in ("pixel_pos_meters", "R_distance_meters", "omega_pixel_sr", "r_e_sqr", "fluence_photons_per_m2"):
+        assert finding(r, tap).status == "agree", tap
+    assert r.incomplete  # 16 per-pixel taps the C printed are missing from the port's trace
 
 
 def test_at002_debug_trace_reciprocal_vectors_used_for_h():

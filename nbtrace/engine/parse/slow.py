@@ -38,6 +38,7 @@ _PIXEL_BANNER = re.compile(r"^=+\s*TRACE:?\s*Pixel\s*\(\s*" + _N + r"\s*,\s*" + 
 # linear: the mantissa's digit runs cannot trade characters, so a long token fails in one pass
 _FORTRAN_EXP = re.compile(r"^([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[dD](?=[-+]?[0-9]+$)")
 _FREE_TAP = re.compile(r"^([A-Za-z_]\w*)\s*(=)?\s+(\S.*)$")
+_PROSE_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _BARE_LIST = re.compile(r"^\[([^\[\]]*)\]$")
 _GRID_KEY = re.compile(r"^\[[0-9, ]{1,40}\]$")  # TRACE_PY_TRICUBIC: [0,1,2]=127.9
 
@@ -229,9 +230,10 @@ class SlowPaths:
                     self._append(group, name, values, (), lineno, digits, kind, "free")
                     self.free_lines[lineno] = line
                     return
-        # the C's crystal block is indented, or labelled ("Direct-space cell volume: V_cell = …");
-        # the earlier port's unindented prose ("Final intensity = …") stays context
+        # the C's crystal block is indented, or labelled ("Direct-space cell volume: V_cell = …")
         block = rest[:1] == " " or ":" in rest.partition("=")[0]
+        if space and not block and self._prose(rest, line, lineno):
+            return
         taps = narrative_taps(rest) if space and block else None
         if taps:
             group = self._group(CRYSTAL)
@@ -246,6 +248,27 @@ class SlowPaths:
                 self.free_lines[lineno] = line
                 return
         self._context(line, lineno)
+
+    def _prose(self, rest: str, line: str, lineno: int) -> bool:
+        """The earlier port's unindented prose, one value or vector a line ("TRACE: Omega (solid
+        angle) = 1.59e-05", "TRACE: Position (m) = 0.1, 0, 0.006"): a tap named by its words
+        (``Omega_solid_angle``; the shipped spec aliases them to the chain), at the precision it
+        shows. False when the line states no single value (a title, a formula)."""
+        taps = narrative_taps(rest)
+        if not taps or len(taps) != 1:
+            return False
+        name, values, _ = taps[0]
+        tokens = _PROSE_NUMBER.findall(rest.rpartition("=")[2])
+        if len(tokens) != len(values):
+            return False
+        group = self._group(FREE)
+        seen = group.arity.get(name)
+        if seen is not None and seen[0] != len(values):
+            return False
+        group.arity.setdefault(name, (len(values), lineno))
+        self._append(group, name, values, (), lineno, record_digits(tokens), "number", "free")
+        self.free_lines[lineno] = line
+        return True
 
     def _context(self, line: str, lineno: int) -> None:
         self.context.append((SourceLoc(self.path, lineno), line))
