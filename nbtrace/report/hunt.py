@@ -140,11 +140,14 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
         lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor!r}" if rc.factor is not None else ""))
         lines.append(f"  explanation  {plain(rc.explanation)}")
         named = [p.pixel for p in r.pixels if p.root_tap == rc.tap]
-        agreeing = [p.pixel for p in r.pixels if p.root_tap is None]
+        agreeing = [p.pixel for p in r.pixels if pixel_verdict(p) == "agrees"]
+        immaterial = [p.pixel for p in r.pixels if pixel_verdict(p) == "immaterial only"]
         if named:
             lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
         if agreeing:
             lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        if immaterial:
+            lines.append(f"  unaffected   {_pix_list(immaterial)} differ only in immaterial taps")
         for pat in r.patterns:
             lines.append(f"  {'pattern':<12} {pat.text}")
         ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
@@ -218,13 +221,22 @@ def _offsets(a, b) -> str | None:
     return "[" + ", ".join(repr(float(y) - float(x)) for x, y in zip(a, b)) + "]"
 
 
+def pixel_verdict(p) -> str:
+    """A traced pixel's word in the tables: its root-cause tap (and factor); "agrees" only when
+    nothing at all differs there, never for a pixel whose only differences are immaterial."""
+    if p.root_tap is not None:
+        return p.root_tap + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
+    if p.n_divergent:  # divergent taps without a root cause: none of them reaches the output
+        return "immaterial only"
+    return "incomplete" if p.n_incomplete else "agrees"
+
+
 def pixel_table(r: HuntResult, width: int = 100) -> list[str]:
     """The traced pixels, numbered as in the figures. A long tap name or reason wraps inside its
     own column (the table keeps its shape at any width); numbers never wrap."""
     import textwrap
 
-    verdicts = [(p.root_tap or "agrees") + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
-                for p in r.pixels]
+    verdicts = [pixel_verdict(p) for p in r.pixels]
     rows = [(str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.6g}", f"{p.b_value:.6g}", v, p.reason)
             for i, (p, v) in enumerate(zip(r.pixels, verdicts), 1)]
     head = ("#", "(slow, fast)", "C photons", "port photons", "first divergent tap", "why chosen")

@@ -80,6 +80,7 @@ class PixelOutcome:
     # here or a reference component is 0): shows whether a factor is constant across the detector
     root_ratio: tuple[float, ...] | None = None
     two_theta_deg: float | None = None  # the reference's 2θ here (from its cos_2theta tap)
+    n_incomplete: int = 0  # taps of the reference the port never printed (or printed fewer times) here
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +230,7 @@ def _diff_pixels(ta, tb, chosen, spec, ctx):
         rc = r.root_cause
         outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
                                      rc.kind if rc else None, rc.factor if rc else None, len(r.divergent),
-                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r)))
+                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r), len(r.incomplete)))
     return combined, tuple(outcomes)
 
 
