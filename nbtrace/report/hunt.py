@@ -31,6 +31,8 @@ def headline(r: HuntResult) -> str:
         agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
         tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
             "; found by the region maps (the usual traced pixels agreed)"
+        if r.options.replay:  # what the replay could not fix: a bug downstream of the replayed taps
+            tail += f" (with {_replayed(r)} replayed from the C trace)"
         return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
@@ -38,6 +40,9 @@ def headline(r: HuntResult) -> str:
         # the traced pixels differ without a cause reaching the output (immaterial differences,
         # or taps the port never printed): the diff's own sentence says which
         return f"DIVERGE (the traces, not the images): {r.diff.headline[:-1]}; {img}."
+    if r.options.replay and not r.images and r.diff is not None and r.diff.verdict == "agree":
+        return (f"DIVERGE at or upstream of {_replayed(r)}: with {_replayed(r)} replayed from the C trace, every "
+                f"traced tap agrees; the images (rendered without replay) show what the port computes itself; {img}.")
     if not r.images:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")
@@ -77,6 +82,8 @@ def short_headline(r: HuntResult) -> str:
         return fit(f"DIVERGE: root cause {_tap_label(rc)}: ", first_clause(plain(_short_explanation(rc))))
     if r.maps is not None and not r.maps:
         return clip(f"DIVERGE: {r.maps.summary()[0]}")
+    if r.options.replay and not r.images and r.diff is not None and r.diff.verdict == "agree":
+        return clip(f"DIVERGE at or upstream of {_replayed(r)}: the traced pixels agree once it is replayed")
     if not r.images:
         return "DIVERGE: the images disagree, but no traced tap diverges"
     long = headline(r)
@@ -88,6 +95,10 @@ def short_headline(r: HuntResult) -> str:
     how = ("bit-identical images" if m.max_abs_diff == 0 else "images identical to float32 storage"
            if "pixels_capture_s" not in r.timings else "images within the thresholds")
     return clip(f"AGREE: the port reproduces the reference ({how}, {len(r.pixels)} traced pixels agree)")
+
+
+def _replayed(r) -> str:
+    return " and ".join(r.options.replay)
 
 
 def _tap_label(rc) -> str:
@@ -106,6 +117,9 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
     lines.append(f"configuration: {cfg}" + ("   (built-in default)" if r.default_config else ""))
     if r.options.inject:
         lines.append(f"injected into the port: {', '.join(r.options.inject)}")
+    if r.options.replay:
+        lines.append(f"replayed: {', '.join(r.options.replay)} — the port's traced pixels took these taps' values "
+                     "from the C trace of the same pixels (the images were rendered without replay)")
     lines.append("")
     lines.append("inputs (compared before any physics):")
     for d in r.input_differences:
@@ -123,7 +137,10 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
     lines += metrics_lines(r.images.full, r.images.thresholds)
     lines.append("")
     n_fixed = sum(1 for p in r.pixels if p.reason in FIXED_REASONS + FIXED_ROI_REASONS)
-    if "pixels_capture_s" in r.timings:
+    if r.options.replay:
+        lines.append(f"traced pixels (all {len(r.pixels)} traced again after the renders, the C side first, then the "
+                     f"port with {_replayed(r)} replayed from that C trace):")
+    elif "pixels_capture_s" in r.timings:
         live = "-trace_pixels_after" in ((r.meta.get("py") or {}).get("argv") or [])
         how = ("by the port's own render run and one more C run" if live else "in one more run per side")
         lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
@@ -298,6 +315,7 @@ def to_json(r: HuntResult) -> dict:
     doc["verdict"] = r.verdict
     doc["headline"] = headline(r)
     doc["headline_short"] = short_headline(r)
+    doc["replayed"] = list(r.options.replay)  # taps the port's traced pixels took from the C trace
     if r.root is not None:
         doc["root_cause"] = r.root.to_json()
     doc["root_cause_patterns"] = [p.to_json() for p in r.patterns]
