@@ -84,6 +84,10 @@ def short_headline(r: HuntResult) -> str:
         return clip(f"DIVERGE: {r.maps.summary()[0]}")
     if r.options.replay and not r.images and r.diff is not None and r.diff.verdict == "agree":
         return clip(f"DIVERGE at or upstream of {_replayed(r)}: the traced pixels agree once it is replayed")
+    if r.diff is not None and r.diff.verdict != "agree":
+        # immaterial differences only, or taps the port never printed: exit 1, so never "AGREE"
+        what = first_clause(plain(r.diff.headline)).rstrip(".")
+        return fit("DIVERGE (the traces, not the images): ", what[:1].lower() + what[1:])
     if not r.images:
         return "DIVERGE: the images disagree, but no traced tap diverges"
     long = headline(r)
