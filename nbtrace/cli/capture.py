@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from nbtrace.cli.options import all_option
 from nbtrace.errors import UsageError
 from nbtrace.run.limits import MAX_PIXELS, MAX_STEPS
 
@@ -90,8 +91,9 @@ def _progress(msg: str) -> None:
               help="'both': directory for c.trace, py.trace (+ .meta.json). Default: a new temporary directory.")
 @click.option("--format", "fmt", type=click.Choice(["console", "md", "json"]), default="console",
               show_default=True, help="'both': diff report format.")
+@all_option
 def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, inject, replay, replay_ref, dtype,
-            timeout, max_pixels, max_steps, out_dir, fmt):
+            timeout, max_pixels, max_steps, out_dir, fmt, all_rows):
     """Run the C and/or PyTorch producer once (fresh temp dir, timeout) and keep the trace.
 
     \b
@@ -100,8 +102,9 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     nbtrace capture both --pixel 200 300 --out run1 -- <nanoBragg args>
 
     'both' runs the two producers side by side, writes DIR/c.trace and DIR/py.trace (each with
-    a .meta.json provenance sidecar), prints the diff of the traced pixels (and, with --roi, of
-    the region dumps) and exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
+    a .meta.json provenance sidecar), prints the diff of the traced pixels as `nbtrace diff` does
+    (verdict word first; only the taps that need attention unless --all) and, with --roi, the
+    diff of the region dumps; it exits 0 (agree) or 1 (diverge); 2 on bad input or a failing producer.
     NB_C_BIN or --c-bin replaces the C reference by your own instrumented build.
     """
     from nbtrace.cli import require_sim
@@ -120,6 +123,8 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
     common = dict(pixels=pixels, roi=roi, c_bin=c_bin, port_cmd=port_cmd, timeout=timeout, progress=_progress,
                   max_pixels=max_pixels, max_steps=max_steps)
     if side != "both":
+        if all_rows:
+            raise UsageError("--all is for 'both'", hint=f"'capture {side}' writes a trace and prints no diff")
         if out_dir is not None:
             raise UsageError("--out is for 'both'", hint=f"use -o FILE with '{side}'")
         capture(side, list(nb_args), dump=dump, image=image, out_trace=output, inject=inject, dtype=dtype,
@@ -129,10 +134,10 @@ def command(side, nb_args, pixels, roi, output, image, dump, c_bin, port_cmd, in
         raise UsageError("-o is for 'c' or 'py'", hint="with 'both' use --out DIR")
     if replay or replay_ref is not None:
         raise UsageError("--replay is for 'capture py'", hint="capture the reference first, then 'capture py --replay'")
-    return _both(list(nb_args), out_dir, image, dump, inject, dtype, fmt, common)
+    return _both(list(nb_args), out_dir, image, dump, inject, dtype, fmt, all_rows, common)
 
 
-def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
+def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, all_rows, common) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from nbtrace.run.capture import capture
@@ -176,7 +181,7 @@ def _both(nb_args, out_dir, image, dump, inject, dtype, fmt, common) -> int:
         return 0
     code = record_verdict(0 if all(ok for ok, _ in parts.values()) else 1)
     _save_reports(parts, out_dir)  # before printing: a reader closing the pipe early must not cost the files
-    print_reports(parts, fmt)
+    print_reports(parts, fmt, all_rows=all_rows)
     return code
 
 
@@ -221,7 +226,8 @@ def region_diff(c_dump: Path, py_dump: Path):
     return bool(result), result
 
 
-def print_reports(parts: dict, fmt: str) -> None:
+def print_reports(parts: dict, fmt: str, *, all_rows: bool = False) -> None:
+    """The trace diff exactly as `nbtrace diff` prints it (same renderer), then the region's."""
     import json
 
     from nbtrace.cli.maps import render_text
@@ -232,6 +238,11 @@ def print_reports(parts: dict, fmt: str) -> None:
         click.echo(json.dumps(docs[next(iter(docs))] if len(docs) == 1 else docs, indent=2))
         return
     for name, (_, res) in parts.items():
+        if name == "trace" and fmt == "console":
+            from nbtrace.report.console import emit
+
+            emit(res, all_rows=all_rows)
+            continue
         text = render(res, fmt=fmt) if name == "trace" else "\n".join(render_text(res))
         click.echo(text.rstrip("\n"))
 

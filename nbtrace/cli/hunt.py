@@ -22,6 +22,9 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
               help="Your port's command (shell words; args appended). Default: the PyTorch simulator.")
 @click.option("--inject", multiple=True, metavar="NAME",
               help="Fault to inject into the PyTorch simulator (repeatable; see python -m nbtrace.sim --list-injections).")
+@click.option("--replay", multiple=True, metavar="TAP",
+              help="Trace the chosen pixels with the port taking TAP's values from the C trace of the same "
+                   "pixels (repeatable; the images are rendered without replay). Isolates the stages after TAP.")
 @click.option("--npixels", type=click.IntRange(5, 64), default=7, show_default=True,
               help="How many pixels to trace: 4 fixed ones (centre, edge, corners) traced in the render pass, the rest (at least 1) chosen from the images and traced in one more run per side.")
 @click.option("--maps", is_flag=True,
@@ -40,7 +43,7 @@ _DEFAULT_HELP = ("-lambda 0.5 -cell 100 100 100 90 90 90 -N 5 -default_F 100 -di
 @click.option("--json", "as_json", is_flag=True, help="Print the diff JSON contract plus image metrics and traced pixels.")
 @click.option("--max-pixels", type=int, default=None, metavar="N", help="Raise the cap on detector pixels (see capture).")
 @click.option("--max-steps", type=int, default=None, metavar="N", help="Raise the cap on sub-steps per pixel (see capture).")
-def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, corr_min, sum_tol, spec_path, timeout,
+def command(nb_args, c_bin, port_cmd, inject, replay, npixels, maps, out_dir, png_dir, corr_min, sum_tol, spec_path, timeout,
             dtype, as_json, max_pixels, max_steps):
     """Find where the port stops agreeing with the C reference, starting from the images.
 
@@ -78,7 +81,7 @@ def command(nb_args, c_bin, port_cmd, inject, npixels, maps, out_dir, png_dir, c
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbtrace-hunt-"))
             work, say = Path(tmp), _without_dir(tmp, steps)
         opts = HuntOptions(nb_args=tuple(nb_args), c_bin=c_bin, port_cmd=port_cmd, inject=tuple(inject),
-                           npixels=npixels, maps=maps, out_dir=work, thresholds=thresholds,
+                           replay=tuple(replay), npixels=npixels, maps=maps, out_dir=work, thresholds=thresholds,
                            spec_path=spec.path if spec is not None else None, timeout=timeout, dtype=dtype,
                            **{k: v for k, v in (("max_pixels", max_pixels), ("max_steps", max_steps))
                               if v is not None})

@@ -69,7 +69,8 @@ def init_cmd(trace, output, dialect, prefix, force):
 @click.option("--side", type=click.Choice(["a", "b"]), default=None,
               help="Resolve the trace's names as side a (reference) or b (port); default: either.")
 def check_cmd(spec, trace_path, side):
-    """Validate SPEC; exit 0 with a one-line summary, 2 with the first problem at file:line:col."""
+    """Validate SPEC; exit 0 with a one-line summary opening with OK:, 2 with the first problem at
+    file:line:col. With --trace: OK: or INVALID: (exit 1) and what does not fit."""
     loaded = _load(spec)
     if trace_path is not None:
         return _check_trace(loaded, trace_path, side)
@@ -77,7 +78,7 @@ def check_cmd(spec, trace_path, side):
     aliased = sum(1 for t in loaded.taps if t.aliases)
     loops = sorted({t.loop for t in loaded.taps if t.loop})
     loop_text = f", loops: {', '.join(loops)}" if loops else ""
-    click.echo(f"{loaded.path}: ok: spec {loaded.name!r}, {len(loaded)} taps, {aliased} with aliases, "
+    click.echo(f"OK: {loaded.path}: spec {loaded.name!r}, {len(loaded)} taps, {aliased} with aliases, "
                f"{edges} after-edges{loop_text}")
     return 0
 
@@ -88,7 +89,8 @@ def _check_trace(loaded, trace_path: str, side: str | None) -> int:
 
     fit = fit_trace(loaded, read_trace(trace_path), side)
     known = fit.n_names - len(fit.unknown)
-    click.echo(f"{trace_path}: {known} of {fit.n_names} tap names resolve in spec {loaded.name!r}")
+    word = "OK" if fit else "INVALID"  # the trace does not fit the spec (exit 1); a bad spec is an error (2)
+    click.echo(f"{word}: {trace_path}: {known} of {fit.n_names} tap names resolve in spec {loaded.name!r}")
     if fit.unknown:
         click.echo("  not in the spec: " + ", ".join(fit.unknown))
     for tap, shape, n, where in fit.shape_mismatches:
@@ -100,7 +102,8 @@ def _check_trace(loaded, trace_path: str, side: str | None) -> int:
 @click.argument("spec", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON (for scripts).")
 def show_cmd(spec, as_json):
-    """List the taps of SPEC: name and aliases, shape, unit, tolerance, after."""
+    """List the taps of SPEC (after an OK: line naming it): name and aliases, shape, unit,
+    tolerance, after."""
     from nbtrace.engine.spec import spec_to_json
 
     loaded = _load(spec)
@@ -108,11 +111,11 @@ def show_cmd(spec, as_json):
         click.echo(json.dumps(spec_to_json(loaded), indent=2, ensure_ascii=False))
         return 0
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{loaded.name} ({loaded.path})", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False, collapse_padding=True)
+    from nbtrace.report.console import console, verdict_text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     # Names, units and tolerances are read as tokens: never break them. Aliases go under the
     # canonical name (as "= alias (side)") so the table still fits 80 columns.
     longest = max(len(t.name) + (len(t.loop) + 3 if t.loop else 0) for t in loaded.taps)
@@ -123,7 +126,9 @@ def show_cmd(spec, as_json):
     for tap in loaded.taps:
         cell = "\n".join([tap.name + (f" [{tap.loop}]" if tap.loop else "")] + _aliases(tap))
         table.add_row(cell, _shape(tap.shape), tap.unit, _tolerance(tap), "\n".join(tap.after))
-    Console(markup=False, highlight=False, soft_wrap=False).print(table)
+    con = console()
+    con.print(verdict_text(f"OK: {loaded.name} ({loaded.path}): {len(loaded)} taps"))
+    con.print(table)
     return 0
 
 

@@ -16,16 +16,26 @@ def fmt_num(x) -> str:
 
 
 def totals(r: DiffResult) -> str:
-    counts = {"introduced": 0, "inherited": 0, "agree": 0, "missing": 0}
+    """The counts line. Every compared tap is in exactly one count, so they add up to the total;
+    immaterial taps are named only when there are some (most diffs have none)."""
+    counts: dict[str, int] = {}
     for f in r.findings:
         counts[f.status] = counts.get(f.status, 0) + 1
     precision = sum(1 for f in r.findings if f.verdict.kind == "precision")
-    compared = len(r.findings) - counts["missing"]
-    text = (f"{compared} taps compared over {r.matched} matched records: "
-            f"{counts['introduced']} introduced, {counts['inherited']} inherited, "
-            f"{counts['agree']} agree")
+    # gaps are not comparisons: "missing" is harmless, "incomplete" makes the verdict diverge
+    gaps = counts.pop("missing", 0), counts.pop("incomplete", 0)
+    compared = sum(counts.values())
+    parts = [f"{counts.pop('introduced', 0)} introduced", f"{counts.pop('inherited', 0)} inherited"]
+    if counts.get("immaterial"):
+        parts.append(f"{counts.pop('immaterial')} immaterial")
+    agree = counts.pop("agree", 0)
+    parts += [f"{n} {status}" for status, n in counts.items() if n]  # any other status still counts
+    parts.append(f"{agree} agree")
+    text = f"{compared} taps compared over {r.matched} matched records: " + ", ".join(parts)
     if precision:
         text += f" ({precision} within float32 noise)"
+    if gaps[1]:
+        text += f"; {gaps[1]} tap(s) incomplete (printed by one side only, or more times on one side)"
     text += (f"; only in A: {r.only_a} record(s) of {len(r.unmatched_a)} tap(s), "
              f"only in B: {r.only_b} record(s) of {len(r.unmatched_b)} tap(s).")
     return text

@@ -38,10 +38,11 @@ def console(file=None, *, width: int | None = None, colour: bool | None = None) 
 
 
 def verdict_text(line: str) -> Text:
-    """The headline with its verdict word (AGREE, DIVERGE, ...) in colour."""
+    """The headline with its verdict word (AGREE, OK, DIVERGE, INVALID, ...) in colour."""
     word, sep, rest = line.partition(":")
-    style = "bold green" if word.startswith("AGREE") else "bold red"
-    if not sep or not word.isupper() and not word.startswith("AGREE"):
+    good = word.startswith("AGREE") or word == "OK"
+    style = "bold green" if good else "bold red"
+    if not sep or not word.isupper() and not good:
         return Text(line, style=style)
     return Text.assemble((word, style), (sep + rest, "bold"))
 

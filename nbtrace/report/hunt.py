@@ -31,6 +31,8 @@ def headline(r: HuntResult) -> str:
         agree_n = sum(1 for p in r.pixels if p.root_tap == rc.tap)
         tail = f"; {agree_n} of {len(r.pixels)} traced pixels name it" if where == "traced pixels" else \
             "; found by the region maps (the usual traced pixels agreed)"
+        if r.options.replay:  # what the replay could not fix: a bug downstream of the replayed taps
+            tail += f" (with {_replayed(r)} replayed from the C trace)"
         return f"DIVERGE: root cause {_tap_label(rc)}: {_short_explanation(rc)}{tail}; {img}."
     if r.maps is not None and not r.maps:
         return f"DIVERGE: {r.maps.summary()[0]}; {img}."
@@ -38,6 +40,9 @@ def headline(r: HuntResult) -> str:
         # the traced pixels differ without a cause reaching the output (immaterial differences,
         # or taps the port never printed): the diff's own sentence says which
         return f"DIVERGE (the traces, not the images): {r.diff.headline[:-1]}; {img}."
+    if r.options.replay and not r.images and r.diff is not None and r.diff.verdict == "agree":
+        return (f"DIVERGE at or upstream of {_replayed(r)}: with {_replayed(r)} replayed from the C trace, every "
+                f"traced tap agrees; the images (rendered without replay) show what the port computes itself; {img}.")
     if not r.images:
         return (f"DIVERGE: the images disagree ({'; '.join(r.images.failures)}) but no traced tap diverges; "
                 f"{img}.")
@@ -77,6 +82,12 @@ def short_headline(r: HuntResult) -> str:
         return fit(f"DIVERGE: root cause {_tap_label(rc)}: ", first_clause(plain(_short_explanation(rc))))
     if r.maps is not None and not r.maps:
         return clip(f"DIVERGE: {r.maps.summary()[0]}")
+    if r.options.replay and not r.images and r.diff is not None and r.diff.verdict == "agree":
+        return clip(f"DIVERGE at or upstream of {_replayed(r)}: the traced pixels agree once it is replayed")
+    if r.diff is not None and r.diff.verdict != "agree":
+        # immaterial differences only, or taps the port never printed: exit 1, so never "AGREE"
+        what = first_clause(plain(r.diff.headline)).rstrip(".")
+        return fit("DIVERGE (the traces, not the images): ", what[:1].lower() + what[1:])
     if not r.images:
         return "DIVERGE: the images disagree, but no traced tap diverges"
     long = headline(r)
@@ -88,6 +99,10 @@ def short_headline(r: HuntResult) -> str:
     how = ("bit-identical images" if m.max_abs_diff == 0 else "images identical to float32 storage"
            if "pixels_capture_s" not in r.timings else "images within the thresholds")
     return clip(f"AGREE: the port reproduces the reference ({how}, {len(r.pixels)} traced pixels agree)")
+
+
+def _replayed(r) -> str:
+    return " and ".join(r.options.replay)
 
 
 def _tap_label(rc) -> str:
@@ -106,6 +121,9 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
     lines.append(f"configuration: {cfg}" + ("   (built-in default)" if r.default_config else ""))
     if r.options.inject:
         lines.append(f"injected into the port: {', '.join(r.options.inject)}")
+    if r.options.replay:
+        lines.append(f"replayed: {', '.join(r.options.replay)} — the port's traced pixels took these taps' values "
+                     "from the C trace of the same pixels (the images were rendered without replay)")
     lines.append("")
     lines.append("inputs (compared before any physics):")
     for d in r.input_differences:
@@ -123,7 +141,10 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
     lines += metrics_lines(r.images.full, r.images.thresholds)
     lines.append("")
     n_fixed = sum(1 for p in r.pixels if p.reason in FIXED_REASONS + FIXED_ROI_REASONS)
-    if "pixels_capture_s" in r.timings:
+    if r.options.replay:
+        lines.append(f"traced pixels (all {len(r.pixels)} traced again after the renders, the C side first, then the "
+                     f"port with {_replayed(r)} replayed from that C trace):")
+    elif "pixels_capture_s" in r.timings:
         live = "-trace_pixels_after" in ((r.meta.get("py") or {}).get("argv") or [])
         how = ("by the port's own render run and one more C run" if live else "in one more run per side")
         lines.append(f"traced pixels ({n_fixed} fixed ones traced in the render pass, {len(r.pixels) - n_fixed} chosen "
@@ -140,11 +161,14 @@ def report_lines(r: HuntResult, width: int = 100) -> list[str]:
         lines.append(f"  kind         {rc.kind}" + (f", factor port/ref = {rc.factor!r}" if rc.factor is not None else ""))
         lines.append(f"  explanation  {plain(rc.explanation)}")
         named = [p.pixel for p in r.pixels if p.root_tap == rc.tap]
-        agreeing = [p.pixel for p in r.pixels if p.root_tap is None]
+        agreeing = [p.pixel for p in r.pixels if pixel_verdict(p) == "agrees"]
+        immaterial = [p.pixel for p in r.pixels if pixel_verdict(p) == "immaterial only"]
         if named:
             lines.append(f"  named by     {len(named)} of {len(r.pixels)} traced pixels: {_pix_list(named)}")
         if agreeing:
             lines.append(f"  unaffected   {_pix_list(agreeing)} agree on every tap")
+        if immaterial:
+            lines.append(f"  unaffected   {_pix_list(immaterial)} differ only in immaterial taps")
         for pat in r.patterns:
             lines.append(f"  {'pattern':<12} {pat.text}")
         ratios = [(p.pixel, p.root_ratio) for p in r.pixels if p.root_ratio is not None]
@@ -218,13 +242,22 @@ def _offsets(a, b) -> str | None:
     return "[" + ", ".join(repr(float(y) - float(x)) for x, y in zip(a, b)) + "]"
 
 
+def pixel_verdict(p) -> str:
+    """A traced pixel's word in the tables: its root-cause tap (and factor); "agrees" only when
+    nothing at all differs there, never for a pixel whose only differences are immaterial."""
+    if p.root_tap is not None:
+        return p.root_tap + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
+    if p.n_divergent:  # divergent taps without a root cause: none of them reaches the output
+        return "immaterial only"
+    return "incomplete" if p.n_incomplete else "agrees"
+
+
 def pixel_table(r: HuntResult, width: int = 100) -> list[str]:
     """The traced pixels, numbered as in the figures. A long tap name or reason wraps inside its
     own column (the table keeps its shape at any width); numbers never wrap."""
     import textwrap
 
-    verdicts = [(p.root_tap or "agrees") + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else "")
-                for p in r.pixels]
+    verdicts = [pixel_verdict(p) for p in r.pixels]
     rows = [(str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.6g}", f"{p.b_value:.6g}", v, p.reason)
             for i, (p, v) in enumerate(zip(r.pixels, verdicts), 1)]
     head = ("#", "(slow, fast)", "C photons", "port photons", "first divergent tap", "why chosen")
@@ -286,6 +319,7 @@ def to_json(r: HuntResult) -> dict:
     doc["verdict"] = r.verdict
     doc["headline"] = headline(r)
     doc["headline_short"] = short_headline(r)
+    doc["replayed"] = list(r.options.replay)  # taps the port's traced pixels took from the C trace
     if r.root is not None:
         doc["root_cause"] = r.root.to_json()
     doc["root_cause_patterns"] = [p.to_json() for p in r.patterns]

@@ -65,12 +65,19 @@ def merge_side(out: Path, side: str) -> Path | None:
     target = out / f"{side}.trace"
     text = first.read_text(encoding="utf-8", errors="replace")
     meta = _sidecar(first)
-    if second.is_file():
+    extra = _sidecar(second) if second.is_file() else {}
+    again = {tuple(p) for p in extra.get("pixels_traced") or []}
+    if second.is_file() and again and again >= {tuple(p) for p in meta.get("pixels_traced") or []}:
+        # a replayed hunt traces every pixel again (hunt --replay): that run alone is the trace
+        text, meta = second.read_text(encoding="utf-8", errors="replace"), dict(extra, render_pass=first.name)
+        env = meta.get("env") or {}
+        if Path(env.get("NBTRACE_REPLAY") or "").name == SPLIT["c"][1]:  # renamed below: keep the note true
+            env["NBTRACE_REPLAY"] = str(Path(env["NBTRACE_REPLAY"]).with_name("c.trace"))
+    elif second.is_file():
         start = _pixel_block_start(read_trace(second))
         lines = second.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
         if start:
             text = text + ("" if text.endswith("\n") or not text else "\n") + "".join(lines[start - 1:])
-        extra = _sidecar(second)
         meta["pixels_traced"] = list(meta.get("pixels_traced") or []) + list(extra.get("pixels_traced") or [])
         meta["merged_from"] = [first.name, second.name]
         meta["follow_up_run"] = {k: extra.get(k) for k in ("argv", "captured_utc", "wall_s", "returncode")}

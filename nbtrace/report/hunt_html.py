@@ -36,14 +36,14 @@ def _facts(r) -> list[tuple[str, str]]:
 
 
 def _sections(r) -> list[dict]:
-    from nbtrace.report.hunt import report_lines
+    from nbtrace.report.hunt import pixel_verdict, report_lines
 
     pixels = {
         "title": f"Traced pixels ({len(r.pixels)}; numbered as in the figures)",
         "head": ["#", "(slow, fast)", "C photons", "port photons", "first divergent tap", "2θ (deg)", "why chosen"],
         "numeric": (1, 3, 4, 6), "open": True, "text": "",
         "rows": [[str(i), f"({p.pixel[0]}, {p.pixel[1]})", f"{p.a_value:.10g}", f"{p.b_value:.10g}",
-                  (p.root_tap or "agrees") + (f" ×{p.root_factor:.6g}" if p.root_factor is not None else ""),
+                  pixel_verdict(p),
                   "" if p.two_theta_deg is None else f"{p.two_theta_deg:.4f}", p.reason]
                  for i, p in enumerate(r.pixels, 1)],
     }

@@ -32,6 +32,7 @@ from nbtrace.run.hunt_inputs import (  # noqa: F401  (re-exported: the hunt's pu
     DECISIVE_INPUTS, PROVENANCE_KEYS, InputDifference, compare_provenance,
 )
 from nbtrace.run.hunt_pixels import ChosenPixel, fixed_pixels, image_pixels
+from nbtrace.run.hunt_replay import ReplayedTraces, check_replay, replayed_both
 from nbtrace.engine.images import (
     ImageComparison, Thresholds, compare_arrays, read_image, roi_from_nb_args, shape_from_nb_args,
 )
@@ -62,6 +63,7 @@ class HuntOptions:
     dtype: str | None = None  # the port's compute dtype (forwarded as -dtype; tells the engine float32 noise is expected)
     max_pixels: int = MAX_PIXELS  # caps on the run's size (nbtrace.run.limits)
     max_steps: int = MAX_STEPS
+    replay: tuple[str, ...] = ()  # taps the port's traced pixels take from the C trace (run/hunt_replay.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class PixelOutcome:
     # here or a reference component is 0): shows whether a factor is constant across the detector
     root_ratio: tuple[float, ...] | None = None
     two_theta_deg: float | None = None  # the reference's 2θ here (from its cos_2theta tap)
+    n_incomplete: int = 0  # taps of the reference the port never printed (or printed fewer times) here
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +232,7 @@ def _diff_pixels(ta, tb, chosen, spec, ctx):
         rc = r.root_cause
         outcomes.append(PixelOutcome(c.pixel, c.reason, c.a_value, c.b_value, rc.tap if rc else None,
                                      rc.kind if rc else None, rc.factor if rc else None, len(r.divergent),
-                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r)))
+                                     _ratio_at(r, combined.root_cause), _two_theta_deg(r), len(r.incomplete)))
     return combined, tuple(outcomes)
 
 
@@ -264,9 +267,13 @@ def _trace_and_diff(opts, args, chosen, work, tag, spec, progress, timings):
 
     pixels = [c.pixel for c in chosen]
     t0 = time.perf_counter()
-    cap_c, cap_p = _both(opts, args, progress,
-                         {"pixels": pixels, "out_trace": work / f"{tag}_c.trace"},
-                         {"pixels": pixels, "out_trace": work / f"{tag}_py.trace"})
+    if opts.replay:
+        cap_c, cap_p = replayed_both(opts, args, progress, _capture, pixels, work / f"{tag}_c.trace",
+                                     work / f"{tag}_py.trace")
+    else:
+        cap_c, cap_p = _both(opts, args, progress,
+                             {"pixels": pixels, "out_trace": work / f"{tag}_c.trace"},
+                             {"pixels": pixels, "out_trace": work / f"{tag}_py.trace"})
     timings[f"{tag}_capture_s"] = time.perf_counter() - t0
     ta, tb = read_trace(cap_c.trace_path), read_trace(cap_p.trace_path)
     combined, outcomes = _diff_pixels(ta, tb, chosen, spec, _run_context(args, cap_c.meta, opts.dtype))
@@ -286,6 +293,7 @@ def hunt(opts: HuntOptions, progress: Progress | None = None) -> HuntResult:
         raise UsageError(f"--npixels must be >= 1, got {opts.npixels}", "--npixels")
     if opts.inject and opts.port_cmd is None:
         _check_injections(opts.inject)
+    check_replay(opts.replay)
     spec = _load_spec(opts.spec_path)
     t_start = time.perf_counter()
     if opts.out_dir is None:
@@ -332,11 +340,13 @@ def _hunt_in(opts, args, shape, spec, work, say, t_start) -> HuntResult:
             kw.update(roi=dump_roi, dump=work / f"region_{side}.npz")
         return kw
 
-    c_side = _TwoRuns("c", opts, args, say, render_kw("c"), work / "pixels_c.trace")
+    # a replayed hunt traces every chosen pixel once more per side, the port after the C
+    replay = ReplayedTraces(opts, args, say, _capture) if opts.replay else None
+    c_side = _TwoRuns("c", opts, args, say, render_kw("c"), work / "pixels_c.trace", replay)
     # the built-in port renders, waits for the pixels chosen from the images and traces them in
     # the same process: one run of the port per hunt, torch imported once (issue 5)
-    p_side = (_TwoRuns("py", opts, args, say, render_kw("py"), work / "pixels_py.trace")
-              if opts.port_cmd is not None else _OneRun(opts, args, say, render_kw("py")))
+    p_side = (_TwoRuns("py", opts, args, say, render_kw("py"), work / "pixels_py.trace", replay)
+              if opts.port_cmd is not None or replay else _OneRun(opts, args, say, render_kw("py")))
     try:
         return _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, dump_roi, fixed,
                           t0, c_side, p_side)
@@ -349,9 +359,9 @@ class _TwoRuns:
     chosen from the images, one more run tracing all of them (the C reference, a user's build,
     a --port-cmd: they need not know -trace_pixels_after)."""
 
-    def __init__(self, side, opts, args, say, render_kw, extra_trace: Path):
+    def __init__(self, side, opts, args, say, render_kw, extra_trace: Path, replay=None):
         self.side, self._opts, self._args, self._say = side, opts, args, say
-        self._render_kw, self._extra_trace, self._img = render_kw, extra_trace, None
+        self._render_kw, self._extra_trace, self._img, self._replay = render_kw, extra_trace, None, replay
 
     def render(self):
         self._img = _capture(self.side, self._args, self._opts, self._say, **self._render_kw)
@@ -361,6 +371,9 @@ class _TwoRuns:
         """(the whole Trace of the fixed and the given pixels, the render run's provenance)."""
         from nbtrace.engine.parse import read_trace
 
+        if self._replay is not None:  # the fixed pixels too: the render pass traced them unreplayed
+            ex = self._replay.trace(self.side, [*self._render_kw["pixels"], *pixels], self._extra_trace)
+            return read_trace(ex.trace_path), self._img.meta
         t = read_trace(self._img.trace_path)
         if pixels:
             ex = _capture(self.side, self._args, self._opts, self._say, pixels=pixels, out_trace=self._extra_trace)
@@ -439,7 +452,8 @@ def _hunt_rest(opts, args, shape, spec, work, say, t_start, timings, run_roi, du
         say(f"hunt: input difference: {d.key}: C {d.a!r} vs port {d.b!r}")
 
     maps_res, maps_reason, region_diff = None, None, None
-    if opts.maps or (combined.root_cause is None and not identical):
+    # a replay leaves the images as they were: their difference alone asks for no maps then
+    if opts.maps or (combined.root_cause is None and not identical and not opts.replay):
         # traced pixels that all agree cannot explain images that differ: look at every pixel of a region
         maps_reason = ("asked for (--maps)" if opts.maps else
                        "the images differ but every traced pixel agrees: mapping every tap over a region")

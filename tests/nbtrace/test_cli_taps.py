@@ -35,7 +35,7 @@ def run(argv, capsys, monkeypatch):
 def test_check_shipped_spec_by_name(capsys, monkeypatch):
     code, out, err = run(["taps", "check", "nanobragg"], capsys, monkeypatch)
     assert code == 0 and err == ""
-    assert out.endswith("nanobragg.yaml: ok: spec 'nanobragg', 100 taps, 15 with aliases, 120 after-edges, "
+    assert out.startswith("OK: ") and out.endswith("nanobragg.yaml: spec 'nanobragg', 100 taps, 15 with aliases, 120 after-edges, "
                         "loops: phi_tic, source\n")
     assert out.count("\n") == 1
 
@@ -58,7 +58,7 @@ def test_check_missing_spec(tmp_path, capsys, monkeypatch):
 def test_show_table_pins_a_row(capsys, monkeypatch):
     code, out, err = run(["taps", "show", str(ROOT / "tap_specs" / "scaling.yaml")], capsys, monkeypatch)
     assert code == 0 and err == ""
-    assert out.startswith("nanobragg-scaling (")
+    assert out.startswith("OK: nanobragg-scaling (") and out.splitlines()[0].endswith("scaling.yaml): 14 taps")
     lines = [line.rstrip() for line in out.splitlines()]
     assert lines[1] == "tap (= aliases)         shape  unit         rtol/atol     after"
     i = lines.index("fluence_photons_per_m2  -      photons/m^2  1e-9/1e-300")
@@ -143,13 +143,13 @@ def test_check_against_a_trace(tmp_path, capsys, monkeypatch):
     code, out, _ = run(["taps", "check", "nanobragg", "--trace", str(WILD / "phi_c_trace_phi.log")],
                        capsys, monkeypatch)
     assert code == 0
-    assert out == f"{WILD / 'phi_c_trace_phi.log'}: 66 of 66 tap names resolve in spec 'nanobragg'\n"
+    assert out == f"OK: {WILD / 'phi_c_trace_phi.log'}: 66 of 66 tap names resolve in spec 'nanobragg'\n"
     trace = tmp_path / "t.log"
     trace.write_text("TRACE_PY: pixel_pos_meters 0.1 0.2\nTRACE_PY: my_tap 1\nTRACE_PY: F_cell_interpolated 3\n")
     code, out, _ = run(["taps", "check", "nanobragg", "--trace", str(trace), "--side", "b"], capsys, monkeypatch)
     assert code == 1
     assert out.splitlines() == [
-        f"{trace}: 2 of 3 tap names resolve in spec 'nanobragg'",
+        f"INVALID: {trace}: 2 of 3 tap names resolve in spec 'nanobragg'",
         "  not in the spec: my_tap",
         f"  {trace}:1: pixel_pos_meters prints 2 value(s), the spec declares shape [3]",
     ]

@@ -365,3 +365,15 @@ def test_a_daemonizing_build_leaves_no_process_behind(tmp_path):
         raise r.exception
     started = [int(x) for x in pids.read_text().split()]
     assert len(started) >= 2 and wait_dead(started) == []
+
+
+def test_pixel_table_never_says_agrees_for_a_pixel_with_immaterial_differences():
+    # issue 12: a pixel whose only differences are immaterial is not "agrees"
+    from nbtrace.report.hunt import pixel_verdict
+    from nbtrace.run.hunt import PixelOutcome
+
+    base = dict(pixel=(1, 2), reason="brightest", a_value=1.0, b_value=1.0, root_kind=None, root_factor=None)
+    assert pixel_verdict(PixelOutcome(root_tap=None, n_divergent=0, **base)) == "agrees"
+    assert pixel_verdict(PixelOutcome(root_tap=None, n_divergent=1, **base)) == "immaterial only"
+    assert pixel_verdict(PixelOutcome(root_tap=None, n_divergent=0, n_incomplete=2, **base)) == "incomplete"
+    assert pixel_verdict(PixelOutcome(root_tap="F_latt", n_divergent=3, **{**base, "root_factor": 2.0})) == "F_latt ×2"

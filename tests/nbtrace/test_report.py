@@ -99,3 +99,41 @@ def test_headline_is_cut_whole_outside_parentheses():
     assert head == "DIVERGE: root cause pix0_vector_meters: additive offset of exactly +½ pixel along fast"
     assert first_clause("a (b: c) d: e") == "a (b: c) d"
     assert fit("X: ", "short") == "X: short"
+
+
+def _counts(line: str) -> tuple[int, dict]:
+    """'N taps compared over M matched records: 1 introduced, 2 agree; ...' -> (N, {status: n})."""
+    import re
+
+    head, _, rest = line.partition(": ")
+    total = int(head.split()[0])
+    counts = {m[2]: int(m[1]) for m in re.finditer(r"(?:^|, )(\d+) ([a-z]+)", rest.split(";")[0])}
+    return total, counts
+
+
+def test_totals_count_immaterial_taps_and_add_up():
+    # issue 12: an immaterial tap was counted in the total but in no count
+    from nbtrace.engine.spec import default_spec
+    from nbtrace.report.common import totals
+
+    setup_c = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.05125), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    setup_py = [("detector_convention", "MOSFLM"), ("Fbeam_m", 0.0512), ("pix0_vector", (0.1, 0.05125, -0.05125))]
+    taps = [("pix0_vector_meters", (0.1, 0.05125, -0.05125)), ("pixel_pos_meters", (0.1, 0.0, 0.006)),
+            ("I_pixel_final", 12.5)]
+    r = diff_traces(make_trace(taps, pixel=(1, 1), setup=setup_c),
+                    make_trace(taps, pixel=(1, 1), setup=setup_py, prefix="TRACE_PY"), default_spec())
+    assert [f.verdict.tap for f in r.immaterial] == ["Fbeam_m"]
+    total, counts = _counts(totals(r))
+    assert counts["immaterial"] == 1 and counts["introduced"] == counts["inherited"] == 0
+    assert sum(counts.values()) == total
+    assert "1 immaterial" in render(r, "console", width=200)
+
+
+def test_totals_name_incomplete_taps_apart_from_the_compared_ones():
+    from nbtrace.report.common import totals
+
+    r = diff_traces(make_trace([("x", 1.0), ("only_ref", 2.0)], pixel=(1, 1)), make_trace([("x", 1.0)], pixel=(1, 1)))
+    line = totals(r)
+    total, counts = _counts(line)
+    assert (total, counts) == (1, {"introduced": 0, "inherited": 0, "agree": 1})
+    assert "; 1 tap(s) incomplete (printed by one side only, or more times on one side);" in line
