@@ -111,18 +111,7 @@ def _known_names(firsts: dict, ref: TapSpec) -> dict[str, str]:
 def _reduce(after, ref: TapSpec, printed_as: dict[str, str]) -> list[str]:
     """``after`` edges in printed names: an upstream tap the trace does not print is replaced by
     its own upstream taps, until printed ones are reached."""
-    out: dict[str, None] = {}
-    stack, seen = list(reversed(after)), set()
-    while stack:
-        up = stack.pop()
-        if up in seen:
-            continue
-        seen.add(up)
-        if up in printed_as:
-            out.setdefault(printed_as[up], None)
-        elif ref.get(up) is not None:
-            stack.extend(reversed(ref.get(up).after))
-    return list(out)
+    return list(dict.fromkeys(printed_as[up] for up in ref.nearest_upstream(after, printed_as)))
 
 
 def _is_setup(rec) -> bool:

@@ -95,6 +95,23 @@ class TapSpec:
     def get(self, canonical: str) -> TapDef | None:
         return self._by_name.get(canonical)
 
+    def nearest_upstream(self, after, present) -> list[str]:
+        """The taps of ``present`` nearest upstream along ``after``: an upstream tap not in
+        ``present`` (one a trace does not print) is looked through to its own ``after`` taps.
+        In edge order, each once."""
+        out: dict[str, None] = {}
+        stack, seen = list(reversed(after)), set()
+        while stack:
+            up = stack.pop()
+            if up in seen:
+                continue
+            seen.add(up)
+            if up in present:
+                out.setdefault(up, None)
+            elif up in self._by_name:
+                stack.extend(reversed(self._by_name[up].after))
+        return list(out)
+
     def ancestors(self, canonical: str) -> set[str]:
         """Every tap upstream of ``canonical`` through ``after`` (transitively); empty if unknown."""
         seen: set[str] = set()

@@ -50,21 +50,8 @@ def tap_statuses(result) -> dict[str, tuple[str, str]]:
 
 def _edges(spec, drawn: set[str]) -> dict[str, list[str]]:
     """tap -> its nearest drawn upstream taps (bridging taps nobody printed)."""
-    parents: dict[str, list[str]] = {}
-    for name in drawn:
-        tap = spec.get(name)
-        found, stack, seen = [], list(tap.after) if tap else [], set()
-        while stack:
-            p = stack.pop()
-            if p in seen:
-                continue
-            seen.add(p)
-            if p in drawn:
-                found.append(p)
-            elif spec.get(p) is not None:
-                stack.extend(spec.get(p).after)
-        parents[name] = sorted(set(found))
-    return parents
+    return {name: sorted(spec.nearest_upstream(spec.get(name).after if spec.get(name) else (), drawn))
+            for name in drawn}
 
 
 def layout(spec, statuses: dict[str, tuple[str, str]], root: str | None) -> tuple[list[Node], list[tuple[str, str]], float, float]:
