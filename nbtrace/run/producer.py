@@ -1,5 +1,6 @@
 """Which program a capture runs, and running it: in a fresh folder, in its own session (so
-the producer and everything it starts can be killed together), with a timeout."""
+the producer and everything it starts can be killed together), with a timeout. A helper that
+left the session (setsid, a double fork) is still found by the run token in its environment."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -87,6 +89,10 @@ def child_env() -> tuple[dict, dict]:
     return env, note
 
 
+#: environment variable whose value marks every process one producer run started
+RUN_TOKEN = "NBTRACE_RUN_TOKEN"
+
+
 def start(argv: list[str], work: Path, out, err, env: dict, producer: Producer, stdin=subprocess.DEVNULL):
     """Popen in ``work``, as the leader of a new session (so of a new process group)."""
     try:
@@ -102,6 +108,7 @@ def run_process(argv: list[str], work: Path, timeout: float, producer: Producer,
     if extra_env:  # e.g. NBTRACE_REPLAY for a replayed port run; recorded in the provenance note
         env.update(extra_env)
         note.update(extra_env)
+    token = env[RUN_TOKEN] = uuid.uuid4().hex  # inherited by whatever the producer starts
     out_path, err_path = work / "stdout.txt", work / "stderr.txt"
     t0 = time.perf_counter()
     timed_out = False
@@ -113,6 +120,7 @@ def run_process(argv: list[str], work: Path, timeout: float, producer: Producer,
             timed_out = True
         finally:  # also on Ctrl-C: nothing the producer started may outlive the capture
             kill_group(proc)
+            kill_token_holders(token)
     wall = time.perf_counter() - t0
     return Run(proc.returncode, wall, read_text(out_path), read_text(err_path), timed_out, note)
 
@@ -126,6 +134,33 @@ def kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass  # the group is empty: nothing left to stop
     proc.wait()
+
+
+def kill_token_holders(token: str) -> int:
+    """Kill this user's processes whose environment carries ``token``: what a producer started and
+    detached from its process group (a daemon: setsid, double fork), which the group kill misses.
+    Reads /proc (Linux); elsewhere the group kill is all there is. Returns how many were killed."""
+    needle = f"{RUN_TOKEN}={token}".encode()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    killed, me = 0, os.getpid()
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                found = needle in fh.read().split(b"\0")
+        except OSError:  # gone, or another user's (unreadable): not ours to stop
+            continue
+        if found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
 
 
 def read_text(path: Path) -> str:

@@ -433,6 +433,27 @@ def test_a_producers_background_child_does_not_outlive_the_capture(in_tmp):
     assert wait_dead(started) == []
 
 
+DETACHING = """#!/bin/sh
+# a user's build whose helper leaves the process group and is orphaned (setsid in a subshell
+# that exits at once: a double fork), the way a daemon detaches
+( setsid sleep 300 & echo $! >> "{pids}" )
+echo "TRACE_C:producer=detaching"
+echo "TRACE_CONFIG: tracing pixel (spixel=0, fpixel=0)"
+echo "TRACE_C: I_pixel_final 1.5"
+"""
+
+
+def test_a_producers_detached_daemon_does_not_outlive_the_capture(in_tmp):
+    pids = in_tmp / "pids"
+    build = in_tmp / "detaching"
+    build.write_text(DETACHING.replace("{pids}", str(pids)))
+    build.chmod(0o755)
+    capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("t.trace"), c_bin=str(build))
+    started = [int(x) for x in pids.read_text().split()]
+    assert len(started) == 1
+    assert wait_dead(started) == []
+
+
 def test_temporary_trace_folders_live_in_the_temp_dir_the_caller_chose(fake, in_tmp, tmp_path):
     res = capture("c", ["-x"], pixels=[(0, 0)], c_bin=str(fake))  # no -o: a fresh temp folder
     assert res.trace_path.parent.parent == tmp_path / "tmp"
