@@ -422,17 +422,6 @@ def wait_dead(pids, seconds: float = 10.0) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
-def test_a_producers_background_child_does_not_outlive_the_capture(in_tmp):
-    pids = in_tmp / "pids"
-    build = in_tmp / "daemonizing"
-    build.write_text(DAEMONIZING.replace("{pids}", str(pids)))
-    build.chmod(0o755)
-    capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("t.trace"), c_bin=str(build))
-    started = [int(x) for x in pids.read_text().split()]
-    assert len(started) == 1
-    assert wait_dead(started) == []
-
-
 DETACHING = """#!/bin/sh
 # a user's build whose helper leaves the process group and is orphaned (setsid in a subshell
 # that exits at once: a double fork), the way a daemon detaches
@@ -443,10 +432,11 @@ echo "TRACE_C: I_pixel_final 1.5"
 """
 
 
-def test_a_producers_detached_daemon_does_not_outlive_the_capture(in_tmp):
+@pytest.mark.parametrize("script", [DAEMONIZING, DETACHING], ids=["background-child", "detached-daemon"])
+def test_what_a_producer_started_does_not_outlive_the_capture(in_tmp, script):
     pids = in_tmp / "pids"
-    build = in_tmp / "detaching"
-    build.write_text(DETACHING.replace("{pids}", str(pids)))
+    build = in_tmp / "producer"
+    build.write_text(script.replace("{pids}", str(pids)))
     build.chmod(0o755)
     capture("c", ["-x"], pixels=[(0, 0)], out_trace=Path("t.trace"), c_bin=str(build))
     started = [int(x) for x in pids.read_text().split()]
